@@ -1,0 +1,71 @@
+/* Streaming calibration metrics: add batches, then read.
+ *
+ * Confidence is the largest softmax probability, the prediction its arg-max
+ * (the first one on ties). Confidences are binned into num_bins equal-width
+ * bins exactly as the MiSLAS reference does: bin b holds confidences in
+ * (b/B, (b+1)/B], the last edge being exactly 1.0; a confidence of exactly 0
+ * is in no bin. ECE = sum_b |acc_b - conf_b| n_b / sum_b n_b and
+ * MCE = max_b |acc_b - conf_b| over the non-empty bins.
+ *
+ * The object keeps O(num_bins) sums, whatever the number of samples, and
+ * accumulates each sample in the order given, so adding the same samples in
+ * any batch split gives bit-identical results. One object may be read from
+ * several threads at once but written (add, reset) by one thread at a time. */
+#ifndef MISLAS_CALIB_H
+#define MISLAS_CALIB_H
+
+#include <mislas/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mislas_calib mislas_calib;
+
+/* num_classes >= 1 (>= 2 for logits to be meaningful), num_bins >= 1 (15 in the paper). */
+MISLAS_API int mislas_calib_new(mislas_calib **out, int32_t num_classes, int32_t num_bins);
+/* n rows of num_classes logits. Confidences are computed as a float32 softmax
+ * would give them. NaN or infinite logits: MISLAS_ERR_NUMERIC. */
+MISLAS_API int mislas_calib_add_logits(mislas_calib *c, const float *logits, const int32_t *targets, size_t n);
+/* n rows of num_classes probabilities, each in [0, 1]. For the NLL, p_y is
+ * clamped below at FLT_MIN (so NLL <= 87.34 per sample). */
+MISLAS_API int mislas_calib_add_probs(mislas_calib *c, const float *probs, const int32_t *targets, size_t n);
+/* Precomputed confidences in [0, 1] with their predictions; NLL and Brier
+ * cannot be computed from these and become NaN in the summary. */
+MISLAS_API int mislas_calib_add_confidences(mislas_calib *c, const double *confidences,
+        const int32_t *predictions, const int32_t *targets, size_t n);
+
+typedef struct mislas_calib_summary {
+    size_t struct_size;
+    uint64_t count;           /* samples added */
+    double accuracy;          /* fraction in [0,1] */
+    double avg_confidence;
+    double ece;               /* fraction, not percent */
+    double mce;
+    double nll;               /* NaN when only confidences were added */
+    double brier;             /* NaN when only confidences were added */
+} mislas_calib_summary;
+MISLAS_API void mislas_calib_summary_init(mislas_calib_summary *s);
+/* With no samples every figure is NaN. nll is the mean of -log p_y, brier the
+ * mean over samples of sum_k (p_k - [k == y])^2; both cover the samples added
+ * as logits or probabilities and are NaN if any sample came as a confidence. */
+MISLAS_API int mislas_calib_summarize(const mislas_calib *c, mislas_calib_summary *out);
+
+typedef struct mislas_calib_bin {
+    double lower, upper;      /* the bin holds confidences in (lower, upper] */
+    uint64_t count;
+    double accuracy, confidence;   /* means over the bin, 0 when empty */
+} mislas_calib_bin;
+/* Fills bins[0..num_bins-1]; num_bins must equal the object's bin count. */
+MISLAS_API int mislas_calib_bins(const mislas_calib *c, mislas_calib_bin *bins, int32_t num_bins);
+/* The bin count the object was made with, or -1 for NULL. */
+MISLAS_API int32_t mislas_calib_num_bins(const mislas_calib *c);
+/* Forget every sample added (NULL is a no-op). */
+MISLAS_API void mislas_calib_reset(mislas_calib *c);
+MISLAS_API void mislas_calib_free(mislas_calib *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

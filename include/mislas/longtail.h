@@ -1,0 +1,29 @@
+/* Class counts of a long-tailed subset of a balanced training set. */
+#ifndef MISLAS_LONGTAIL_H
+#define MISLAS_LONGTAIL_H
+
+#include <mislas/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mislas_imbalance {
+    MISLAS_IMBALANCE_EXP = 0, MISLAS_IMBALANCE_STEP = 1, MISLAS_IMBALANCE_NONE = 2
+} mislas_imbalance;
+
+/* imb_factor = N_min / N_max in (0, 1] (0.01 is "IF 100").
+ *   EXP:  counts[i] = (int64)(max_per_class * imb_factor^(i / (K - 1.0))), truncated;
+ *         a single class keeps max_per_class.
+ *   STEP: classes i < K/2 (integer division) keep max_per_class, the others
+ *         (int64)(max_per_class * imb_factor).
+ *   NONE: every class keeps max_per_class.
+ * num_classes >= 1, max_per_class >= 1. */
+MISLAS_API int mislas_long_tail_counts(int64_t *counts, int32_t num_classes,
+        int64_t max_per_class, double imb_factor, mislas_imbalance type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

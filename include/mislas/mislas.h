@@ -1,0 +1,12 @@
+/* libmislas: the MiSLAS method for long-tailed recognition, in C.
+ * One include for the whole public API. */
+#ifndef MISLAS_H
+#define MISLAS_H
+
+#include <mislas/common.h>
+#include <mislas/loss.h>
+#include <mislas/calib.h>
+#include <mislas/longtail.h>
+#include <mislas/sampler.h>
+
+#endif

@@ -1,0 +1,35 @@
+/* Class counts of the long-tailed training sets (METHOD.md, "The long-tailed
+ * training set"), computed exactly as the reference does in double and
+ * truncated toward zero. */
+#include <mislas/longtail.h>
+
+#include "internal.h"
+
+#include <math.h>
+
+int mislas_long_tail_counts(int64_t *counts, int32_t num_classes,
+        int64_t max_per_class, double imb_factor, mislas_imbalance type)
+{
+    static const char fn[] = "mislas_long_tail_counts";
+    MISLASI_CHECK_NOT_NULL(fn, counts);
+    if (num_classes < 1)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d, need at least 1", fn, (int)num_classes);
+    if (max_per_class < 1)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: max_per_class = %lld, need at least 1",
+                fn, (long long)max_per_class);
+    if (!(imb_factor > 0.0 && imb_factor <= 1.0))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: imb_factor = %g is not in (0, 1] (IF 100 is 0.01)",
+                fn, imb_factor);
+    if ((unsigned)type > MISLAS_IMBALANCE_NONE)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: type = %d is not a mislas_imbalance", fn, (int)type);
+    double n_max = (double)max_per_class;
+    for (int32_t i = 0; i < num_classes; i++) {
+        double kept = n_max;
+        if (type == MISLAS_IMBALANCE_EXP && num_classes > 1)
+            kept = n_max * pow(imb_factor, (double)i / ((double)num_classes - 1.0));
+        else if (type == MISLAS_IMBALANCE_STEP && i >= num_classes / 2)
+            kept = n_max * imb_factor;
+        counts[i] = (int64_t)kept;
+    }
+    return MISLAS_OK;
+}

@@ -1,0 +1,63 @@
+/* splitmix64 as both the generator and the key-mixing function: it passes
+ * BigCrush, needs 8 bytes of state, and makes counter-based derivation of
+ * independent streams trivial, which is what set_epoch-style jumps need. */
+#include "rng.h"
+
+__extension__ typedef unsigned __int128 u128;
+
+static const uint64_t GOLDEN = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint64_t mislasi_hash3(uint64_t seed, uint64_t tag, uint64_t index)
+{
+    uint64_t h = mix64(seed + GOLDEN);
+    h = mix64(h ^ (tag + 2 * GOLDEN));
+    return mix64(h ^ (index + 3 * GOLDEN));
+}
+
+void mislasi_rng_init(mislasi_rng *r, uint64_t seed, uint64_t tag, uint64_t index)
+{
+    r->state = mislasi_hash3(seed, tag, index);
+}
+
+uint64_t mislasi_rng_next(mislasi_rng *r)
+{
+    r->state += GOLDEN;
+    return mix64(r->state);
+}
+
+uint64_t mislasi_rng_below(mislasi_rng *r, uint64_t bound)
+{
+    /* Lemire's multiply-shift; reject the few low products that would bias. */
+    u128 m = (u128)mislasi_rng_next(r) * bound;
+    uint64_t low = (uint64_t)m;
+    if (low < bound) {
+        uint64_t threshold = (0 - bound) % bound;
+        while (low < threshold) {
+            m = (u128)mislasi_rng_next(r) * bound;
+            low = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+double mislasi_rng_uniform(mislasi_rng *r)
+{
+    return (double)(mislasi_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+void mislasi_rng_shuffle_u32(mislasi_rng *r, uint32_t *values, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)mislasi_rng_below(r, i);
+        uint32_t t = values[i - 1];
+        values[i - 1] = values[j];
+        values[j] = t;
+    }
+}

@@ -1,0 +1,7 @@
+/* The version of the library that is actually loaded. */
+#include "internal.h"
+
+const char *mislas_version(void)
+{
+    return MISLAS_VERSION_STRING;
+}
