@@ -135,7 +135,7 @@ typedef struct batch {
 } batch;
 
 /* One sample's record; bad = 1 + the offending column (or 1 for a confidence). */
-static record make_record(const batch *in, size_t i, size_t k)
+static record make_record(const mislasi_rowmath *rm, const batch *in, size_t i, size_t k)
 {
     record r = { 0.0, NAN, NAN, 0, 0 };
     int32_t y = in->targets[i];
@@ -149,16 +149,16 @@ static record make_record(const batch *in, size_t i, size_t k)
     }
     const float *z = in->rows + i * k;
     float m;
-    if (!mislasi_row_max(z, k, &m) || (in->kind == FROM_PROBS && !mislasi_row_in_unit(z, k))) {
+    if (!rm->max(z, k, &m) || (in->kind == FROM_PROBS && !rm->in_unit(z, k))) {
         size_t j = 0;
         while (j < k && isfinite(z[j]) && (in->kind == FROM_LOGITS || (z[j] >= 0.0f && z[j] <= 1.0f)))
             j++;
         r.bad = (int32_t)j + 1;
         return r;
     }
-    r.prediction = (int32_t)mislasi_row_find(z, k, m);
+    r.prediction = (int32_t)rm->find(z, k, m);
     if (in->kind == FROM_LOGITS) {
-        mislasi_row_sums s = mislasi_row_exp(z, k, m, NULL);
+        mislasi_row_sums s = rm->exp(z, k, m, NULL);
         double log_s = log((double)s.exp_sum);
         double log_py = ((double)z[y] - m) - log_s;
         double py = exp(log_py);
@@ -170,7 +170,7 @@ static record make_record(const batch *in, size_t i, size_t k)
         double py = z[y];
         r.confidence = m;
         r.nll = -log(py > FLT_MIN ? py : FLT_MIN);
-        r.brier = (double)mislasi_row_sum_squares(z, k) - 2.0 * py + 1.0;
+        r.brier = (double)rm->sum_squares(z, k) - 2.0 * py + 1.0;
     }
     return r;
 }
@@ -192,6 +192,7 @@ static int add_batch(mislas_calib *c, const char *fn, const batch *in, size_t n)
     memcpy(c->work_count, c->bin_count, b * sizeof *c->bin_count);
     memcpy(c->work_correct, c->bin_correct, b * sizeof *c->bin_correct);
     memcpy(c->work_confidence, c->bin_confidence, b * sizeof *c->bin_confidence);
+    const mislasi_rowmath *rm = mislasi_rowmath_get();
     const int parallel = in->kind != FROM_CONFIDENCES && CHUNK * k >= PARALLEL_MIN_ELEMENTS;
 
     for (size_t start = 0; start < n; start += CHUNK) {
@@ -199,7 +200,7 @@ static int add_batch(mislas_calib *c, const char *fn, const batch *in, size_t n)
         record *rec = c->records;
         #pragma omp parallel for schedule(static) if (parallel && len * k >= PARALLEL_MIN_ELEMENTS)
         for (long long j = 0; j < (long long)len; j++)
-            rec[j] = make_record(in, start + (size_t)j, k);
+            rec[j] = make_record(rm, in, start + (size_t)j, k);
         for (size_t j = 0; j < len; j++) {
             const record *r = &rec[j];
             size_t i = start + j;

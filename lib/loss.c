@@ -208,6 +208,7 @@ static int compute(mislas_loss *l, const char *fn, const float *logits,
     if (rc != MISLAS_OK)
         return rc;
 
+    const mislasi_rowmath *rm = mislasi_rowmath_get();
     float *row_max = l->row_max;
     double *row_loss = l->row_loss;
     const int parallel = n * k >= PARALLEL_MIN_ELEMENTS;
@@ -216,7 +217,7 @@ static int compute(mislas_loss *l, const char *fn, const float *logits,
     /* Pass 1: every row's maximum, NaN marking a row with a non-finite logit. */
     #pragma omp parallel for schedule(static) if (parallel)
     for (long long i = 0; i < rows; i++)
-        if (!mislasi_row_max(logits + (size_t)i * k, k, &row_max[i]))
+        if (!rm->max(logits + (size_t)i * k, k, &row_max[i]))
             row_max[i] = NAN;
     for (size_t i = 0; i < n; i++) {
         if (isnan(row_max[i])) {
@@ -238,7 +239,7 @@ static int compute(mislas_loss *l, const char *fn, const float *logits,
         const float *z = logits + i * k;
         float m = row_max[i];
         float *g = grad != NULL ? grad + i * k : NULL;
-        mislasi_row_sums s = mislasi_row_exp(z, k, m, g);
+        mislasi_row_sums s = rm->exp(z, k, m, g);
         double log_s = log((double)s.exp_sum);
         double smooth = log_s - (double)s.shifted_sum * inv_k;
         int32_t a = ta[i], b = tb[i];
@@ -247,7 +248,7 @@ static int compute(mislas_loss *l, const char *fn, const float *logits,
         double lb = (1.0 - eb) * (log_s - ((double)z[b] - m)) + eb * smooth;
         row_loss[i] = wa * la + (wb == 0.0 ? 0.0 : wb * lb);
         if (g != NULL) {
-            mislasi_row_affine(g, k, (float)(inv_n / (double)s.exp_sum),
+            rm->affine(g, k, (float)(inv_n / (double)s.exp_sum),
                     (float)(-(wa * ea + wb * eb) * inv_k * inv_n));
             g[a] -= (float)(wa * (1.0 - ea) * inv_n);
             g[b] -= (float)(wb * (1.0 - eb) * inv_n);

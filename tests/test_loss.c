@@ -166,13 +166,13 @@ START_TEST(huge_logits_are_stable)
     /* 1e30 and the float range's ends */
     const float w[2] = { 1e30f, -1e30f };
     y = 1;
-    ck_assert_status(mislas_loss_compute(ce, w, &y, 1, &loss, grad), MISLAS_OK);
-    ck_assert(isfinite(loss));
     mislas_loss_free(ce);
     mislas_loss *ce2 = NULL;
     ck_assert_status(mislas_loss_new_cross_entropy(&ce2, 2), MISLAS_OK);
     ck_assert_status(mislas_loss_compute(ce2, w, &y, 1, &loss, grad), MISLAS_OK);
     ck_assert_close(loss, 2e30, 0, 1e-6);
+    ck_assert_close(grad[0], 1.0, 1e-6, 0);
+    ck_assert_close(grad[1], -1.0, 1e-6, 0);
 
     /* shift invariance at magnitude 1e4: (1,2,3) + 10000 is exact in float */
     const float s[3] = { 10001.0f, 10002.0f, 10003.0f };
