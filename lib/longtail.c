@@ -27,7 +27,7 @@ int mislas_long_tail_counts(int64_t *counts, int32_t num_classes,
         double kept = n_max;
         if (type == MISLAS_IMBALANCE_EXP && num_classes > 1)
             kept = n_max * pow(imb_factor, (double)i / ((double)num_classes - 1.0));
-        else if (type == MISLAS_IMBALANCE_STEP && i >= num_classes / 2)
+        else if (type == MISLAS_IMBALANCE_STEP && num_classes > 1 && i >= num_classes / 2)
             kept = n_max * imb_factor;
         counts[i] = (int64_t)kept;
     }

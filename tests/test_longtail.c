@@ -179,8 +179,8 @@ START_TEST(test_step)
     /* K = 3: one head class */
     static const int64_t c3[3] = {6000, 60, 60};
     check_counts(3, 6000, 0.01, MISLAS_IMBALANCE_STEP, c3, "step K=3");
-    /* K = 1: K/2 = 0, so by the documented rule the only class is a tail class */
-    static const int64_t c1[1] = {50};
+    /* K = 1: a single class cannot be imbalanced; it keeps n_max, as with exp */
+    static const int64_t c1[1] = {500};
     check_counts(1, 500, 0.1, MISLAS_IMBALANCE_STEP, c1, "step K=1");
     /* imb = 1: everything n_max */
     static const int64_t c4[4] = {9, 9, 9, 9};

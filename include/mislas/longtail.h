@@ -16,7 +16,7 @@ typedef enum mislas_imbalance {
  *   EXP:  counts[i] = (int64)(max_per_class * imb_factor^(i / (K - 1.0))), truncated;
  *         a single class keeps max_per_class.
  *   STEP: classes i < K/2 (integer division) keep max_per_class, the others
- *         (int64)(max_per_class * imb_factor).
+ *         (int64)(max_per_class * imb_factor); a single class keeps max_per_class.
  *   NONE: every class keeps max_per_class.
  * num_classes >= 1, max_per_class >= 1. */
 MISLAS_API int mislas_long_tail_counts(int64_t *counts, int32_t num_classes,

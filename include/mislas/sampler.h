@@ -14,12 +14,18 @@
  *                shuffled cycle of class ids (reshuffled when it ends); each
  *                visit takes samples_per_class consecutive indices from that
  *                class's own shuffled cycle of its samples. Cycles persist
- *                across epochs; each epoch starts a fresh visit. Natural epoch
+ *                across epochs; each epoch starts a fresh visit, and a visit
+ *                cut short by the end of an epoch still uses up its
+ *                samples_per_class samples (as the reference's generator
+ *                does). Class frequencies within an epoch are equal when
+ *                its length is a multiple of samples_per_class * K, and
+ *                otherwise differ by at most two visits. Natural epoch
  *                length: N_max * K (K = the classes that have samples).
  *   SQRT         i.i.d. draws: a class with probability proportional to
  *                sqrt(N_c), then one of its samples uniformly. Length n.
  *   PROGRESSIVE  i.i.d. draws, class probability
- *                (1 - t) N_c / n + t / K with t = min(epoch / total_epochs, 1):
+ *                (1 - t) N_c / n + t / K with t = min(epoch / total_epochs, 1)
+ *                and K the classes that have samples:
  *                instance-balanced at epoch 0, class-balanced from epoch
  *                total_epochs on. Length n.
  *   REVERSED     i.i.d. draws, class probability proportional to 1 / N_c
