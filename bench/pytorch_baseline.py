@@ -6,29 +6,61 @@ MiSLAS reference code does them:
 
   LAS  label-aware smoothing: log_softmax over the classes, gather of the
        target log-probability, mean log-probability, per-target smoothing
-       factor; the batch mean, then backward to the logits. N=4096, K=1000.
-       Also the forward alone under torch.no_grad().
+       factor; the batch mean, then loss.backward() to the logits.
+       N=4096, K=1000. Also the forward alone under torch.no_grad().
   ECE  softmax + max over dim 1 of 100000 x 1000 logits, then the reference's
        NumPy binning: edges np.linspace(0, 1, 16), np.digitize(right=True),
        per-bin mean accuracy and confidence, ECE = sum |acc - conf| * count /
-       sum count, 15 bins.
+       sum count, 15 bins. Timed twice: softmax + max over the whole tensor at
+       once, and in batches of 1000 rows (as the reference's validation loop
+       does it, batch by batch) with the binning over the concatenated results.
+
+Two effects of the allocator matter a lot here and are handled explicitly:
+
+* glibc returns freed blocks above its mmap threshold to the kernel, so each
+  step of PyTorch's 16 MB temporaries is page-faulted in afresh (thousands of
+  faults per LAS step). How often that happens depends on glibc's dynamic
+  threshold, which makes the median bimodal (about 6 ms or 14 ms). Unless
+  --default-malloc is given, this script first sets M_MMAP_THRESHOLD to 32 MB
+  and a high M_TRIM_THRESHOLD, so freed buffers are reused: the baseline is
+  then both stable and as fast as PyTorch gets (a conservative baseline).
+* The whole-tensor ECE allocates a 400 MB softmax, always mmapped: about
+  98,000 page faults per pass, most of its time. The batched ECE avoids that.
+
+The logits' gradient: for the reference's network, the logits are not a leaf,
+so backward writes their gradient into a fresh tensor; that is timed here as
+las_fwd_bwd_us (the leaf's .grad set to None before each step). The variant
+where a leaf's .grad is zeroed in place and accumulated into
+(optimizer.zero_grad() with PyTorch 1.13's default set_to_none=False) is
+slower and printed for information (las_fwd_bwd_accum_us).
 
 Prints the medians and writes them to the file named by the first argument as
-`key value` lines (las_fwd_bwd_us, las_fwd_us, ece_ms, and for information
-las_fwd_bwd_fresh_us), the format
-bench_losses reads from MISLAS_BENCH_BASELINE_FILE.
+`key value` lines (las_fwd_bwd_us, las_fwd_us, ece_ms, ece_batched_ms,
+las_fwd_bwd_accum_us), the format bench_losses reads from
+MISLAS_BENCH_BASELINE_FILE.
 
-Usage: /usr/bin/python3 bench/pytorch_baseline.py OUTPUT_FILE [--quick]
+Usage: /usr/bin/python3 bench/pytorch_baseline.py OUTPUT_FILE [--quick] [--default-malloc]
 """
+import ctypes
 import math
 import statistics
 import sys
 import time
 
 N, K = 4096, 1000
-ECE_N, BINS = 100000, 15
+ECE_N, ECE_BATCH, BINS = 100000, 1000, 15
 LOGIT_STD = 3.0
 THREADS = 2
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc <malloc.h>
+
+
+def tune_malloc():
+    """Keep freed blocks of up to 32 MB in the heap; True when glibc accepted it."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
 
 def long_tail_counts(num_classes, max_per_class=1280, imb_factor=0.01):
@@ -43,7 +75,8 @@ def las_factors(counts, head=0.4, tail=0.1):
 
 
 def time_calls(fn, warmup_reps, warmup_seconds, min_reps, min_seconds):
-    """Per-call seconds of fn() after a warm-up, at least min_reps and min_seconds."""
+    """Median seconds per call of fn() after a warm-up, over at least
+    min_reps calls and min_seconds."""
     start = time.perf_counter()
     done = 0
     while done < warmup_reps or time.perf_counter() - start < warmup_seconds:
@@ -55,16 +88,21 @@ def time_calls(fn, warmup_reps, warmup_seconds, min_reps, min_seconds):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return times
+    return statistics.median(times)
 
 
 def main(argv):
-    args = [a for a in argv[1:] if a != "--quick"]
+    flags = {"--quick", "--default-malloc"}
+    args = [a for a in argv[1:] if a not in flags]
     quick = "--quick" in argv[1:]
-    if len(args) != 1:
-        sys.stderr.write("usage: pytorch_baseline.py OUTPUT_FILE [--quick]\n")
+    if len(args) != 1 or args[0].startswith("-"):
+        sys.stderr.write("usage: pytorch_baseline.py OUTPUT_FILE [--quick] [--default-malloc]\n")
         return 2
     out_path = args[0]
+    malloc_note = "glibc malloc defaults"
+    if "--default-malloc" not in argv[1:]:
+        malloc_note = ("malloc tuned: M_MMAP_THRESHOLD 32 MB, M_TRIM_THRESHOLD 1 GB" if tune_malloc()
+                       else "malloc tuning FAILED, glibc defaults")
     try:
         import numpy as np
         import torch
@@ -77,10 +115,10 @@ def main(argv):
     torch.manual_seed(20240607)
     capability = [line.split(":", 1)[1].strip() for line in torch.__config__.show().splitlines()
                   if "CPU capability usage" in line]
-    print("PyTorch %s baseline, %d threads (CPU capability: %s)" % (
-        torch.__version__, torch.get_num_threads(), capability[0] if capability else "unknown"))
+    print("PyTorch %s baseline, %d threads, CPU capability %s, %s" % (
+        torch.__version__, torch.get_num_threads(), capability[0] if capability else "unknown", malloc_note))
 
-    # ---- LAS forward + backward ------------------------------------------
+    # ---- LAS ----------------------------------------------------------------
     smooth = torch.tensor(las_factors(long_tail_counts(K)), dtype=torch.float32)
     logits = (torch.randn(N, K) * LOGIT_STD).requires_grad_(True)
     target = torch.randint(0, K, (N,))
@@ -95,17 +133,12 @@ def main(argv):
         return loss.mean()
 
     def las_fwd_bwd():
-        # optimizer.zero_grad() of PyTorch 1.13 (set_to_none=False): the
-        # gradient buffer is zeroed in place and reused
-        if logits.grad is not None:
-            logits.grad.zero_()
+        logits.grad = None          # a fresh gradient tensor, as for non-leaf logits
         las_forward(logits, target).backward()
 
-    def las_fwd_bwd_fresh():
-        # a fresh gradient tensor every step (zero_grad(set_to_none=True), or
-        # a network's non-leaf output): slower and much noisier, as each step
-        # page-faults in new 16 MB buffers; printed for information only
-        logits.grad = None
+    def las_fwd_bwd_accum():
+        if logits.grad is not None:  # optimizer.zero_grad(), PyTorch 1.13 default
+            logits.grad.zero_()
         las_forward(logits, target).backward()
 
     def las_fwd():
@@ -113,31 +146,26 @@ def main(argv):
             las_forward(logits, target)
 
     las_budget = (3, 0.02, 5, 0.05) if quick else (20, 0.3, 50, 1.0)
-    t_fwd_bwd = statistics.median(time_calls(las_fwd_bwd, *las_budget))
-    t_fwd = statistics.median(time_calls(las_fwd, *las_budget))
-    t_fresh = statistics.median(time_calls(las_fwd_bwd_fresh, *las_budget))
+    t_fwd_bwd = time_calls(las_fwd_bwd, *las_budget)
+    t_fwd_bwd_accum = time_calls(las_fwd_bwd_accum, *las_budget)
+    t_fwd = time_calls(las_fwd, *las_budget)
     with torch.no_grad():
         las_value = las_forward(logits, target).item()
-    print("LAS N=%d K=%d: forward+backward %.1f us, forward only %.1f us (loss %.6f)" % (
-        N, K, t_fwd_bwd * 1e6, t_fwd * 1e6, las_value))
-    print("  (forward+backward with a fresh gradient tensor each step: %.1f us; not used)" % (t_fresh * 1e6))
+    print("LAS N=%d K=%d (loss %.6f), medians:" % (N, K, las_value))
+    print("  forward + backward                           %10.1f us" % (t_fwd_bwd * 1e6))
+    print("  forward + backward, .grad zeroed/accumulated %10.1f us (information)" % (t_fwd_bwd_accum * 1e6))
+    print("  forward only (no_grad)                       %10.1f us" % (t_fwd * 1e6))
     del logits
 
     # ---- ECE ----------------------------------------------------------------
     ece_logits = torch.randn(ECE_N, K) * LOGIT_STD
     # about 40 % right, as in bench_losses
-    arg = ece_logits.argmax(dim=1)
     right = torch.rand(ECE_N) < 0.4
-    ece_target = torch.where(right, arg, torch.randint(0, K, (ECE_N,)))
+    ece_target = torch.where(right, ece_logits.argmax(dim=1), torch.randint(0, K, (ECE_N,)))
     true_labels = ece_target.numpy()
     result = {}
 
-    def ece_pass():
-        with torch.no_grad():
-            softmax = F.softmax(ece_logits, dim=1)
-            confidence, pred = torch.max(softmax, 1)
-        confidences = confidence.numpy()
-        pred_labels = pred.numpy()
+    def binning(confidences, pred_labels):
         edges = np.linspace(0.0, 1.0, BINS + 1)
         indices = np.digitize(confidences, edges, right=True)
         bin_acc = np.zeros(BINS, dtype=np.float64)
@@ -153,17 +181,37 @@ def main(argv):
         result["ece"] = np.sum(gaps * bin_count) / np.sum(bin_count)
         result["acc"] = np.sum(bin_acc * bin_count) / np.sum(bin_count)
 
+    def ece_whole():
+        with torch.no_grad():
+            softmax = F.softmax(ece_logits, dim=1)
+            confidence, pred = torch.max(softmax, 1)
+        binning(confidence.numpy(), pred.numpy())
+
+    def ece_batched():
+        confidences, preds = [], []
+        with torch.no_grad():
+            for start in range(0, ECE_N, ECE_BATCH):
+                softmax = F.softmax(ece_logits[start:start + ECE_BATCH], dim=1)
+                confidence, pred = torch.max(softmax, 1)
+                confidences.append(confidence)
+                preds.append(pred)
+        binning(torch.cat(confidences).numpy(), torch.cat(preds).numpy())
+
     ece_budget = (1, 0.0, 2, 0.0) if quick else (2, 0.5, 9, 2.0)
-    t_ece = statistics.median(time_calls(ece_pass, *ece_budget))
-    print("ECE %d x %d, %d bins: %.1f ms (ECE %.6f, accuracy %.4f)" % (
-        ECE_N, K, BINS, t_ece * 1e3, result["ece"], result["acc"]))
+    t_ece = time_calls(ece_whole, *ece_budget)
+    t_ece_batched = time_calls(ece_batched, *ece_budget)
+    print("ECE %d x %d, %d bins (ECE %.6f, accuracy %.4f), medians:" % (
+        ECE_N, K, BINS, result["ece"], result["acc"]))
+    print("  softmax + max on the whole tensor, binning   %10.1f ms" % (t_ece * 1e3))
+    print("  softmax + max in batches of %d, binning    %10.1f ms" % (ECE_BATCH, t_ece_batched * 1e3))
 
     with open(out_path, "w") as f:
-        f.write("# PyTorch %s, %d threads, medians\n" % (torch.__version__, torch.get_num_threads()))
+        f.write("# PyTorch %s, %d threads, %s; medians\n" % (torch.__version__, torch.get_num_threads(), malloc_note))
         f.write("las_fwd_bwd_us %.3f\n" % (t_fwd_bwd * 1e6))
         f.write("las_fwd_us %.3f\n" % (t_fwd * 1e6))
-        f.write("las_fwd_bwd_fresh_us %.3f\n" % (t_fresh * 1e6))
         f.write("ece_ms %.3f\n" % (t_ece * 1e3))
+        f.write("ece_batched_ms %.3f\n" % (t_ece_batched * 1e3))
+        f.write("las_fwd_bwd_accum_us %.3f\n" % (t_fwd_bwd_accum * 1e6))
     print("baseline written to %s" % out_path)
     return 0
 
