@@ -1,41 +1,48 @@
-/* Row kernels written with GCC/Clang vector extensions: 16 float lanes that
- * the compiler maps onto one zmm, two ymm or four xmm registers depending on
- * the instruction set this copy is compiled for. Reductions keep 16 partial
- * sums and fold them in a fixed order, and FMA contraction is off
- * (-ffp-contract=off), so every copy produces the same bits. */
+/* Row kernels over 16 logical float lanes, written with GCC/Clang vector
+ * extensions in the CPU's native width: one 16-lane zmm for AVX-512, two
+ * 8-lane ymm for AVX2, four 4-lane xmm otherwise (ROWMATH_WIDTH). Logical
+ * lane l always accumulates elements j with j % 16 == l in the same order,
+ * the 16 partial results are folded in a fixed order, and FMA contraction is
+ * off (-ffp-contract=off), so every copy produces the same bits.
+ *
+ * This file is compiled once per instruction set (lib/meson.build), with
+ * ROWMATH_ISA naming the table it defines and ROWMATH_WIDTH its vector width. */
 #include "rowmath.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#define INLINE static inline __attribute__((always_inline))
-
-enum { LANES = 16 };
-typedef float vf __attribute__((vector_size(LANES * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(LANES * sizeof(int32_t))));
-
-/* This file is compiled once per instruction set (lib/meson.build), each
- * time with ROWMATH_ISA naming the table it defines. */
-#ifndef ROWMATH_ISA
-#error "compile with -DROWMATH_ISA=generic|avx2|avx512"
+#if !defined(ROWMATH_ISA) || !defined(ROWMATH_WIDTH)
+#error "compile with -DROWMATH_ISA=generic|avx2|avx512 and -DROWMATH_WIDTH=4|8|16"
 #endif
 #define CONCAT_(a, b) a##b
 #define CONCAT(a, b) CONCAT_(a, b)
-#define KERNEL static
+#define INLINE static inline __attribute__((always_inline))
 
+enum { LANES = 16, W = ROWMATH_WIDTH, NV = LANES / W };
+typedef float vn __attribute__((vector_size(W * sizeof(float))));
+typedef int32_t vin __attribute__((vector_size(W * sizeof(int32_t))));
+/* 16 logical lanes: lane l is v[l / W][l % W] */
+typedef struct { vn v[NV]; } vf;
+typedef struct { vin v[NV]; } vi;
+
+/* One native vector at a time: a single wide copy through the stack would
+ * split into narrower moves and stall on store forwarding. */
 INLINE vf load(const float *p)
 {
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
+    vf r;
+    for (int i = 0; i < NV; i++)
+        memcpy(&r.v[i], p + i * W, sizeof r.v[i]);
+    return r;
 }
 
-INLINE void store(float *p, vf v)
+INLINE void store(float *p, vf x)
 {
-    memcpy(p, &v, sizeof v);
+    for (int i = 0; i < NV; i++)
+        memcpy(p + i * W, &x.v[i], sizeof x.v[i]);
 }
 
-/* Loads the last `count` < LANES elements; the other lanes hold `fill`. */
+/* The last `count` < LANES elements; the other lanes hold `fill`. */
 INLINE vf load_tail(const float *p, size_t count, float fill)
 {
     float buf[LANES];
@@ -46,128 +53,143 @@ INLINE vf load_tail(const float *p, size_t count, float fill)
 
 INLINE vf splat(float x)
 {
-    return (vf){0} + x;
+    vf r;
+    for (int i = 0; i < NV; i++)
+        r.v[i] = (vn){0} + x;
+    return r;
 }
 
-INLINE vf select_v(vi mask, vf a, vf b)
+INLINE vn max_n(vn a, vn b)
 {
-    return (vf)(((vi)a & mask) | ((vi)b & ~mask));
-}
-
-INLINE vf max_v(vf a, vf b)
-{
-    return select_v(a > b, a, b);
-}
-
-INLINE float fold_sum(vf v)
-{
-    float lanes[LANES];
-    memcpy(lanes, &v, sizeof lanes);
-    /* pairwise tree in a fixed order */
-    for (size_t width = LANES / 2; width > 0; width /= 2)
-        for (size_t l = 0; l < width; l++)
-            lanes[l] += lanes[l + width];
-    return lanes[0];
-}
-
-INLINE float fold_max(vf v)
-{
-    float lanes[LANES];
-    memcpy(lanes, &v, sizeof lanes);
-    float m = lanes[0];
-    for (size_t l = 1; l < LANES; l++)
-        m = lanes[l] > m ? lanes[l] : m;
-    return m;
+    vin mask = a > b;
+    return (vn)((mask & (vin)a) | (~mask & (vin)b));
 }
 
 /* exp(x) for x <= 0 (Cephes-style range reduction: x = n ln2 + r,
  * |r| <= ln2/2, then a degree-6 polynomial in r, then scale by 2^n). */
-INLINE vf exp_nonpositive(vf x)
+INLINE vn exp_n(vn x)
 {
-    x = max_v(x, splat(-87.3365447505f));           /* exp of this is FLT_MIN */
-    vf t = x * 1.44269504088896341f;
-    vf n = (t + 12582912.0f) - 12582912.0f;          /* round to nearest integer */
-    vf r = x - n * 0.693359375f;
+    x = max_n(x, (vn){0} - 87.3365447505f);          /* exp of this is FLT_MIN */
+    vn t = x * 1.44269504088896341f;
+    vn n = (t + 12582912.0f) - 12582912.0f;            /* round to nearest integer */
+    vn r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    vf p = splat(1.9875691500e-4f);
+    vn p = (vn){0} + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    vf y = p * (r * r) + r + 1.0f;
-    vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
-    return y * (vf)bits;
+    vn y = p * (r * r) + r + 1.0f;
+    vin bits = (__builtin_convertvector(n, vin) + 127) << 23;
+    return y * (vn)bits;
 }
 
-KERNEL bool row_max(const float *x, size_t k, float *max_out)
+INLINE float fold_sum(vf x)
 {
-    const vi exponent = (vi){0} + 0x7f800000;
-    vf m = splat(-3.402823466e38f);
-    vi bad = (vi){0};
-    size_t j = 0;
-    for (; j + LANES <= k; j += LANES) {
-        vf v = load(x + j);
-        bad |= ((vi)v & exponent) == exponent;
-        m = max_v(m, v);
-    }
-    if (j < k) {
-        vf v = load_tail(x + j, k - j, -3.402823466e38f);
-        bad |= ((vi)v & exponent) == exponent;
-        m = max_v(m, v);
-    }
+    float lanes[LANES];
+    memcpy(lanes, &x, sizeof lanes);
+    for (size_t width = LANES / 2; width > 0; width /= 2)   /* pairwise, fixed order */
+        for (size_t l = 0; l < width; l++)
+            lanes[l] += lanes[l + width];
+    return lanes[0];
+}
+
+INLINE int any_set(vi m)
+{
     int32_t flags[LANES];
-    memcpy(flags, &bad, sizeof flags);
+    memcpy(flags, &m, sizeof flags);
+    int any = 0;
     for (size_t l = 0; l < LANES; l++)
-        if (flags[l])
-            return false;
-    *max_out = fold_max(m);
+        any |= flags[l];
+    return any != 0;
+}
+
+/* Two independent running maxima break the dependency chain; max is exact,
+ * so this changes no result. */
+static bool row_max(const float *x, size_t k, float *max_out)
+{
+    const vin exponent = (vin){0} + 0x7f800000;
+    vf m0 = splat(-3.402823466e38f), m1 = m0;
+    vi bad;
+    memset(&bad, 0, sizeof bad);
+    size_t j = 0;
+    for (; j + 2 * LANES <= k; j += 2 * LANES) {
+        vf a = load(x + j), b = load(x + j + LANES);
+        for (int i = 0; i < NV; i++) {
+            bad.v[i] |= (((vin)a.v[i] & exponent) == exponent) | (((vin)b.v[i] & exponent) == exponent);
+            m0.v[i] = max_n(m0.v[i], a.v[i]);
+            m1.v[i] = max_n(m1.v[i], b.v[i]);
+        }
+    }
+    for (; j < k; j += LANES) {
+        vf a = j + LANES <= k ? load(x + j) : load_tail(x + j, k - j, -3.402823466e38f);
+        for (int i = 0; i < NV; i++) {
+            bad.v[i] |= ((vin)a.v[i] & exponent) == exponent;
+            m0.v[i] = max_n(m0.v[i], a.v[i]);
+        }
+    }
+    if (any_set(bad))
+        return false;
+    float lanes[LANES], other[LANES];
+    memcpy(lanes, &m0, sizeof lanes);
+    memcpy(other, &m1, sizeof other);
+    float m = lanes[0];
+    for (size_t l = 0; l < LANES; l++) {
+        m = lanes[l] > m ? lanes[l] : m;
+        m = other[l] > m ? other[l] : m;
+    }
+    *max_out = m;
     return true;
 }
 
-KERNEL mislasi_row_sums row_exp(const float *x, size_t k, float m, float *e)
+static mislasi_row_sums row_exp(const float *x, size_t k, float m, float *e)
 {
     vf sum = splat(0), shifted = splat(0), sq = splat(0);
-    const vf mv = splat(m);
+    const vn mv = (vn){0} + m;
     size_t j = 0;
     for (; j + LANES <= k; j += LANES) {
-        vf d = load(x + j) - mv;
-        vf ex = exp_nonpositive(d);
+        vf d = load(x + j), ex;
+        for (int i = 0; i < NV; i++) {
+            d.v[i] -= mv;
+            ex.v[i] = exp_n(d.v[i]);
+            sum.v[i] += ex.v[i];
+            shifted.v[i] += d.v[i];
+            sq.v[i] += ex.v[i] * ex.v[i];
+        }
         if (e != NULL)
             store(e + j, ex);
-        sum += ex;
-        shifted += d;
-        sq += ex * ex;
     }
     if (j < k) {
         size_t rest = k - j;
-        vi live = (vi){0};
+        float live[LANES];
         for (size_t l = 0; l < LANES; l++)
-            live[l] = l < rest ? -1 : 0;
-        vf d = load_tail(x + j, rest, m) - mv;
-        vf ex = (vf)((vi)exp_nonpositive(d) & live);
+            live[l] = l < rest ? 1.0f : 0.0f;
+        vf d = load_tail(x + j, rest, m), keep = load(live), ex;
+        for (int i = 0; i < NV; i++) {
+            d.v[i] -= mv;                       /* the fill lanes become 0 */
+            ex.v[i] = exp_n(d.v[i]) * keep.v[i];
+            sum.v[i] += ex.v[i];
+            shifted.v[i] += d.v[i];
+            sq.v[i] += ex.v[i] * ex.v[i];
+        }
         if (e != NULL)
             memcpy(e + j, &ex, rest * sizeof(float));
-        sum += ex;
-        shifted += d;
-        sq += ex * ex;
     }
     mislasi_row_sums s = { fold_sum(sum), fold_sum(shifted), fold_sum(sq) };
     return s;
 }
 
-KERNEL size_t row_find(const float *x, size_t k, float value)
+static size_t row_find(const float *x, size_t k, float value)
 {
-    const vf target = splat(value);
+    const vn target = (vn){0} + value;
     size_t j = 0;
     for (; j + LANES <= k; j += LANES) {
-        vi hit = load(x + j) == target;
-        int32_t flags[LANES];
-        memcpy(flags, &hit, sizeof flags);
-        int any = 0;
-        for (size_t l = 0; l < LANES; l++)
-            any |= flags[l];
-        if (any)
+        vf a = load(x + j);
+        vi hit;
+        for (int i = 0; i < NV; i++)
+            hit.v[i] = a.v[i] == target;
+        if (any_set(hit))
             break;
     }
     for (; j < k; j++)
@@ -176,45 +198,44 @@ KERNEL size_t row_find(const float *x, size_t k, float value)
     return k;
 }
 
-KERNEL void row_affine(float *x, size_t k, float a, float b)
+static void row_affine(float *x, size_t k, float a, float b)
 {
     size_t j = 0;
-    for (; j + LANES <= k; j += LANES)
-        store(x + j, load(x + j) * a + b);
+    for (; j + LANES <= k; j += LANES) {
+        vf v = load(x + j);
+        for (int i = 0; i < NV; i++)
+            v.v[i] = v.v[i] * a + b;
+        store(x + j, v);
+    }
     for (; j < k; j++)
         x[j] = x[j] * a + b;
 }
 
-KERNEL bool row_in_unit(const float *x, size_t k)
+static bool row_in_unit(const float *x, size_t k)
 {
-    vi ok = (vi){0} - 1;
+    vi outside;
+    memset(&outside, 0, sizeof outside);
     size_t j = 0;
     for (; j + LANES <= k; j += LANES) {
         vf v = load(x + j);
-        ok &= (v >= 0.0f) & (v <= 1.0f);
+        for (int i = 0; i < NV; i++)
+            outside.v[i] |= ~((v.v[i] >= 0.0f) & (v.v[i] <= 1.0f));   /* NaN compares false */
     }
-    int32_t flags[LANES];
-    memcpy(flags, &ok, sizeof flags);
-    for (size_t l = 0; l < LANES; l++)
-        if (!flags[l])
-            return false;
+    if (any_set(outside))
+        return false;
     for (; j < k; j++)
         if (!(x[j] >= 0.0f && x[j] <= 1.0f))
             return false;
     return true;
 }
 
-KERNEL float row_sum_squares(const float *x, size_t k)
+static float row_sum_squares(const float *x, size_t k)
 {
     vf acc = splat(0);
-    size_t j = 0;
-    for (; j + LANES <= k; j += LANES) {
-        vf v = load(x + j);
-        acc += v * v;
-    }
-    if (j < k) {
-        vf v = load_tail(x + j, k - j, 0.0f);
-        acc += v * v;
+    for (size_t j = 0; j < k; j += LANES) {
+        vf v = j + LANES <= k ? load(x + j) : load_tail(x + j, k - j, 0.0f);
+        for (int i = 0; i < NV; i++)
+            acc.v[i] += v.v[i] * v.v[i];
     }
     return fold_sum(acc);
 }
