@@ -7,15 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned long long test_state = 0x2545F4914F6CDD1DULL;
-static double uniform01(void)
-{
-    test_state ^= test_state << 13;
-    test_state ^= test_state >> 7;
-    test_state ^= test_state << 17;
-    return (double)(test_state >> 11) / 9007199254740992.0;
-}
-
 static mislas_calib_summary summarize(const mislas_calib *c)
 {
     mislas_calib_summary s;
@@ -178,11 +169,11 @@ START_TEST(nll_and_brier_against_double_softmax)
     double nll = 0, brier = 0, conf_sum = 0;
     int correct = 0;
     for (int i = 0; i < N; i++) {
-        y[i] = (int32_t)(uniform01() * K);
+        y[i] = (int32_t)(test_uniform() * K);
         double m = -INFINITY, s = 0, q = 0;
         int arg = 0;
         for (int j = 0; j < K; j++) {
-            z[i * K + j] = (float)(10.0 * uniform01() - 5.0);
+            z[i * K + j] = (float)(10.0 * test_uniform() - 5.0);
             if (z[i * K + j] > m) {
                 m = z[i * K + j];
                 arg = j;
@@ -217,9 +208,9 @@ START_TEST(any_batch_split_gives_the_same_bits)
     float *z = malloc(N * K * sizeof *z);
     int32_t *y = malloc(N * sizeof *y);
     for (int i = 0; i < N * K; i++)
-        z[i] = (float)(12.0 * uniform01() - 6.0);
+        z[i] = (float)(12.0 * test_uniform() - 6.0);
     for (int i = 0; i < N; i++)
-        y[i] = (int32_t)(uniform01() * K);
+        y[i] = (int32_t)(test_uniform() * K);
     mislas_calib *whole = NULL, *parts = NULL;
     ck_assert_status(mislas_calib_new(&whole, K, 15), MISLAS_OK);
     ck_assert_status(mislas_calib_new(&parts, K, 15), MISLAS_OK);

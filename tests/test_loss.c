@@ -8,16 +8,6 @@
 
 static const double PI = 3.14159265358979323846;
 
-/* Small deterministic pseudo-random numbers for test inputs. */
-static unsigned long long test_state = 88172645463325252ULL;
-static double uniform01(void)
-{
-    test_state ^= test_state << 13;
-    test_state ^= test_state >> 7;
-    test_state ^= test_state << 17;
-    return (double)(test_state >> 11) / 9007199254740992.0;
-}
-
 /* ---------------------------------------------------------------- LAS factors */
 
 static const int64_t CIFAR10_IF100[10] = { 5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50 };
@@ -213,7 +203,7 @@ static void check_gradient(const fd_case *fc, size_t n, size_t k)
 {
     float *z = malloc(n * k * sizeof *z), *g = malloc(n * k * sizeof *g);
     for (size_t i = 0; i < n * k; i++)
-        z[i] = (float)(4.0 * uniform01() - 2.0);
+        z[i] = (float)(4.0 * test_uniform() - 2.0);
     eval_loss(fc, z, n, g);
     const float h = 1e-2f;
     for (size_t i = 0; i < n * k; i++) {
@@ -283,9 +273,9 @@ END_TEST
 static void random_batch(float *z, int32_t *y, size_t n, size_t k, double scale)
 {
     for (size_t i = 0; i < n * k; i++)
-        z[i] = (float)(scale * (2.0 * uniform01() - 1.0));
+        z[i] = (float)(scale * (2.0 * test_uniform() - 1.0));
     for (size_t i = 0; i < n; i++)
-        y[i] = (int32_t)(uniform01() * (double)k);
+        y[i] = (int32_t)(test_uniform() * (double)k);
 }
 
 START_TEST(ce_and_ls_are_las_special_cases)

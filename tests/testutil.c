@@ -65,6 +65,15 @@ int test_run_suite(Suite *s)
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+double test_uniform(void)
+{
+    static unsigned long long state = 88172645463325252ULL;
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (double)(state >> 11) / 9007199254740992.0;
+}
+
 int test_close(double a, double b, double abs_tol, double rel_tol)
 {
     return fabs(a - b) <= abs_tol + rel_tol * fabs(b);

@@ -28,6 +28,10 @@ long test_allocation_sweep(test_attempt_fn attempt, void *ctx);
 /* Runs one suite and returns the process exit status. */
 int test_run_suite(Suite *s);
 
+/* Deterministic pseudo-random numbers for test inputs (xorshift64), the
+ * tests' own so they never depend on the library's generator: uniform in [0, 1). */
+double test_uniform(void);
+
 /* |a - b| <= abs_tol + rel_tol * |b| */
 int test_close(double a, double b, double abs_tol, double rel_tol);
 
