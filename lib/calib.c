@@ -104,6 +104,31 @@ void mislas_calib_reset(mislas_calib *c)
     memset(c->bin_confidence, 0, b * sizeof *c->bin_confidence);
 }
 
+int mislas_calib_merge(mislas_calib *dst, const mislas_calib *src)
+{
+    static const char fn[] = "mislas_calib_merge";
+    MISLASI_CHECK_NOT_NULL(fn, dst);
+    MISLASI_CHECK_NOT_NULL(fn, src);
+    if (dst->num_classes != src->num_classes || dst->num_bins != src->num_bins)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
+                "%s: dst has %d classes and %d bins, src %d classes and %d bins", fn,
+                (int)dst->num_classes, (int)dst->num_bins, (int)src->num_classes, (int)src->num_bins);
+    sums *t = &dst->total;
+    const sums *u = &src->total;
+    t->count += u->count;
+    t->correct += u->correct;
+    t->confidence_only += u->confidence_only;
+    t->confidence += u->confidence;
+    t->nll += u->nll;
+    t->brier += u->brier;
+    for (size_t b = 0; b < (size_t)dst->num_bins; b++) {
+        dst->bin_count[b] += src->bin_count[b];
+        dst->bin_correct[b] += src->bin_correct[b];
+        dst->bin_confidence[b] += src->bin_confidence[b];
+    }
+    return MISLAS_OK;
+}
+
 int32_t mislas_calib_num_bins(const mislas_calib *c)
 {
     return c == NULL ? -1 : c->num_bins;

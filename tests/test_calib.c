@@ -242,6 +242,52 @@ START_TEST(any_batch_split_gives_the_same_bits)
 }
 END_TEST
 
+START_TEST(merged_objects_add_up)
+{
+    enum { N = 3000, K = 12 };
+    float *z = malloc(N * K * sizeof *z);
+    int32_t *y = malloc(N * sizeof *y);
+    for (int i = 0; i < N * K; i++)
+        z[i] = (float)(10.0 * test_uniform() - 5.0);
+    for (int i = 0; i < N; i++)
+        y[i] = (int32_t)(test_uniform() * K);
+    mislas_calib *whole = NULL, *first = NULL, *second = NULL, *other = NULL;
+    ck_assert_status(mislas_calib_new(&whole, K, 15), MISLAS_OK);
+    ck_assert_status(mislas_calib_new(&first, K, 15), MISLAS_OK);
+    ck_assert_status(mislas_calib_new(&second, K, 15), MISLAS_OK);
+    ck_assert_status(mislas_calib_add_logits(whole, z, y, N), MISLAS_OK);
+    ck_assert_status(mislas_calib_add_logits(first, z, y, 1234), MISLAS_OK);
+    ck_assert_status(mislas_calib_add_logits(second, z + 1234 * K, y + 1234, N - 1234), MISLAS_OK);
+    ck_assert_status(mislas_calib_merge(first, second), MISLAS_OK);
+    mislas_calib_summary a = summarize(whole), b = summarize(first);
+    ck_assert_uint_eq(a.count, b.count);
+    ck_assert_double_eq(a.accuracy, b.accuracy);      /* integer counts: exact */
+    ck_assert_close(b.ece, a.ece, 1e-12, 0);
+    ck_assert_close(b.mce, a.mce, 1e-12, 0);
+    ck_assert_close(b.nll, a.nll, 1e-12, 1e-12);
+    ck_assert_close(b.brier, a.brier, 1e-12, 1e-12);
+    mislas_calib_bin ba[15], bb[15];
+    ck_assert_status(mislas_calib_bins(whole, ba, 15), MISLAS_OK);
+    ck_assert_status(mislas_calib_bins(first, bb, 15), MISLAS_OK);
+    for (int i = 0; i < 15; i++)
+        ck_assert_uint_eq(ba[i].count, bb[i].count);
+
+    /* shapes must agree; a failed merge changes nothing */
+    ck_assert_status(mislas_calib_new(&other, K, 10), MISLAS_OK);
+    ck_assert_status(mislas_calib_merge(first, other), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mislas_last_error(), "bins"));
+    ck_assert_status(mislas_calib_merge(NULL, other), MISLAS_ERR_INVALID_ARGUMENT);
+    mislas_calib_summary c = summarize(first);
+    ck_assert_int_eq(memcmp(&b, &c, sizeof b), 0);
+    free(z);
+    free(y);
+    mislas_calib_free(whole);
+    mislas_calib_free(first);
+    mislas_calib_free(second);
+    mislas_calib_free(other);
+}
+END_TEST
+
 START_TEST(empty_summary_is_nan)
 {
     mislas_calib *c = NULL;
@@ -373,6 +419,7 @@ int main(void)
     tcase_add_test(tc, ties_predict_the_first_class);
     tcase_add_test(tc, nll_and_brier_against_double_softmax);
     tcase_add_test(tc, any_batch_split_gives_the_same_bits);
+    tcase_add_test(tc, merged_objects_add_up);
     tcase_add_test(tc, empty_summary_is_nan);
     tcase_add_test(tc, older_summary_struct_gets_its_prefix_only);
     tcase_add_test(tc, bad_inputs_leave_the_state_alone);

@@ -10,7 +10,9 @@
  * The object keeps O(num_bins) sums, whatever the number of samples, and
  * accumulates each sample in the order given, so adding the same samples in
  * any batch split gives bit-identical results. One object may be read from
- * several threads at once but written (add, reset) by one thread at a time. */
+ * several threads at once but written (add, merge, reset) by one thread at a
+ * time; to spread evaluation over threads, give each its own object and
+ * merge them (mislas_calib_merge). */
 #ifndef MISLAS_CALIB_H
 #define MISLAS_CALIB_H
 
@@ -60,6 +62,11 @@ typedef struct mislas_calib_bin {
 MISLAS_API int mislas_calib_bins(const mislas_calib *c, mislas_calib_bin *bins, int32_t num_bins);
 /* The bin count the object was made with, or -1 for NULL. */
 MISLAS_API int32_t mislas_calib_num_bins(const mislas_calib *c);
+/* Adds everything src has seen to dst, as if src's samples had been added to
+ * dst after its own: counts are exact, the sums equal up to the rounding of
+ * one double addition each. Both must have the same num_classes and num_bins.
+ * This is how per-thread or per-process objects are combined. */
+MISLAS_API int mislas_calib_merge(mislas_calib *dst, const mislas_calib *src);
 /* Forget every sample added (NULL is a no-op). */
 MISLAS_API void mislas_calib_reset(mislas_calib *c);
 MISLAS_API void mislas_calib_free(mislas_calib *c);
