@@ -9,12 +9,14 @@
 
 #include "internal.h"
 #include "rowmath.h"
+#include "threads.h"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-enum { CHUNK = 2048, PARALLEL_MIN_ELEMENTS = 1 << 15 };
+/* Records per chunk, and the fewest values worth waking a thread for. */
+enum { CHUNK = 2048, ELEMENTS_PER_THREAD = 1 << 14 };
 
 typedef struct sums {
     uint64_t count, correct;
@@ -200,6 +202,20 @@ static record make_record(const mislasi_rowmath *rm, const batch *in, size_t i, 
     return r;
 }
 
+typedef struct chunk_job {
+    const mislasi_rowmath *rm;
+    const batch *in;
+    size_t start, k;
+    record *records;
+} chunk_job;
+
+static void chunk_records(void *ctx, size_t begin, size_t end)
+{
+    const chunk_job *c = ctx;
+    for (size_t j = begin; j < end; j++)
+        c->records[j] = make_record(c->rm, c->in, c->start + j, c->k);
+}
+
 static int add_batch(mislas_calib *c, const char *fn, const batch *in, size_t n)
 {
     const size_t k = (size_t)c->num_classes, b = (size_t)c->num_bins;
@@ -217,15 +233,16 @@ static int add_batch(mislas_calib *c, const char *fn, const batch *in, size_t n)
     memcpy(c->work_count, c->bin_count, b * sizeof *c->bin_count);
     memcpy(c->work_correct, c->bin_correct, b * sizeof *c->bin_correct);
     memcpy(c->work_confidence, c->bin_confidence, b * sizeof *c->bin_confidence);
-    const mislasi_rowmath *rm = mislasi_rowmath_get();
-    const int parallel = in->kind != FROM_CONFIDENCES && CHUNK * k >= PARALLEL_MIN_ELEMENTS;
+    chunk_job job = { mislasi_rowmath_get(), in, 0, k, c->records };
+    /* bare confidences are too cheap to share out */
+    const size_t grain = in->kind == FROM_CONFIDENCES ? CHUNK
+        : k >= ELEMENTS_PER_THREAD ? 1 : ELEMENTS_PER_THREAD / k;
 
     for (size_t start = 0; start < n; start += CHUNK) {
         size_t len = n - start < CHUNK ? n - start : CHUNK;
-        record *rec = c->records;
-        #pragma omp parallel for schedule(static) if (parallel && len * k >= PARALLEL_MIN_ELEMENTS)
-        for (long long j = 0; j < (long long)len; j++)
-            rec[j] = make_record(rm, in, start + (size_t)j, k);
+        const record *rec = c->records;
+        job.start = start;
+        mislasi_parallel_for(len, grain, chunk_records, &job);
         for (size_t j = 0; j < len; j++) {
             const record *r = &rec[j];
             size_t i = start + j;

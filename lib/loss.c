@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "rowmath.h"
+#include "threads.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,8 +24,8 @@ struct mislas_loss {
     double *row_loss;
 };
 
-/* Rows of logits below this many elements in total are not worth waking threads for. */
-enum { PARALLEL_MIN_ELEMENTS = 1 << 15 };
+/* Fewer logits than this per thread are not worth waking a thread for. */
+enum { ELEMENTS_PER_THREAD = 1 << 14 };
 
 void mislas_las_options_init(mislas_las_options *opts)
 {
@@ -186,6 +187,52 @@ static int reserve_rows(mislas_loss *l, const char *fn, size_t n)
     return MISLAS_OK;
 }
 
+/* One batch, shared by the threads that work on its rows. */
+typedef struct batch_job {
+    const mislasi_rowmath *rm;
+    mislas_loss *l;
+    const float *logits;
+    const int32_t *ta, *tb;
+    float *grad;
+    size_t k;
+    double wa, wb;              /* lambda, 1 - lambda */
+    double inv_n, inv_k;
+} batch_job;
+
+static void rows_max(void *ctx, size_t begin, size_t end)
+{
+    const batch_job *b = ctx;
+    for (size_t i = begin; i < end; i++)
+        if (!b->rm->max(b->logits + i * b->k, b->k, &b->l->row_max[i]))
+            b->l->row_max[i] = NAN;
+}
+
+static void rows_loss(void *ctx, size_t begin, size_t end)
+{
+    const batch_job *b = ctx;
+    const size_t k = b->k;
+    const float *eps = b->l->smoothing;
+    for (size_t i = begin; i < end; i++) {
+        const float *z = b->logits + i * k;
+        float m = b->l->row_max[i];
+        float *g = b->grad != NULL ? b->grad + i * k : NULL;
+        mislasi_row_sums s = b->rm->exp(z, k, m, g);
+        double log_s = log((double)s.exp_sum);
+        double smooth = log_s - (double)s.shifted_sum * b->inv_k;
+        int32_t ya = b->ta[i], yb = b->tb[i];
+        double ea = eps[ya], eb = eps[yb];
+        double la = (1.0 - ea) * (log_s - ((double)z[ya] - m)) + ea * smooth;
+        double lb = (1.0 - eb) * (log_s - ((double)z[yb] - m)) + eb * smooth;
+        b->l->row_loss[i] = b->wa * la + (b->wb == 0.0 ? 0.0 : b->wb * lb);
+        if (g != NULL) {
+            b->rm->affine(g, k, (float)(b->inv_n / (double)s.exp_sum),
+                    (float)(-(b->wa * ea + b->wb * eb) * b->inv_k * b->inv_n));
+            g[ya] -= (float)(b->wa * (1.0 - ea) * b->inv_n);
+            g[yb] -= (float)(b->wb * (1.0 - eb) * b->inv_n);
+        }
+    }
+}
+
 /* Both public calls land here; the plain loss is the mixup criterion with
  * lambda = 1 and targets_b = targets_a. */
 static int compute(mislas_loss *l, const char *fn, const float *logits,
@@ -208,19 +255,16 @@ static int compute(mislas_loss *l, const char *fn, const float *logits,
     if (rc != MISLAS_OK)
         return rc;
 
-    const mislasi_rowmath *rm = mislasi_rowmath_get();
-    float *row_max = l->row_max;
-    double *row_loss = l->row_loss;
-    const int parallel = n * k >= PARALLEL_MIN_ELEMENTS;
-    const long long rows = (long long)n;
+    batch_job job = {
+        mislasi_rowmath_get(), l, logits, ta, tb, grad, k,
+        lambda, 1.0 - (double)lambda, 1.0 / (double)n, 1.0 / (double)k,
+    };
+    const size_t grain = k >= ELEMENTS_PER_THREAD ? 1 : ELEMENTS_PER_THREAD / k;
 
     /* Pass 1: every row's maximum, NaN marking a row with a non-finite logit. */
-    #pragma omp parallel for schedule(static) if (parallel)
-    for (long long i = 0; i < rows; i++)
-        if (!rm->max(logits + (size_t)i * k, k, &row_max[i]))
-            row_max[i] = NAN;
+    mislasi_parallel_for(n, grain, rows_max, &job);
     for (size_t i = 0; i < n; i++) {
-        if (isnan(row_max[i])) {
+        if (isnan(l->row_max[i])) {
             size_t j = 0;
             while (j < k && isfinite(logits[i * k + j]))
                 j++;
@@ -228,37 +272,13 @@ static int compute(mislas_loss *l, const char *fn, const float *logits,
                     (double)logits[i * k + j]);
         }
     }
-
     /* Pass 2: the loss of every row and, when asked, its gradient. */
-    const double inv_n = 1.0 / (double)n, inv_k = 1.0 / (double)k;
-    const double wa = lambda, wb = 1.0 - (double)lambda;
-    const float *eps = l->smoothing;
-    #pragma omp parallel for schedule(static) if (parallel)
-    for (long long ii = 0; ii < rows; ii++) {
-        size_t i = (size_t)ii;
-        const float *z = logits + i * k;
-        float m = row_max[i];
-        float *g = grad != NULL ? grad + i * k : NULL;
-        mislasi_row_sums s = rm->exp(z, k, m, g);
-        double log_s = log((double)s.exp_sum);
-        double smooth = log_s - (double)s.shifted_sum * inv_k;
-        int32_t a = ta[i], b = tb[i];
-        double ea = eps[a], eb = eps[b];
-        double la = (1.0 - ea) * (log_s - ((double)z[a] - m)) + ea * smooth;
-        double lb = (1.0 - eb) * (log_s - ((double)z[b] - m)) + eb * smooth;
-        row_loss[i] = wa * la + (wb == 0.0 ? 0.0 : wb * lb);
-        if (g != NULL) {
-            rm->affine(g, k, (float)(inv_n / (double)s.exp_sum),
-                    (float)(-(wa * ea + wb * eb) * inv_k * inv_n));
-            g[a] -= (float)(wa * (1.0 - ea) * inv_n);
-            g[b] -= (float)(wb * (1.0 - eb) * inv_n);
-        }
-    }
+    mislasi_parallel_for(n, grain, rows_loss, &job);
     if (loss_out != NULL) {
         double total = 0.0;
         for (size_t i = 0; i < n; i++)
-            total += row_loss[i];
-        *loss_out = (float)(total * inv_n);
+            total += l->row_loss[i];
+        *loss_out = (float)(total * job.inv_n);
     }
     return MISLAS_OK;
 }

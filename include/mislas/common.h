@@ -60,6 +60,13 @@ typedef void *(*mislas_alloc_fn)(size_t size, void *user);
 typedef void (*mislas_release_fn)(void *ptr, void *user);
 MISLAS_API int mislas_set_allocator(mislas_alloc_fn alloc, mislas_release_fn release, void *user);
 
+/* Threads the library's own loops use: 0 (the default) means one per CPU
+ * this process may run on, or MISLAS_NUM_THREADS from the environment.
+ * Results never depend on the thread count. Process-wide; n in [0, 256]. */
+MISLAS_API int mislas_set_num_threads(int32_t n);
+/* The thread count in effect (>= 1). */
+MISLAS_API int32_t mislas_num_threads(void);
+
 #ifdef __cplusplus
 }
 #endif
