@@ -215,14 +215,16 @@ static void rows_loss(void *ctx, size_t begin, size_t end)
     for (size_t i = begin; i < end; i++) {
         const float *z = b->logits + i * k;
         float m = b->l->row_max[i];
+        int32_t ya = b->ta[i], yb = b->tb[i];
+        /* read before the gradient may overwrite the row (grad == logits) */
+        double za = (double)z[ya] - m, zb = (double)z[yb] - m;
         float *g = b->grad != NULL ? b->grad + i * k : NULL;
         mislasi_row_sums s = b->rm->exp(z, k, m, g);
         double log_s = log((double)s.exp_sum);
         double smooth = log_s - (double)s.shifted_sum * b->inv_k;
-        int32_t ya = b->ta[i], yb = b->tb[i];
         double ea = eps[ya], eb = eps[yb];
-        double la = (1.0 - ea) * (log_s - ((double)z[ya] - m)) + ea * smooth;
-        double lb = (1.0 - eb) * (log_s - ((double)z[yb] - m)) + eb * smooth;
+        double la = (1.0 - ea) * (log_s - za) + ea * smooth;
+        double lb = (1.0 - eb) * (log_s - zb) + eb * smooth;
         b->l->row_loss[i] = b->wa * la + (b->wb == 0.0 ? 0.0 : b->wb * lb);
         if (g != NULL) {
             b->rm->affine(g, k, (float)(b->inv_n / (double)s.exp_sum),

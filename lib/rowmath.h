@@ -18,8 +18,8 @@ typedef struct mislasi_row_sums {
 typedef struct mislasi_rowmath {
     /* Largest element; false if any element is NaN or infinite (max unset then). */
     bool (*max)(const float *x, size_t k, float *max_out);
-    /* e_j = exp(x_j - m) for m >= max(x), written to e (may be NULL, may not
-     * alias x), with the three sums. exp is a degree-6 polynomial within 2 ulp
+    /* e_j = exp(x_j - m) for m >= max(x), written to e (may be NULL, or x
+     * itself: each block is read before it is written), with the three sums. exp is a degree-6 polynomial within 2 ulp
      * of expf; arguments below -87.3 give 2^-126 rather than a subnormal. */
     mislasi_row_sums (*exp)(const float *x, size_t k, float m, float *e);
     /* First index whose element equals value (k if none). */

@@ -368,6 +368,26 @@ START_TEST(mixup_combines_two_losses)
 }
 END_TEST
 
+START_TEST(gradient_in_place)
+{
+    enum { N = 40, K = 37 };
+    static float z[N * K], copy[N * K], g[N * K];
+    int32_t ya[N], yb[N];
+    random_batch(z, ya, N, K, 7.0);
+    for (int i = 0; i < N; i++)
+        yb[i] = ya[(i + 5) % N];
+    mislas_loss *ls = NULL;
+    ck_assert_status(mislas_loss_new_label_smoothing(&ls, K, 0.2f), MISLAS_OK);
+    float separate, in_place;
+    ck_assert_status(mislas_loss_compute_mixup(ls, z, ya, yb, 0.6f, N, &separate, g), MISLAS_OK);
+    memcpy(copy, z, sizeof z);
+    ck_assert_status(mislas_loss_compute_mixup(ls, copy, ya, yb, 0.6f, N, &in_place, copy), MISLAS_OK);
+    ck_assert_float_eq(separate, in_place);
+    ck_assert_int_eq(memcmp(g, copy, sizeof g), 0);
+    mislas_loss_free(ls);
+}
+END_TEST
+
 START_TEST(loss_out_is_optional)
 {
     float z[4] = { 1, 2, 3, 4 }, g[4];
@@ -540,6 +560,7 @@ int main(void)
     tcase_add_test(tc, ce_and_ls_are_las_special_cases);
     tcase_add_test(tc, ls_equals_cross_entropy_with_soft_targets);
     tcase_add_test(tc, mixup_combines_two_losses);
+    tcase_add_test(tc, gradient_in_place);
     tcase_add_test(tc, loss_out_is_optional);
     tcase_add_test(tc, bad_inputs_are_refused_and_touch_nothing);
     tcase_add_test(tc, bad_constructor_arguments);

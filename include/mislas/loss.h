@@ -53,7 +53,9 @@ MISLAS_API int mislas_loss_class_smoothing(const mislas_loss *loss, float *smoot
 MISLAS_API int32_t mislas_loss_num_classes(const mislas_loss *loss);
 
 /* Mean loss over the batch of n rows of K logits; grad_logits (n x K, may be
- * NULL) receives d(mean loss)/d(logits). Stable for logits of any finite
+ * NULL) receives d(mean loss)/d(logits). grad_logits may be logits itself
+ * (the gradient then replaces the logits); it must not overlap them otherwise.
+ * loss_out may be NULL when only the gradient is wanted. Stable for logits of any finite
  * magnitude. A target outside [0, K) is MISLAS_ERR_INVALID_ARGUMENT, a NaN or
  * infinite logit MISLAS_ERR_NUMERIC; on any failure neither *loss_out nor
  * grad_logits is touched. */
