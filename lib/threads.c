@@ -27,6 +27,8 @@ typedef struct pool {
     pthread_mutex_t lock;           /* guards everything below */
     pthread_cond_t work_ready, work_done;
     int started;                    /* workers running, ids 1..started */
+    pthread_t workers[MAX_THREADS];
+    _Atomic int stopping;           /* set once, when the library is unloaded */
     _Atomic uint64_t generation;    /* bumped for every job */
     int active;                     /* threads in the current job, caller included */
     _Atomic int remaining;          /* workers of the current job not yet done */
@@ -36,8 +38,10 @@ typedef struct pool {
 } pool;
 
 static pool the_pool = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, 0,
+    .dispatch = PTHREAD_MUTEX_INITIALIZER,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .work_ready = PTHREAD_COND_INITIALIZER,
+    .work_done = PTHREAD_COND_INITIALIZER,
 };
 static _Atomic int32_t requested_threads;   /* 0 = default */
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -63,12 +67,13 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Spins until *value != unwanted or SPIN_NS pass; true if it changed. */
+/* Spins until *value != unwanted (or the pool stops) or SPIN_NS pass; true
+ * if it changed. */
 static bool spin_while_u64(_Atomic uint64_t *value, uint64_t unwanted)
 {
     uint64_t start = now_ns();
     for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(value, memory_order_acquire) != unwanted)
+        if (atomic_load_explicit(value, memory_order_acquire) != unwanted || atomic_load(&the_pool.stopping))
             return true;
         cpu_relax();
         if (i % 256 == 0 && now_ns() - start > SPIN_NS)
@@ -99,10 +104,12 @@ static void *worker(void *arg)
     for (;;) {
         if (!spin_while_u64(&p->generation, seen)) {
             pthread_mutex_lock(&p->lock);
-            while (atomic_load(&p->generation) == seen)
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping))
                 pthread_cond_wait(&p->work_ready, &p->lock);
             pthread_mutex_unlock(&p->lock);
         }
+        if (atomic_load(&p->stopping))
+            return NULL;
         pthread_mutex_lock(&p->lock);
         seen = atomic_load(&p->generation);
         int parts = p->active;
@@ -148,6 +155,21 @@ static void after_fork_child(void)
     atomic_store(&p->remaining, 0);
 }
 
+/* At exit or unload, let the workers finish and join them, so nothing of the
+ * pool outlives the library (and leak checkers see no stray thread). */
+__attribute__((destructor)) static void stop_pool(void)
+{
+    pool *p = &the_pool;
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->stopping, 1);
+    pthread_cond_broadcast(&p->work_ready);
+    int started = p->started;
+    p->started = 0;
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < started; i++)
+        pthread_join(p->workers[i], NULL);
+}
+
 static void register_fork_handlers(void)
 {
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
@@ -189,15 +211,8 @@ int32_t mislas_num_threads(void)
 /* Starts workers up to id `want - 1`; returns how many threads can take part. */
 static int grow_pool(pool *p, int want)
 {
-    while (p->started + 1 < want) {
-        pthread_t t;
-        pthread_attr_t attr;
-        if (pthread_attr_init(&attr) != 0)
-            break;
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&t, &attr, worker, (void *)(intptr_t)(p->started + 1));
-        pthread_attr_destroy(&attr);
-        if (rc != 0)
+    while (p->started + 1 < want && !atomic_load(&p->stopping)) {
+        if (pthread_create(&p->workers[p->started], NULL, worker, (void *)(intptr_t)(p->started + 1)) != 0)
             break;
         p->started++;
     }

@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -128,13 +129,17 @@ START_TEST(fork_after_the_pool_started)
     ck_assert_status(mislas_set_num_threads(2), MISLAS_OK);
     outputs parent;
     ck_assert_status(compute(&parent), MISLAS_OK);     /* the workers are running now */
+    fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         alarm(20);                                     /* a hang fails the test instead of blocking it */
         outputs child;
         int ok = compute(&child) == MISLAS_OK && same(&parent, &child);
-        _exit(ok ? 0 : 1);
+        free(child.grad);
+        free(parent.grad);
+        free_inputs();
+        exit(ok ? 0 : 1);                              /* exit, not _exit: the child's pool shuts down too */
     }
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
