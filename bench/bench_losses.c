@@ -287,9 +287,9 @@ int main(int argc, char **argv)
     const budget las_budget = quick ? (budget){ 0.02, 0.05, 3, 5 } : (budget){ 0.3, 1.0, 20, 50 };
     const budget ece_budget = quick ? (budget){ 0.0, 0.0, 1, 2 } : (budget){ 0.5, 2.0, 2, 9 };
 
-    const char *omp = getenv("OMP_NUM_THREADS"), *cpu = getenv("MISLAS_CPU");
-    printf("libmislas %s benchmark%s: %ld online CPUs, OMP_NUM_THREADS=%s, MISLAS_CPU=%s\n", mislas_version(),
-            quick ? " (--quick)" : "", sysconf(_SC_NPROCESSORS_ONLN), omp ? omp : "(unset)",
+    const char *cpu = getenv("MISLAS_CPU");
+    printf("libmislas %s benchmark%s: %ld online CPUs, %d library threads, MISLAS_CPU=%s\n", mislas_version(),
+            quick ? " (--quick)" : "", sysconf(_SC_NPROCESSORS_ONLN), (int)mislas_num_threads(),
             cpu ? cpu : "(unset: best supported kernels)");
 
     rng r = { SEED };

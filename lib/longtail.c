@@ -33,3 +33,19 @@ int mislas_long_tail_counts(int64_t *counts, int32_t num_classes,
     }
     return MISLAS_OK;
 }
+
+int mislas_class_shots(const int64_t *counts, int32_t num_classes, mislas_shot *shots)
+{
+    static const char fn[] = "mislas_class_shots";
+    MISLASI_CHECK_NOT_NULL(fn, counts);
+    MISLASI_CHECK_NOT_NULL(fn, shots);
+    if (num_classes < 1)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d, need at least 1", fn, (int)num_classes);
+    for (int32_t c = 0; c < num_classes; c++)
+        if (counts[c] < 0)
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: counts[%d] = %lld is negative",
+                    fn, (int)c, (long long)counts[c]);
+    for (int32_t c = 0; c < num_classes; c++)
+        shots[c] = counts[c] > 100 ? MISLAS_SHOT_MANY : counts[c] >= 20 ? MISLAS_SHOT_MEDIUM : MISLAS_SHOT_FEW;
+    return MISLAS_OK;
+}

@@ -3,6 +3,8 @@
  * independent streams trivial, which is what set_epoch-style jumps need. */
 #include "rng.h"
 
+#include <math.h>
+
 __extension__ typedef unsigned __int128 u128;
 
 static const uint64_t GOLDEN = 0x9e3779b97f4a7c15ULL;
@@ -60,4 +62,37 @@ void mislasi_rng_shuffle_u32(mislasi_rng *r, uint32_t *values, size_t n)
         values[i - 1] = values[j];
         values[j] = t;
     }
+}
+
+double mislasi_rng_normal(mislasi_rng *r)
+{
+    double u = 1.0 - mislasi_rng_uniform(r);   /* (0, 1]: log is finite */
+    double v = mislasi_rng_uniform(r);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586476925 * v);
+}
+
+/* log of a Gamma(k, 1) variate. */
+static double log_gamma_variate(mislasi_rng *r, double k)
+{
+    double boost = 0.0;
+    if (k < 1.0) { /* Gamma(k) = Gamma(k + 1) * U^(1/k) */
+        boost = log(1.0 - mislasi_rng_uniform(r)) / k;
+        k += 1.0;
+    }
+    double d = k - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = mislasi_rng_normal(r), v = 1.0 + c * x;
+        if (v <= 0.0)
+            continue;
+        v = v * v * v;
+        double u = 1.0 - mislasi_rng_uniform(r);
+        if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v)))
+            return log(d * v) + boost;
+    }
+}
+
+double mislasi_rng_beta(mislasi_rng *r, double a, double b)
+{
+    double lx = log_gamma_variate(r, a), ly = log_gamma_variate(r, b);
+    return 1.0 / (1.0 + exp(ly - lx));         /* X / (X + Y) */
 }

@@ -19,6 +19,11 @@ uint64_t mislasi_rng_next(mislasi_rng *r);
 uint64_t mislasi_rng_below(mislasi_rng *r, uint64_t bound);
 /* Uniform double in [0, 1) with 53 random bits. */
 double mislasi_rng_uniform(mislasi_rng *r);
+/* Standard normal (Box-Muller). */
+double mislasi_rng_normal(mislasi_rng *r);
+/* Beta(a, b), a, b > 0, through two Gamma variates (Marsaglia-Tsang, with
+ * the shape < 1 boost done in log space so tiny shapes cannot give 0 / 0). */
+double mislasi_rng_beta(mislasi_rng *r, double a, double b);
 /* Shuffles values[0..n-1] in place (Fisher-Yates). */
 void mislasi_rng_shuffle_u32(mislasi_rng *r, uint32_t *values, size_t n);
 

@@ -22,6 +22,14 @@ typedef enum mislas_imbalance {
 MISLAS_API int mislas_long_tail_counts(int64_t *counts, int32_t num_classes,
         int64_t max_per_class, double imb_factor, mislas_imbalance type);
 
+/* The paper's reporting groups of classes, by training images per class:
+ * Many (> 100), Medium (20 to 100) and Few (< 20). */
+typedef enum mislas_shot {
+    MISLAS_SHOT_MANY = 0, MISLAS_SHOT_MEDIUM = 1, MISLAS_SHOT_FEW = 2
+} mislas_shot;
+/* shots[c] = the group of class c given its training count counts[c] >= 0. */
+MISLAS_API int mislas_class_shots(const int64_t *counts, int32_t num_classes, mislas_shot *shots);
+
 #ifdef __cplusplus
 }
 #endif

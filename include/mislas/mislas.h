@@ -8,5 +8,6 @@
 #include <mislas/calib.h>
 #include <mislas/longtail.h>
 #include <mislas/sampler.h>
+#include <mislas/dataset.h>
 
 #endif

@@ -1,0 +1,78 @@
+/* mixup on an assembled batch (METHOD.md, "Stage 1"): one lambda from
+ * Beta(alpha, alpha) and one permutation per batch, drawn from
+ * (seed, batch_id) with the library's own generator. The images are mixed in
+ * place by walking the permutation's cycles, which needs one spare image
+ * rather than a copy of the batch. */
+#include <mislas/dataset.h>
+
+#include "internal.h"
+#include "rng.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { TAG_MIXUP = 31 };
+
+int mislas_mixup(float *images, const int32_t *labels, size_t n, size_t image_size,
+        float alpha, uint64_t seed, uint64_t batch_id, int32_t *labels_b, float *lambda_out)
+{
+    static const char fn[] = "mislas_mixup";
+    MISLASI_CHECK_NOT_NULL(fn, images);
+    MISLASI_CHECK_NOT_NULL(fn, labels);
+    MISLASI_CHECK_NOT_NULL(fn, labels_b);
+    MISLASI_CHECK_NOT_NULL(fn, lambda_out);
+    if (n == 0)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n = 0, the batch is empty", fn);
+    if (n > UINT32_MAX)
+        return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: n = %zu, at most %u images per batch", fn, n, UINT32_MAX);
+    if (image_size == 0 || image_size > SIZE_MAX / sizeof(float) / n)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: image_size = %zu with n = %zu is not a valid size",
+                fn, image_size, n);
+    if (isnan(alpha) || isinf(alpha))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: alpha = %g is not finite", fn, (double)alpha);
+    if (alpha <= 0.0f) {
+        memmove(labels_b, labels, n * sizeof *labels);
+        *lambda_out = 1.0f;
+        return MISLAS_OK;
+    }
+    uint32_t *perm = mislasi_calloc(n, sizeof *perm);
+    float *spare = mislasi_alloc(image_size * sizeof *spare);
+    if (perm == NULL || spare == NULL) {
+        mislasi_free(perm);
+        mislasi_free(spare);
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    }
+    mislasi_rng r;
+    mislasi_rng_init(&r, seed, TAG_MIXUP, batch_id);
+    double lambda = mislasi_rng_beta(&r, alpha, alpha);
+    for (size_t i = 0; i < n; i++)
+        perm[i] = (uint32_t)i;
+    mislasi_rng_shuffle_u32(&r, perm, n);
+
+    for (size_t i = 0; i < n; i++)
+        labels_b[i] = labels[perm[i]];
+    /* x[i] = lambda x[i] + (1 - lambda) x[perm[i]] in float, with 1 - lambda
+     * taken from the float lambda handed back, so callers can redo it */
+    const float a = (float)lambda, b = (float)(1.0 - (double)a);
+    for (size_t start = 0; start < n; start++) {
+        if (perm[start] == UINT32_MAX)
+            continue;
+        memcpy(spare, images + start * image_size, image_size * sizeof *spare);
+        size_t i = start;
+        for (;;) {
+            size_t j = perm[i];
+            const float *other = j == start ? spare : images + j * image_size;
+            float *x = images + i * image_size;
+            for (size_t e = 0; e < image_size; e++)
+                x[e] = a * x[e] + b * other[e];
+            perm[i] = UINT32_MAX;          /* done */
+            if (j == start)
+                break;
+            i = j;
+        }
+    }
+    *lambda_out = a;
+    mislasi_free(perm);
+    mislasi_free(spare);
+    return MISLAS_OK;
+}
