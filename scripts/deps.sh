@@ -1,7 +1,7 @@
 # Sourced by scripts/test and scripts/demo: makes sure the Debian packages the
 # project needs are there, installing them when we are root and may.
 MISLAS_PACKAGES=(meson ninja-build pkg-config gcc g++ clang
-                 libblis-openmp-dev zlib1g-dev check abigail-tools)
+                 libblis-openmp-dev zlib1g-dev check abigail-tools dataset-fashion-mnist)
 
 mislas_missing_packages() {
     local missing=() p
