@@ -5,7 +5,6 @@
 #include "internal.h"
 #include "rng.h"
 
-#include <stdio.h>
 #include <string.h>
 
 enum { TAG_SUBSET = 11 };
@@ -46,10 +45,11 @@ static int make(mislas_dataset **out, const char *fn, const char *source,
     if (num_classes < 0)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d is negative", fn, (int)num_classes);
     if (num_classes == 0) {
-        num_classes = largest_label(labels, n) + 1;
-        if (num_classes < 1)
-            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: %s%slabels are all negative",
-                    fn, source ? source : "", source ? ": " : "");
+        int32_t largest = largest_label(labels, n);
+        if (largest < 0 || largest == INT32_MAX)
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: %s%sthe largest label, %d, gives no class count",
+                    fn, source ? source : "", source ? ": " : "", (int)largest);
+        num_classes = largest + 1;
     }
     size_t bad = mislasi_find_bad_label(labels, n, num_classes);
     if (bad < n) {
@@ -77,6 +77,7 @@ int mislasi_dataset_adopt(mislas_dataset **out, const char *fn, const char *sour
         uint8_t *pixels, int32_t *labels, size_t n,
         int32_t channels, int32_t height, int32_t width, int32_t num_classes)
 {
+    *out = NULL;
     int rc = make(out, fn, source, pixels, labels, n, channels, height, width, num_classes);
     if (rc != MISLAS_OK) {
         mislasi_free(pixels);
@@ -173,6 +174,8 @@ int mislas_dataset_class_counts(const mislas_dataset *d, int64_t *counts)
 /* The images at `indices`, copied; `fn` names the public call. */
 static int gather(mislas_dataset **out, const char *fn, const mislas_dataset *d, const size_t *indices, size_t n)
 {
+    if (n > SIZE_MAX / d->image_size)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: %zu images overflow size_t", fn, n);
     for (size_t i = 0; i < n; i++)
         if (indices[i] >= d->n)
             return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: indices[%zu] = %zu is outside [0, %zu)",
@@ -298,10 +301,8 @@ int mislas_dataset_long_tail(mislas_dataset **out, const mislas_dataset *d,
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     }
     int rc = mislas_long_tail_counts(targets, d->num_classes, n_max, imb_factor, type);
-    if (rc != MISLAS_OK) { /* name the call the user made */
-        char why[256];
-        snprintf(why, sizeof why, "%s", mislas_last_error());
-        rc = mislasi_fail(rc, "%s: %s", fn, why);
+    if (rc != MISLAS_OK) {
+        rc = mislasi_fail_within(rc, fn);      /* name the call the user made */
     } else {
         /* a class already thinner than its target keeps what it has */
         for (size_t c = 0; c < k; c++)

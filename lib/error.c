@@ -34,3 +34,10 @@ int mislasi_fail(int status, const char *fmt, ...)
     va_end(ap);
     return status;
 }
+
+int mislasi_fail_within(int status, const char *prefix)
+{
+    char inner[sizeof last_error];
+    snprintf(inner, sizeof inner, "%s", last_error);
+    return mislasi_fail(status, "%s: %s", prefix, inner);
+}

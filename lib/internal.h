@@ -21,6 +21,10 @@ int mislasi_fail(int status, const char *fmt, ...)
 #endif
     ;
 
+/* Puts "prefix: " before the thread's last message (a failure reported by a
+ * call made on the user's behalf) and returns status. */
+int mislasi_fail_within(int status, const char *prefix);
+
 /* Shared argument checks; `fn` is the public function's name for the message. */
 #define MISLASI_CHECK_NOT_NULL(fn, arg) \
     do { if ((arg) == NULL) return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, #arg); } while (0)
