@@ -209,6 +209,8 @@ int mislas_dataset_subset(mislas_dataset **out, const mislas_dataset *d, const s
 static int subset_by_counts(mislas_dataset **out, const char *fn, const mislas_dataset *d,
         const int64_t *counts, uint64_t seed)
 {
+    if (d->n > UINT32_MAX)
+        return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %zu images, at most %u are supported", fn, d->n, UINT32_MAX);
     const size_t k = (size_t)d->num_classes;
     int64_t *have = mislasi_calloc(k, sizeof *have);
     if (have == NULL)
@@ -273,8 +275,6 @@ int mislas_dataset_subset_by_counts(mislas_dataset **out, const mislas_dataset *
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, d);
     MISLASI_CHECK_NOT_NULL(fn, counts);
-    if (d->n > UINT32_MAX)
-        return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %zu images, at most %u are supported", fn, d->n, UINT32_MAX);
     return subset_by_counts(out, fn, d, counts, seed);
 }
 
@@ -285,8 +285,6 @@ int mislas_dataset_long_tail(mislas_dataset **out, const mislas_dataset *d,
     MISLASI_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, d);
-    if (d->n > UINT32_MAX)
-        return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %zu images, at most %u are supported", fn, d->n, UINT32_MAX);
     const size_t k = (size_t)d->num_classes;
     int64_t *counts = mislasi_calloc(k, sizeof *counts);
     if (counts == NULL)
