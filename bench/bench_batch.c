@@ -46,10 +46,10 @@ static double step_ms_from_baseline(void)
     const char *path = getenv("MISLAS_BENCH_BASELINE_FILE");
     FILE *f = path != NULL ? fopen(path, "r") : NULL;
     double value = NAN;
-    char key[64];
+    char line[256], key[64];
     double v;
-    while (f != NULL && fscanf(f, "%63s %lf", key, &v) == 2)
-        if (strcmp(key, "resnet32_step_ms") == 0)
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)   /* `key value` lines; others skipped */
+        if (sscanf(line, "%63s %lf", key, &v) == 2 && strcmp(key, "resnet32_step_ms") == 0)
             value = v;
     if (f != NULL)
         fclose(f);
