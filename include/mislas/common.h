@@ -48,8 +48,8 @@ MISLAS_API const char *mislas_last_error(void);
 MISLAS_API const char *mislas_version(void);
 
 /* The allocator hook. Every byte the library allocates goes through `alloc`
- * and is returned through `release` (the OpenMP runtime's thread pool and
- * BLIS's internal packing buffers are theirs, not the library's); `user` is passed to both untouched.
+ * and is returned through `release` (thread stacks and BLIS's internal packing
+ * buffers are the system's and BLIS's, not the library's); `user` is passed to both untouched.
  * `alloc` returns NULL on failure (the library then returns
  * MISLAS_ERR_OUT_OF_MEMORY and leaks nothing). Both NULL restores malloc/free.
  * Install it before other calls; it is a process-wide setting and not
