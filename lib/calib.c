@@ -185,7 +185,7 @@ static record make_record(const mislasi_rowmath *rm, const batch *in, size_t i, 
     }
     r.prediction = (int32_t)rm->find(z, k, m);
     if (in->kind == FROM_LOGITS) {
-        mislasi_row_sums s = rm->exp(z, k, m, NULL);
+        mislasi_row_sums s = rm->exp_squares(z, k, m);
         double log_s = log((double)s.exp_sum);
         double log_py = ((double)z[y] - m) - log_s;
         double py = exp(log_py);

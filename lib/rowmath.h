@@ -11,17 +11,20 @@
 
 typedef struct mislasi_row_sums {
     float exp_sum;      /* sum_j exp(x_j - m) */
-    float shifted_sum;  /* sum_j (x_j - m) */
-    float exp_sq_sum;   /* sum_j exp(x_j - m)^2 */
+    float shifted_sum;  /* sum_j (x_j - m), from exp only */
+    float exp_sq_sum;   /* sum_j exp(x_j - m)^2, from exp_squares only */
 } mislasi_row_sums;
 
 typedef struct mislasi_rowmath {
     /* Largest element; false if any element is NaN or infinite (max unset then). */
     bool (*max)(const float *x, size_t k, float *max_out);
     /* e_j = exp(x_j - m) for m >= max(x), written to e (may be NULL, or x
-     * itself: each block is read before it is written), with the three sums. exp is a degree-6 polynomial within 2 ulp
+     * itself: each block is read before it is written), with exp_sum and
+     * shifted_sum. exp is a degree-6 polynomial within 2 ulp
      * of expf; arguments below -87.3 give 2^-126 rather than a subnormal. */
     mislasi_row_sums (*exp)(const float *x, size_t k, float m, float *e);
+    /* The same pass for calibration: exp_sum and exp_sq_sum, nothing written. */
+    mislasi_row_sums (*exp_squares)(const float *x, size_t k, float m);
     /* First index whose element equals value (k if none). */
     size_t (*find)(const float *x, size_t k, float value);
     /* x_j = x_j * a + b */

@@ -143,7 +143,10 @@ static bool row_max(const float *x, size_t k, float *max_out)
     return true;
 }
 
-static mislasi_row_sums row_exp(const float *x, size_t k, float m, float *e)
+/* The exp pass, instantiated below for what each caller needs: the loss
+ * wants the sum of (x_j - m), calibration the sum of squares; leaving out the
+ * other saves work in the hottest loop of both. */
+INLINE mislasi_row_sums exp_pass(const float *x, size_t k, float m, float *e, bool want_shifted, bool want_sq)
 {
     vf sum = splat(0), shifted = splat(0), sq = splat(0);
     const vn mv = (vn){0} + m;
@@ -154,8 +157,10 @@ static mislasi_row_sums row_exp(const float *x, size_t k, float m, float *e)
             d.v[i] -= mv;
             ex.v[i] = exp_n(d.v[i]);
             sum.v[i] += ex.v[i];
-            shifted.v[i] += d.v[i];
-            sq.v[i] += ex.v[i] * ex.v[i];
+            if (want_shifted)
+                shifted.v[i] += d.v[i];
+            if (want_sq)
+                sq.v[i] += ex.v[i] * ex.v[i];
         }
         if (e != NULL)
             store(e + j, ex);
@@ -170,14 +175,26 @@ static mislasi_row_sums row_exp(const float *x, size_t k, float m, float *e)
             d.v[i] -= mv;                       /* the fill lanes become 0 */
             ex.v[i] = exp_n(d.v[i]) * keep.v[i];
             sum.v[i] += ex.v[i];
-            shifted.v[i] += d.v[i];
-            sq.v[i] += ex.v[i] * ex.v[i];
+            if (want_shifted)
+                shifted.v[i] += d.v[i];
+            if (want_sq)
+                sq.v[i] += ex.v[i] * ex.v[i];
         }
         if (e != NULL)
             memcpy(e + j, &ex, rest * sizeof(float));
     }
-    mislasi_row_sums s = { fold_sum(sum), fold_sum(shifted), fold_sum(sq) };
+    mislasi_row_sums s = { fold_sum(sum), want_shifted ? fold_sum(shifted) : 0.0f, want_sq ? fold_sum(sq) : 0.0f };
     return s;
+}
+
+static mislasi_row_sums row_exp(const float *x, size_t k, float m, float *e)
+{
+    return exp_pass(x, k, m, e, true, false);
+}
+
+static mislasi_row_sums row_exp_squares(const float *x, size_t k, float m)
+{
+    return exp_pass(x, k, m, NULL, false, true);
 }
 
 static size_t row_find(const float *x, size_t k, float value)
@@ -241,5 +258,5 @@ static float row_sum_squares(const float *x, size_t k)
 }
 
 const mislasi_rowmath CONCAT(mislasi_rowmath_, ROWMATH_ISA) = {
-    row_max, row_exp, row_find, row_affine, row_in_unit, row_sum_squares,
+    row_max, row_exp, row_exp_squares, row_find, row_affine, row_in_unit, row_sum_squares,
 };

@@ -32,6 +32,9 @@ START_TEST(every_copy_gives_the_same_bits)
             ck_assert_int_eq(memcmp(&m1, &m2, sizeof m1), 0);
             mislasi_row_sums s1 = generic->exp(x, k, m1, e1), s2 = other->exp(x, k, m2, e2);
             ck_assert_int_eq(memcmp(&s1, &s2, sizeof s1), 0);
+            mislasi_row_sums w1 = generic->exp_squares(x, k, m1), w2 = other->exp_squares(x, k, m2);
+            ck_assert_int_eq(memcmp(&w1, &w2, sizeof w1), 0);
+            ck_assert_int_eq(memcmp(&w1.exp_sum, &s1.exp_sum, sizeof w1.exp_sum), 0);
             ck_assert_int_eq(memcmp(e1, e2, k * sizeof *e1), 0);
             ck_assert_uint_eq(generic->find(x, k, m1), other->find(x, k, m2));
             memcpy(a1, x, k * sizeof *x);
