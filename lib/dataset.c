@@ -206,16 +206,26 @@ int mislas_dataset_subset(mislas_dataset **out, const mislas_dataset *d, const s
     return gather(out, fn, d, indices, n);
 }
 
+/* A new array of d's images per class, or NULL (out of memory, reported). */
+static int64_t *new_class_counts(const char *fn, const mislas_dataset *d)
+{
+    int64_t *counts = mislasi_calloc((size_t)d->num_classes, sizeof *counts);
+    if (counts == NULL)
+        mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    else
+        mislas_dataset_class_counts(d, counts);
+    return counts;
+}
+
 static int subset_by_counts(mislas_dataset **out, const char *fn, const mislas_dataset *d,
         const int64_t *counts, uint64_t seed)
 {
     if (d->n > UINT32_MAX)
         return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %zu images, at most %u are supported", fn, d->n, UINT32_MAX);
     const size_t k = (size_t)d->num_classes;
-    int64_t *have = mislasi_calloc(k, sizeof *have);
+    int64_t *have = new_class_counts(fn, d);
     if (have == NULL)
-        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-    mislas_dataset_class_counts(d, have);
+        return MISLAS_ERR_OUT_OF_MEMORY;
     size_t total = 0;
     for (size_t c = 0; c < k; c++) {
         if (counts[c] < 0 || counts[c] > have[c]) {
@@ -286,10 +296,9 @@ int mislas_dataset_long_tail(mislas_dataset **out, const mislas_dataset *d,
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, d);
     const size_t k = (size_t)d->num_classes;
-    int64_t *counts = mislasi_calloc(k, sizeof *counts);
+    int64_t *counts = new_class_counts(fn, d);
     if (counts == NULL)
-        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-    mislas_dataset_class_counts(d, counts);
+        return MISLAS_ERR_OUT_OF_MEMORY;
     int64_t n_max = 0;
     for (size_t c = 0; c < k; c++)
         n_max = counts[c] > n_max ? counts[c] : n_max;
