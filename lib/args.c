@@ -4,6 +4,10 @@
 
 #include <string.h>
 
+/* No options struct will ever be this big: a larger struct_size is garbage,
+ * and scanning that far past the caller's struct could fault. */
+enum { OPTIONS_MAX_SIZE = 4096 };
+
 int mislasi_read_options(const char *fn, void *full, size_t full_size, const void *given)
 {
     size_t given_size;
@@ -11,6 +15,9 @@ int mislasi_read_options(const char *fn, void *full, size_t full_size, const voi
     if (given_size < sizeof(size_t))
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
                 "%s: options struct_size %zu is too small (call the options' _init first)", fn, given_size);
+    if (given_size > OPTIONS_MAX_SIZE)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
+                "%s: options struct_size %zu is implausible (call the options' _init first)", fn, given_size);
     if (given_size > full_size) {
         /* A caller built against newer headers: fine as long as it left the
          * fields this library does not know at their zero defaults. */

@@ -29,7 +29,8 @@ int mislas_long_tail_counts(int64_t *counts, int32_t num_classes,
             kept = n_max * pow(imb_factor, (double)i / ((double)num_classes - 1.0));
         else if (type == MISLAS_IMBALANCE_STEP && num_classes > 1 && i >= num_classes / 2)
             kept = n_max * imb_factor;
-        counts[i] = (int64_t)kept;
+        /* kept <= n_max, but n_max near INT64_MAX rounds up to 2^63 in double */
+        counts[i] = kept >= n_max ? max_per_class : (int64_t)kept;
     }
     return MISLAS_OK;
 }

@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "threads.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -20,7 +21,7 @@
 /* Waiting threads spin this long before sleeping: a training loop calls in
  * every few hundred microseconds, and a condition-variable wake-up costs
  * tens of them, while an idle process stops spinning almost at once. */
-enum { MAX_THREADS = 256, SPIN_NS = 100000 };
+enum { MAX_THREADS = 256, SPIN_NS = 100000, IDLE_S = 2 };
 
 typedef struct pool {
     pthread_mutex_t dispatch;       /* held by the one call using the pool */
@@ -94,6 +95,31 @@ static bool spin_until_zero(_Atomic int *value)
     }
 }
 
+/* Waits for a job other than `seen`; false when the worker should end:
+ * the pool is stopping, or it is the highest-numbered worker and has been
+ * idle for IDLE_S (so a process whose main thread calls pthread_exit can
+ * still end, and an idle process holds no threads). Called with p->lock. */
+static bool wait_for_job(pool *p, int id, uint64_t seen)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += IDLE_S;
+    while (atomic_load(&p->generation) == seen) {
+        if (atomic_load(&p->stopping))
+            return false;
+        if (pthread_cond_timedwait(&p->work_ready, &p->lock, &deadline) != ETIMEDOUT ||
+            atomic_load(&p->generation) != seen)
+            continue;
+        if (id == p->started) {
+            p->started--;           /* ids stay 1..started, as the job split needs */
+            pthread_detach(pthread_self());
+            return false;
+        }
+        deadline.tv_sec += IDLE_S;  /* a higher worker leaves first */
+    }
+    return true;
+}
+
 static void *worker(void *arg)
 {
     int id = (int)(intptr_t)arg;
@@ -101,23 +127,24 @@ static void *worker(void *arg)
     /* A worker is started just before the job it is needed for is posted,
      * so it must not take that job's generation as already seen. */
     uint64_t seen = 0;
+    bool was_needed = true;
     for (;;) {
-        if (!spin_while_u64(&p->generation, seen)) {
-            pthread_mutex_lock(&p->lock);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping))
-                pthread_cond_wait(&p->work_ready, &p->lock);
-            pthread_mutex_unlock(&p->lock);
-        }
-        if (atomic_load(&p->stopping))
-            return NULL;
+        /* only a worker the last job used expects the next one soon */
+        if (was_needed)
+            spin_while_u64(&p->generation, seen);
         pthread_mutex_lock(&p->lock);
+        if (!wait_for_job(p, id, seen)) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
         seen = atomic_load(&p->generation);
         int parts = p->active;
         mislasi_range_fn fn = p->fn;
         void *ctx = p->ctx;
         size_t n = p->n;
         pthread_mutex_unlock(&p->lock);
-        if (id >= parts)
+        was_needed = id < parts;
+        if (!was_needed)
             continue;
         run_part(fn, ctx, n, id, parts);
         if (atomic_fetch_sub(&p->remaining, 1) == 1) {
@@ -126,7 +153,6 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&p->lock);
         }
     }
-    return NULL;
 }
 
 /* fork: hold the pool across it, so no job is half-dispatched; the child

@@ -196,6 +196,10 @@ START_TEST(test_none)
     check_counts(1, 5000, 0.5, MISLAS_IMBALANCE_NONE, c1, "none K=1");
     static const int64_t c3[3] = {1, 1, 1};
     check_counts(3, 1, 1.0, MISLAS_IMBALANCE_NONE, c3, "none n_max 1");
+    /* INT64_MAX is not a double: it must still come back as itself */
+    static const int64_t cmax[2] = {INT64_MAX, INT64_MAX};
+    check_counts(2, INT64_MAX, 1.0, MISLAS_IMBALANCE_NONE, cmax, "none n_max INT64_MAX");
+    check_counts(2, INT64_MAX, 1.0, MISLAS_IMBALANCE_EXP, cmax, "exp IF 1 n_max INT64_MAX");
 }
 END_TEST
 

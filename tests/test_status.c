@@ -152,6 +152,10 @@ START_TEST(options_structs_grow)
     older.struct_size = 0;
     ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, counts, 3, &older), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "struct_size"));
+    /* garbage in struct_size is refused before anything past the struct is read */
+    older.struct_size = (size_t)1 << 40;
+    ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, counts, 3, &older), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mislas_last_error(), "implausible"));
 }
 END_TEST
 

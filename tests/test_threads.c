@@ -156,6 +156,31 @@ START_TEST(fork_after_the_pool_started)
 }
 END_TEST
 
+/* A main thread that ends with pthread_exit: the process must still end,
+ * which needs the idle workers to leave on their own. */
+START_TEST(idle_workers_let_the_process_end)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(30);                       /* a hang shows up as SIGALRM */
+        make_inputs();
+        ck_assert_status(mislas_set_num_threads(2), MISLAS_OK);
+        outputs o;
+        int rc = compute(&o);
+        free(o.grad);
+        free_inputs();
+        if (rc != MISLAS_OK)
+            exit(1);
+        pthread_exit(NULL);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the process did not end by itself (status %d)", status);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("threads");
@@ -165,6 +190,7 @@ int main(void)
     tcase_add_test(tc, results_do_not_depend_on_the_thread_count);
     tcase_add_test(tc, callers_on_several_threads);
     tcase_add_test(tc, fork_after_the_pool_started);
+    tcase_add_test(tc, idle_workers_let_the_process_end);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
