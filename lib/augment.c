@@ -38,7 +38,10 @@ static void assemble(void *ctx, size_t begin, size_t end)
 {
     const batch_job *b = ctx;
     const mislas_dataset *d = b->d;
+    /* sides and pad are at most 2^16 (MISLAS_DATASET_MAX_SIDE, MAX_PAD), so
+     * the offsets below fit in int32_t; a plane may not */
     const int32_t h = d->height, w = d->width, pad = b->o->pad;
+    const size_t plane_size = (size_t)h * (size_t)w;
     for (size_t i = begin; i < end; i++) {
         const uint8_t *src = d->pixels + b->indices[i] * d->image_size;
         float *dst = b->images + i * d->image_size;
@@ -55,8 +58,8 @@ static void assemble(void *ctx, size_t begin, size_t end)
         }
         for (int32_t c = 0; c < d->channels; c++) {
             const float *t = b->table + 256 * c;
-            const uint8_t *plane = src + (size_t)c * (size_t)(h * w);
-            float *out = dst + (size_t)c * (size_t)(h * w);
+            const uint8_t *plane = src + (size_t)c * plane_size;
+            float *out = dst + (size_t)c * plane_size;
             for (int32_t y = 0; y < h; y++) {
                 int32_t sy = y + dy;
                 float *row = out + (size_t)y * (size_t)w;

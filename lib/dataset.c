@@ -9,15 +9,22 @@
 
 enum { TAG_SUBSET = 11 };
 
-static int check_shape(const char *fn, size_t n, int32_t channels, int32_t height, int32_t width, size_t *image_size)
+/* `source` names the file the shape came from, or is NULL. */
+static int check_shape(const char *fn, const char *source, size_t n, int32_t channels, int32_t height,
+        int32_t width, size_t *image_size)
 {
+    const char *sep = source != NULL ? ": " : "";
+    source = source != NULL ? source : "";
     if (channels < 1 || height < 1 || width < 1)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: shape %d x %d x %d has an empty side",
-                fn, (int)channels, (int)height, (int)width);
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: %s%sshape %d x %d x %d has an empty side",
+                fn, source, sep, (int)channels, (int)height, (int)width);
+    if (channels > MISLAS_DATASET_MAX_SIDE || height > MISLAS_DATASET_MAX_SIDE || width > MISLAS_DATASET_MAX_SIDE)
+        return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %s%sshape %d x %d x %d has a side above %d",
+                fn, source, sep, (int)channels, (int)height, (int)width, MISLAS_DATASET_MAX_SIDE);
     size_t size = (size_t)channels * (size_t)height;
     if (size > SIZE_MAX / (size_t)width || size * (size_t)width > SIZE_MAX / (n ? n : 1))
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: %zu images of %d x %d x %d overflow size_t",
-                fn, n, (int)channels, (int)height, (int)width);
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: %s%s%zu images of %d x %d x %d overflow size_t",
+                fn, source, sep, n, (int)channels, (int)height, (int)width);
     *image_size = size * (size_t)width;
     return MISLAS_OK;
 }
@@ -36,7 +43,7 @@ static int make(mislas_dataset **out, const char *fn, const char *source,
         int32_t channels, int32_t height, int32_t width, int32_t num_classes)
 {
     size_t image_size = 0;
-    int rc = check_shape(fn, n, channels, height, width, &image_size);
+    int rc = check_shape(fn, source, n, channels, height, width, &image_size);
     if (rc != MISLAS_OK)
         return rc;
     if (n == 0)
@@ -104,7 +111,7 @@ int mislas_dataset_from_memory(mislas_dataset **out, const uint8_t *pixels,
     if (ownership == MISLAS_BORROW)
         return make(out, fn, NULL, pixels, labels, n, channels, height, width, num_classes);
     size_t image_size = 0;
-    int rc = check_shape(fn, n, channels, height, width, &image_size);
+    int rc = check_shape(fn, NULL, n, channels, height, width, &image_size);
     if (rc != MISLAS_OK)
         return rc;
     uint8_t *own_pixels = mislasi_alloc(n * image_size);

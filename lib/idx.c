@@ -118,6 +118,10 @@ int mislas_dataset_load_idx(mislas_dataset **out, const char *images_path,
             }
         }
     }
+    for (int i = 1; i < 3 && rc == MISLAS_OK; i++)
+        if (images.dims[i] > MISLAS_DATASET_MAX_SIDE)
+            rc = mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %s: image side %lu at byte offset %d is above %d",
+                    FN, images_path, (unsigned long)images.dims[i], 4 + 4 * i, MISLAS_DATASET_MAX_SIDE);
     int32_t *label_values = NULL;
     if (rc == MISLAS_OK) {
         label_values = mislasi_calloc(n, sizeof *label_values);

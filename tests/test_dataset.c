@@ -89,6 +89,8 @@ START_TEST(from_memory_bad_input)
     ck_assert_status(mislas_dataset_from_memory(&d, pixels, labels, 2, 1, 2, 2, 3, (mislas_ownership)5), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_dataset_from_memory(&d, pixels, labels, SIZE_MAX / 2, 1000, 1000, 1000, 3, MISLAS_BORROW),
                      MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_dataset_from_memory(&d, pixels, labels, 2, 1, MISLAS_DATASET_MAX_SIDE + 1, 2, 3, MISLAS_BORROW),
+                     MISLAS_ERR_UNSUPPORTED);
     int32_t huge[2] = { 0, INT32_MAX };
     ck_assert_status(mislas_dataset_from_memory(&d, pixels, huge, 2, 1, 2, 2, 0, MISLAS_COPY), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_null(d);

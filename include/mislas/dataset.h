@@ -17,6 +17,10 @@ extern "C" {
 
 typedef struct mislas_dataset mislas_dataset;
 
+/* The largest channel count, height or width a data set may have
+ * (MISLAS_ERR_UNSUPPORTED beyond). */
+#define MISLAS_DATASET_MAX_SIDE 65536
+
 typedef enum mislas_split {
     MISLAS_SPLIT_TRAIN = 0,
     MISLAS_SPLIT_TEST = 1
