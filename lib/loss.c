@@ -13,6 +13,7 @@
 #include "threads.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 struct mislas_loss {
@@ -20,7 +21,7 @@ struct mislas_loss {
     float *smoothing;       /* eps_c, num_classes */
     /* per-row scratch, grown on demand */
     size_t capacity;
-    float *row_max;
+    float *row_max, *row_min;
     double *row_loss;
 };
 
@@ -172,16 +173,19 @@ static int reserve_rows(mislas_loss *l, const char *fn, size_t n)
 {
     if (n <= l->capacity)
         return MISLAS_OK;
-    float *row_max = mislasi_calloc(n, sizeof *row_max);
+    float *row_max = mislasi_calloc(n, sizeof *row_max), *row_min = mislasi_calloc(n, sizeof *row_min);
     double *row_loss = mislasi_calloc(n, sizeof *row_loss);
-    if (row_max == NULL || row_loss == NULL) {
+    if (row_max == NULL || row_min == NULL || row_loss == NULL) {
         mislasi_free(row_max);
+        mislasi_free(row_min);
         mislasi_free(row_loss);
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for a batch of %zu rows", fn, n);
     }
     mislasi_free(l->row_max);
+    mislasi_free(l->row_min);
     mislasi_free(l->row_loss);
     l->row_max = row_max;
+    l->row_min = row_min;
     l->row_loss = row_loss;
     l->capacity = n;
     return MISLAS_OK;
@@ -203,7 +207,7 @@ static void rows_max(void *ctx, size_t begin, size_t end)
 {
     const batch_job *b = ctx;
     for (size_t i = begin; i < end; i++)
-        if (!b->rm->max(b->logits + i * b->k, b->k, &b->l->row_max[i]))
+        if (!b->rm->range(b->logits + i * b->k, b->k, &b->l->row_max[i], &b->l->row_min[i]))
             b->l->row_max[i] = NAN;
 }
 
@@ -218,10 +222,18 @@ static void rows_loss(void *ctx, size_t begin, size_t end)
         int32_t ya = b->ta[i], yb = b->tb[i];
         /* read before the gradient may overwrite the row (grad == logits) */
         double za = (double)z[ya] - m, zb = (double)z[yb] - m;
+        /* sum_j (z_j - m) overflows the kernel's float lanes only for logits
+         * spread over ~1e38 / K; such a row is summed here in double */
+        const bool wide = ((double)m - (double)b->l->row_min[i]) * (double)k > 1e37;
+        double shifted = 0.0;
+        for (size_t j = 0; wide && j < k; j++)
+            shifted += (double)z[j] - m;
         float *g = b->grad != NULL ? b->grad + i * k : NULL;
         mislasi_row_sums s = b->rm->exp(z, k, m, g);
+        if (!wide)
+            shifted = s.shifted_sum;
         double log_s = log((double)s.exp_sum);
-        double smooth = log_s - (double)s.shifted_sum * b->inv_k;
+        double smooth = log_s - shifted * b->inv_k;
         double ea = eps[ya], eb = eps[yb];
         double la = (1.0 - ea) * (log_s - za) + ea * smooth;
         double lb = (1.0 - eb) * (log_s - zb) + eb * smooth;
@@ -313,6 +325,7 @@ void mislas_loss_free(mislas_loss *loss)
         return;
     mislasi_free(loss->smoothing);
     mislasi_free(loss->row_max);
+    mislasi_free(loss->row_min);
     mislasi_free(loss->row_loss);
     mislasi_free(loss);
 }

@@ -18,6 +18,8 @@ typedef struct mislasi_row_sums {
 typedef struct mislasi_rowmath {
     /* Largest element; false if any element is NaN or infinite (max unset then). */
     bool (*max)(const float *x, size_t k, float *max_out);
+    /* The same, with the smallest element too. */
+    bool (*range)(const float *x, size_t k, float *max_out, float *min_out);
     /* e_j = exp(x_j - m) for m >= max(x), written to e (may be NULL, or x
      * itself: each block is read before it is written), with exp_sum and
      * shifted_sum. exp is a degree-6 polynomial within 2 ulp

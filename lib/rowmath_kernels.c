@@ -105,12 +105,13 @@ INLINE int any_set(vi m)
     return any != 0;
 }
 
-/* Two independent running maxima break the dependency chain; max is exact,
- * so this changes no result. */
-static bool row_max(const float *x, size_t k, float *max_out)
+/* Largest element and, when wanted, the smallest. Two independent running
+ * maxima break the dependency chain; max and min are exact, so this changes
+ * no result. Instantiated below with and without the minimum. */
+INLINE bool extremes(const float *x, size_t k, float *max_out, float *min_out, bool want_min)
 {
     const vin exponent = (vin){0} + 0x7f800000;
-    vf m0 = splat(-3.402823466e38f), m1 = m0;
+    vf m0 = splat(-3.402823466e38f), m1 = m0, lo = splat(3.402823466e38f);
     vi bad;
     memset(&bad, 0, sizeof bad);
     size_t j = 0;
@@ -120,27 +121,46 @@ static bool row_max(const float *x, size_t k, float *max_out)
             bad.v[i] |= (((vin)a.v[i] & exponent) == exponent) | (((vin)b.v[i] & exponent) == exponent);
             m0.v[i] = max_n(m0.v[i], a.v[i]);
             m1.v[i] = max_n(m1.v[i], b.v[i]);
+            if (want_min)   /* min(lo, a, b) = -max(-lo, -a, -b) */
+                lo.v[i] = -max_n(max_n(-lo.v[i], -a.v[i]), -b.v[i]);
         }
     }
     for (; j < k; j += LANES) {
-        vf a = j + LANES <= k ? load(x + j) : load_tail(x + j, k - j, -3.402823466e38f);
+        /* a partial block is filled with one of its own elements */
+        vf a = j + LANES <= k ? load(x + j) : load_tail(x + j, k - j, x[j]);
         for (int i = 0; i < NV; i++) {
             bad.v[i] |= ((vin)a.v[i] & exponent) == exponent;
             m0.v[i] = max_n(m0.v[i], a.v[i]);
+            if (want_min)
+                lo.v[i] = -max_n(-lo.v[i], -a.v[i]);
         }
     }
     if (any_set(bad))
         return false;
-    float lanes[LANES], other[LANES];
+    float lanes[LANES], other[LANES], low[LANES];
     memcpy(lanes, &m0, sizeof lanes);
     memcpy(other, &m1, sizeof other);
-    float m = lanes[0];
-    for (size_t l = 0; l < LANES; l++) {
-        m = lanes[l] > m ? lanes[l] : m;
-        m = other[l] > m ? other[l] : m;
+    memcpy(low, &lo, sizeof low);
+    float m = lanes[0], l = low[0];
+    for (size_t i = 0; i < LANES; i++) {
+        m = lanes[i] > m ? lanes[i] : m;
+        m = other[i] > m ? other[i] : m;
+        l = low[i] < l ? low[i] : l;
     }
     *max_out = m;
+    if (want_min)
+        *min_out = l;
     return true;
+}
+
+static bool row_max(const float *x, size_t k, float *max_out)
+{
+    return extremes(x, k, max_out, NULL, false);
+}
+
+static bool row_range(const float *x, size_t k, float *max_out, float *min_out)
+{
+    return extremes(x, k, max_out, min_out, true);
 }
 
 /* The exp pass, instantiated below for what each caller needs: the loss
@@ -258,5 +278,5 @@ static float row_sum_squares(const float *x, size_t k)
 }
 
 const mislasi_rowmath CONCAT(mislasi_rowmath_, ROWMATH_ISA) = {
-    row_max, row_exp, row_exp_squares, row_find, row_affine, row_in_unit, row_sum_squares,
+    row_max, row_range, row_exp, row_exp_squares, row_find, row_affine, row_in_unit, row_sum_squares,
 };

@@ -26,10 +26,13 @@ START_TEST(every_copy_gives_the_same_bits)
         for (size_t k = 1; k <= MAXK; k += (k < 40 ? 1 : 97)) {
             for (size_t j = 0; j < k; j++)
                 x[j] = (float)(60.0 * test_uniform() - 30.0);
-            float m1, m2;
-            ck_assert(generic->max(x, k, &m1));
-            ck_assert(other->max(x, k, &m2));
+            float m1, m2, lo1, lo2, m3;
+            ck_assert(generic->range(x, k, &m1, &lo1));
+            ck_assert(other->range(x, k, &m2, &lo2));
+            ck_assert(other->max(x, k, &m3));
             ck_assert_int_eq(memcmp(&m1, &m2, sizeof m1), 0);
+            ck_assert_int_eq(memcmp(&m1, &m3, sizeof m1), 0);
+            ck_assert_int_eq(memcmp(&lo1, &lo2, sizeof lo1), 0);
             mislasi_row_sums s1 = generic->exp(x, k, m1, e1), s2 = other->exp(x, k, m2, e2);
             ck_assert_int_eq(memcmp(&s1, &s2, sizeof s1), 0);
             mislasi_row_sums w1 = generic->exp_squares(x, k, m1), w2 = other->exp_squares(x, k, m2);
@@ -85,9 +88,18 @@ START_TEST(max_flags_non_finite_values)
     float x[33];
     for (size_t j = 0; j < 33; j++)
         x[j] = (float)j;
-    float m;
-    ck_assert(rm->max(x, 33, &m));
+    float m, lo;
+    ck_assert(rm->range(x, 33, &m, &lo));
     ck_assert_float_eq(m, 32.0f);
+    ck_assert_float_eq(lo, 0.0f);
+    x[20] = -5.0f;      /* in the tail-free first block pair */
+    x[32] = -9.0f;      /* in the tail */
+    ck_assert(rm->range(x, 33, &m, &lo));
+    ck_assert_float_eq(lo, -9.0f);
+    x[32] = 32.0f;
+    ck_assert(rm->range(x, 33, &m, &lo));
+    ck_assert_float_eq(lo, -5.0f);
+    x[20] = 20.0f;
     const float bad[3] = { NAN, INFINITY, -INFINITY };
     const size_t where[3] = { 0, 15, 32 };   /* a full lane block and the tail */
     for (size_t b = 0; b < 3; b++)
@@ -95,6 +107,7 @@ START_TEST(max_flags_non_finite_values)
             float keep = x[where[w]];
             x[where[w]] = bad[b];
             ck_assert(!rm->max(x, 33, &m));
+            ck_assert(!rm->range(x, 33, &m, &lo));
             x[where[w]] = keep;
         }
     ck_assert_uint_eq(rm->find(x, 33, 17.0f), 17);

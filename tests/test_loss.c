@@ -164,6 +164,23 @@ START_TEST(huge_logits_are_stable)
     ck_assert_close(grad[0], 1.0, 1e-6, 0);
     ck_assert_close(grad[1], -1.0, 1e-6, 0);
 
+    /* logits near the float range's ends, whose differences overflow float:
+     * LS 0.1 on (3e38, -3e38), target 0: 0.1 * (0 - mean(0, -6e38)) = 3e37;
+     * on (1e38, -1e38 x 3), K = 4: 0.1 * 1.5e38 = 1.5e37 */
+    mislas_loss *ls2 = NULL, *ls4 = NULL;
+    ck_assert_status(mislas_loss_new_label_smoothing(&ls2, 2, 0.1f), MISLAS_OK);
+    ck_assert_status(mislas_loss_new_label_smoothing(&ls4, 4, 0.1f), MISLAS_OK);
+    const float edge2[2] = { 3e38f, -3e38f }, edge4[4] = { 1e38f, -1e38f, -1e38f, -1e38f };
+    y = 0;
+    ck_assert_status(mislas_loss_compute(ls2, edge2, &y, 1, &loss, grad), MISLAS_OK);
+    ck_assert_close(loss, 0.1 * 0.5 * (3e38 + 3e38), 0, 1e-6);
+    ck_assert_close(grad[0], 1.0 - 0.9 - 0.05, 1e-7, 0);        /* p - eps/K - (1 - eps) */
+    float grad4[4];
+    ck_assert_status(mislas_loss_compute(ls4, edge4, &y, 1, &loss, grad4), MISLAS_OK);
+    ck_assert_close(loss, 0.1 * 0.25 * 3 * 2e38, 0, 1e-6);
+    mislas_loss_free(ls2);
+    mislas_loss_free(ls4);
+
     /* shift invariance at magnitude 1e4: (1,2,3) + 10000 is exact in float */
     const float s[3] = { 10001.0f, 10002.0f, 10003.0f };
     mislas_loss *ls = NULL;

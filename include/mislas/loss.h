@@ -56,7 +56,8 @@ MISLAS_API int32_t mislas_loss_num_classes(const mislas_loss *loss);
  * NULL) receives d(mean loss)/d(logits). grad_logits may be logits itself
  * (the gradient then replaces the logits); it must not overlap them otherwise.
  * loss_out may be NULL when only the gradient is wanted. Stable for logits of any finite
- * magnitude. A target outside [0, K) is MISLAS_ERR_INVALID_ARGUMENT, a NaN or
+ * magnitude (up to FLT_MAX): *loss_out is +inf only when the exact mean loss
+ * itself exceeds FLT_MAX. A target outside [0, K) is MISLAS_ERR_INVALID_ARGUMENT, a NaN or
  * infinite logit MISLAS_ERR_NUMERIC; on any failure neither *loss_out nor
  * grad_logits is touched. */
 MISLAS_API int mislas_loss_compute(mislas_loss *loss, const float *logits, const int32_t *targets,
