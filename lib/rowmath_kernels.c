@@ -166,22 +166,36 @@ static bool row_range(const float *x, size_t k, float *max_out, float *min_out)
 /* The exp pass, instantiated below for what each caller needs: the loss
  * wants the sum of (x_j - m), calibration the sum of squares; leaving out the
  * other saves work in the hottest loop of both. */
+typedef struct exp_sums {
+    vf sum, shifted, sq;
+} exp_sums;
+
+/* One block: ex = exp(x - m), zeroed where keep is 0 (keep NULL: all lanes
+ * live), added into the sums the caller wants. */
+INLINE vf exp_block(vf d, const vf *keep, vn mv, exp_sums *acc, bool want_shifted, bool want_sq)
+{
+    vf ex;
+    for (int i = 0; i < NV; i++) {
+        d.v[i] -= mv;                       /* a tail's fill lanes become 0 */
+        ex.v[i] = exp_n(d.v[i]);
+        if (keep != NULL)
+            ex.v[i] *= keep->v[i];
+        acc->sum.v[i] += ex.v[i];
+        if (want_shifted)
+            acc->shifted.v[i] += d.v[i];
+        if (want_sq)
+            acc->sq.v[i] += ex.v[i] * ex.v[i];
+    }
+    return ex;
+}
+
 INLINE mislasi_row_sums exp_pass(const float *x, size_t k, float m, float *e, bool want_shifted, bool want_sq)
 {
-    vf sum = splat(0), shifted = splat(0), sq = splat(0);
+    exp_sums acc = { splat(0), splat(0), splat(0) };
     const vn mv = (vn){0} + m;
     size_t j = 0;
     for (; j + LANES <= k; j += LANES) {
-        vf d = load(x + j), ex;
-        for (int i = 0; i < NV; i++) {
-            d.v[i] -= mv;
-            ex.v[i] = exp_n(d.v[i]);
-            sum.v[i] += ex.v[i];
-            if (want_shifted)
-                shifted.v[i] += d.v[i];
-            if (want_sq)
-                sq.v[i] += ex.v[i] * ex.v[i];
-        }
+        vf ex = exp_block(load(x + j), NULL, mv, &acc, want_shifted, want_sq);
         if (e != NULL)
             store(e + j, ex);
     }
@@ -190,20 +204,13 @@ INLINE mislasi_row_sums exp_pass(const float *x, size_t k, float m, float *e, bo
         float live[LANES];
         for (size_t l = 0; l < LANES; l++)
             live[l] = l < rest ? 1.0f : 0.0f;
-        vf d = load_tail(x + j, rest, m), keep = load(live), ex;
-        for (int i = 0; i < NV; i++) {
-            d.v[i] -= mv;                       /* the fill lanes become 0 */
-            ex.v[i] = exp_n(d.v[i]) * keep.v[i];
-            sum.v[i] += ex.v[i];
-            if (want_shifted)
-                shifted.v[i] += d.v[i];
-            if (want_sq)
-                sq.v[i] += ex.v[i] * ex.v[i];
-        }
+        vf keep = load(live);
+        vf ex = exp_block(load_tail(x + j, rest, m), &keep, mv, &acc, want_shifted, want_sq);
         if (e != NULL)
             memcpy(e + j, &ex, rest * sizeof(float));
     }
-    mislasi_row_sums s = { fold_sum(sum), want_shifted ? fold_sum(shifted) : 0.0f, want_sq ? fold_sum(sq) : 0.0f };
+    mislasi_row_sums s = { fold_sum(acc.sum), want_shifted ? fold_sum(acc.shifted) : 0.0f,
+                           want_sq ? fold_sum(acc.sq) : 0.0f };
     return s;
 }
 
