@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -139,6 +140,13 @@ static void zlib_free(voidpf opaque, voidpf ptr)
     mislasi_free(ptr);
 }
 
+void mislasi_zlib_use_library_memory(z_stream *zs)
+{
+    zs->zalloc = zlib_alloc;
+    zs->zfree = zlib_free;
+    zs->opaque = Z_NULL;
+}
+
 /* The first output buffer: the size the last member's trailer states (ISIZE,
  * the length mod 2^32, exact for a single member under 4 GiB), bounded by
  * what deflate can possibly expand to (about 1032:1) so that a forged
@@ -164,9 +172,7 @@ int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t i
     *out_size = 0;
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    zs.zalloc = zlib_alloc;
-    zs.zfree = zlib_free;
-    zs.opaque = Z_NULL;
+    mislasi_zlib_use_library_memory(&zs);
     /* 15 + 16: a full window, gzip wrapper only (the callers saw 1f 8b) */
     int zrc = inflateInit2(&zs, 15 + 16);
     if (zrc == Z_MEM_ERROR)
@@ -294,4 +300,57 @@ bool mislasi_path_join(char *buf, size_t cap, const char *dir, const char *name)
         buf[a++] = '/';
     memcpy(buf + a, name, b + 1);
     return true;
+}
+
+int mislasi_write_file_atomic(const char *fn, const char *path, const void *data, size_t size)
+{
+    char tmp[MISLASI_PATH_MAX], err[128];
+    int len = snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
+    if (len < 0 || (size_t)len >= sizeof tmp)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: path \"%s\" is too long", fn, path);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot create a temporary file beside %s: %s", fn, path,
+                error_text(errno, err, sizeof err));
+    const uint8_t *p = data;
+    size_t left = size;
+    int saved = 0;
+    while (left > 0) {
+        ssize_t wrote = write(fd, p, left);
+        if (wrote < 0 && errno == EINTR)
+            continue;
+        if (wrote <= 0) {
+            saved = wrote < 0 ? errno : ENOSPC;
+            break;
+        }
+        p += wrote;
+        left -= (size_t)wrote;
+    }
+    if (saved == 0 && fsync(fd) != 0)
+        saved = errno;
+    if (close(fd) != 0 && saved == 0)
+        saved = errno;
+    if (saved == 0 && rename(tmp, path) != 0)
+        saved = errno;
+    if (saved != 0) {
+        unlink(tmp);
+        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot write %s: %s (any previous file is unchanged)", fn, path,
+                error_text(saved, err, sizeof err));
+    }
+    /* The rename itself reaches the disk when the folder is synced. */
+    char dir[MISLASI_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return MISLAS_OK;
 }

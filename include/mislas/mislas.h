@@ -9,5 +9,8 @@
 #include <mislas/longtail.h>
 #include <mislas/sampler.h>
 #include <mislas/dataset.h>
+#include <mislas/model.h>
+#include <mislas/optim.h>
+#include <mislas/checkpoint.h>
 
 #endif

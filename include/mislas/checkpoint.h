@@ -1,0 +1,39 @@
+/* Checkpoints: a model (and optionally its optimiser's state) in one file.
+ *
+ * The format (docs/checkpoint.md) is versioned, zlib-compressed and
+ * checksummed (CRC-32 of the header and of the content). A file is written
+ * to a temporary file beside the target, flushed to disk, then renamed over
+ * it, so the target holds either the old or the new checkpoint, never a
+ * part of one. A truncated, corrupt, foreign or future-version file is
+ * MISLAS_ERR_FORMAT with a message, and nothing is returned.
+ *
+ * Loading a checkpoint and continuing gives exactly the numbers that
+ * training without the interruption gives (the model's weights, running
+ * statistics, head, mode and the optimiser's momentum, lr and step count are
+ * all kept; the data order is the caller's, e.g. mislas_sampler_set_epoch). */
+#ifndef MISLAS_CHECKPOINT_H
+#define MISLAS_CHECKPOINT_H
+
+#include <mislas/common.h>
+#include <mislas/model.h>
+#include <mislas/optim.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* optimizer may be NULL (model only); when given it must be the model's. */
+MISLAS_API int mislas_checkpoint_save(const char *path, const mislas_model *model,
+        const mislas_optimizer *optimizer);
+
+/* A new model as saved. optimizer may be NULL; otherwise *optimizer
+ * receives the saved optimiser bound to the new model, or NULL if the file
+ * holds none. */
+MISLAS_API int mislas_checkpoint_load(const char *path, mislas_model **model,
+        mislas_optimizer **optimizer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

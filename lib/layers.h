@@ -1,0 +1,98 @@
+/* The network's layers: plain forward / backward pairs over flat NCHW float
+ * arrays (n images, c channels, h x w pixels), one concept per file. Forward
+ * functions write their outputs; backward functions write (never add to)
+ * the gradients they are given, so the caller owns every buffer and decides
+ * what to keep. Work is spread over the library's threads in fixed pieces,
+ * so results do not depend on the thread count. Not installed. */
+#ifndef MISLAS_LAYERS_H
+#define MISLAS_LAYERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- 2-D convolution (conv.c), no bias ---------------------------------
+ * y[n, co, oh, ow] = sum over ci, i, j of
+ *     w[co, ci, i, j] * x[n, ci, oh*stride + i - pad, ow*stride + j - pad]
+ * (zero outside the image); oh < (h + 2 pad - k) / stride + 1, likewise ow. */
+typedef struct mislasi_conv_shape {
+    size_t n, c_in, h, w;       /* input */
+    size_t c_out, k, stride, pad;
+} mislasi_conv_shape;
+size_t mislasi_conv_out_h(const mislasi_conv_shape *s);
+size_t mislasi_conv_out_w(const mislasi_conv_shape *s);
+/* Floats of scratch the calls below need (they are given `scratch` of at
+ * least this size; the conv layer's memory is the caller's like all else). */
+size_t mislasi_conv_scratch_floats(const mislasi_conv_shape *s, size_t threads);
+void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const float *w,
+        float *y, float *scratch, size_t threads);
+/* dw (c_out x c_in x k x k) and dx (may be NULL: not wanted) from dy. */
+void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const float *w,
+        const float *dy, float *dw, float *dx, float *scratch, size_t threads);
+/* The threads a conv call may use now (the scratch must be sized for it). */
+size_t mislasi_conv_threads(void);
+
+/* ---- batch normalisation (batchnorm.c), eps 1e-5 ------------------------
+ * Training form: per channel the batch mean and (biased) variance over n*h*w
+ * values normalise x; mean and invstd are saved for backward, and the
+ * running statistics move: r = 0.9 r + 0.1 batch (variance unbiased).
+ * Evaluation form: the running statistics normalise. relu = true fuses a
+ * ReLU after the affine step (y = max(0, gamma xhat + beta)). */
+typedef struct mislasi_bn_shape {
+    size_t n, c, hw;
+} mislasi_bn_shape;
+void mislasi_bn_forward_train(const mislasi_bn_shape *s, const float *x,
+        const float *gamma, const float *beta, float *running_mean, float *running_var,
+        float *mean, float *invstd, float *y, bool relu);
+void mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,
+        const float *gamma, const float *beta, const float *running_mean,
+        const float *running_var, float *y, bool relu);
+/* For the eval form pass mean = running mean, invstd = 1/sqrt(running var + eps)
+ * and batch_stats = false. y is the forward's output when relu was fused (its
+ * zeros mask dy), else NULL. dgamma/dbeta may be NULL (frozen affine). dx may
+ * alias dy. */
+void mislasi_bn_backward(const mislasi_bn_shape *s, const float *x, const float *y,
+        const float *dy, const float *gamma, const float *mean, const float *invstd,
+        bool batch_stats, float *dx, float *dgamma, float *dbeta);
+/* invstd from a running variance. */
+void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd);
+
+/* ---- element-wise (eltwise.c) ------------------------------------------ */
+/* y = max(0, y + r), the end of a residual block (in place). */
+void mislasi_add_relu_forward(size_t count, float *y, const float *r);
+/* dy *= (y > 0) in place, y the forward's output. */
+void mislasi_relu_backward(size_t count, const float *y, float *dy);
+
+/* ---- option-A shortcut (shortcut.c) -------------------------------------
+ * y (n x c_out x ceil(h/2) x ceil(w/2)) = x[:, :, ::2, ::2] with
+ * (c_out - c_in) / 2 zero channels before and after. */
+typedef struct mislasi_shortcut_shape {
+    size_t n, c_in, h, w, c_out;
+} mislasi_shortcut_shape;
+void mislasi_shortcut_a_forward(const mislasi_shortcut_shape *s, const float *x, float *y);
+/* dx += the gradient of y's copied entries (dx's other entries unchanged). */
+void mislasi_shortcut_a_backward_add(const mislasi_shortcut_shape *s, const float *dy, float *dx);
+
+/* ---- pooling (pool.c) --------------------------------------------------- */
+/* 3x3 max pool, stride 2, padding 1 (the ImageNet stem); argmax (n x c x oh x ow,
+ * indices into the input plane) is kept for backward. */
+typedef struct mislasi_pool_shape {
+    size_t n, c, h, w, k, stride, pad;
+} mislasi_pool_shape;
+size_t mislasi_pool_out_h(const mislasi_pool_shape *s);
+size_t mislasi_pool_out_w(const mislasi_pool_shape *s);
+void mislasi_maxpool_forward(const mislasi_pool_shape *s, const float *x, float *y, int32_t *argmax);
+void mislasi_maxpool_backward(const mislasi_pool_shape *s, const float *dy, const int32_t *argmax,
+        float *dx);
+/* y (n x c) = the mean over each h*w plane. */
+void mislasi_avgpool_forward(size_t n, size_t c, size_t hw, const float *x, float *y);
+void mislasi_avgpool_backward(size_t n, size_t c, size_t hw, const float *dy, float *dx);
+
+/* ---- linear (linear.c): y (n x k) = x (n x d) W^T + b ------------------- */
+void mislasi_linear_forward(size_t n, size_t d, size_t k, const float *x, const float *w,
+        const float *b, float *y);
+/* dw (k x d), db (k), dx (n x d); any of them may be NULL. */
+void mislasi_linear_backward(size_t n, size_t d, size_t k, const float *x, const float *w,
+        const float *dy, float *dw, float *db, float *dx);
+
+#endif

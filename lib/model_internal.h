@@ -1,0 +1,122 @@
+/* The model's insides, shared by resnet.c (building the networks),
+ * network.c (forward and backward), model.c (the public handle),
+ * optimizer.c and checkpoint.c. Not installed. */
+#ifndef MISLAS_MODEL_INTERNAL_H
+#define MISLAS_MODEL_INTERNAL_H
+
+#include <mislas/model.h>
+
+#include "layers.h"
+
+#include <stdbool.h>
+
+/* What a tensor is, which decides who may change it. */
+typedef enum mislasi_role {
+    MISLASI_ROLE_CONV,          /* backbone conv weight */
+    MISLASI_ROLE_BN_AFFINE,     /* backbone BN gamma or beta */
+    MISLASI_ROLE_BN_STAT,       /* running mean or variance (not learned) */
+    MISLASI_ROLE_FC,            /* classifier W or b */
+    MISLASI_ROLE_SCALES         /* the K scales s */
+} mislasi_role;
+
+enum { MISLASI_NAME_MAX = 40, MISLASI_MAX_DIMS = 4 };
+
+typedef struct mislasi_tensor {
+    char name[MISLASI_NAME_MAX];
+    mislasi_role role;
+    size_t offset;              /* into model->values and model->grads */
+    size_t count;
+    uint32_t ndim;
+    uint64_t dims[MISLASI_MAX_DIMS];
+} mislasi_tensor;
+
+/* A convolution followed by batch norm, with the activations of the last
+ * forward (sized for model->capacity images). */
+typedef struct mislasi_conv_bn {
+    mislasi_conv_shape conv;    /* n set per call */
+    size_t out_h, out_w;
+    size_t weight, gamma, beta, running_mean, running_var;   /* tensor indices */
+    float *raw;                 /* conv output */
+    float *out;                 /* after BN (and ReLU when `relu`) */
+    float *mean, *invstd;       /* the statistics BN normalised with */
+    bool relu;
+} mislasi_conv_bn;
+
+typedef enum mislasi_shortcut {
+    MISLASI_SHORTCUT_IDENTITY,
+    MISLASI_SHORTCUT_OPTION_A,
+    MISLASI_SHORTCUT_PROJECTION
+} mislasi_shortcut;
+
+/* Basic block: a (3x3, stride) -> b (3x3); bottleneck: a (1x1) -> b (3x3,
+ * stride) -> c (1x1, 4x wider). The last unit's `out` receives the block's
+ * output: relu(bn(last) + shortcut). */
+typedef struct mislasi_block {
+    mislasi_conv_bn unit[3];
+    int units;
+    mislasi_shortcut shortcut;
+    mislasi_conv_bn proj;
+    mislasi_shortcut_shape option_a;
+    float *shortcut_out;        /* option A's output */
+    size_t in_c, in_h, in_w, out_c, out_h, out_w;
+} mislasi_block;
+
+struct mislas_model {
+    mislas_model_options opts;
+    bool imagenet;
+    mislas_mode mode;
+    mislas_head head;
+    bool frozen;
+
+    mislasi_tensor *tensors;
+    int32_t num_tensors;
+    float *values, *grads;      /* every tensor's values, and gradients alongside */
+    size_t num_values;
+
+    mislasi_conv_bn stem;
+    mislasi_pool_shape pool;    /* ImageNet stem's max pool */
+    float *pool_out;
+    int32_t *pool_arg;
+    mislasi_block *blocks;
+    int32_t num_blocks;
+    size_t feat_c, feat_h, feat_w;  /* the last block's output */
+    size_t fc_weight, fc_bias, scales;  /* tensor indices */
+
+    /* activations: allocated for `capacity` images */
+    size_t capacity;
+    float *activations;         /* one allocation holding every buffer below and above */
+    float *input, *features, *linear, *work[4];
+    size_t work_floats;
+    float *scratch;             /* convolution scratch, for scratch_threads threads */
+    size_t scratch_floats, scratch_threads;
+
+    size_t batch;               /* the last forward's n; 0 = nothing to go back through */
+    bool have_grads;            /* a backward since the last optimiser step */
+
+    int64_t *class_counts;
+    int32_t num_class_counts;
+};
+
+static inline float *mislasi_tensor_values(const mislas_model *m, size_t t)
+{
+    return m->values + m->tensors[t].offset;
+}
+
+static inline float *mislasi_tensor_grads(const mislas_model *m, size_t t)
+{
+    return m->grads + m->tensors[t].offset;
+}
+
+/* Builds the tensors and the network (no activations yet) and initialises
+ * the weights from opts->seed. */
+int mislasi_model_build(mislas_model *m);
+/* Kaiming normal into W, uniform +-1/sqrt(D) into b, from seed. */
+void mislasi_init_classifier(mislas_model *m, uint64_t seed);
+/* Releases the activations (the next forward makes them again). */
+void mislasi_model_drop_activations(mislas_model *m);
+/* The tensor named `name`, or -1. */
+int32_t mislasi_model_find_tensor(const mislas_model *m, const char *name);
+/* Whether a tensor learns under the model's head, mode and freezing. */
+bool mislasi_tensor_learns(const mislas_model *m, const mislasi_tensor *t);
+
+#endif

@@ -1,0 +1,29 @@
+/* The optimiser's insides, shared with checkpoint.c. Not installed. */
+#ifndef MISLAS_OPTIM_INTERNAL_H
+#define MISLAS_OPTIM_INTERNAL_H
+
+#include <mislas/optim.h>
+
+#include "model_internal.h"
+
+enum { MISLASI_GROUPS = 3 };
+
+typedef struct mislasi_group {
+    int32_t *tensors;           /* indices into the model's tensors */
+    int32_t num_tensors;
+    size_t size;                /* values in the group */
+    float *velocity;            /* momentum buffers, the tensors one after another */
+} mislasi_group;
+
+struct mislas_optimizer {
+    mislas_model *model;
+    mislas_sgd_options opts;
+    double lr;
+    uint64_t steps;
+    mislasi_group groups[MISLASI_GROUPS];
+};
+
+/* The factor group g's learning rate is multiplied by. */
+double mislasi_group_factor(const mislas_optimizer *o, int g);
+
+#endif
