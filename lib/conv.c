@@ -1,15 +1,29 @@
-/* 2-D convolution as matrix products (layers.h).
+/* 2-D convolution as matrix products through BLIS (layers.h).
  *
- * The batch is cut into groups of whole images small enough that a group's
- * column matrix (c_in*k*k rows, one column per output pixel of the group)
- * stays in the core's cache: about 1024 columns, which is one 32x32 image
- * or several smaller ones. Each group is an independent job: unfold
- * (im2col), one BLIS product, fold back. Unfolding whole batches at once
- * instead streams a column matrix of ~75 MB through memory per layer and
- * runs at a third of the speed (FIELD-NOTES.md).
+ * The batch is cut into groups of whole images whose working set stays in
+ * the core's cache (about 1000-1300 product columns: one 32x32 image or
+ * several smaller ones). Each group is an independent job on one thread:
+ * unfold, one BLIS product, fold back. Unfolding a whole batch at once
+ * streams a ~75 MB column matrix through memory per layer and runs at a
+ * third of the speed (FIELD-NOTES.md).
  *
- * The weight gradient of each group goes to its own slot and the slots are
- * summed in group order, so the result is the same for any thread count. */
+ * Two ways to unfold:
+ *   - im2col, any kernel / stride / padding: rows (ci, i, j), one column per
+ *     output pixel; y = W * cols. The reference path.
+ *   - row shift, for 3x3 stride-1 padding-1 convolutions (nearly all of a
+ *     ResNet's work): only the three horizontal taps are unfolded, over the
+ *     image's rows plus one zero row above and below, so that a vertical
+ *     tap i is a shift by i rows, i.e. by i*w columns. The three vertical
+ *     taps go into the product's M dimension instead of K:
+ *         Y3 (3 c_out x cols) = W3 (3 c_out x 3 c_in) * rows3 (3 c_in x cols)
+ *         y[co, p] = Y3[(0, co), p] + Y3[(1, co), p + w] + Y3[(2, co), p + 2w]
+ *     The unfolded matrix is 3x the image instead of 9x, and BLIS runs the
+ *     taller, shallower product at 1.2-1.9x the speed on ResNet-32's shapes
+ *     (measured here; c_out = 16 wastes half of an AVX-512 kernel's rows).
+ *     The backward products have the same shape.
+ *
+ * Every weight-gradient product writes its group's own slot and the slots
+ * are summed in group order, so results are the same for any thread count. */
 #include "layers.h"
 
 #include "blas.h"
@@ -19,7 +33,8 @@
 
 #include <string.h>
 
-enum { GROUP_COLUMNS = 1024 };
+/* Product columns a group aims for. */
+enum { GROUP_COLUMNS = 1280 };
 
 size_t mislasi_conv_out_h(const mislasi_conv_shape *s)
 {
@@ -37,19 +52,31 @@ size_t mislasi_conv_threads(void)
 }
 
 typedef struct geometry {
-    size_t rows;        /* c_in * k * k */
+    bool row_shift;
+    bool direct;        /* 1x1, stride 1, no padding, one image per group: no unfolding */
+    size_t rows;        /* K of the forward product: c_in k k, or 3 c_in */
+    size_t outs;        /* M of the forward product: c_out, or 3 c_out */
     size_t pixels;      /* output pixels per image */
+    size_t span;        /* product columns per image: pixels, or (h + 2) w */
     size_t group;       /* images per group */
     size_t groups;
-    bool direct;        /* 1x1, stride 1, no padding, one image per group: no unfolding */
 } geometry;
 
 static geometry geometry_of(const mislasi_conv_shape *s)
 {
     geometry g;
-    g.rows = s->c_in * s->k * s->k;
+    g.row_shift = s->k == 3 && s->stride == 1 && s->pad == 1;
     g.pixels = mislasi_conv_out_h(s) * mislasi_conv_out_w(s);
-    g.group = g.pixels >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / g.pixels;
+    if (g.row_shift) {
+        g.rows = 3 * s->c_in;
+        g.outs = 3 * s->c_out;
+        g.span = (s->h + 2) * s->w;
+    } else {
+        g.rows = s->c_in * s->k * s->k;
+        g.outs = s->c_out;
+        g.span = g.pixels;
+    }
+    g.group = g.span >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / g.span;
     if (g.group > s->n)
         g.group = s->n;
     g.groups = (s->n + g.group - 1) / g.group;
@@ -57,20 +84,27 @@ static geometry geometry_of(const mislasi_conv_shape *s)
     return g;
 }
 
-/* Per thread: the columns, the product (or the gathered output gradient)
- * and the columns' gradient; then one weight-gradient slot per group. */
-static size_t per_thread_floats(const mislasi_conv_shape *s, const geometry *g)
+/* Scratch: [W3 when row-shifting] [per thread: unfolded, product, unfolded
+ * gradient] [per group: a weight-gradient slot, rows x outs]. */
+static size_t weights_floats(const geometry *g)
 {
-    size_t columns = g->group * g->pixels;
-    return 2 * g->rows * columns + s->c_out * columns;
+    return g->row_shift ? g->outs * g->rows : 0;
+}
+
+static size_t per_thread_floats(const geometry *g)
+{
+    size_t columns = g->group * g->span;
+    return 2 * g->rows * columns + g->outs * columns;
 }
 
 size_t mislasi_conv_scratch_floats(const mislasi_conv_shape *s, size_t threads)
 {
     geometry g = geometry_of(s);
     size_t parts = threads < g.groups ? threads : g.groups;
-    return parts * per_thread_floats(s, &g) + g.groups * s->c_out * g.rows;
+    return weights_floats(&g) + parts * per_thread_floats(&g) + g.groups * g.outs * g.rows;
 }
+
+/* ---- im2col ---------------------------------------------------------------- */
 
 /* cols (rows x ld) columns [col0, col0 + pixels) = image x unfolded. */
 static void unfold(const mislasi_conv_shape *s, const float *x, float *cols, size_t ld, size_t col0)
@@ -91,23 +125,9 @@ static void unfold(const mislasi_conv_shape *s, const float *x, float *cols, siz
                         continue;
                     }
                     const float *in = plane + ih * w;
-                    if (stride == 1) {
-                        /* iw = ow + j - pad: a contiguous run with zero edges */
-                        long shift = (long)j - pad;
-                        long lo = shift < 0 ? -shift : 0;
-                        long hi = w - shift < (long)ow_n ? w - shift : (long)ow_n;
-                        if (hi < lo)
-                            hi = lo;
-                        for (long ow = 0; ow < lo; ow++)
-                            out[ow] = 0.0f;
-                        memcpy(out + lo, in + lo + shift, (size_t)(hi - lo) * sizeof *out);
-                        for (long ow = hi; ow < (long)ow_n; ow++)
-                            out[ow] = 0.0f;
-                    } else {
-                        for (size_t ow = 0; ow < ow_n; ow++) {
-                            long iw = (long)(ow * stride + j) - pad;
-                            out[ow] = iw < 0 || iw >= w ? 0.0f : in[iw];
-                        }
+                    for (size_t ow = 0; ow < ow_n; ow++) {
+                        long iw = (long)(ow * stride + j) - pad;
+                        out[ow] = iw < 0 || iw >= w ? 0.0f : in[iw];
                     }
                 }
             }
@@ -133,18 +153,10 @@ static void fold(const mislasi_conv_shape *s, const float *cols, size_t ld, size
                     if (ih < 0 || ih >= h)
                         continue;
                     float *out = plane + ih * w;
-                    if (stride == 1) {
-                        long shift = (long)j - pad;
-                        long lo = shift < 0 ? -shift : 0;
-                        long hi = w - shift < (long)ow_n ? w - shift : (long)ow_n;
-                        for (long ow = lo; ow < hi; ow++)
-                            out[ow + shift] += in[ow];
-                    } else {
-                        for (size_t ow = 0; ow < ow_n; ow++) {
-                            long iw = (long)(ow * stride + j) - pad;
-                            if (iw >= 0 && iw < w)
-                                out[iw] += in[ow];
-                        }
+                    for (size_t ow = 0; ow < ow_n; ow++) {
+                        long iw = (long)(ow * stride + j) - pad;
+                        if (iw >= 0 && iw < w)
+                            out[iw] += in[ow];
                     }
                 }
             }
@@ -152,91 +164,212 @@ static void fold(const mislasi_conv_shape *s, const float *cols, size_t ld, size
     }
 }
 
+/* ---- row shift (3x3, stride 1, padding 1) ----------------------------------- */
+
+/* rows3 (3 c_in x ld), columns [col0, col0 + (h + 2) w): row (ci, j), column
+ * r w + c holds x[ci, r - 1, c + j - 1] (zero outside the image). */
+static void unfold_rows(const mislasi_conv_shape *s, const float *x, float *rows3, size_t ld, size_t col0)
+{
+    size_t h = s->h, w = s->w;
+    for (size_t ci = 0; ci < s->c_in; ci++) {
+        const float *plane = x + ci * h * w;
+        float *left = rows3 + (ci * 3 + 0) * ld + col0;
+        float *mid = rows3 + (ci * 3 + 1) * ld + col0;
+        float *right = rows3 + (ci * 3 + 2) * ld + col0;
+        memset(left, 0, w * sizeof(float));
+        memset(mid, 0, w * sizeof(float));
+        memset(right, 0, w * sizeof(float));
+        for (size_t r = 0; r < h; r++) {
+            const float *in = plane + r * w;
+            float *l = left + (r + 1) * w, *m = mid + (r + 1) * w, *q = right + (r + 1) * w;
+            l[0] = 0.0f;
+            for (size_t c = 1; c < w; c++)
+                l[c] = in[c - 1];
+            memcpy(m, in, w * sizeof(float));
+            for (size_t c = 0; c + 1 < w; c++)
+                q[c] = in[c + 1];
+            q[w - 1] = 0.0f;
+        }
+        memset(left + (h + 1) * w, 0, w * sizeof(float));
+        memset(mid + (h + 1) * w, 0, w * sizeof(float));
+        memset(right + (h + 1) * w, 0, w * sizeof(float));
+    }
+}
+
+/* y image (c_out x h w) = the three vertical taps of Y3 added, in tap order. */
+static void combine_taps(const mislasi_conv_shape *s, const float *y3, size_t ld, size_t col0, float *y)
+{
+    size_t hw = s->h * s->w, w = s->w;
+    for (size_t co = 0; co < s->c_out; co++) {
+        const float *t0 = y3 + co * ld + col0;
+        const float *t1 = y3 + (s->c_out + co) * ld + col0 + w;
+        const float *t2 = y3 + (2 * s->c_out + co) * ld + col0 + 2 * w;
+        float *out = y + co * hw;
+        for (size_t p = 0; p < hw; p++)
+            out[p] = t0[p] + t1[p] + t2[p];
+    }
+}
+
+/* dY3 (3 c_out x ld), columns [col0, col0 + (h + 2) w): row (i, co) is the
+ * image's dy[co] shifted right by i w columns, zero elsewhere. */
+static void spread_taps(const mislasi_conv_shape *s, const float *dy, float *dy3, size_t ld, size_t col0)
+{
+    size_t hw = s->h * s->w, w = s->w;
+    for (size_t i = 0; i < 3; i++)
+        for (size_t co = 0; co < s->c_out; co++) {
+            float *row = dy3 + (i * s->c_out + co) * ld + col0;
+            memset(row, 0, i * w * sizeof(float));
+            memcpy(row + i * w, dy + co * hw, hw * sizeof(float));
+            memset(row + i * w + hw, 0, (2 - i) * w * sizeof(float));
+        }
+}
+
+/* dx image = the unfolded rows' gradient folded back (overwrites dx), the
+ * three horizontal taps added in tap order. */
+static void fold_rows(const mislasi_conv_shape *s, const float *drows3, size_t ld, size_t col0, float *dx)
+{
+    size_t h = s->h, w = s->w;
+    for (size_t ci = 0; ci < s->c_in; ci++) {
+        for (size_t r = 0; r < h; r++) {
+            const float *l = drows3 + (ci * 3 + 0) * ld + col0 + (r + 1) * w;
+            const float *m = drows3 + (ci * 3 + 1) * ld + col0 + (r + 1) * w;
+            const float *q = drows3 + (ci * 3 + 2) * ld + col0 + (r + 1) * w;
+            float *out = dx + (ci * h + r) * w;
+            /* x[c] fed l[c + 1], m[c] and q[c - 1] */
+            for (size_t c = 0; c < w; c++) {
+                float a = c + 1 < w ? l[c + 1] : 0.0f;
+                float b = c > 0 ? q[c - 1] : 0.0f;
+                out[c] = a + m[c] + b;
+            }
+        }
+    }
+}
+
+/* W3[(i, co), (ci, j)] = w[co, ci, i, j] */
+static void arrange_taps(const mislasi_conv_shape *s, const float *w, float *w3)
+{
+    size_t rows = 3 * s->c_in;
+    for (size_t co = 0; co < s->c_out; co++)
+        for (size_t ci = 0; ci < s->c_in; ci++)
+            for (size_t i = 0; i < 3; i++)
+                for (size_t j = 0; j < 3; j++)
+                    w3[(i * s->c_out + co) * rows + ci * 3 + j] = w[((co * s->c_in + ci) * 3 + i) * 3 + j];
+}
+
+/* ---- the jobs ---------------------------------------------------------------- */
+
 typedef struct job {
     const mislasi_conv_shape *s;
     geometry g;
     const float *x, *w, *dy;
     float *y, *dw, *dx;
-    float *scratch;     /* parts per-thread areas, then the weight-gradient slots */
+    const float *weights;       /* w, or W3 when row-shifting */
+    float *scratch;
+    float *slots;
     size_t parts;
 } job;
+
+static size_t images_in(const job *jb, size_t group, size_t *first)
+{
+    *first = group * jb->g.group;
+    return jb->s->n - *first < jb->g.group ? jb->s->n - *first : jb->g.group;
+}
 
 static void forward_group(const job *jb, float *area, size_t group)
 {
     const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
-    size_t first = group * g->group;
-    size_t count = s->n - first < g->group ? s->n - first : g->group;
+    size_t first, count = images_in(jb, group, &first);
     size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
-    size_t columns = count * g->pixels;
+    size_t columns = count * g->span;
+    const float *x = jb->x + first * in_size;
+    float *y = jb->y + first * out_size;
     if (g->direct) {
-        mislasi_sgemm(false, false, s->c_out, g->pixels, g->rows, 1.0f, jb->w, g->rows,
-                jb->x + first * in_size, g->pixels, 0.0f, jb->y + first * out_size, g->pixels);
+        mislasi_sgemm(false, false, s->c_out, g->pixels, g->rows, 1.0f, jb->weights, g->rows,
+                x, g->pixels, 0.0f, y, g->pixels);
         return;
     }
-    float *cols = area, *product = area + 2 * g->rows * g->group * g->pixels;
-    for (size_t i = 0; i < count; i++)
-        unfold(s, jb->x + (first + i) * in_size, cols, columns, i * g->pixels);
-    if (count == 1) {
-        mislasi_sgemm(false, false, s->c_out, columns, g->rows, 1.0f, jb->w, g->rows,
-                cols, columns, 0.0f, jb->y + first * out_size, columns);
+    float *cols = area, *product = area + 2 * g->rows * g->group * g->span;
+    for (size_t i = 0; i < count; i++) {
+        if (g->row_shift)
+            unfold_rows(s, x + i * in_size, cols, columns, i * g->span);
+        else
+            unfold(s, x + i * in_size, cols, columns, i * g->span);
+    }
+    if (!g->row_shift && count == 1) {
+        mislasi_sgemm(false, false, s->c_out, columns, g->rows, 1.0f, jb->weights, g->rows,
+                cols, columns, 0.0f, y, columns);
         return;
     }
-    mislasi_sgemm(false, false, s->c_out, columns, g->rows, 1.0f, jb->w, g->rows,
+    mislasi_sgemm(false, false, g->outs, columns, g->rows, 1.0f, jb->weights, g->rows,
             cols, columns, 0.0f, product, columns);
-    for (size_t i = 0; i < count; i++)
-        for (size_t co = 0; co < s->c_out; co++)
-            memcpy(jb->y + (first + i) * out_size + co * g->pixels,
-                    product + co * columns + i * g->pixels, g->pixels * sizeof(float));
+    for (size_t i = 0; i < count; i++) {
+        if (g->row_shift) {
+            combine_taps(s, product, columns, i * g->span, y + i * out_size);
+        } else {
+            for (size_t co = 0; co < s->c_out; co++)
+                memcpy(y + i * out_size + co * g->pixels, product + co * columns + i * g->pixels,
+                        g->pixels * sizeof(float));
+        }
+    }
 }
 
 static void backward_group(const job *jb, float *area, size_t group)
 {
     const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
-    size_t first = group * g->group;
-    size_t count = s->n - first < g->group ? s->n - first : g->group;
+    size_t first, count = images_in(jb, group, &first);
     size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
-    size_t columns = count * g->pixels;
-    float *slot = jb->scratch + jb->parts * per_thread_floats(s, g) + group * s->c_out * g->rows;
-    float *cols = area, *dcols = area + g->rows * g->group * g->pixels;
-    float *gathered = area + 2 * g->rows * g->group * g->pixels;
+    size_t columns = count * g->span;
+    const float *x = jb->x + first * in_size, *dy_images = jb->dy + first * out_size;
+    float *dx = jb->dx == NULL ? NULL : jb->dx + first * in_size;
+    float *slot = jb->slots + group * g->outs * g->rows;
+    float *cols = area, *dcols = area + g->rows * g->group * g->span;
+    float *spread = area + 2 * g->rows * g->group * g->span;
 
-    const float *dy;
-    if (count == 1) {
-        dy = jb->dy + first * out_size;
-    } else {
+    /* the output gradient as the product's columns */
+    const float *dy = dy_images;
+    if (g->row_shift) {
+        for (size_t i = 0; i < count; i++)
+            spread_taps(s, dy_images + i * out_size, spread, columns, i * g->span);
+        dy = spread;
+    } else if (count > 1) {
         for (size_t i = 0; i < count; i++)
             for (size_t co = 0; co < s->c_out; co++)
-                memcpy(gathered + co * columns + i * g->pixels,
-                        jb->dy + (first + i) * out_size + co * g->pixels, g->pixels * sizeof(float));
-        dy = gathered;
+                memcpy(spread + co * columns + i * g->pixels, dy_images + i * out_size + co * g->pixels,
+                        g->pixels * sizeof(float));
+        dy = spread;
     }
-    const float *x_cols;
-    if (g->direct) {
-        x_cols = jb->x + first * in_size;
-    } else {
-        for (size_t i = 0; i < count; i++)
-            unfold(s, jb->x + (first + i) * in_size, cols, columns, i * g->pixels);
+    const float *x_cols = x;
+    if (!g->direct) {
+        for (size_t i = 0; i < count; i++) {
+            if (g->row_shift)
+                unfold_rows(s, x + i * in_size, cols, columns, i * g->span);
+            else
+                unfold(s, x + i * in_size, cols, columns, i * g->span);
+        }
         x_cols = cols;
     }
-    /* The group's dW, transposed: cols (rows x columns) * dY^T. BLIS packs
-     * this orientation 2-3x faster than dY * cols^T (measured on ResNet-32's
-     * shapes), and the reduction below transposes for free. */
-    mislasi_sgemm(false, true, g->rows, s->c_out, columns, 1.0f, x_cols, columns,
-            dy, columns, 0.0f, slot, s->c_out);
-    if (jb->dx == NULL)
+    /* The group's weight gradient, transposed: cols (rows x columns) times
+     * dY^T. BLIS packs this orientation 2-3x faster than dY * cols^T on
+     * these shapes; the reduction transposes back. */
+    mislasi_sgemm(false, true, g->rows, g->outs, columns, 1.0f, x_cols, columns,
+            dy, columns, 0.0f, slot, g->outs);
+    if (dx == NULL)
         return;
     if (g->direct) {
-        mislasi_sgemm(true, false, g->rows, columns, s->c_out, 1.0f, jb->w, g->rows,
-                dy, columns, 0.0f, jb->dx + first * in_size, columns);
+        mislasi_sgemm(true, false, g->rows, columns, s->c_out, 1.0f, jb->weights, g->rows,
+                dy, columns, 0.0f, dx, columns);
         return;
     }
-    /* dcols (rows x columns) = W^T * dY */
-    mislasi_sgemm(true, false, g->rows, columns, s->c_out, 1.0f, jb->w, g->rows,
+    mislasi_sgemm(true, false, g->rows, columns, g->outs, 1.0f, jb->weights, g->rows,
             dy, columns, 0.0f, dcols, columns);
-    for (size_t i = 0; i < count; i++)
-        fold(s, dcols, columns, i * g->pixels, jb->dx + (first + i) * in_size);
+    for (size_t i = 0; i < count; i++) {
+        if (g->row_shift)
+            fold_rows(s, dcols, columns, i * g->span, dx + i * in_size);
+        else
+            fold(s, dcols, columns, i * g->span, dx + i * in_size);
+    }
 }
 
 /* Part p of jb->parts takes a contiguous run of groups with its own area. */
@@ -244,7 +377,7 @@ static void run_parts(void *ctx, size_t begin, size_t end, bool backward)
 {
     const job *jb = ctx;
     for (size_t p = begin; p < end; p++) {
-        float *area = jb->scratch + p * per_thread_floats(jb->s, &jb->g);
+        float *area = jb->scratch + weights_floats(&jb->g) + p * per_thread_floats(&jb->g);
         size_t g0 = jb->g.groups * p / jb->parts, g1 = jb->g.groups * (p + 1) / jb->parts;
         for (size_t group = g0; group < g1; group++) {
             if (backward)
@@ -265,34 +398,49 @@ static void backward_parts(void *ctx, size_t begin, size_t end)
     run_parts(ctx, begin, end, true);
 }
 
+static job make_job(const mislasi_conv_shape *s, const float *x, const float *w, float *scratch, size_t threads)
+{
+    job jb = {.s = s, .g = geometry_of(s), .x = x, .w = w, .weights = w, .scratch = scratch};
+    jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
+    jb.slots = scratch + weights_floats(&jb.g) + jb.parts * per_thread_floats(&jb.g);
+    if (jb.g.row_shift) {
+        arrange_taps(s, w, scratch);
+        jb.weights = scratch;
+    }
+    return jb;
+}
+
 void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const float *w,
         float *y, float *scratch, size_t threads)
 {
-    job jb = {.s = s, .g = geometry_of(s), .x = x, .w = w, .y = y, .scratch = scratch};
-    jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
+    job jb = make_job(s, x, w, scratch, threads);
+    jb.y = y;
     mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
 }
 
-typedef struct reduce_job {
-    const float *slots;         /* per group: dW^T, rows x c_out */
-    size_t groups, rows, c_out;
-    float *dw;                  /* c_out x rows */
-} reduce_job;
-
-/* dw = the sum of the groups' slots in group order, for output channels
- * [begin, end). */
+/* dw = the groups' slots summed in group order, for output channels
+ * [begin, end). A slot is rows x outs: (ci k k) x co for im2col,
+ * (ci 3 + j) x (i c_out + co) when row-shifting. */
 static void reduce_slots(void *ctx, size_t begin, size_t end)
 {
-    const reduce_job *r = ctx;
-    size_t size = r->rows * r->c_out;
+    const job *jb = ctx;
+    const mislasi_conv_shape *s = jb->s;
+    const geometry *g = &jb->g;
+    size_t size = g->rows * g->outs, per_co = s->c_in * s->k * s->k;
     for (size_t co = begin; co < end; co++) {
-        float *out = r->dw + co * r->rows;
-        for (size_t i = 0; i < r->rows; i++)
-            out[i] = r->slots[i * r->c_out + co];
-        for (size_t g = 1; g < r->groups; g++) {
-            const float *slot = r->slots + g * size;
-            for (size_t i = 0; i < r->rows; i++)
-                out[i] += slot[i * r->c_out + co];
+        float *out = jb->dw + co * per_co;
+        for (size_t e = 0; e < per_co; e++) {
+            size_t at;
+            if (g->row_shift) {
+                size_t ci = e / 9, i = e / 3 % 3, j = e % 3;
+                at = (ci * 3 + j) * g->outs + i * s->c_out + co;
+            } else {
+                at = e * g->outs + co;
+            }
+            float sum = jb->slots[at];
+            for (size_t group = 1; group < g->groups; group++)
+                sum += jb->slots[group * size + at];
+            out[e] = sum;
         }
     }
 }
@@ -300,11 +448,10 @@ static void reduce_slots(void *ctx, size_t begin, size_t end)
 void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const float *w,
         const float *dy, float *dw, float *dx, float *scratch, size_t threads)
 {
-    job jb = {.s = s, .g = geometry_of(s), .x = x, .w = w, .dy = dy, .dw = dw, .dx = dx,
-              .scratch = scratch};
-    jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
+    job jb = make_job(s, x, w, scratch, threads);
+    jb.dy = dy;
+    jb.dw = dw;
+    jb.dx = dx;
     mislasi_parallel_for(jb.parts, 1, backward_parts, &jb);
-    reduce_job r = {.slots = scratch + jb.parts * per_thread_floats(s, &jb.g),
-                    .groups = jb.g.groups, .rows = jb.g.rows, .c_out = s->c_out, .dw = dw};
-    mislasi_parallel_for(s->c_out, 1, reduce_slots, &r);
+    mislasi_parallel_for(s->c_out, 1, reduce_slots, &jb);
 }

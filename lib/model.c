@@ -313,6 +313,22 @@ int mislas_model_get_tensor(const mislas_model *m, const char *name, float *valu
     return MISLAS_OK;
 }
 
+int mislas_model_get_gradient(const mislas_model *m, const char *name, float *values, size_t count)
+{
+    int32_t t;
+    int status = find_sized("mislas_model_get_gradient", m, name, count, &t);
+    if (status != MISLAS_OK)
+        return status;
+    MISLASI_CHECK_NOT_NULL("mislas_model_get_gradient", values);
+    if (!m->have_grads)
+        return mislasi_fail(MISLAS_ERR_STATE, "mislas_model_get_gradient: no gradients (call mislas_model_backward first)");
+    if (mislasi_tensor_learns(m, &m->tensors[t]))
+        memcpy(values, mislasi_tensor_grads(m, (size_t)t), count * sizeof(float));
+    else
+        memset(values, 0, count * sizeof(float));
+    return MISLAS_OK;
+}
+
 int mislas_model_set_tensor(mislas_model *m, const char *name, const float *values, size_t count)
 {
     int32_t t;

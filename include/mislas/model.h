@@ -148,6 +148,10 @@ MISLAS_API int mislas_model_tensor_info(const mislas_model *model, int32_t index
         const char **name, size_t *count);
 MISLAS_API int mislas_model_get_tensor(const mislas_model *model, const char *name,
         float *values, size_t count);
+/* The gradient of a tensor from the last backward (MISLAS_ERR_STATE
+ * without one; zeros for tensors that do not learn). */
+MISLAS_API int mislas_model_get_gradient(const mislas_model *model, const char *name,
+        float *values, size_t count);
 /* Overwrites a tensor (all count values must be finite). */
 MISLAS_API int mislas_model_set_tensor(mislas_model *model, const char *name,
         const float *values, size_t count);
