@@ -4,7 +4,7 @@
  * training step. The issue's bar: assembly under 5 % of a step.
  *
  * The step time comes from MISLAS_BENCH_BASELINE_FILE's `resnet32_step_ms`
- * line (bench/pytorch_resnet32_step.py measures PyTorch's on this machine);
+ * line (bench/pytorch_resnet.py measures PyTorch's on this machine);
  * without it only the absolute times are printed.
  *
  * Usage: bench_batch [--quick] */

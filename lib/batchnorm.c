@@ -4,6 +4,7 @@
  * lanes vectorise. */
 #include "layers.h"
 
+#include "internal.h"
 #include "threads.h"
 
 #include <math.h>
@@ -78,11 +79,26 @@ static void affine_plane(const float *x, float *y, size_t len, float a, float b,
     }
 }
 
+void mislasi_bn_image_moments(const mislasi_bn_shape *s, const float *x_image, double *moments)
+{
+    for (size_t c = 0; c < s->c; c++) {
+        const float *p = x_image + c * s->hw;
+        /* shifted by the plane's first value, which keeps the squares'
+         * cancellation small when the mean is large next to the spread */
+        double sum = 0.0, squares = 0.0;
+        plane_moments(p, s->hw, p[0], &sum, &squares);
+        double off = sum - (double)s->hw * p[0];
+        double m2 = squares - off * off / (double)s->hw;
+        moments[2 * c] = sum;
+        moments[2 * c + 1] = m2 > 0.0 ? m2 : 0.0;
+    }
+}
+
 typedef struct fwd_job {
     const mislasi_bn_shape *s;
     const float *x, *gamma, *beta;
+    const double *moments;
     float *running_mean, *running_var, *mean, *invstd, *y;
-    const float *eval_mean, *eval_var;
     bool relu;
 } fwd_job;
 
@@ -90,23 +106,22 @@ static void forward_train_channels(void *ctx, size_t begin, size_t end)
 {
     const fwd_job *j = ctx;
     const mislasi_bn_shape *s = j->s;
-    double m = (double)(s->n * s->hw);
+    double hw = (double)s->hw;
     for (size_t c = begin; c < end; c++) {
-        /* The first value is a shift that keeps the variance sum accurate
-         * when the mean is large next to the spread. */
-        float shift = j->x[c * s->hw];
-        double sum = 0.0, squares = 0.0;
-        for (size_t i = 0; i < s->n; i++)
-            plane_moments(j->x + (i * s->c + c) * s->hw, s->hw, shift, &sum, &squares);
-        double mean = sum / m;
-        double centred = mean - shift;
-        double var = squares / m - centred * centred;
-        if (var < 0.0)
-            var = 0.0;
+        /* the images' moments combined in image order (Chan et al.) */
+        double count = 0.0, mean = 0.0, m2 = 0.0;
+        for (size_t i = 0; i < s->n; i++) {
+            const double *mo = j->moments + (i * s->c + c) * 2;
+            double mean_i = mo[0] / hw, delta = mean_i - mean, total = count + hw;
+            mean += delta * hw / total;
+            m2 += mo[1] + delta * delta * count * hw / total;
+            count = total;
+        }
+        double var = m2 / count;
         double invstd = 1.0 / sqrt(var + BN_EPS);
         j->mean[c] = (float)mean;
         j->invstd[c] = (float)invstd;
-        double unbiased = m > 1.0 ? var * m / (m - 1.0) : var;
+        double unbiased = count > 1.0 ? m2 / (count - 1.0) : var;
         j->running_mean[c] = (float)((1.0 - BN_MOMENTUM) * j->running_mean[c] + BN_MOMENTUM * mean);
         j->running_var[c] = (float)((1.0 - BN_MOMENTUM) * j->running_var[c] + BN_MOMENTUM * unbiased);
         float a = (float)(j->gamma[c] * invstd);
@@ -118,37 +133,87 @@ static void forward_train_channels(void *ctx, size_t begin, size_t end)
     }
 }
 
-void mislasi_bn_forward_train(const mislasi_bn_shape *s, const float *x,
+void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x, const double *moments,
         const float *gamma, const float *beta, float *running_mean, float *running_var,
         float *mean, float *invstd, float *y, bool relu)
 {
-    fwd_job j = {.s = s, .x = x, .gamma = gamma, .beta = beta, .running_mean = running_mean,
-                 .running_var = running_var, .mean = mean, .invstd = invstd, .y = y, .relu = relu};
+    fwd_job j = {.s = s, .x = x, .moments = moments, .gamma = gamma, .beta = beta,
+                 .running_mean = running_mean, .running_var = running_var, .mean = mean,
+                 .invstd = invstd, .y = y, .relu = relu};
     mislasi_parallel_for(s->c, 1, forward_train_channels, &j);
 }
 
-static void forward_eval_channels(void *ctx, size_t begin, size_t end)
+typedef struct moments_job {
+    const mislasi_bn_shape *s;
+    const float *x;
+    double *moments;
+} moments_job;
+
+static void images_moments(void *ctx, size_t begin, size_t end)
 {
-    const fwd_job *j = ctx;
-    const mislasi_bn_shape *s = j->s;
-    for (size_t c = begin; c < end; c++) {
-        double invstd = 1.0 / sqrt((double)j->eval_var[c] + BN_EPS);
-        float a = (float)(j->gamma[c] * invstd);
-        float b = (float)(j->beta[c] - j->eval_mean[c] * j->gamma[c] * invstd);
-        for (size_t i = 0; i < s->n; i++) {
-            size_t off = (i * s->c + c) * s->hw;
-            affine_plane(j->x + off, j->y + off, s->hw, a, b, j->relu);
-        }
+    const moments_job *j = ctx;
+    for (size_t i = begin; i < end; i++)
+        mislasi_bn_image_moments(j->s, j->x + i * j->s->c * j->s->hw, j->moments + i * 2 * j->s->c);
+}
+
+int mislasi_bn_forward_train(const mislasi_bn_shape *s, const float *x,
+        const float *gamma, const float *beta, float *running_mean, float *running_var,
+        float *mean, float *invstd, float *y, bool relu)
+{
+    double *moments = mislasi_alloc(s->n * s->c * 2 * sizeof *moments);
+    if (moments == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "batch norm: out of memory for %zu statistics", s->n * s->c);
+    moments_job mj = {.s = s, .x = x, .moments = moments};
+    mislasi_parallel_for(s->n, 1, images_moments, &mj);
+    mislasi_bn_forward_train_moments(s, x, moments, gamma, beta, running_mean, running_var, mean, invstd, y, relu);
+    mislasi_free(moments);
+    return MISLAS_OK;
+}
+
+void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, const float *running_mean,
+        const float *running_var, float *scale, float *shift)
+{
+    for (size_t i = 0; i < c; i++) {
+        double invstd = 1.0 / sqrt((double)running_var[i] + BN_EPS);
+        scale[i] = (float)(gamma[i] * invstd);
+        shift[i] = (float)(beta[i] - running_mean[i] * gamma[i] * invstd);
     }
 }
 
-void mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,
+void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, const float *scale,
+        const float *shift, float *y_image, bool relu)
+{
+    for (size_t c = 0; c < s->c; c++)
+        affine_plane(x_image + c * s->hw, y_image + c * s->hw, s->hw, scale[c], shift[c], relu);
+}
+
+typedef struct eval_job {
+    const mislasi_bn_shape *s;
+    const float *x, *scale, *shift;
+    float *y;
+    bool relu;
+} eval_job;
+
+static void images_affine(void *ctx, size_t begin, size_t end)
+{
+    const eval_job *j = ctx;
+    size_t size = j->s->c * j->s->hw;
+    for (size_t i = begin; i < end; i++)
+        mislasi_bn_affine_image(j->s, j->x + i * size, j->scale, j->shift, j->y + i * size, j->relu);
+}
+
+int mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,
         const float *gamma, const float *beta, const float *running_mean,
         const float *running_var, float *y, bool relu)
 {
-    fwd_job j = {.s = s, .x = x, .gamma = gamma, .beta = beta, .eval_mean = running_mean,
-                 .eval_var = running_var, .y = y, .relu = relu};
-    mislasi_parallel_for(s->c, 1, forward_eval_channels, &j);
+    float *scale = mislasi_alloc(2 * s->c * sizeof *scale);
+    if (scale == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "batch norm: out of memory");
+    mislasi_bn_eval_affine(s->c, gamma, beta, running_mean, running_var, scale, scale + s->c);
+    eval_job j = {.s = s, .x = x, .scale = scale, .shift = scale + s->c, .y = y, .relu = relu};
+    mislasi_parallel_for(s->n, 1, images_affine, &j);
+    mislasi_free(scale);
+    return MISLAS_OK;
 }
 
 void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd)

@@ -267,6 +267,8 @@ typedef struct job {
     float *scratch;
     float *slots;
     size_t parts;
+    mislasi_image_fn then;
+    void *then_ctx;
 } job;
 
 static size_t images_in(const job *jb, size_t group, size_t *first)
@@ -275,7 +277,25 @@ static size_t images_in(const job *jb, size_t group, size_t *first)
     return jb->s->n - *first < jb->g.group ? jb->s->n - *first : jb->g.group;
 }
 
+static void finish_images(const job *jb, size_t first, size_t count)
+{
+    if (jb->then == NULL)
+        return;
+    size_t out_size = jb->s->c_out * jb->g.pixels;
+    for (size_t i = first; i < first + count; i++)
+        jb->then(jb->then_ctx, i, jb->y + i * out_size);
+}
+
+static void produce_group(const job *jb, float *area, size_t group);
+
 static void forward_group(const job *jb, float *area, size_t group)
+{
+    size_t first, count = images_in(jb, group, &first);
+    produce_group(jb, area, group);
+    finish_images(jb, first, count);
+}
+
+static void produce_group(const job *jb, float *area, size_t group)
 {
     const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
@@ -410,12 +430,20 @@ static job make_job(const mislasi_conv_shape *s, const float *x, const float *w,
     return jb;
 }
 
-void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const float *w,
-        float *y, float *scratch, size_t threads)
+void mislasi_conv_forward_then(const mislasi_conv_shape *s, const float *x, const float *w,
+        float *y, float *scratch, size_t threads, mislasi_image_fn then, void *ctx)
 {
     job jb = make_job(s, x, w, scratch, threads);
     jb.y = y;
+    jb.then = then;
+    jb.then_ctx = ctx;
     mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
+}
+
+void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const float *w,
+        float *y, float *scratch, size_t threads)
+{
+    mislasi_conv_forward_then(s, x, w, y, scratch, threads, NULL, NULL);
 }
 
 /* dw = the groups' slots summed in group order, for output channels

@@ -26,6 +26,12 @@ size_t mislasi_conv_out_w(const mislasi_conv_shape *s);
 size_t mislasi_conv_scratch_floats(const mislasi_conv_shape *s, size_t threads);
 void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const float *w,
         float *y, float *scratch, size_t threads);
+/* The same, calling then(ctx, image, y_image) on the worker thread as soon
+ * as an image's output is complete (while it is still in cache), so that
+ * the next layer's per-image work needs no second trip through memory. */
+typedef void (*mislasi_image_fn)(void *ctx, size_t image, float *y_image);
+void mislasi_conv_forward_then(const mislasi_conv_shape *s, const float *x, const float *w,
+        float *y, float *scratch, size_t threads, mislasi_image_fn then, void *ctx);
 /* dw (c_out x c_in x k x k) and dx (may be NULL: not wanted) from dy. */
 void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const float *w,
         const float *dy, float *dw, float *dx, float *scratch, size_t threads);
@@ -41,12 +47,27 @@ size_t mislasi_conv_threads(void);
 typedef struct mislasi_bn_shape {
     size_t n, c, hw;
 } mislasi_bn_shape;
-void mislasi_bn_forward_train(const mislasi_bn_shape *s, const float *x,
+/* Both allocate a little (MISLAS_ERR_OUT_OF_MEMORY, nothing written, if
+ * that fails); the model uses the pieces below with its own buffers. */
+int mislasi_bn_forward_train(const mislasi_bn_shape *s, const float *x,
         const float *gamma, const float *beta, float *running_mean, float *running_var,
         float *mean, float *invstd, float *y, bool relu);
-void mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,
+int mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,
         const float *gamma, const float *beta, const float *running_mean,
         const float *running_var, float *y, bool relu);
+/* The pieces the two forms are made of, usable per image:
+ * moments (2 c doubles) = per channel the image's sum and sum of squared
+ * deviations from its own mean; the training form from n images' moments
+ * (combined in image order); the evaluation form's per-channel scale and
+ * shift, and one image of y = scale x + shift (then ReLU). */
+void mislasi_bn_image_moments(const mislasi_bn_shape *s, const float *x_image, double *moments);
+void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x, const double *moments,
+        const float *gamma, const float *beta, float *running_mean, float *running_var,
+        float *mean, float *invstd, float *y, bool relu);
+void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, const float *running_mean,
+        const float *running_var, float *scale, float *shift);
+void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, const float *scale,
+        const float *shift, float *y_image, bool relu);
 /* For the eval form pass mean = running mean, invstd = 1/sqrt(running var + eps)
  * and batch_stats = false. y is the forward's output when relu was fused (its
  * zeros mask dy), else NULL. dgamma/dbeta may be NULL (frozen affine). dx may

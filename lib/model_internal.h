@@ -39,6 +39,8 @@ typedef struct mislasi_conv_bn {
     float *raw;                 /* conv output */
     float *out;                 /* after BN (and ReLU when `relu`) */
     float *mean, *invstd;       /* the statistics BN normalised with */
+    float *scale, *shift;       /* eval form: BN as one affine step */
+    double *moments;            /* training form: per image and channel, sum and squares */
     bool relu;
 } mislasi_conv_bn;
 

@@ -57,6 +57,9 @@ static void size_unit(mislas_model *m, mislasi_conv_bn *u, void *ctx)
     u->out = take(z, z->n * per_image);
     u->mean = take(z, u->conv.c_out);
     u->invstd = take(z, u->conv.c_out);
+    u->scale = take(z, u->conv.c_out);
+    u->shift = take(z, u->conv.c_out);
+    u->moments = (double *)take(z, 2 * 2 * z->n * u->conv.c_out);   /* doubles, 64-byte aligned */
     if (per_image > z->widest)
         z->widest = per_image;
     mislasi_conv_shape s = u->conv;
@@ -141,20 +144,42 @@ static int reserve(mislas_model *m, size_t n, size_t threads)
     return MISLAS_OK;
 }
 
+typedef struct unit_pass {
+    const mislasi_conv_bn *u;
+    mislasi_bn_shape bn;
+} unit_pass;
+
+/* Run on each image as soon as the convolution has produced it. */
+static void bn_moments_of_image(void *ctx, size_t image, float *raw)
+{
+    const unit_pass *p = ctx;
+    mislasi_bn_image_moments(&p->bn, raw, p->u->moments + image * 2 * p->bn.c);
+}
+
+static void bn_eval_image(void *ctx, size_t image, float *raw)
+{
+    const unit_pass *p = ctx;
+    mislasi_bn_affine_image(&p->bn, raw, p->u->scale, p->u->shift, p->u->out + image * p->bn.c * p->bn.hw,
+            p->u->relu);
+}
+
 static void unit_forward(mislas_model *m, mislasi_conv_bn *u, const float *x, size_t n, size_t threads)
 {
     mislasi_conv_shape s = u->conv;
     s.n = n;
-    mislasi_conv_forward(&s, x, mislasi_tensor_values(m, u->weight), u->raw, m->scratch, threads);
-    mislasi_bn_shape b = {.n = n, .c = u->conv.c_out, .hw = u->out_h * u->out_w};
+    unit_pass pass = {.u = u, .bn = {.n = n, .c = u->conv.c_out, .hw = u->out_h * u->out_w}};
     const float *gamma = mislasi_tensor_values(m, u->gamma), *beta = mislasi_tensor_values(m, u->beta);
     float *rmean = mislasi_tensor_values(m, u->running_mean), *rvar = mislasi_tensor_values(m, u->running_var);
+    const float *w = mislasi_tensor_values(m, u->weight);
     if (m->mode == MISLAS_MODE_EVAL) {
-        mislasi_bn_forward_eval(&b, u->raw, gamma, beta, rmean, rvar, u->out, u->relu);
-        memcpy(u->mean, rmean, b.c * sizeof(float));
-        mislasi_bn_eval_invstd(b.c, rvar, u->invstd);
+        mislasi_bn_eval_affine(pass.bn.c, gamma, beta, rmean, rvar, u->scale, u->shift);
+        mislasi_conv_forward_then(&s, x, w, u->raw, m->scratch, threads, bn_eval_image, &pass);
+        memcpy(u->mean, rmean, pass.bn.c * sizeof(float));
+        mislasi_bn_eval_invstd(pass.bn.c, rvar, u->invstd);
     } else {
-        mislasi_bn_forward_train(&b, u->raw, gamma, beta, rmean, rvar, u->mean, u->invstd, u->out, u->relu);
+        mislasi_conv_forward_then(&s, x, w, u->raw, m->scratch, threads, bn_moments_of_image, &pass);
+        mislasi_bn_forward_train_moments(&pass.bn, u->raw, u->moments, gamma, beta, rmean, rvar, u->mean,
+                u->invstd, u->out, u->relu);
     }
 }
 
