@@ -36,6 +36,27 @@
 /* Product columns a group aims for. */
 enum { GROUP_COLUMNS = 1280 };
 
+/* Products run over a multiple of this many columns (the extra ones are
+ * zero and their results unused): BLIS's AVX-512 kernel covers 32 columns
+ * at a time (MR, after BLIS transposes our row-major products for it) and
+ * handles a ragged last block through a slow element-wise copy, which cost
+ * ~25 % on a 48 x 840 x 48 product. 32 is also a multiple of the AVX2
+ * kernels' 16. */
+enum { COLUMN_BLOCK = 32 };
+
+static size_t padded(size_t columns)
+{
+    return (columns + COLUMN_BLOCK - 1) / COLUMN_BLOCK * COLUMN_BLOCK;
+}
+
+/* Zeroes columns [from, to) of a rows x ld matrix. */
+static void zero_columns(float *m, size_t rows, size_t ld, size_t from, size_t to)
+{
+    if (to > from)
+        for (size_t r = 0; r < rows; r++)
+            memset(m + r * ld + from, 0, (to - from) * sizeof *m);
+}
+
 size_t mislasi_conv_out_h(const mislasi_conv_shape *s)
 {
     return (s->h + 2 * s->pad - s->k) / s->stride + 1;
@@ -51,13 +72,25 @@ size_t mislasi_conv_threads(void)
     return (size_t)mislas_num_threads();
 }
 
+/* The row-shift layout of one image: rows3 (3 c_in x ld) from column col0
+ * on holds (h + 1) w columns: a zero row, then the image's h rows. Stacked
+ * images share the zero rows between them (the next image's first row, or
+ * the group's closing zero row, ends this one), so a group of g images has
+ * g (h + 1) w + w columns. Row (ci, j), column r w + c holds
+ * x[ci, r - 1, c + j - 1] (zero outside the image). */
+static size_t shared_span(const mislasi_conv_shape *s)
+{
+    return (s->h + 1) * s->w;
+}
+
 typedef struct geometry {
     bool row_shift;
     bool direct;        /* 1x1, stride 1, no padding, one image per group: no unfolding */
     size_t rows;        /* K of the forward product: c_in k k, or 3 c_in */
     size_t outs;        /* M of the forward product: c_out, or 3 c_out */
     size_t pixels;      /* output pixels per image */
-    size_t span;        /* product columns per image: pixels, or (h + 2) w */
+    size_t span;        /* product columns per image: pixels, or (h + 1) w */
+    size_t tail;        /* product columns after the last image: 0, or w */
     size_t group;       /* images per group */
     size_t groups;
 } geometry;
@@ -70,12 +103,13 @@ static geometry geometry_of(const mislasi_conv_shape *s)
     if (g.row_shift) {
         g.rows = 3 * s->c_in;
         g.outs = 3 * s->c_out;
-        g.span = (s->h + 2) * s->w;
+        g.span = shared_span(s);
     } else {
         g.rows = s->c_in * s->k * s->k;
         g.outs = s->c_out;
         g.span = g.pixels;
     }
+    g.tail = g.row_shift ? s->w : 0;
     g.group = g.span >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / g.span;
     if (g.group > s->n)
         g.group = s->n;
@@ -84,16 +118,20 @@ static geometry geometry_of(const mislasi_conv_shape *s)
     return g;
 }
 
-/* Scratch: [W3 when row-shifting] [per thread: unfolded, product, unfolded
- * gradient] [per group: a weight-gradient slot, rows x outs]. */
+/* Scratch: [the weights as the products read them: W^T (rows x outs) for
+ * the forward product, and W3 (outs x rows) when row-shifting] [per
+ * thread: unfolded, product, unfolded gradient] [per group: a
+ * weight-gradient slot, rows x outs]. BLIS packs a transposed (column-major)
+ * left operand with unit-stride copies but a row-major one element by
+ * element, which cost ~7 % of inference; hence the copies. */
 static size_t weights_floats(const geometry *g)
 {
-    return g->row_shift ? g->outs * g->rows : 0;
+    return (g->row_shift ? 2 : 1) * g->outs * g->rows;
 }
 
 static size_t per_thread_floats(const geometry *g)
 {
-    size_t columns = g->group * g->span;
+    size_t columns = padded(g->group * g->span + g->tail);
     return 2 * g->rows * columns + g->outs * columns;
 }
 
@@ -166,33 +204,32 @@ static void fold(const mislasi_conv_shape *s, const float *cols, size_t ld, size
 
 /* ---- row shift (3x3, stride 1, padding 1) ----------------------------------- */
 
-/* rows3 (3 c_in x ld), columns [col0, col0 + (h + 2) w): row (ci, j), column
- * r w + c holds x[ci, r - 1, c + j - 1] (zero outside the image). */
-static void unfold_rows(const mislasi_conv_shape *s, const float *x, float *rows3, size_t ld, size_t col0)
+static void unfold_rows(const mislasi_conv_shape *s, const float *x, float *rows3, size_t ld, size_t col0,
+        bool last)
 {
-    size_t h = s->h, w = s->w;
+    size_t h = s->h, w = s->w, hw = h * w;
     for (size_t ci = 0; ci < s->c_in; ci++) {
-        const float *plane = x + ci * h * w;
+        const float *plane = x + ci * hw;
         float *left = rows3 + (ci * 3 + 0) * ld + col0;
         float *mid = rows3 + (ci * 3 + 1) * ld + col0;
         float *right = rows3 + (ci * 3 + 2) * ld + col0;
         memset(left, 0, w * sizeof(float));
         memset(mid, 0, w * sizeof(float));
         memset(right, 0, w * sizeof(float));
-        for (size_t r = 0; r < h; r++) {
-            const float *in = plane + r * w;
-            float *l = left + (r + 1) * w, *m = mid + (r + 1) * w, *q = right + (r + 1) * w;
-            l[0] = 0.0f;
-            for (size_t c = 1; c < w; c++)
-                l[c] = in[c - 1];
-            memcpy(m, in, w * sizeof(float));
-            for (size_t c = 0; c + 1 < w; c++)
-                q[c] = in[c + 1];
-            q[w - 1] = 0.0f;
+        /* whole-plane copies shifted by one pixel, then the columns that
+         * wrapped around from the neighbouring row set to zero */
+        memcpy(mid + w, plane, hw * sizeof(float));
+        memcpy(left + w + 1, plane, (hw - 1) * sizeof(float));
+        memcpy(right + w, plane + 1, (hw - 1) * sizeof(float));
+        for (size_t r = 1; r <= h; r++) {
+            left[r * w] = 0.0f;
+            right[r * w + w - 1] = 0.0f;
         }
-        memset(left + (h + 1) * w, 0, w * sizeof(float));
-        memset(mid + (h + 1) * w, 0, w * sizeof(float));
-        memset(right + (h + 1) * w, 0, w * sizeof(float));
+        if (last) {
+            memset(left + (h + 1) * w, 0, w * sizeof(float));
+            memset(mid + (h + 1) * w, 0, w * sizeof(float));
+            memset(right + (h + 1) * w, 0, w * sizeof(float));
+        }
     }
 }
 
@@ -210,17 +247,21 @@ static void combine_taps(const mislasi_conv_shape *s, const float *y3, size_t ld
     }
 }
 
-/* dY3 (3 c_out x ld), columns [col0, col0 + (h + 2) w): row (i, co) is the
- * image's dy[co] shifted right by i w columns, zero elsewhere. */
-static void spread_taps(const mislasi_conv_shape *s, const float *dy, float *dy3, size_t ld, size_t col0)
+/* dY3 (3 c_out x ld): row (i, co) holds the image's dy[co] at columns
+ * col0 + i w .. col0 + i w + h w - 1 and zeros around it: between two
+ * stacked images a row has w zero columns, before the first one i w and
+ * after the last one (2 - i) w. */
+static void spread_taps(const mislasi_conv_shape *s, const float *dy, float *dy3, size_t ld, size_t col0,
+        bool first, bool last)
 {
     size_t hw = s->h * s->w, w = s->w;
     for (size_t i = 0; i < 3; i++)
         for (size_t co = 0; co < s->c_out; co++) {
             float *row = dy3 + (i * s->c_out + co) * ld + col0;
-            memset(row, 0, i * w * sizeof(float));
+            if (first)
+                memset(row, 0, i * w * sizeof(float));
             memcpy(row + i * w, dy + co * hw, hw * sizeof(float));
-            memset(row + i * w + hw, 0, (2 - i) * w * sizeof(float));
+            memset(row + i * w + hw, 0, (last ? (2 - i) * w : w) * sizeof(float));
         }
 }
 
@@ -228,19 +269,21 @@ static void spread_taps(const mislasi_conv_shape *s, const float *dy, float *dy3
  * three horizontal taps added in tap order. */
 static void fold_rows(const mislasi_conv_shape *s, const float *drows3, size_t ld, size_t col0, float *dx)
 {
-    size_t h = s->h, w = s->w;
+    size_t h = s->h, w = s->w, hw = h * w;
     for (size_t ci = 0; ci < s->c_in; ci++) {
+        /* x[r, c] fed left[r + 1, c + 1], mid[r + 1, c] and right[r + 1, c - 1] */
+        const float *l = drows3 + (ci * 3 + 0) * ld + col0 + w + 1;
+        const float *m = drows3 + (ci * 3 + 1) * ld + col0 + w;
+        const float *q = drows3 + (ci * 3 + 2) * ld + col0 + w - 1;
+        float *out = dx + ci * hw;
+        for (size_t p = 0; p < hw; p++)
+            out[p] = l[p] + m[p] + q[p];
+        /* a row's first pixel has no left tap's partner, its last no right one */
         for (size_t r = 0; r < h; r++) {
-            const float *l = drows3 + (ci * 3 + 0) * ld + col0 + (r + 1) * w;
-            const float *m = drows3 + (ci * 3 + 1) * ld + col0 + (r + 1) * w;
-            const float *q = drows3 + (ci * 3 + 2) * ld + col0 + (r + 1) * w;
-            float *out = dx + (ci * h + r) * w;
-            /* x[c] fed l[c + 1], m[c] and q[c - 1] */
-            for (size_t c = 0; c < w; c++) {
-                float a = c + 1 < w ? l[c + 1] : 0.0f;
-                float b = c > 0 ? q[c - 1] : 0.0f;
-                out[c] = a + m[c] + b;
-            }
+            size_t first = r * w, last = r * w + w - 1;
+            out[first] = (w > 1 ? l[first] : 0.0f) + m[first] + 0.0f;
+            if (w > 1)
+                out[last] = 0.0f + m[last] + q[last];
         }
     }
 }
@@ -263,7 +306,8 @@ typedef struct job {
     geometry g;
     const float *x, *w, *dy;
     float *y, *dw, *dx;
-    const float *weights;       /* w, or W3 when row-shifting */
+    const float *weights;       /* w, or W3 when row-shifting (outs x rows) */
+    const float *forward_weights;   /* the same transposed (rows x outs) */
     float *scratch;
     float *slots;
     size_t parts;
@@ -301,34 +345,37 @@ static void produce_group(const job *jb, float *area, size_t group)
     const geometry *g = &jb->g;
     size_t first, count = images_in(jb, group, &first);
     size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
-    size_t columns = count * g->span;
+    size_t columns = count * g->span + g->tail;
     const float *x = jb->x + first * in_size;
     float *y = jb->y + first * out_size;
     if (g->direct) {
-        mislasi_sgemm(false, false, s->c_out, g->pixels, g->rows, 1.0f, jb->weights, g->rows,
+        mislasi_sgemm(true, false, s->c_out, g->pixels, g->rows, 1.0f, jb->forward_weights, g->outs,
                 x, g->pixels, 0.0f, y, g->pixels);
         return;
     }
-    float *cols = area, *product = area + 2 * g->rows * g->group * g->span;
+    size_t capacity = padded(g->group * g->span + g->tail);
+    float *cols = area, *product = area + 2 * g->rows * capacity;
+    size_t ld = padded(columns);
     for (size_t i = 0; i < count; i++) {
         if (g->row_shift)
-            unfold_rows(s, x + i * in_size, cols, columns, i * g->span);
+            unfold_rows(s, x + i * in_size, cols, ld, i * g->span, i + 1 == count);
         else
-            unfold(s, x + i * in_size, cols, columns, i * g->span);
+            unfold(s, x + i * in_size, cols, ld, i * g->span);
     }
-    if (!g->row_shift && count == 1) {
-        mislasi_sgemm(false, false, s->c_out, columns, g->rows, 1.0f, jb->weights, g->rows,
+    if (!g->row_shift && count == 1 && ld == columns) {
+        mislasi_sgemm(true, false, s->c_out, columns, g->rows, 1.0f, jb->forward_weights, g->outs,
                 cols, columns, 0.0f, y, columns);
         return;
     }
-    mislasi_sgemm(false, false, g->outs, columns, g->rows, 1.0f, jb->weights, g->rows,
-            cols, columns, 0.0f, product, columns);
+    zero_columns(cols, g->rows, ld, columns, ld);
+    mislasi_sgemm(true, false, g->outs, ld, g->rows, 1.0f, jb->forward_weights, g->outs,
+            cols, ld, 0.0f, product, ld);
     for (size_t i = 0; i < count; i++) {
         if (g->row_shift) {
-            combine_taps(s, product, columns, i * g->span, y + i * out_size);
+            combine_taps(s, product, ld, i * g->span, y + i * out_size);
         } else {
             for (size_t co = 0; co < s->c_out; co++)
-                memcpy(y + i * out_size + co * g->pixels, product + co * columns + i * g->pixels,
+                memcpy(y + i * out_size + co * g->pixels, product + co * ld + i * g->pixels,
                         g->pixels * sizeof(float));
         }
     }
@@ -340,55 +387,63 @@ static void backward_group(const job *jb, float *area, size_t group)
     const geometry *g = &jb->g;
     size_t first, count = images_in(jb, group, &first);
     size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
-    size_t columns = count * g->span;
+    size_t columns = count * g->span + g->tail;
     const float *x = jb->x + first * in_size, *dy_images = jb->dy + first * out_size;
     float *dx = jb->dx == NULL ? NULL : jb->dx + first * in_size;
     float *slot = jb->slots + group * g->outs * g->rows;
-    float *cols = area, *dcols = area + g->rows * g->group * g->span;
-    float *spread = area + 2 * g->rows * g->group * g->span;
+    size_t capacity = padded(g->group * g->span + g->tail), ld = padded(columns);
+    float *cols = area, *dcols = area + g->rows * capacity;
+    float *spread = area + 2 * g->rows * capacity;
 
     /* the output gradient as the product's columns */
     const float *dy = dy_images;
-    if (g->row_shift) {
-        for (size_t i = 0; i < count; i++)
-            spread_taps(s, dy_images + i * out_size, spread, columns, i * g->span);
+    size_t dy_ld = g->pixels;
+    if (g->row_shift || count > 1) {
+        for (size_t i = 0; i < count; i++) {
+            if (g->row_shift)
+                spread_taps(s, dy_images + i * out_size, spread, ld, i * g->span, i == 0, i + 1 == count);
+            else
+                for (size_t co = 0; co < s->c_out; co++)
+                    memcpy(spread + co * ld + i * g->pixels, dy_images + i * out_size + co * g->pixels,
+                            g->pixels * sizeof(float));
+        }
+        zero_columns(spread, g->outs, ld, columns, ld);
         dy = spread;
-    } else if (count > 1) {
-        for (size_t i = 0; i < count; i++)
-            for (size_t co = 0; co < s->c_out; co++)
-                memcpy(spread + co * columns + i * g->pixels, dy_images + i * out_size + co * g->pixels,
-                        g->pixels * sizeof(float));
-        dy = spread;
+        dy_ld = ld;
     }
     const float *x_cols = x;
+    size_t x_ld = g->pixels;
     if (!g->direct) {
         for (size_t i = 0; i < count; i++) {
             if (g->row_shift)
-                unfold_rows(s, x + i * in_size, cols, columns, i * g->span);
+                unfold_rows(s, x + i * in_size, cols, ld, i * g->span, i + 1 == count);
             else
-                unfold(s, x + i * in_size, cols, columns, i * g->span);
+                unfold(s, x + i * in_size, cols, ld, i * g->span);
         }
         x_cols = cols;
+        x_ld = ld;
     }
     /* The group's weight gradient, transposed: cols (rows x columns) times
      * dY^T. BLIS packs this orientation 2-3x faster than dY * cols^T on
      * these shapes; the reduction transposes back. */
-    mislasi_sgemm(false, true, g->rows, g->outs, columns, 1.0f, x_cols, columns,
-            dy, columns, 0.0f, slot, g->outs);
+    mislasi_sgemm(false, true, g->rows, g->outs, columns, 1.0f, x_cols, x_ld,
+            dy, dy_ld, 0.0f, slot, g->outs);
     if (dx == NULL)
         return;
     if (g->direct) {
         mislasi_sgemm(true, false, g->rows, columns, s->c_out, 1.0f, jb->weights, g->rows,
-                dy, columns, 0.0f, dx, columns);
+                dy, dy_ld, 0.0f, dx, columns);
         return;
     }
-    mislasi_sgemm(true, false, g->rows, columns, g->outs, 1.0f, jb->weights, g->rows,
-            dy, columns, 0.0f, dcols, columns);
+    /* dcols (rows x columns) = W^T * dY, over the padded columns when dY has them */
+    size_t n = dy == spread ? ld : columns;
+    mislasi_sgemm(true, false, g->rows, n, g->outs, 1.0f, jb->weights, g->rows,
+            dy, dy_ld, 0.0f, dcols, ld);
     for (size_t i = 0; i < count; i++) {
         if (g->row_shift)
-            fold_rows(s, dcols, columns, i * g->span, dx + i * in_size);
+            fold_rows(s, dcols, ld, i * g->span, dx + i * in_size);
         else
-            fold(s, dcols, columns, i * g->span, dx + i * in_size);
+            fold(s, dcols, ld, i * g->span, dx + i * in_size);
     }
 }
 
@@ -423,10 +478,16 @@ static job make_job(const mislasi_conv_shape *s, const float *x, const float *w,
     job jb = {.s = s, .g = geometry_of(s), .x = x, .w = w, .weights = w, .scratch = scratch};
     jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
     jb.slots = scratch + weights_floats(&jb.g) + jb.parts * per_thread_floats(&jb.g);
+    float *wt = scratch;
     if (jb.g.row_shift) {
-        arrange_taps(s, w, scratch);
-        jb.weights = scratch;
+        float *w3 = scratch + jb.g.outs * jb.g.rows;
+        arrange_taps(s, w, w3);
+        jb.weights = w3;
     }
+    for (size_t o = 0; o < jb.g.outs; o++)
+        for (size_t r = 0; r < jb.g.rows; r++)
+            wt[r * jb.g.outs + o] = jb.weights[o * jb.g.rows + r];
+    jb.forward_weights = wt;
     return jb;
 }
 

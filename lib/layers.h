@@ -83,6 +83,10 @@ void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd);
 void mislasi_add_relu_forward(size_t count, float *y, const float *r);
 /* dy *= (y > 0) in place, y the forward's output. */
 void mislasi_relu_backward(size_t count, const float *y, float *dy);
+/* y += r (a shortcut's gradient joining the main path's). */
+void mislasi_add(size_t count, float *y, const float *r);
+/* y += r where mask > 0 (the same through a ReLU whose output is mask). */
+void mislasi_add_masked(size_t count, float *y, const float *r, const float *mask);
 
 /* ---- option-A shortcut (shortcut.c) -------------------------------------
  * y (n x c_out x ceil(h/2) x ceil(w/2)) = x[:, :, ::2, ::2] with

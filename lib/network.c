@@ -253,55 +253,59 @@ int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *
     return MISLAS_OK;
 }
 
-static void add_into(size_t count, float *dst, const float *src)
-{
-    for (size_t i = 0; i < count; i++)
-        dst[i] += src[i];
-}
-
 /* The gradient of u's output is in dy (ReLU mask not yet applied when
  * u->relu); writes u's parameter gradients and, unless dx is NULL, the
  * gradient of its input x. dy is overwritten. */
-static void unit_backward(mislas_model *m, mislasi_conv_bn *u, const float *x, float *dy, float *dx,
-        size_t n, size_t threads)
+/* Backward through u: dy is the gradient of u's output, taken where
+ * mask > 0 (mask = the output of the ReLU that follows, or NULL); dz
+ * receives the gradient of the convolution's output (it may be dy), dx
+ * that of u's input x (NULL: not wanted); u's parameter gradients are
+ * written. */
+static void unit_backward(mislas_model *m, mislasi_conv_bn *u, const float *x, const float *mask,
+        const float *dy, float *dz, float *dx, size_t n, size_t threads)
 {
     mislasi_bn_shape b = {.n = n, .c = u->conv.c_out, .hw = u->out_h * u->out_w};
-    mislasi_bn_backward(&b, u->raw, u->relu ? u->out : NULL, dy, mislasi_tensor_values(m, u->gamma),
-            u->mean, u->invstd, m->mode != MISLAS_MODE_EVAL, dy,
+    mislasi_bn_backward(&b, u->raw, mask, dy, mislasi_tensor_values(m, u->gamma),
+            u->mean, u->invstd, m->mode != MISLAS_MODE_EVAL, dz,
             mislasi_tensor_grads(m, u->gamma), mislasi_tensor_grads(m, u->beta));
     mislasi_conv_shape s = u->conv;
     s.n = n;
-    mislasi_conv_backward(&s, x, mislasi_tensor_values(m, u->weight), dy,
+    mislasi_conv_backward(&s, x, mislasi_tensor_values(m, u->weight), dz,
             mislasi_tensor_grads(m, u->weight), dx, m->scratch, threads);
 }
 
-/* dout (the gradient of the block's output, overwritten) -> dx. */
+/* dout (the gradient of the block's output; overwritten by the shortcut
+ * paths) -> dx. The block's final ReLU is applied as a mask on the way in,
+ * never as a pass of its own. */
 static void block_backward(mislas_model *m, mislasi_block *blk, const float *x, float *dout, float *dx,
         size_t n, size_t threads)
 {
-    float *t[2] = {m->work[0], m->work[1]};
-    size_t out_count = n * blk->out_c * blk->out_h * blk->out_w;
+    float *other[2] = {m->work[0], m->work[1]};
     mislasi_conv_bn *last = &blk->unit[blk->units - 1];
-    mislasi_relu_backward(out_count, last->out, dout);
-    memcpy(t[0], dout, out_count * sizeof(float));
+    const float *block_out = last->out;
+    float *dz = other[0];   /* the gradient of the current unit's convolution output */
     for (int i = blk->units - 1; i >= 0; i--) {
+        mislasi_conv_bn *u = &blk->unit[i];
         const float *in = i == 0 ? x : blk->unit[i - 1].out;
-        float *target = i == 0 ? dx : t[1];
-        unit_backward(m, &blk->unit[i], in, t[0], target, n, threads);
-        float *swap = t[0];
-        t[0] = t[1];
-        t[1] = swap;
+        float *target = i == 0 ? dx : dz == other[0] ? other[1] : other[0];
+        if (i == blk->units - 1)
+            unit_backward(m, u, in, block_out, dout, dz, target, n, threads);
+        else
+            unit_backward(m, u, in, u->out, dz, dz, target, n, threads);
+        dz = target;
     }
     size_t in_count = n * blk->in_c * blk->in_h * blk->in_w;
+    size_t out_count = n * blk->out_c * blk->out_h * blk->out_w;
     if (blk->shortcut == MISLASI_SHORTCUT_IDENTITY) {
-        add_into(in_count, dx, dout);
+        mislasi_add_masked(in_count, dx, dout, block_out);
     } else if (blk->shortcut == MISLASI_SHORTCUT_OPTION_A) {
+        mislasi_relu_backward(out_count, block_out, dout);
         mislasi_shortcut_shape s = blk->option_a;
         s.n = n;
         mislasi_shortcut_a_backward_add(&s, dout, dx);
     } else {
-        unit_backward(m, &blk->proj, x, dout, m->work[0], n, threads);
-        add_into(in_count, dx, m->work[0]);
+        unit_backward(m, &blk->proj, x, block_out, dout, dout, m->work[0], n, threads);
+        mislasi_add(in_count, dx, m->work[0]);
     }
 }
 
@@ -358,7 +362,7 @@ int mislas_model_backward(mislas_model *m, const float *grad_logits)
         a = b;
         b = swap;
     }
-    unit_backward(m, &m->stem, m->input, a, NULL, n, threads);
+    unit_backward(m, &m->stem, m->input, m->stem.out, a, a, NULL, n, threads);
     m->have_grads = true;
     return MISLAS_OK;
 }

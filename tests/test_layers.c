@@ -1,0 +1,1913 @@
+/* The network layers (lib/layers.h) against independent derivations: each
+ * forward against a naive double-precision loop written here, each backward
+ * against the exact gradient of L = sum(R * y) for a random R (derived by
+ * hand and computed in double) and against central finite differences of
+ * the library's own forward. Every output buffer starts as NaN (backward
+ * functions write, never add), every buffer ends in a guard that must stay
+ * untouched, and the multi-threaded layers must give the same bits for
+ * every thread count. This suite links the static archive to reach the
+ * internal layers.
+ *
+ * Tolerances are in units of U = 2^-24, the unit roundoff of float. A float
+ * dot product or sum of K terms, in any order and with or without FMA, is
+ * within gamma_K = K U / (1 - K U) of the exact value relative to the sum
+ * of the terms' magnitudes (Higham, Accuracy and Stability of Numerical
+ * Algorithms, 2nd ed., eq. 3.5); we use (K + 2) U, the slack covering the
+ * denominator and a final rounding. These are worst-case bounds, so they
+ * never fail by bad luck, yet an indexing error is off by whole terms
+ * (~0.1 - 1) and fails by orders of magnitude. Batch norm's statistics are
+ * the exception: there the bounds are accuracy requirements scaled by the
+ * data's condition number (see bn_forward_train_matches_double), with the
+ * margins measured on this library noted. */
+#include "layers.h"
+#include "testutil.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define U 0x1p-24
+
+/* ---------------------------------------------------------------- helpers */
+
+enum { GUARD = 16 };
+static const float SENTINEL = -12345.25f;
+
+/* n floats of NaN followed by GUARD sentinels */
+static float *alloc_guarded(size_t n)
+{
+    float *p = malloc((n + GUARD) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = NAN;
+    for (size_t i = 0; i < GUARD; i++)
+        p[n + i] = SENTINEL;
+    return p;
+}
+
+static void refill_nan(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = NAN;
+}
+
+static void check_guard(const float *p, size_t n, const char *what)
+{
+    for (size_t i = 0; i < GUARD; i++)
+        ck_assert_msg(memcmp(&p[n + i], &SENTINEL, sizeof SENTINEL) == 0,
+            "%s: written past its end (%zu floats), at +%zu", what, n, i);
+}
+
+static float *alloc_floats(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static double *alloc_doubles(size_t n)
+{
+    double *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static float *copy_floats(const float *src, size_t n)
+{
+    float *p = alloc_floats(n);
+    memcpy(p, src, n * sizeof *p);
+    return p;
+}
+
+static void fill_uniform(float *p, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(lo + (hi - lo) * test_uniform());
+}
+
+static size_t pick(size_t n)
+{
+    size_t i = (size_t)(test_uniform() * (double)n);
+    return i < n ? i : n - 1;
+}
+
+/* got within tol of want; a NaN fails */
+static void expect_close(const char *what, size_t i, double got, double want, double tol)
+{
+    if (!(fabs(got - want) <= tol))
+        ck_abort_msg("%s[%zu] = %.9g, expected %.9g (|diff| %.3g > tolerance %.3g)",
+            what, i, got, want, fabs(got - want), tol);
+}
+
+static void expect_same_bits(const char *what, const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof *got) != 0)
+            ck_abort_msg("%s[%zu] = %.9g, bits differ from %.9g", what, i, (double)got[i], (double)want[i]);
+}
+
+/* L = sum R y in double */
+static double dot_rf(const float *r, const float *y, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)r[i] * y[i];
+    return s;
+}
+
+static void set_threads(int32_t n)
+{
+    ck_assert_status(mislas_set_num_threads(n), MISLAS_OK);
+}
+
+/* ---------------------------------------------------------------- convolution */
+
+static size_t conv_x_size(const mislasi_conv_shape *s) { return s->n * s->c_in * s->h * s->w; }
+static size_t conv_w_size(const mislasi_conv_shape *s) { return s->c_out * s->c_in * s->k * s->k; }
+static size_t conv_y_size(const mislasi_conv_shape *s)
+{
+    return s->n * s->c_out * mislasi_conv_out_h(s) * mislasi_conv_out_w(s);
+}
+
+/* The definition in layers.h, in double: y and, per output, the sum of its
+ * terms' magnitudes (mag, for the rounding bound). Seven loops. */
+static void naive_conv(const mislasi_conv_shape *s, const float *x, const float *w, double *y, double *mag)
+{
+    size_t oh_n = (s->h + 2 * s->pad - s->k) / s->stride + 1;
+    size_t ow_n = (s->w + 2 * s->pad - s->k) / s->stride + 1;
+    for (size_t n = 0; n < s->n; n++)
+        for (size_t co = 0; co < s->c_out; co++)
+            for (size_t oh = 0; oh < oh_n; oh++)
+                for (size_t ow = 0; ow < ow_n; ow++) {
+                    double acc = 0.0, m = 0.0;
+                    for (size_t ci = 0; ci < s->c_in; ci++)
+                        for (size_t i = 0; i < s->k; i++)
+                            for (size_t j = 0; j < s->k; j++) {
+                                long ih = (long)(oh * s->stride + i) - (long)s->pad;
+                                long iw = (long)(ow * s->stride + j) - (long)s->pad;
+                                if (ih < 0 || iw < 0 || ih >= (long)s->h || iw >= (long)s->w)
+                                    continue;
+                                double t = (double)w[((co * s->c_in + ci) * s->k + i) * s->k + j] *
+                                           x[((n * s->c_in + ci) * s->h + (size_t)ih) * s->w + (size_t)iw];
+                                acc += t;
+                                m += fabs(t);
+                            }
+                    size_t o = ((n * s->c_out + co) * oh_n + oh) * ow_n + ow;
+                    y[o] = acc;
+                    if (mag != NULL)
+                        mag[o] = m;
+                }
+}
+
+/* The exact gradients of L = sum R y: y is linear in x and in w, each term
+ * w[co,ci,i,j] x[n,ci,ih,iw] of y[n,co,oh,ow] gives R[n,co,oh,ow] x to dw
+ * and R w to dx (dw is the correlation of x with R, dx the transposed
+ * convolution of R). Also the sums of the terms' magnitudes. */
+static void naive_conv_grads(const mislasi_conv_shape *s, const float *x, const float *w, const float *r,
+        double *dw, double *dx, double *dw_mag, double *dx_mag)
+{
+    size_t oh_n = mislasi_conv_out_h(s), ow_n = mislasi_conv_out_w(s);
+    memset(dw, 0, conv_w_size(s) * sizeof *dw);
+    memset(dx, 0, conv_x_size(s) * sizeof *dx);
+    memset(dw_mag, 0, conv_w_size(s) * sizeof *dw_mag);
+    memset(dx_mag, 0, conv_x_size(s) * sizeof *dx_mag);
+    for (size_t n = 0; n < s->n; n++)
+        for (size_t co = 0; co < s->c_out; co++)
+            for (size_t oh = 0; oh < oh_n; oh++)
+                for (size_t ow = 0; ow < ow_n; ow++) {
+                    double g = r[((n * s->c_out + co) * oh_n + oh) * ow_n + ow];
+                    for (size_t ci = 0; ci < s->c_in; ci++)
+                        for (size_t i = 0; i < s->k; i++)
+                            for (size_t j = 0; j < s->k; j++) {
+                                long ih = (long)(oh * s->stride + i) - (long)s->pad;
+                                long iw = (long)(ow * s->stride + j) - (long)s->pad;
+                                if (ih < 0 || iw < 0 || ih >= (long)s->h || iw >= (long)s->w)
+                                    continue;
+                                size_t wi = ((co * s->c_in + ci) * s->k + i) * s->k + j;
+                                size_t xi = ((n * s->c_in + ci) * s->h + (size_t)ih) * s->w + (size_t)iw;
+                                dw[wi] += g * x[xi];
+                                dw_mag[wi] += fabs(g * x[xi]);
+                                dx[xi] += g * w[wi];
+                                dx_mag[xi] += fabs(g * w[wi]);
+                            }
+                }
+}
+
+typedef struct conv_case {
+    size_t n, c_in, h, w, c_out, k, stride, pad;
+} conv_case;
+
+/* The library groups whole images per BLIS call (~1000-1300 product
+ * columns: output pixels, or (h + 1) w on the row-shift path for 3x3 /
+ * stride 1 / padding 1); the cases with n in the tens or hundreds run
+ * several groups with a short last one whatever that constant, and the
+ * 1x1 / stride 1 / no-padding cases with ~1000 pixels take the direct path
+ * (one image per group, no unfolding). */
+static const conv_case CONV_CASES[] = {
+    { 1, 1, 1, 1, 1, 1, 1, 0 },     /* the smallest */
+    { 3, 3, 5, 7, 5, 3, 1, 1 },     /* row shift, odd sizes, one group */
+    { 20, 3, 8, 8, 5, 3, 1, 1 },    /* row shift 8x8: two groups */
+    { 13, 5, 10, 10, 3, 3, 1, 1 },  /* row shift 10x10: two groups */
+    { 9, 2, 15, 15, 3, 3, 1, 1 },   /* row shift 15x15: two or three groups */
+    { 3, 4, 40, 36, 3, 3, 1, 1 },   /* row shift, one image per group */
+    { 5, 2, 6, 1, 3, 3, 1, 1 },     /* row shift, one column */
+    { 4, 3, 1, 7, 2, 3, 1, 1 },     /* row shift, one row */
+    { 3, 2, 2, 2, 3, 3, 1, 1 },     /* image smaller than the kernel */
+    { 130, 2, 3, 3, 2, 3, 1, 1 },   /* row shift, ~100 images per group */
+    { 700, 1, 1, 1, 1, 3, 1, 1 },   /* row shift, 1x1 images stacked by hundreds */
+    { 7, 3, 9, 11, 4, 3, 2, 1 },    /* stride 2 on odd sizes: 5x6 outputs */
+    { 50, 3, 9, 11, 4, 3, 2, 1 },   /* the same, two groups */
+    { 45, 3, 16, 16, 5, 3, 2, 1 },  /* stride 2 to 8x8: two or three groups */
+    { 4, 2, 6, 5, 3, 3, 2, 0 },     /* stride 2, no padding, uneven remainder */
+    { 2, 2, 3, 4, 3, 3, 1, 3 },     /* padding >= kernel: outer outputs see only zeros */
+    { 2, 2, 4, 3, 3, 3, 2, 3 },     /* the same with stride 2 */
+    { 2, 3, 17, 19, 3, 7, 2, 3 },   /* the ImageNet stem's 7x7 / 2 / 3 */
+    { 14, 3, 13, 13, 3, 7, 1, 3 },  /* 7x7 stride 1: 13x13 outputs, two or three groups */
+    { 3, 3, 7, 7, 2, 7, 1, 0 },     /* 7x7 without padding: one output pixel */
+    { 2, 3, 21, 21, 4, 7, 2, 3 },   /* 7x7 / 2 to 11x11 */
+    { 2, 3, 35, 35, 4, 3, 1, 1 },   /* 1225 output pixels */
+    { 3, 5, 32, 32, 7, 1, 1, 0 },   /* 1x1 / 1 / 0 with 1024 pixels: the direct path */
+    { 2, 3, 33, 31, 5, 1, 1, 0 },   /* the direct path on odd sizes */
+    { 17, 5, 8, 8, 3, 1, 1, 0 },    /* 1x1 / 1 / 0 on small images: grouped */
+    { 45, 5, 8, 8, 3, 1, 1, 0 },    /* the same, several groups */
+    { 6, 4, 9, 9, 6, 1, 2, 0 },     /* 1x1 / 2 (a projection shortcut) on odd sizes */
+};
+
+static mislasi_conv_shape conv_shape_of(const conv_case *c)
+{
+    mislasi_conv_shape s = { .n = c->n, .c_in = c->c_in, .h = c->h, .w = c->w,
+                             .c_out = c->c_out, .k = c->k, .stride = c->stride, .pad = c->pad };
+    return s;
+}
+
+#define CONV_FMT "n %zu c_in %zu h %zu w %zu c_out %zu k %zu stride %zu pad %zu"
+#define CONV_ARGS(s) (s)->n, (s)->c_in, (s)->h, (s)->w, (s)->c_out, (s)->k, (s)->stride, (s)->pad
+
+START_TEST(conv_output_size)
+{
+    mislasi_conv_shape s = { .n = 1, .c_in = 1, .h = 32, .w = 31, .c_out = 1, .k = 3, .stride = 1, .pad = 1 };
+    ck_assert_uint_eq(mislasi_conv_out_h(&s), 32);
+    ck_assert_uint_eq(mislasi_conv_out_w(&s), 31);
+    s.stride = 2;       /* (32 + 2 - 3) / 2 + 1 = 16, (31 + 2 - 3) / 2 + 1 = 16 */
+    ck_assert_uint_eq(mislasi_conv_out_h(&s), 16);
+    ck_assert_uint_eq(mislasi_conv_out_w(&s), 16);
+    s.h = 224; s.w = 224; s.k = 7; s.pad = 3;      /* the ImageNet stem: 112 */
+    ck_assert_uint_eq(mislasi_conv_out_h(&s), 112);
+    ck_assert_uint_eq(mislasi_conv_out_w(&s), 112);
+    s.h = 7; s.w = 7; s.k = 7; s.pad = 0; s.stride = 1;
+    ck_assert_uint_eq(mislasi_conv_out_h(&s), 1);
+}
+END_TEST
+
+/* Forward: y against the naive double convolution; each output is a float
+ * dot product of c_in k k terms (the padding's zeros add nothing), so it is
+ * within (c_in k k + 2) U of the sum of its terms' magnitudes; outputs whose
+ * window lies in the padding must be exactly 0. The same call with pools of
+ * 1, 2 and 3 threads and threads = 1, 2, 3 (each with the scratch sized for
+ * it) must give the same bits; scratch starts as NaN. */
+static void check_conv_forward(const mislasi_conv_shape *s)
+{
+    size_t xs = conv_x_size(s), ws = conv_w_size(s), ys = conv_y_size(s);
+    float *x = alloc_floats(xs), *w = alloc_floats(ws);
+    fill_uniform(x, xs, -1, 1);
+    fill_uniform(w, ws, -1, 1);
+    float *x0 = copy_floats(x, xs), *w0 = copy_floats(w, ws);
+    double *want = alloc_doubles(ys), *mag = alloc_doubles(ys);
+    naive_conv(s, x, w, want, mag);
+    double terms = (double)(s->c_in * s->k * s->k);
+    float *first = NULL;
+    for (int32_t pool = 1; pool <= 3; pool++) {
+        set_threads(pool);
+        ck_assert_uint_eq(mislasi_conv_threads(), (size_t)pool);
+        for (size_t t = 1; t <= 3; t++) {
+            size_t scratch_n = mislasi_conv_scratch_floats(s, t);
+            float *scratch = alloc_guarded(scratch_n), *y = alloc_guarded(ys);
+            mislasi_conv_forward(s, x, w, y, scratch, t);
+            check_guard(y, ys, "conv y");
+            check_guard(scratch, scratch_n, "conv scratch");
+            if (first == NULL) {
+                for (size_t o = 0; o < ys; o++)
+                    if (!(fabs(y[o] - want[o]) <= (terms + 2) * U * mag[o]))
+                        ck_abort_msg("conv forward, " CONV_FMT ": y[%zu] = %.9g, expected %.9g (tolerance %.3g)",
+                            CONV_ARGS(s), o, (double)y[o], want[o], (terms + 2) * U * mag[o]);
+                first = copy_floats(y, ys);
+            } else {
+                expect_same_bits("conv y (threads)", y, first, ys);
+            }
+            free(scratch);
+            free(y);
+        }
+    }
+    expect_same_bits("conv x (input)", x, x0, xs);
+    expect_same_bits("conv w (input)", w, w0, ws);
+    free(first);
+    free(x); free(w); free(x0); free(w0); free(want); free(mag);
+}
+
+START_TEST(conv_forward_matches_the_definition)
+{
+    for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) {
+        mislasi_conv_shape s = conv_shape_of(&CONV_CASES[i]);
+        check_conv_forward(&s);
+    }
+}
+END_TEST
+
+/* Backward: dw and dx against the exact gradients of L = sum R y. dw[w_i]
+ * is a float sum of n oh ow products (a column of each image; padded
+ * positions contribute exact zeros), taken per group and then added over
+ * the groups: n oh ow + groups <= 2 n oh ow additions, so (2 n oh ow + 2) U
+ * of the sum of magnitudes. dx is W^T R (c_out terms) folded back (up to
+ * k k of those per input), c_out k k terms: (c_out k k + 2) U. dx = NULL
+ * gives the same dw. Same bits for every thread count. */
+static void check_conv_backward(const mislasi_conv_shape *s)
+{
+    size_t xs = conv_x_size(s), ws = conv_w_size(s), ys = conv_y_size(s);
+    size_t pixels = mislasi_conv_out_h(s) * mislasi_conv_out_w(s);
+    float *x = alloc_floats(xs), *w = alloc_floats(ws), *r = alloc_floats(ys);
+    fill_uniform(x, xs, -1, 1);
+    fill_uniform(w, ws, -1, 1);
+    fill_uniform(r, ys, -1, 1);
+    float *x0 = copy_floats(x, xs), *w0 = copy_floats(w, ws), *r0 = copy_floats(r, ys);
+    double *dw_want = alloc_doubles(ws), *dx_want = alloc_doubles(xs);
+    double *dw_mag = alloc_doubles(ws), *dx_mag = alloc_doubles(xs);
+    naive_conv_grads(s, x, w, r, dw_want, dx_want, dw_mag, dx_mag);
+    double dw_terms = 2.0 * (double)(s->n * pixels), dx_terms = (double)(s->c_out * s->k * s->k);
+    float *dw_first = NULL, *dx_first = NULL;
+    for (int32_t pool = 1; pool <= 3; pool++) {
+        set_threads(pool);
+        for (size_t t = 1; t <= 3; t++) {
+            size_t scratch_n = mislasi_conv_scratch_floats(s, t);
+            float *scratch = alloc_guarded(scratch_n), *dw = alloc_guarded(ws), *dx = alloc_guarded(xs);
+            mislasi_conv_backward(s, x, w, r, dw, dx, scratch, t);
+            check_guard(dw, ws, "conv dw");
+            check_guard(dx, xs, "conv dx");
+            check_guard(scratch, scratch_n, "conv scratch");
+            if (dw_first == NULL) {
+                for (size_t i = 0; i < ws; i++)
+                    if (!(fabs(dw[i] - dw_want[i]) <= (dw_terms + 2) * U * dw_mag[i]))
+                        ck_abort_msg("conv backward, " CONV_FMT ": dw[%zu] = %.9g, expected %.9g (tolerance %.3g)",
+                            CONV_ARGS(s), i, (double)dw[i], dw_want[i], (dw_terms + 2) * U * dw_mag[i]);
+                for (size_t i = 0; i < xs; i++)
+                    if (!(fabs(dx[i] - dx_want[i]) <= (dx_terms + 2) * U * dx_mag[i]))
+                        ck_abort_msg("conv backward, " CONV_FMT ": dx[%zu] = %.9g, expected %.9g (tolerance %.3g)",
+                            CONV_ARGS(s), i, (double)dx[i], dx_want[i], (dx_terms + 2) * U * dx_mag[i]);
+                dw_first = copy_floats(dw, ws);
+                dx_first = copy_floats(dx, xs);
+            } else {
+                expect_same_bits("conv dw (threads)", dw, dw_first, ws);
+                expect_same_bits("conv dx (threads)", dx, dx_first, xs);
+            }
+            /* without dx */
+            refill_nan(scratch, scratch_n);
+            refill_nan(dw, ws);
+            mislasi_conv_backward(s, x, w, r, dw, NULL, scratch, t);
+            check_guard(dw, ws, "conv dw");
+            check_guard(scratch, scratch_n, "conv scratch");
+            expect_same_bits("conv dw (dx = NULL)", dw, dw_first, ws);
+            free(scratch);
+            free(dw);
+            free(dx);
+        }
+    }
+    expect_same_bits("conv x (input)", x, x0, xs);
+    expect_same_bits("conv w (input)", w, w0, ws);
+    expect_same_bits("conv dy (input)", r, r0, ys);
+    free(dw_first); free(dx_first);
+    free(x); free(w); free(r); free(x0); free(w0); free(r0);
+    free(dw_want); free(dx_want); free(dw_mag); free(dx_mag);
+}
+
+START_TEST(conv_backward_matches_the_exact_gradients)
+{
+    for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) {
+        mislasi_conv_shape s = conv_shape_of(&CONV_CASES[i]);
+        check_conv_backward(&s);
+    }
+}
+END_TEST
+
+/* The test's exact gradients against central differences of its own double
+ * convolution: L is linear in each entry, so the difference quotient is
+ * exact but for double rounding (~1e-16 of L's terms), which makes this a
+ * check of the derivation (indices, transposition), not of the library. */
+START_TEST(conv_exact_gradients_are_the_derivative_of_the_definition)
+{
+    for (size_t c = 0; c < sizeof CONV_CASES / sizeof CONV_CASES[0]; c++) {
+        mislasi_conv_shape s = conv_shape_of(&CONV_CASES[c]);
+        size_t xs = conv_x_size(&s), ws = conv_w_size(&s), ys = conv_y_size(&s);
+        float *x = alloc_floats(xs), *w = alloc_floats(ws), *r = alloc_floats(ys);
+        fill_uniform(x, xs, -1, 1);
+        fill_uniform(w, ws, -1, 1);
+        fill_uniform(r, ys, -1, 1);
+        double *dw = alloc_doubles(ws), *dx = alloc_doubles(xs), *m1 = alloc_doubles(ws), *m2 = alloc_doubles(xs);
+        double *yp = alloc_doubles(ys), *ym = alloc_doubles(ys);
+        naive_conv_grads(&s, x, w, r, dw, dx, m1, m2);
+        for (int e = 0; e < 6; e++) {
+            bool on_w = e % 2 == 1;
+            float *v = on_w ? w : x;
+            size_t i = pick(on_w ? ws : xs);
+            float keep = v[i];
+            v[i] = keep + 0.5f;
+            naive_conv(&s, x, w, yp, NULL);
+            v[i] = keep - 0.5f;
+            naive_conv(&s, x, w, ym, NULL);
+            double step = ((double)(keep + 0.5f) - (double)(keep - 0.5f));
+            v[i] = keep;
+            double lp = 0, lm = 0, lmag = 0;
+            for (size_t o = 0; o < ys; o++) {
+                lp += r[o] * yp[o];
+                lm += r[o] * ym[o];
+                lmag += fabs(r[o] * yp[o]) + fabs(r[o] * ym[o]);
+            }
+            expect_close(on_w ? "exact dw vs its difference quotient" : "exact dx vs its difference quotient",
+                i, (lp - lm) / step, on_w ? dw[i] : dx[i], 1e-12 * (1 + lmag));
+        }
+        free(x); free(w); free(r); free(dw); free(dx); free(m1); free(m2); free(yp); free(ym);
+    }
+}
+END_TEST
+
+/* The library's backward against central differences of the library's
+ * forward, on random entries of x and w. L = sum R y is linear in each
+ * entry, so there is no truncation error whatever the step; the step is
+ * 1 (the perturbed value is exact in float for |v| < 1, and the quotient
+ * divides by the step actually taken). Each output's rounding is within
+ * (c_in k k + 2) U mag (see the forward test), so L's error at each
+ * evaluation is within sum |R| (c_in k k + 2) U mag, and the quotient is
+ * within twice that over the step; the analytic gradient's own bound (as in
+ * the backward test) is added. */
+START_TEST(conv_backward_matches_finite_differences)
+{
+    set_threads(2);
+    for (size_t c = 0; c < sizeof CONV_CASES / sizeof CONV_CASES[0]; c++) {
+        mislasi_conv_shape s = conv_shape_of(&CONV_CASES[c]);
+        size_t xs = conv_x_size(&s), ws = conv_w_size(&s), ys = conv_y_size(&s);
+        size_t pixels = mislasi_conv_out_h(&s) * mislasi_conv_out_w(&s);
+        size_t threads = mislasi_conv_threads();
+        float *x = alloc_floats(xs), *w = alloc_floats(ws), *r = alloc_floats(ys);
+        fill_uniform(x, xs, -1, 1);
+        fill_uniform(w, ws, -1, 1);
+        fill_uniform(r, ys, -1, 1);
+        float *scratch = alloc_floats(mislasi_conv_scratch_floats(&s, threads));
+        float *y = alloc_floats(ys), *dw = alloc_floats(ws), *dx = alloc_floats(xs);
+        double *dw_want = alloc_doubles(ws), *dx_want = alloc_doubles(xs);
+        double *dw_mag = alloc_doubles(ws), *dx_mag = alloc_doubles(xs);
+        double *ye = alloc_doubles(ys), *mag = alloc_doubles(ys);
+        naive_conv_grads(&s, x, w, r, dw_want, dx_want, dw_mag, dx_mag);
+        mislasi_conv_backward(&s, x, w, r, dw, dx, scratch, threads);
+        double terms = (double)(s.c_in * s.k * s.k);
+        for (int e = 0; e < 8; e++) {
+            bool on_w = e % 2 == 1;
+            float *v = on_w ? w : x;
+            size_t i = pick(on_w ? ws : xs);
+            float keep = v[i];
+            double l[2], err = 0.0;
+            const float steps[2] = { keep + 1.0f, keep - 1.0f };
+            for (int side = 0; side < 2; side++) {
+                v[i] = steps[side];
+                mislasi_conv_forward(&s, x, w, y, scratch, threads);
+                l[side] = dot_rf(r, y, ys);
+                naive_conv(&s, x, w, ye, mag);
+                for (size_t o = 0; o < ys; o++)
+                    err += fabs((double)r[o]) * (terms + 2) * U * mag[o];
+            }
+            v[i] = keep;
+            double step = (double)steps[0] - (double)steps[1];
+            double fd = (l[0] - l[1]) / step;
+            double grad = on_w ? dw[i] : dx[i];
+            double grad_tol = on_w ? (2.0 * (double)(s.n * pixels) + 2) * U * dw_mag[i]
+                                   : ((double)(s.c_out * s.k * s.k) + 2) * U * dx_mag[i];
+            if (!(fabs(fd - grad) <= err / step + grad_tol))
+                ck_abort_msg("conv, " CONV_FMT ": %s[%zu] = %.9g, finite difference %.9g (tolerance %.3g)",
+                    CONV_ARGS(&s), on_w ? "dw" : "dx", i, grad, fd, err / step + grad_tol);
+        }
+        free(x); free(w); free(r); free(scratch); free(y); free(dw); free(dx);
+        free(dw_want); free(dx_want); free(dw_mag); free(dx_mag); free(ye); free(mag);
+    }
+}
+END_TEST
+
+/* forward_then gives the forward's bits and calls then() exactly once per
+ * image, with that image's slice of y, already complete (a copy taken in
+ * the callback equals the final output). The callback may run on worker
+ * threads: it only sets flags and fills its image's own slot. */
+typedef struct then_log {
+    size_t n, out_size;
+    float *y, *snap;
+    _Atomic int *calls;
+    _Atomic int bad;
+} then_log;
+
+static void record_image(void *ctx, size_t image, float *y_image)
+{
+    then_log *l = ctx;
+    if (image >= l->n || y_image != l->y + image * l->out_size) {
+        atomic_store(&l->bad, 1);
+        return;
+    }
+    atomic_fetch_add(&l->calls[image], 1);
+    memcpy(l->snap + image * l->out_size, y_image, l->out_size * sizeof(float));
+}
+
+START_TEST(conv_forward_then_reports_each_finished_image)
+{
+    for (size_t c = 0; c < sizeof CONV_CASES / sizeof CONV_CASES[0]; c++) {
+        mislasi_conv_shape s = conv_shape_of(&CONV_CASES[c]);
+        size_t xs = conv_x_size(&s), ws = conv_w_size(&s), ys = conv_y_size(&s);
+        float *x = alloc_floats(xs), *w = alloc_floats(ws);
+        fill_uniform(x, xs, -1, 1);
+        fill_uniform(w, ws, -1, 1);
+        set_threads(1);
+        float *want = alloc_floats(ys), *scratch1 = alloc_floats(mislasi_conv_scratch_floats(&s, 1));
+        mislasi_conv_forward(&s, x, w, want, scratch1, 1);
+        free(scratch1);
+        for (int32_t pool = 1; pool <= 3; pool++) {
+            set_threads(pool);
+            size_t t = (size_t)pool;
+            size_t scratch_n = mislasi_conv_scratch_floats(&s, t);
+            float *scratch = alloc_guarded(scratch_n), *y = alloc_guarded(ys), *snap = alloc_floats(ys);
+            _Atomic int *calls = malloc(s.n * sizeof *calls);
+            ck_assert_ptr_nonnull(calls);
+            for (size_t i = 0; i < s.n; i++)
+                atomic_init(&calls[i], 0);
+            then_log log = { .n = s.n, .out_size = ys / s.n, .y = y, .snap = snap, .calls = calls };
+            atomic_init(&log.bad, 0);
+            mislasi_conv_forward_then(&s, x, w, y, scratch, t, record_image, &log);
+            check_guard(y, ys, "conv forward_then y");
+            check_guard(scratch, scratch_n, "conv forward_then scratch");
+            ck_assert_msg(atomic_load(&log.bad) == 0, "conv forward_then, " CONV_FMT ": then() got a wrong image "
+                "or pointer", CONV_ARGS(&s));
+            for (size_t i = 0; i < s.n; i++)
+                ck_assert_msg(atomic_load(&calls[i]) == 1, "conv forward_then, " CONV_FMT ": image %zu reported "
+                    "%d times", CONV_ARGS(&s), i, atomic_load(&calls[i]));
+            expect_same_bits("conv forward_then y", y, want, ys);
+            expect_same_bits("conv forward_then y at the callback", snap, want, ys);
+            free(scratch); free(y); free(snap); free(calls);
+        }
+        free(x); free(w); free(want);
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- batch norm */
+
+static const double BN_EPS = 1e-5;
+
+/* The channel kinds of the batch-norm tests: centred, a large mean next to a
+ * small spread (1000 + noise of standard deviation 0.1: float's spacing at
+ * 1000 is 6e-5, so this checks the variance does not come from E[x^2] -
+ * E[x]^2, which loses everything here), an offset, a constant (variance 0),
+ * and a moderate offset. */
+enum { BN_C = 5 };
+static const float BN_GAMMA[BN_C] = { 1.5f, 0.7f, -0.8f, 2.0f, 1.1f };
+static const float BN_BETA[BN_C] = { 0.2f, -1.0f, 0.5f, 3.0f, -0.3f };
+static const float BN_RMEAN[BN_C] = { 0.1f, 900.0f, -2.0f, 0.0f, 1.0f };
+static const float BN_RVAR[BN_C] = { 1.0f, 0.5f, 2.0f, 1.0f, 3.0f };
+
+static float bn_value(size_t c)
+{
+    switch (c % BN_C) {
+    case 0: return (float)(1.7 * (2 * test_uniform() - 1));
+    case 1: return (float)(1000.0 + 0.1 * sqrt(12.0) * (test_uniform() - 0.5));
+    case 2: return (float)(3.0 + 2.0 * test_uniform());
+    case 3: return 2.5f;
+    default: return (float)(-50.0 + 5.0 * test_uniform());
+    }
+}
+
+static float *bn_input(const mislasi_bn_shape *s)
+{
+    float *x = alloc_floats(s->n * s->c * s->hw);
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t c = 0; c < s->c; c++)
+            for (size_t p = 0; p < s->hw; p++)
+                x[(i * s->c + c) * s->hw + p] = bn_value(c);
+    return x;
+}
+
+#define BN_AT(s_, i_, c_, p_) (((i_) * (s_)->c + (c_)) * (s_)->hw + (p_))
+
+typedef struct bn_stats {
+    double mean, var, invstd, max_abs, kappa;
+} bn_stats;
+
+/* Two-pass batch statistics in double (the data are floats: the sums are
+ * exact to ~1e-16) and the channel's condition number kappa = max|x| /
+ * sqrt(var + eps): relative changes of u in the inputs move the mean by up
+ * to u max|x| and the normalised values by up to u kappa. */
+static bn_stats bn_stats_of(const mislasi_bn_shape *s, const float *x, size_t c)
+{
+    double m = (double)(s->n * s->hw), sum = 0, sq = 0, mx = 0;
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t p = 0; p < s->hw; p++) {
+            double v = x[BN_AT(s, i, c, p)];
+            sum += v;
+            mx = fabs(v) > mx ? fabs(v) : mx;
+        }
+    bn_stats st = { .mean = sum / m, .max_abs = mx };
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t p = 0; p < s->hw; p++) {
+            double d = x[BN_AT(s, i, c, p)] - st.mean;
+            sq += d * d;
+        }
+    st.var = sq / m;
+    st.invstd = 1.0 / sqrt(st.var + BN_EPS);
+    st.kappa = mx * st.invstd;
+    return st;
+}
+
+/* Tolerances of the training statistics (justified at bn_forward_train_*). */
+static double bn_mean_tol(const bn_stats *st) { return 4 * U * st->max_abs; }
+static double bn_invstd_rel_tol(const bn_stats *st) { return 8 * U * (1 + st->kappa); }
+
+/* The normalised output's tolerance at one value: the affine step a x + b
+ * (or a (x - mean) + beta) in float has ~5 roundings, each within u of
+ * |a x|, |a mean|, |beta| or |y|; the statistics' own errors add |a| times
+ * the mean's and |a (x - mean)| times invstd's relative error. */
+static double bn_y_tol(double x, double gamma, double beta, double mean, double invstd,
+        double mean_tol, double invstd_rel_tol)
+{
+    double a = fabs(gamma * invstd);
+    return 6 * U * (a * fabs(x) + a * fabs(mean) + fabs(beta) + fabs(gamma * (x - mean) * invstd))
+           + a * mean_tol + a * fabs(x - mean) * invstd_rel_tol;
+}
+
+static const mislasi_bn_shape BN_SHAPES[] = {
+    { 5, BN_C, 37 },    /* planes not a multiple of any vector width */
+    { 2, BN_C, 64 },
+    { 3, BN_C, 1 },     /* 1x1 planes (m = 3) */
+    { 1, BN_C, 49 },    /* one image */
+    { 16, BN_C, 64 },   /* m = 1024 */
+};
+
+/* Training forward. The saved mean is within 4 u max|x| of the exact one:
+ * storing it in float costs u/2 |mean|, and a summation that keeps a few
+ * ulps of the largest value (double accumulation, or short float partial
+ * sums added in double) stays well inside; a plain float running sum over
+ * m values could be off by m ulps and is what this accuracy requirement
+ * rules out on the large-mean channel. invstd: relative changes of u in
+ * the inputs move the variance by up to 2 u kappa relative (kappa =
+ * max|x| / std, 1e4 on the large-mean channel), and an algorithm that
+ * centres on a shift within ~2 std of the mean (a shifted one-pass sum, or
+ * per-image shifted moments combined) carries the mean's error into the
+ * variance at first order, 2 (2 std) (4 u max|x|) / var = 16 u
+ * kappa, so invstd (half of that, relative) may be off by 8 u (1 + kappa):
+ * 5e-7 on ordinary channels and 5e-3 on the large-mean one (measured:
+ * 4e-5 there). E[x^2] - E[x]^2 in float would be off by ~u max|x|^2 / var
+ * = 6 there, i.e. useless. */
+static void check_bn_forward_train(const mislasi_bn_shape *s, bool relu)
+{
+    size_t count = s->n * s->c * s->hw;
+    double m = (double)(s->n * s->hw);
+    float *x = bn_input(s), *x0 = copy_floats(x, count);
+    float rmean[BN_C], rvar[BN_C], mean[BN_C + GUARD], invstd[BN_C + GUARD];
+    memcpy(rmean, BN_RMEAN, sizeof rmean);
+    memcpy(rvar, BN_RVAR, sizeof rvar);
+    float *y = alloc_guarded(count);
+    for (size_t c = 0; c < BN_C + GUARD; c++)
+        mean[c] = invstd[c] = c < BN_C ? NAN : SENTINEL;
+    ck_assert_status(mislasi_bn_forward_train(s, x, BN_GAMMA, BN_BETA, rmean, rvar, mean, invstd, y, relu), MISLAS_OK);
+    check_guard(y, count, "bn y");
+    check_guard(mean, BN_C, "bn mean");
+    check_guard(invstd, BN_C, "bn invstd");
+    expect_same_bits("bn x (input)", x, x0, count);
+    for (size_t c = 0; c < s->c; c++) {
+        bn_stats st = bn_stats_of(s, x, c);
+        double mtol = bn_mean_tol(&st), itol = bn_invstd_rel_tol(&st);
+        expect_close("bn saved mean", c, mean[c], st.mean, mtol);
+        expect_close("bn saved invstd", c, invstd[c], st.invstd, itol * st.invstd);
+        /* running statistics: r = 0.9 r + 0.1 batch, the variance unbiased;
+         * the batch values' tolerances scaled by 0.1, plus 2 u for the
+         * float update itself */
+        double want_rm = 0.9 * BN_RMEAN[c] + 0.1 * st.mean;
+        expect_close("bn running mean", c, rmean[c], want_rm, 0.1 * mtol + 2 * U * fabs(want_rm));
+        double unbiased = st.var * m / (m - 1);
+        double want_rv = 0.9 * BN_RVAR[c] + 0.1 * unbiased;
+        /* var + eps = 1 / invstd^2: the variance's error is twice invstd's
+         * relative error times (var + eps) */
+        double var_tol = 2.2 * itol * (st.var + BN_EPS) * m / (m - 1);
+        expect_close("bn running var", c, rvar[c], want_rv, 0.1 * var_tol + 2 * U * fabs(want_rv));
+        /* the outputs, and their mean and spread */
+        double ymax_tol = 0, sum = 0, sq = 0;
+        for (size_t i = 0; i < s->n; i++)
+            for (size_t p = 0; p < s->hw; p++) {
+                size_t at = BN_AT(s, i, c, p);
+                double want = BN_GAMMA[c] * (x[at] - st.mean) * st.invstd + BN_BETA[c];
+                double tol = bn_y_tol(x[at], BN_GAMMA[c], BN_BETA[c], st.mean, st.invstd, mtol, itol);
+                ymax_tol = tol > ymax_tol ? tol : ymax_tol;
+                if (relu) {
+                    /* a ReLU after the affine step: negative pre-activations
+                     * give exactly 0 (+0, not -0) */
+                    if (want < -tol)
+                        ck_assert_msg(memcmp(&y[at], &(float){0.0f}, sizeof(float)) == 0,
+                            "bn relu y[%zu] = %g, expected +0", at, (double)y[at]);
+                    else
+                        expect_close("bn relu y", at, y[at], want > 0 ? want : 0, tol);
+                } else {
+                    expect_close("bn y", at, y[at], want, tol);
+                }
+                sum += y[at];
+            }
+        if (relu)
+            continue;
+        /* Each y is within ymax_tol, so the mean is within it of beta and
+         * the standard deviation within it of |gamma| sqrt(var / (var + eps)). */
+        double ymean = sum / m;
+        for (size_t i = 0; i < s->n; i++)
+            for (size_t p = 0; p < s->hw; p++) {
+                double d = y[BN_AT(s, i, c, p)] - ymean;
+                sq += d * d;
+            }
+        expect_close("bn output mean (= beta)", c, ymean, BN_BETA[c], ymax_tol + 1e-12);
+        expect_close("bn output std (= |gamma|)", c, sqrt(sq / m),
+            fabs(BN_GAMMA[c]) * sqrt(st.var / (st.var + BN_EPS)), ymax_tol + 1e-12);
+    }
+    free(x); free(x0); free(y);
+}
+
+START_TEST(bn_forward_train_matches_double)
+{
+    for (size_t i = 0; i < sizeof BN_SHAPES / sizeof BN_SHAPES[0]; i++) {
+        check_bn_forward_train(&BN_SHAPES[i], false);
+        check_bn_forward_train(&BN_SHAPES[i], true);
+    }
+}
+END_TEST
+
+/* The pieces the two forms are made of. Per-image moments against double:
+ * the sum within (hw + 2) u of sum |x| (a float sum in any order), the sum
+ * of squared deviations M2 within the variance allowance of the forward
+ * test, 16 u (1 + kappa) (M2 + hw eps) (kappa = max|x| / sqrt(M2 / hw +
+ * eps); measured: below 1.5 of these units up to 64 pixels, 4 at 1024).
+ * Then the composition: moments of each image + forward_train_moments is
+ * forward_train, and eval_affine + affine_image per image is
+ * forward_eval, bit for bit (the model uses the pieces, the tests above
+ * the whole forms). eval_affine's scale is gamma / sqrt(var + eps) within
+ * 2 u, its shift beta - mean scale within 2 u of |beta| + |mean scale|. */
+START_TEST(bn_pieces_match_double_and_compose_to_the_forms)
+{
+    static const mislasi_bn_shape shapes[] = { { 5, BN_C, 37 }, { 3, BN_C, 1 }, { 2, BN_C, 1024 }, { 16, BN_C, 64 } };
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const mislasi_bn_shape *s = &shapes[k];
+        mislasi_bn_shape one = { 1, s->c, s->hw };
+        size_t count = s->n * s->c * s->hw, image = s->c * s->hw;
+        float *x = bn_input(s);
+        double *moments = alloc_doubles(2 * s->n * s->c + GUARD);
+        for (size_t i = 0; i < GUARD; i++)
+            moments[2 * s->n * s->c + i] = -7.0;
+        for (size_t i = 0; i < s->n; i++)
+            mislasi_bn_image_moments(&one, x + i * image, moments + 2 * i * s->c);
+        for (size_t i = 0; i < GUARD; i++)
+            ck_assert(moments[2 * s->n * s->c + i] == -7.0);
+        for (size_t i = 0; i < s->n; i++)
+            for (size_t c = 0; c < s->c; c++) {
+                const float *p = x + i * image + c * s->hw;
+                double sum = 0, abs_sum = 0, mx = 0, m2 = 0;
+                for (size_t q = 0; q < s->hw; q++) {
+                    sum += p[q];
+                    abs_sum += fabs(p[q]);
+                    mx = fabs(p[q]) > mx ? fabs(p[q]) : mx;
+                }
+                for (size_t q = 0; q < s->hw; q++)
+                    m2 += (p[q] - sum / (double)s->hw) * (p[q] - sum / (double)s->hw);
+                double kappa = mx / sqrt(m2 / (double)s->hw + BN_EPS);
+                const double *mo = moments + 2 * (i * s->c + c);
+                expect_close("bn image moments: sum", i * s->c + c, mo[0], sum, ((double)s->hw + 2) * U * abs_sum);
+                expect_close("bn image moments: M2", i * s->c + c, mo[1], m2,
+                    16 * U * (1 + kappa) * (m2 + (double)s->hw * BN_EPS));
+            }
+        /* training form = its pieces */
+        float *y1 = alloc_floats(count), *y2 = alloc_floats(count);
+        float rm1[BN_C], rv1[BN_C], m1[BN_C], i1[BN_C], rm2[BN_C], rv2[BN_C], m2[BN_C], i2[BN_C];
+        memcpy(rm1, BN_RMEAN, sizeof rm1); memcpy(rm2, BN_RMEAN, sizeof rm2);
+        memcpy(rv1, BN_RVAR, sizeof rv1); memcpy(rv2, BN_RVAR, sizeof rv2);
+        for (int relu = 0; relu <= 1; relu++) {
+            ck_assert_status(mislasi_bn_forward_train(s, x, BN_GAMMA, BN_BETA, rm1, rv1, m1, i1, y1, relu), MISLAS_OK);
+            mislasi_bn_forward_train_moments(s, x, moments, BN_GAMMA, BN_BETA, rm2, rv2, m2, i2, y2, relu);
+            expect_same_bits("bn train from moments: y", y2, y1, count);
+            expect_same_bits("bn train from moments: mean", m2, m1, BN_C);
+            expect_same_bits("bn train from moments: invstd", i2, i1, BN_C);
+            expect_same_bits("bn train from moments: running mean", rm2, rm1, BN_C);
+            expect_same_bits("bn train from moments: running var", rv2, rv1, BN_C);
+        }
+        /* evaluation form = its pieces */
+        float scale[BN_C + GUARD], shift[BN_C + GUARD];
+        for (size_t c = 0; c < BN_C + GUARD; c++)
+            scale[c] = shift[c] = c < BN_C ? NAN : SENTINEL;
+        mislasi_bn_eval_affine(BN_C, BN_GAMMA, BN_BETA, BN_RMEAN, BN_RVAR, scale, shift);
+        check_guard(scale, BN_C, "bn eval scale");
+        check_guard(shift, BN_C, "bn eval shift");
+        for (size_t c = 0; c < BN_C; c++) {
+            double is = 1.0 / sqrt((double)BN_RVAR[c] + BN_EPS), sc = BN_GAMMA[c] * is;
+            expect_close("bn eval scale", c, scale[c], sc, 2 * U * fabs(sc));
+            expect_close("bn eval shift", c, shift[c], BN_BETA[c] - BN_RMEAN[c] * sc,
+                2 * U * (fabs(BN_BETA[c]) + fabs(BN_RMEAN[c] * sc)));
+        }
+        for (int relu = 0; relu <= 1; relu++) {
+            ck_assert_status(mislasi_bn_forward_eval(s, x, BN_GAMMA, BN_BETA, BN_RMEAN, BN_RVAR, y1, relu), MISLAS_OK);
+            refill_nan(y2, count);
+            for (size_t i = 0; i < s->n; i++)
+                mislasi_bn_affine_image(&one, x + i * image, scale, shift, y2 + i * image, relu);
+            expect_same_bits("bn eval from its pieces: y", y2, y1, count);
+            /* and each value is scale x + shift (then ReLU): two roundings */
+            for (size_t i = 0; i < s->n; i++)
+                for (size_t c = 0; c < s->c; c++)
+                    for (size_t q = 0; q < s->hw; q++) {
+                        size_t at = BN_AT(s, i, c, q);
+                        double v = (double)scale[c] * x[at] + shift[c];
+                        expect_close("bn affine_image y", at, y2[at], relu && v < 0 ? 0 : v,
+                            2 * U * (fabs((double)scale[c] * x[at]) + fabs(shift[c])));
+                    }
+        }
+        free(x); free(moments); free(y1); free(y2);
+    }
+}
+END_TEST
+
+/* The two whole forms allocate: each allocation failing in turn must give
+ * MISLAS_ERR_OUT_OF_MEMORY, leak nothing and write nothing (outputs stay
+ * NaN, the running statistics keep their bits). */
+typedef struct bn_oom {
+    const mislasi_bn_shape *s;
+    const float *x;
+    float *y, rm[BN_C], rv[BN_C], mean[BN_C], invstd[BN_C];
+    bool train;
+} bn_oom;
+
+static int bn_oom_attempt(void *ctx)
+{
+    bn_oom *o = ctx;
+    size_t count = o->s->n * o->s->c * o->s->hw;
+    refill_nan(o->y, count);
+    refill_nan(o->mean, BN_C);
+    refill_nan(o->invstd, BN_C);
+    memcpy(o->rm, BN_RMEAN, sizeof o->rm);
+    memcpy(o->rv, BN_RVAR, sizeof o->rv);
+    int rc = o->train
+        ? mislasi_bn_forward_train(o->s, o->x, BN_GAMMA, BN_BETA, o->rm, o->rv, o->mean, o->invstd, o->y, false)
+        : mislasi_bn_forward_eval(o->s, o->x, BN_GAMMA, BN_BETA, o->rm, o->rv, o->y, false);
+    if (rc != MISLAS_OK) {
+        for (size_t i = 0; i < count; i++)
+            ck_assert_msg(isnan(o->y[i]), "bn (out of memory): y[%zu] written", i);
+        for (size_t c = 0; c < BN_C; c++)
+            ck_assert_msg(isnan(o->mean[c]) && isnan(o->invstd[c]), "bn (out of memory): statistics written");
+        expect_same_bits("bn (out of memory): running mean", o->rm, BN_RMEAN, BN_C);
+        expect_same_bits("bn (out of memory): running var", o->rv, BN_RVAR, BN_C);
+    }
+    return rc;
+}
+
+START_TEST(bn_forms_fail_cleanly_without_memory)
+{
+    const mislasi_bn_shape *s = &BN_SHAPES[0];
+    bn_oom o = { .s = s, .x = bn_input(s), .y = alloc_floats(s->n * s->c * s->hw) };
+    for (int train = 0; train <= 1; train++) {
+        o.train = train;
+        test_allocation_sweep(bn_oom_attempt, &o);
+    }
+    free((float *)o.x);
+    free(o.y);
+}
+END_TEST
+
+/* The fused ReLU is exactly max(0, the plain output), and leaves the saved
+ * and running statistics alone: the same bits. */
+START_TEST(bn_fused_relu_is_relu_of_the_plain_output)
+{
+    const mislasi_bn_shape *s = &BN_SHAPES[0];
+    size_t count = s->n * s->c * s->hw;
+    float *x = bn_input(s), *y1 = alloc_floats(count), *y2 = alloc_floats(count);
+    float rm1[BN_C], rv1[BN_C], rm2[BN_C], rv2[BN_C], m1[BN_C], m2[BN_C], i1[BN_C], i2[BN_C];
+    memcpy(rm1, BN_RMEAN, sizeof rm1); memcpy(rm2, BN_RMEAN, sizeof rm2);
+    memcpy(rv1, BN_RVAR, sizeof rv1); memcpy(rv2, BN_RVAR, sizeof rv2);
+    ck_assert_status(mislasi_bn_forward_train(s, x, BN_GAMMA, BN_BETA, rm1, rv1, m1, i1, y1, false), MISLAS_OK);
+    ck_assert_status(mislasi_bn_forward_train(s, x, BN_GAMMA, BN_BETA, rm2, rv2, m2, i2, y2, true), MISLAS_OK);
+    for (size_t i = 0; i < count; i++)
+        y1[i] = y1[i] > 0.0f ? y1[i] : 0.0f;
+    expect_same_bits("bn relu y", y2, y1, count);
+    expect_same_bits("bn relu mean", m2, m1, BN_C);
+    expect_same_bits("bn relu invstd", i2, i1, BN_C);
+    expect_same_bits("bn relu running mean", rm2, rm1, BN_C);
+    expect_same_bits("bn relu running var", rv2, rv1, BN_C);
+    /* eval form too */
+    ck_assert_status(mislasi_bn_forward_eval(s, x, BN_GAMMA, BN_BETA, BN_RMEAN, BN_RVAR, y1, false), MISLAS_OK);
+    ck_assert_status(mislasi_bn_forward_eval(s, x, BN_GAMMA, BN_BETA, BN_RMEAN, BN_RVAR, y2, true), MISLAS_OK);
+    for (size_t i = 0; i < count; i++)
+        y1[i] = y1[i] > 0.0f ? y1[i] : 0.0f;
+    expect_same_bits("bn eval relu y", y2, y1, count);
+    free(x); free(y1); free(y2);
+}
+END_TEST
+
+/* A single-valued channel (variance exactly 0) normalises to beta: invstd is
+ * 1/sqrt(eps) and the centred values are 0, so y is beta up to the affine
+ * step's rounding (|a x| ~ 316 |gamma x|, hence a few 1e-5). */
+START_TEST(bn_constant_channel_gives_beta)
+{
+    const mislasi_bn_shape *s = &BN_SHAPES[0];
+    float *x = bn_input(s), *y = alloc_floats(s->n * s->c * s->hw);
+    float rm[BN_C], rv[BN_C], mean[BN_C], invstd[BN_C];
+    memcpy(rm, BN_RMEAN, sizeof rm);
+    memcpy(rv, BN_RVAR, sizeof rv);
+    ck_assert_status(mislasi_bn_forward_train(s, x, BN_GAMMA, BN_BETA, rm, rv, mean, invstd, y, false), MISLAS_OK);
+    ck_assert_float_eq(mean[3], 2.5f);
+    ck_assert_close(invstd[3], 1.0 / sqrt(BN_EPS), 0, 2 * U);
+    ck_assert_float_eq(rv[3], 0.9f * BN_RVAR[3]);      /* + 0.1 * 0 */
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t p = 0; p < s->hw; p++)
+            expect_close("bn constant channel y", BN_AT(s, i, 3, p), y[BN_AT(s, i, 3, p)], BN_BETA[3],
+                bn_y_tol(2.5, BN_GAMMA[3], BN_BETA[3], 2.5, 1 / sqrt(BN_EPS), 0, 0));
+    free(x); free(y);
+}
+END_TEST
+
+/* Evaluation forward: y = gamma (x - running mean) / sqrt(running var +
+ * eps) + beta; the running statistics are read, never written, and the
+ * affine step's rounding is the only error (invstd from a float variance
+ * is within u). mislasi_bn_eval_invstd is 1/sqrt(var + eps) to within 1 u. */
+START_TEST(bn_forward_eval_uses_the_running_statistics)
+{
+    for (size_t k = 0; k < sizeof BN_SHAPES / sizeof BN_SHAPES[0]; k++) {
+        const mislasi_bn_shape *s = &BN_SHAPES[k];
+        size_t count = s->n * s->c * s->hw;
+        float *x = bn_input(s), *x0 = copy_floats(x, count), *y = alloc_guarded(count);
+        float rm[BN_C], rv[BN_C], inv[BN_C + GUARD];
+        memcpy(rm, BN_RMEAN, sizeof rm);
+        memcpy(rv, BN_RVAR, sizeof rv);
+        for (int relu = 0; relu <= 1; relu++) {
+            refill_nan(y, count);
+            ck_assert_status(mislasi_bn_forward_eval(s, x, BN_GAMMA, BN_BETA, rm, rv, y, relu), MISLAS_OK);
+            check_guard(y, count, "bn eval y");
+            expect_same_bits("bn eval running mean", rm, BN_RMEAN, BN_C);
+            expect_same_bits("bn eval running var", rv, BN_RVAR, BN_C);
+            expect_same_bits("bn eval x (input)", x, x0, count);
+            for (size_t c = 0; c < s->c; c++) {
+                double invstd = 1.0 / sqrt((double)BN_RVAR[c] + BN_EPS);
+                for (size_t i = 0; i < s->n; i++)
+                    for (size_t p = 0; p < s->hw; p++) {
+                        size_t at = BN_AT(s, i, c, p);
+                        double want = BN_GAMMA[c] * (x[at] - (double)BN_RMEAN[c]) * invstd + BN_BETA[c];
+                        if (relu)
+                            want = want > 0 ? want : 0;
+                        expect_close("bn eval y", at, y[at], want,
+                            bn_y_tol(x[at], BN_GAMMA[c], BN_BETA[c], BN_RMEAN[c], invstd, 0, 2 * U));
+                    }
+            }
+        }
+        for (size_t c = 0; c < BN_C + GUARD; c++)
+            inv[c] = c < BN_C ? NAN : SENTINEL;
+        mislasi_bn_eval_invstd(BN_C, rv, inv);
+        check_guard(inv, BN_C, "bn eval invstd");
+        for (size_t c = 0; c < BN_C; c++)
+            ck_assert_close(inv[c], 1.0 / sqrt((double)rv[c] + BN_EPS), 0, U);
+        free(x); free(x0); free(y);
+    }
+}
+END_TEST
+
+/* The analytic gradients of L = sum R y in double, for the given (float)
+ * mean and invstd, and the rounding bounds of a float computation of them.
+ * With g = R masked by y > 0 (a fused ReLU), xhat = (x - mean) invstd:
+ *   dbeta = sum g, dgamma = sum g xhat,
+ *   dx = gamma invstd (g - [sum g / m + xhat sum(g xhat) / m]),
+ * the bracket only with batch statistics (they depend on x: d mean / dx =
+ * 1/m, d invstd / dx = -invstd^3 (x - mean) / m). */
+typedef struct bn_grads {
+    double *dx, *dx_tol, dgamma[BN_C], dgamma_tol[BN_C], dbeta[BN_C], dbeta_tol[BN_C];
+} bn_grads;
+
+static void bn_reference_grads(const mislasi_bn_shape *s, const float *x, const float *y, const float *dy,
+        const float *mean, const float *invstd, bool batch_stats, bn_grads *out)
+{
+    double m = (double)(s->n * s->hw);
+    for (size_t c = 0; c < s->c; c++) {
+        double mu = mean[c], is = invstd[c], gamma = BN_GAMMA[c];
+        double sg = 0, sgx = 0, abs_g = 0, abs_gx = 0;
+        for (size_t i = 0; i < s->n; i++)
+            for (size_t p = 0; p < s->hw; p++) {
+                size_t at = BN_AT(s, i, c, p);
+                double g = y == NULL || y[at] > 0 ? dy[at] : 0.0;
+                sg += g;
+                sgx += g * (x[at] - mu);
+                abs_g += fabs(g);
+                abs_gx += fabs(g * (x[at] - mu));
+            }
+        /* float sums of m terms: (m + 2) u of the magnitudes (header);
+         * x - mean rounds once more, dgamma's product by invstd too */
+        double sg_err = (m + 2) * U * abs_g, sgx_err = (m + 4) * U * abs_gx;
+        out->dbeta[c] = sg;
+        out->dbeta_tol[c] = sg_err;
+        out->dgamma[c] = sgx * is;
+        out->dgamma_tol[c] = sgx_err * is + U * fabs(sgx * is);
+        double a = gamma * is;
+        double bx = batch_stats ? -a * is * is * sgx / m : 0.0;
+        double b0 = batch_stats ? -a * sg / m : 0.0;
+        for (size_t i = 0; i < s->n; i++)
+            for (size_t p = 0; p < s->hw; p++) {
+                size_t at = BN_AT(s, i, c, p);
+                double g = y == NULL || y[at] > 0 ? dy[at] : 0.0;
+                double d = x[at] - mu;
+                out->dx[at] = a * g + bx * d + b0;
+                /* the three terms and their sum in float (~6 roundings of
+                 * their sizes), plus the sums' errors carried through bx
+                 * and b0 */
+                out->dx_tol[at] = 6 * U * (fabs(a * g) + fabs(bx * d) + fabs(b0)) +
+                    (batch_stats ? fabs(a) / m * (sg_err + is * is * fabs(d) * sgx_err) : 0.0);
+            }
+    }
+}
+
+typedef struct bn_fixture {
+    mislasi_bn_shape s;
+    size_t count;
+    float *x, *y, *dy, mean[BN_C], invstd[BN_C];
+} bn_fixture;
+
+/* The forward whose outputs the backward takes: training form (saved batch
+ * statistics) or evaluation form (running mean, eval invstd). */
+static void bn_fixture_init(bn_fixture *f, const mislasi_bn_shape *s, bool train, bool relu)
+{
+    f->s = *s;
+    f->count = s->n * s->c * s->hw;
+    f->x = bn_input(s);
+    f->y = alloc_floats(f->count);
+    f->dy = alloc_floats(f->count);
+    fill_uniform(f->dy, f->count, -1, 1);
+    float rm[BN_C], rv[BN_C];
+    memcpy(rm, BN_RMEAN, sizeof rm);
+    memcpy(rv, BN_RVAR, sizeof rv);
+    if (train) {
+        ck_assert_status(mislasi_bn_forward_train(s, f->x, BN_GAMMA, BN_BETA, rm, rv, f->mean, f->invstd, f->y, relu), MISLAS_OK);
+    } else {
+        ck_assert_status(mislasi_bn_forward_eval(s, f->x, BN_GAMMA, BN_BETA, rm, rv, f->y, relu), MISLAS_OK);
+        memcpy(f->mean, BN_RMEAN, sizeof f->mean);
+        mislasi_bn_eval_invstd(BN_C, rv, f->invstd);
+    }
+}
+
+static void bn_fixture_free(bn_fixture *f)
+{
+    free(f->x); free(f->y); free(f->dy);
+}
+
+/* Backward against the analytic gradients in double (tolerances at
+ * bn_reference_grads), for batch statistics and fixed ones, with and
+ * without a fused ReLU. Then: dgamma / dbeta = NULL, dx aliasing dy, and
+ * pools of 1, 2, 3 threads all give the same bits. */
+START_TEST(bn_backward_matches_the_analytic_gradient)
+{
+    for (size_t k = 0; k < sizeof BN_SHAPES / sizeof BN_SHAPES[0]; k++)
+        for (int mode = 0; mode < 4; mode++) {
+            bool batch_stats = mode & 1, relu = mode & 2;
+            bn_fixture f;
+            bn_fixture_init(&f, &BN_SHAPES[k], batch_stats, relu);
+            const mislasi_bn_shape *s = &f.s;
+            const float *ymask = relu ? f.y : NULL;
+            bn_grads want = { .dx = alloc_doubles(f.count), .dx_tol = alloc_doubles(f.count) };
+            bn_reference_grads(s, f.x, ymask, f.dy, f.mean, f.invstd, batch_stats, &want);
+            float *dx = alloc_guarded(f.count), dgamma[BN_C + GUARD], dbeta[BN_C + GUARD];
+            for (size_t c = 0; c < BN_C + GUARD; c++)
+                dgamma[c] = dbeta[c] = c < BN_C ? NAN : SENTINEL;
+            float *dy0 = copy_floats(f.dy, f.count), *x0 = copy_floats(f.x, f.count);
+            set_threads(1);
+            mislasi_bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx, dgamma, dbeta);
+            check_guard(dx, f.count, "bn dx");
+            check_guard(dgamma, BN_C, "bn dgamma");
+            check_guard(dbeta, BN_C, "bn dbeta");
+            expect_same_bits("bn dy (input)", f.dy, dy0, f.count);
+            expect_same_bits("bn x (input)", f.x, x0, f.count);
+            for (size_t c = 0; c < BN_C; c++) {
+                expect_close("bn dbeta", c, dbeta[c], want.dbeta[c], want.dbeta_tol[c]);
+                expect_close("bn dgamma", c, dgamma[c], want.dgamma[c], want.dgamma_tol[c]);
+            }
+            for (size_t i = 0; i < f.count; i++)
+                expect_close(batch_stats ? "bn dx (batch statistics)" : "bn dx (fixed statistics)",
+                    i, dx[i], want.dx[i], want.dx_tol[i]);
+
+            /* without dgamma / dbeta */
+            float *dx2 = alloc_floats(f.count);
+            refill_nan(dx2, f.count);
+            mislasi_bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, NULL, NULL);
+            expect_same_bits("bn dx (dgamma, dbeta NULL)", dx2, dx, f.count);
+            /* dx in dy's place */
+            memcpy(dx2, f.dy, f.count * sizeof *dx2);
+            float g2[BN_C], b2[BN_C];
+            mislasi_bn_backward(s, f.x, ymask, dx2, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, g2, b2);
+            expect_same_bits("bn dx (aliasing dy)", dx2, dx, f.count);
+            expect_same_bits("bn dgamma (dx aliasing dy)", g2, dgamma, BN_C);
+            expect_same_bits("bn dbeta (dx aliasing dy)", b2, dbeta, BN_C);
+            /* thread counts */
+            for (int32_t pool = 2; pool <= 3; pool++) {
+                set_threads(pool);
+                refill_nan(dx2, f.count);
+                mislasi_bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, g2, b2);
+                expect_same_bits("bn dx (threads)", dx2, dx, f.count);
+                expect_same_bits("bn dgamma (threads)", g2, dgamma, BN_C);
+                expect_same_bits("bn dbeta (threads)", b2, dbeta, BN_C);
+            }
+            free(dx); free(dx2); free(dy0); free(x0); free(want.dx); free(want.dx_tol);
+            bn_fixture_free(&f);
+        }
+}
+END_TEST
+
+/* The forward's outputs do not depend on the thread count either. */
+START_TEST(bn_forward_is_the_same_for_every_thread_count)
+{
+    const mislasi_bn_shape *s = &BN_SHAPES[4];
+    size_t count = s->n * s->c * s->hw;
+    float *x = bn_input(s), *y1 = alloc_floats(count), *y2 = alloc_floats(count);
+    float rm1[BN_C], rv1[BN_C], m1[BN_C], i1[BN_C];
+    memcpy(rm1, BN_RMEAN, sizeof rm1);
+    memcpy(rv1, BN_RVAR, sizeof rv1);
+    set_threads(1);
+    ck_assert_status(mislasi_bn_forward_train(s, x, BN_GAMMA, BN_BETA, rm1, rv1, m1, i1, y1, true), MISLAS_OK);
+    for (int32_t pool = 2; pool <= 3; pool++) {
+        set_threads(pool);
+        float rm2[BN_C], rv2[BN_C], m2[BN_C], i2[BN_C];
+        memcpy(rm2, BN_RMEAN, sizeof rm2);
+        memcpy(rv2, BN_RVAR, sizeof rv2);
+        ck_assert_status(mislasi_bn_forward_train(s, x, BN_GAMMA, BN_BETA, rm2, rv2, m2, i2, y2, true), MISLAS_OK);
+        expect_same_bits("bn train y (threads)", y2, y1, count);
+        expect_same_bits("bn mean (threads)", m2, m1, BN_C);
+        expect_same_bits("bn invstd (threads)", i2, i1, BN_C);
+        expect_same_bits("bn running mean (threads)", rm2, rm1, BN_C);
+        expect_same_bits("bn running var (threads)", rv2, rv1, BN_C);
+    }
+    set_threads(1);
+    ck_assert_status(mislasi_bn_forward_eval(s, x, BN_GAMMA, BN_BETA, BN_RMEAN, BN_RVAR, y1, false), MISLAS_OK);
+    set_threads(3);
+    ck_assert_status(mislasi_bn_forward_eval(s, x, BN_GAMMA, BN_BETA, BN_RMEAN, BN_RVAR, y2, false), MISLAS_OK);
+    expect_same_bits("bn eval y (threads)", y2, y1, count);
+    free(x); free(y1); free(y2);
+}
+END_TEST
+
+/* L = sum R y through the library's forward (training form on copies of
+ * the running statistics, or evaluation form); pre (optional) gets the
+ * outputs without ReLU, to detect kinks. */
+static double bn_loss(const mislasi_bn_shape *s, const float *x, const float *gamma, const float *beta,
+        bool train, bool relu, const float *r, float *y, float *pre)
+{
+    float rm[BN_C], rv[BN_C], mean[BN_C], invstd[BN_C];
+    memcpy(rm, BN_RMEAN, sizeof rm);
+    memcpy(rv, BN_RVAR, sizeof rv);
+    size_t count = s->n * s->c * s->hw;
+    if (train) {
+        ck_assert_status(mislasi_bn_forward_train(s, x, gamma, beta, rm, rv, mean, invstd, y, relu), MISLAS_OK);
+        if (pre != NULL)
+            ck_assert_status(mislasi_bn_forward_train(s, x, gamma, beta, rm, rv, mean, invstd, pre, false), MISLAS_OK);
+    } else {
+        ck_assert_status(mislasi_bn_forward_eval(s, x, gamma, beta, rm, rv, y, relu), MISLAS_OK);
+        if (pre != NULL)
+            ck_assert_status(mislasi_bn_forward_eval(s, x, gamma, beta, rm, rv, pre, false), MISLAS_OK);
+    }
+    return dot_rf(r, y, count);
+}
+
+/* Is any pre-activation of channel c within margin of 0 (or of different
+ * signs in the two)? Then a central difference may straddle the ReLU's kink. */
+static bool bn_near_kink(const mislasi_bn_shape *s, size_t c, const float *a, const float *b, double margin)
+{
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t p = 0; p < s->hw; p++) {
+            size_t at = BN_AT(s, i, c, p);
+            if (fabs(a[at]) < margin || fabs(b[at]) < margin || (a[at] > 0) != (b[at] > 0))
+                return true;
+        }
+    return false;
+}
+
+/* Backward against central differences of the library's forward, on the
+ * ordinary channels (0, 2, 4; on the large-mean one an output's rounding,
+ * ~u |a x| = 1e-3, swamps any difference quotient). Step h = 0.05 (std of
+ * these channels 0.6 - 1.4). The quotient's error: each evaluation of L is
+ * within sum |R| tol_y (bn_y_tol, the forward test's bound), so that over
+ * the step; truncation, h^2/6 |L'''|, is measured by the same quotient on
+ * the test's double model, and twice that is allowed. Entries whose
+ * central difference would straddle a ReLU kink are skipped. */
+START_TEST(bn_backward_matches_finite_differences)
+{
+    static const mislasi_bn_shape shapes[] = { { 3, BN_C, 25 }, { 2, BN_C, 1 } };
+    const size_t channels[3] = { 0, 2, 4 };
+    const double h = 0.05;
+    int checked = 0, skipped = 0;
+    set_threads(2);
+    for (size_t k = 0; k < 2; k++)
+        for (int mode = 0; mode < 4; mode++) {
+            bool train = mode & 1, relu = mode & 2;
+            const mislasi_bn_shape *s = &shapes[k];
+            size_t count = s->n * s->c * s->hw;
+            double m = (double)(s->n * s->hw);
+            bn_fixture f;
+            bn_fixture_init(&f, s, train, relu);
+            float *dx = alloc_floats(count), dgamma[BN_C], dbeta[BN_C];
+            float *y = alloc_floats(count), *pre_p = alloc_floats(count), *pre_m = alloc_floats(count);
+            mislasi_bn_backward(s, f.x, relu ? f.y : NULL, f.dy, BN_GAMMA, f.mean, f.invstd, train,
+                    dx, dgamma, dbeta);
+            float gamma[BN_C], beta[BN_C];
+            memcpy(gamma, BN_GAMMA, sizeof gamma);
+            memcpy(beta, BN_BETA, sizeof beta);
+            for (size_t e = 0; e < 3 * 4; e++) {
+                size_t c = channels[e % 3];
+                int what = (int)(e / 3) % 4;     /* 0, 1: an x; 2: gamma; 3: beta */
+                size_t i = BN_AT(s, pick(s->n), c, pick(s->hw));
+                float *v = what < 2 ? &f.x[i] : what == 2 ? &gamma[c] : &beta[c];
+                float keep = *v;
+                float up = (float)(keep + h), down = (float)(keep - h);
+                double step = (double)up - (double)down;
+                /* the library's quotient, and the rounding bound of each L */
+                *v = up;
+                double lp = bn_loss(s, f.x, gamma, beta, train, relu, f.dy, y, pre_p);
+                *v = down;
+                double lm = bn_loss(s, f.x, gamma, beta, train, relu, f.dy, y, pre_m);
+                if (relu && bn_near_kink(s, c, pre_p, pre_m, 1e-3)) {
+                    *v = keep;
+                    skipped++;
+                    continue;
+                }
+                /* the double model's quotient (for the truncation error) and
+                 * the rounding bound of the library's L at both ends */
+                double quotient[2], rounding = 0;
+                for (int side = 0; side < 2; side++) {
+                    *v = side == 0 ? up : down;
+                    bn_stats st = bn_stats_of(s, f.x, c);
+                    double mtol = bn_mean_tol(&st), itol = bn_invstd_rel_tol(&st);
+                    if (!train) {
+                        st.mean = BN_RMEAN[c];
+                        st.invstd = 1.0 / sqrt((double)BN_RVAR[c] + BN_EPS);
+                        mtol = 0;
+                        itol = 2 * U;
+                    }
+                    double lsum = 0;
+                    for (size_t n = 0; n < s->n; n++)
+                        for (size_t p = 0; p < s->hw; p++) {
+                            size_t at = BN_AT(s, n, c, p);
+                            double z = gamma[c] * (f.x[at] - st.mean) * st.invstd + beta[c];
+                            lsum += f.dy[at] * (relu && z < 0 ? 0 : z);
+                            rounding += fabs((double)f.dy[at]) *
+                                bn_y_tol(f.x[at], gamma[c], beta[c], st.mean, st.invstd, mtol, itol);
+                        }
+                    quotient[side] = lsum;
+                }
+                *v = keep;
+                double model_fd = (quotient[0] - quotient[1]) / step;
+                /* the double model's exact derivative at the centre */
+                double exact;
+                {
+                    bn_stats st = bn_stats_of(s, f.x, c);
+                    double mu = train ? st.mean : BN_RMEAN[c];
+                    double is = train ? st.invstd : 1.0 / sqrt((double)BN_RVAR[c] + BN_EPS);
+                    double sg = 0, sgx = 0, gi = 0;
+                    for (size_t n = 0; n < s->n; n++)
+                        for (size_t p = 0; p < s->hw; p++) {
+                            size_t at = BN_AT(s, n, c, p);
+                            double xh = (f.x[at] - mu) * is;
+                            double g = relu && gamma[c] * xh + beta[c] < 0 ? 0 : f.dy[at];
+                            sg += g;
+                            sgx += g * xh;
+                            if (at == i)
+                                gi = g;
+                        }
+                    double xh_i = (f.x[i] - mu) * is;
+                    exact = what < 2 ? gamma[c] * is * (gi - (train ? sg / m + xh_i * sgx / m : 0))
+                          : what == 2 ? sgx : sg;
+                }
+                double truncation = fabs(model_fd - exact);
+                double lib_fd = (lp - lm) / step;
+                double got = what < 2 ? dx[i] : what == 2 ? dgamma[c] : dbeta[c];
+                double tol = 2 * rounding / step + 2 * truncation + 1e-7;
+                if (!(fabs(lib_fd - got) <= tol))
+                    ck_abort_msg("bn %s, %s, relu %d, n %zu hw %zu: %s[%zu] = %.9g, finite difference %.9g "
+                        "(tolerance %.3g)", train ? "batch statistics" : "fixed statistics",
+                        what < 2 ? "dx" : what == 2 ? "dgamma" : "dbeta", (int)relu, s->n, s->hw,
+                        what < 2 ? "dx" : what == 2 ? "dgamma" : "dbeta", what < 2 ? i : c, got, lib_fd, tol);
+                checked++;
+            }
+            free(dx); free(y); free(pre_p); free(pre_m);
+            bn_fixture_free(&f);
+        }
+    ck_assert_msg(checked >= 3 * skipped && checked > 60, "%d checked, %d skipped at ReLU kinks", checked, skipped);
+}
+END_TEST
+
+/* A normalisation is blind to shifting its input, so training forward +
+ * backward on noise z and on 1000 + z (the shift exact in float: z is
+ * taken as (1000 + z) - 1000, Sterbenz) must give the same y and dx: an
+ * end-to-end accuracy test of the large-mean case. They differ only by
+ * each run's errors: the statistics' (mean within mean_tol, invstd within
+ * invstd_rel_tol, each run's own) carried through
+ *   dx = gamma invstd (g - sum g / m - xhat sum(g xhat) / m)
+ * (a relative error d of invstd scales dx by 1 + d and xhat by 1 + d, an
+ * error e of the mean moves xhat by e invstd), plus each backward's own
+ * rounding (bn_reference_grads). */
+START_TEST(bn_is_blind_to_a_large_shift)
+{
+    static const mislasi_bn_shape shapes[] = { { 8, 1, 49 }, { 5, 1, 37 }, { 16, 1, 64 } };
+    const float gamma = 0.7f, beta = -1.0f;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const mislasi_bn_shape *s = &shapes[k];
+        size_t count = s->n * s->hw;
+        double m = (double)count;
+        float *xs = alloc_floats(count), *xc = alloc_floats(count), *r = alloc_floats(count);
+        for (size_t i = 0; i < count; i++) {
+            xs[i] = (float)(1000.0 + 0.1 * sqrt(12.0) * (test_uniform() - 0.5));
+            xc[i] = xs[i] - 1000.0f;
+        }
+        fill_uniform(r, count, -1, 1);
+        float *y[2], *dx[2], mean[2], invstd[2];
+        bn_stats st[2];
+        const float *in[2] = { xc, xs };
+        double sum_g = 0;
+        for (size_t i = 0; i < count; i++)
+            sum_g += fabs(r[i]);
+        for (int v = 0; v < 2; v++) {
+            float rm = 0, rv = 1;
+            y[v] = alloc_floats(count);
+            dx[v] = alloc_floats(count);
+            ck_assert_status(mislasi_bn_forward_train(s, in[v], &gamma, &beta, &rm, &rv, &mean[v], &invstd[v], y[v], false), MISLAS_OK);
+            mislasi_bn_backward(s, in[v], NULL, r, &gamma, &mean[v], &invstd[v], true, dx[v], NULL, NULL);
+            st[v] = bn_stats_of(s, in[v], 0);
+        }
+        double d = bn_invstd_rel_tol(&st[0]) + bn_invstd_rel_tol(&st[1]);
+        double e = (bn_mean_tol(&st[0]) + bn_mean_tol(&st[1])) * st[1].invstd;
+        double a = fabs(gamma) * st[1].invstd, sum_gxh = 0;
+        for (size_t i = 0; i < count; i++)
+            sum_gxh += fabs(r[i] * (xc[i] - st[0].mean) * st[0].invstd);
+        for (size_t i = 0; i < count; i++) {
+            double xh = fabs(xc[i] - st[0].mean) * st[0].invstd;
+            double y_tol = bn_y_tol(xc[i], gamma, beta, st[0].mean, st[0].invstd, bn_mean_tol(&st[0]),
+                    bn_invstd_rel_tol(&st[0])) +
+                bn_y_tol(xs[i], gamma, beta, st[1].mean, st[1].invstd, bn_mean_tol(&st[1]),
+                    bn_invstd_rel_tol(&st[1]));
+            expect_close("bn y of 1000 + z vs y of z", i, y[1][i], y[0][i], y_tol);
+            /* |dx| <= a (|g| + sum|g| / m + xhat sum|g xhat| / m) */
+            double dx_mag = a * (fabs(r[i]) + sum_g / m + xh * sum_gxh / m);
+            double stats = d * dx_mag + a * ((xh * d + e) * sum_gxh / m + xh * sum_g * (xh * d + e) / m);
+            double rounding = 6 * U * dx_mag * 2 + 2 * a * (m + 4) * U * (sum_g + xh * sum_gxh) / m;
+            expect_close("bn dx of 1000 + z vs dx of z", i, dx[1][i], dx[0][i], stats + rounding);
+        }
+        for (int v = 0; v < 2; v++) {
+            free(y[v]);
+            free(dx[v]);
+        }
+        free(xs); free(xc); free(r);
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- element-wise */
+
+/* Exact operations: y + r rounds once, so max(0, fl(y + r)) is the only
+ * right answer, with +0 for non-positive sums; relu_backward keeps dy where
+ * y > 0 and writes +0 elsewhere (y = 0 counts as inactive). */
+START_TEST(add_relu_and_relu_backward_by_hand)
+{
+    float y[7] = { 1.0f, -2.0f, 0.5f, 3.0f, -0.25f, 0.0f, 1e-30f };
+    const float r[7] = { 2.0f, 1.0f, -0.5f, -4.0f, 0.125f, 0.0f, -1e-30f };
+    const float want[7] = { 3.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f };
+    mislasi_add_relu_forward(7, y, r);
+    for (size_t i = 0; i < 7; i++)
+        ck_assert_msg(memcmp(&y[i], &want[i], sizeof *y) == 0, "add_relu[%zu] = %g, expected %g",
+            i, (double)y[i], (double)want[i]);
+    const float ys[6] = { 1.0f, 0.0f, -1.0f, 2.0f, 0.0f, 5.0f };
+    float dy[6] = { 0.5f, 0.25f, -3.0f, -7.0f, -1.0f, 2.0f };
+    const float dwant[6] = { 0.5f, 0.0f, 0.0f, -7.0f, 0.0f, 2.0f };
+    mislasi_relu_backward(6, ys, dy);
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_msg(memcmp(&dy[i], &dwant[i], sizeof *dy) == 0, "relu_backward[%zu] = %g, expected %g",
+            i, (double)dy[i], (double)dwant[i]);
+    /* count 0 touches nothing */
+    mislasi_add_relu_forward(0, NULL, NULL);
+    mislasi_relu_backward(0, NULL, NULL);
+}
+END_TEST
+
+/* The same on counts that the library splits over its threads (and ones
+ * it does not), for pools of 1, 2 and 3: every element is one float
+ * addition (or a select), so each must equal the same operation done here,
+ * bit for bit. mislasi_add is y += r. */
+START_TEST(eltwise_on_random_data_and_threads)
+{
+    static const size_t counts[] = { 1, 17, 1037, 100003, 262147 };
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)
+        for (int32_t pool = 1; pool <= 3; pool++) {
+            size_t n = counts[k];
+            set_threads(pool);
+            float *y = alloc_guarded(n), *r = alloc_floats(n), *y0 = alloc_floats(n), *dy = alloc_guarded(n),
+                  *dy0 = alloc_floats(n), *z = alloc_guarded(n);
+            fill_uniform(y, n, -2, 2);
+            fill_uniform(r, n, -2, 2);
+            fill_uniform(dy, n, -1, 1);
+            memcpy(y0, y, n * sizeof *y);
+            memcpy(dy0, dy, n * sizeof *dy);
+            memcpy(z, y, n * sizeof *y);
+            mislasi_add(n, z, r);
+            check_guard(z, n, "add y");
+            mislasi_add_relu_forward(n, y, r);
+            check_guard(y, n, "add_relu y");
+            for (size_t i = 0; i < n; i++) {
+                float v = y0[i] + r[i];
+                float want = v > 0.0f ? v : 0.0f;
+                if (memcmp(&y[i], &want, sizeof want) != 0)
+                    ck_abort_msg("add_relu[%zu] = %g, expected %g (count %zu, %d threads)",
+                        i, (double)y[i], (double)want, n, (int)pool);
+                if (memcmp(&z[i], &v, sizeof v) != 0)
+                    ck_abort_msg("add[%zu] = %g, expected %g (count %zu, %d threads)",
+                        i, (double)z[i], (double)v, n, (int)pool);
+            }
+            mislasi_relu_backward(n, y, dy);
+            check_guard(dy, n, "relu_backward dy");
+            for (size_t i = 0; i < n; i++) {
+                float want = y[i] > 0.0f ? dy0[i] : 0.0f;
+                if (memcmp(&dy[i], &want, sizeof want) != 0)
+                    ck_abort_msg("relu_backward[%zu] = %g, expected %g (count %zu, %d threads)",
+                        i, (double)dy[i], (double)want, n, (int)pool);
+            }
+            free(y); free(r); free(y0); free(dy); free(dy0); free(z);
+        }
+    /* count 0 touches nothing */
+    mislasi_add(0, NULL, NULL);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- option-A shortcut */
+
+/* 2 images, 2 channels of 3x3 -> 4 channels of 2x2: pixels (0,0), (0,2),
+ * (2,0), (2,2) (indices 0, 2, 6, 8), one zero channel each side. Input
+ * value = 100 image + 10 channel + pixel. */
+START_TEST(shortcut_worked_by_hand)
+{
+    const mislasi_shortcut_shape s = { .n = 2, .c_in = 2, .h = 3, .w = 3, .c_out = 4 };
+    float x[2 * 2 * 9], y[2 * 4 * 4 + GUARD];
+    for (size_t n = 0; n < 2; n++)
+        for (size_t c = 0; c < 2; c++)
+            for (size_t p = 0; p < 9; p++)
+                x[(n * 2 + c) * 9 + p] = (float)(100 * n + 10 * c + p);
+    for (size_t i = 0; i < 32 + GUARD; i++)
+        y[i] = i < 32 ? NAN : SENTINEL;
+    static const float want[32] = {
+        0, 0, 0, 0,          0, 2, 6, 8,          10, 12, 16, 18,      0, 0, 0, 0,
+        0, 0, 0, 0,          100, 102, 106, 108,  110, 112, 116, 118,  0, 0, 0, 0,
+    };
+    mislasi_shortcut_a_forward(&s, x, y);
+    check_guard(y, 32, "shortcut y");
+    for (size_t i = 0; i < 32; i++)
+        ck_assert_msg(memcmp(&y[i], &want[i], sizeof *y) == 0, "shortcut y[%zu] = %g, expected %g",
+            i, (double)y[i], (double)want[i]);
+
+    /* backward_add: dy = 1..32 onto dx = 0.5 everywhere */
+    float dy[32], dx[2 * 2 * 9 + GUARD];
+    for (size_t i = 0; i < 32; i++)
+        dy[i] = (float)(i + 1);
+    for (size_t i = 0; i < 36 + GUARD; i++)
+        dx[i] = i < 36 ? 0.5f : SENTINEL;
+    static const float dwant[36] = {
+        5.5f, .5f, 6.5f, .5f, .5f, .5f, 7.5f, .5f, 8.5f,            /* image 0, channel 0 <- out channel 1 */
+        9.5f, .5f, 10.5f, .5f, .5f, .5f, 11.5f, .5f, 12.5f,         /* image 0, channel 1 <- out channel 2 */
+        21.5f, .5f, 22.5f, .5f, .5f, .5f, 23.5f, .5f, 24.5f,        /* image 1, channel 0 <- out channel 5 */
+        25.5f, .5f, 26.5f, .5f, .5f, .5f, 27.5f, .5f, 28.5f,        /* image 1, channel 1 <- out channel 6 */
+    };
+    mislasi_shortcut_a_backward_add(&s, dy, dx);
+    check_guard(dx, 36, "shortcut dx");
+    for (size_t i = 0; i < 36; i++)
+        ck_assert_msg(dx[i] == dwant[i], "shortcut dx[%zu] = %g, expected %g", i, (double)dx[i], (double)dwant[i]);
+}
+END_TEST
+
+/* Random shapes (odd and even sizes, c_out = c_in too; pools of 1, 2 and
+ * 3 threads) against a naive copy; backward_add adds exactly dy at the copied positions (one float
+ * addition each, compared bit for bit with the same addition) and leaves
+ * the rest of dx alone; and it is the adjoint of forward: sum R y = sum x
+ * dx_R, the same products summed in another order (double, 1e-12). The
+ * map is linear, so the adjoint identity is the finite-difference check. */
+START_TEST(shortcut_matches_a_naive_copy)
+{
+    static const mislasi_shortcut_shape shapes[] = {
+        { 3, 3, 5, 4, 7 }, { 2, 4, 8, 8, 8 }, { 1, 2, 1, 1, 6 }, { 4, 16, 7, 9, 32 }, { 2, 5, 2, 3, 5 },
+        { 37, 4, 6, 5, 8 },     /* enough images to be split over the threads */
+    };
+    for (size_t k = 0; k < 3 * sizeof shapes / sizeof shapes[0]; k++) {
+        const mislasi_shortcut_shape *s = &shapes[k / 3];
+        set_threads((int32_t)(k % 3) + 1);
+        size_t oh = (s->h + 1) / 2, ow = (s->w + 1) / 2, pad = (s->c_out - s->c_in) / 2;
+        size_t xs = s->n * s->c_in * s->h * s->w, ys = s->n * s->c_out * oh * ow;
+        float *x = alloc_floats(xs), *y = alloc_guarded(ys), *r = alloc_floats(ys);
+        float *dx = alloc_guarded(xs), *dx0 = alloc_floats(xs);
+        fill_uniform(x, xs, -1, 1);
+        fill_uniform(r, ys, -1, 1);
+        mislasi_shortcut_a_forward(s, x, y);
+        check_guard(y, ys, "shortcut y");
+        for (size_t n = 0; n < s->n; n++)
+            for (size_t c = 0; c < s->c_out; c++)
+                for (size_t i = 0; i < oh; i++)
+                    for (size_t j = 0; j < ow; j++) {
+                        size_t o = ((n * s->c_out + c) * oh + i) * ow + j;
+                        float want = c < pad || c >= pad + s->c_in ? 0.0f
+                            : x[((n * s->c_in + c - pad) * s->h + 2 * i) * s->w + 2 * j];
+                        ck_assert_msg(memcmp(&y[o], &want, sizeof want) == 0,
+                            "shortcut y[%zu] = %g, expected %g", o, (double)y[o], (double)want);
+                    }
+        fill_uniform(dx, xs, -1, 1);
+        memcpy(dx0, dx, xs * sizeof *dx);
+        mislasi_shortcut_a_backward_add(s, r, dx);
+        check_guard(dx, xs, "shortcut dx");
+        double lhs = dot_rf(r, y, ys), rhs = 0, mag = 0;
+        for (size_t n = 0; n < s->n; n++)
+            for (size_t c = 0; c < s->c_in; c++)
+                for (size_t i = 0; i < s->h; i++)
+                    for (size_t j = 0; j < s->w; j++) {
+                        size_t at = ((n * s->c_in + c) * s->h + i) * s->w + j;
+                        float want = dx0[at];
+                        double grad = 0;
+                        if (i % 2 == 0 && j % 2 == 0) {
+                            float g = r[((n * s->c_out + pad + c) * oh + i / 2) * ow + j / 2];
+                            want = dx0[at] + g;
+                            grad = g;
+                        }
+                        ck_assert_msg(memcmp(&dx[at], &want, sizeof want) == 0,
+                            "shortcut dx[%zu] = %g, expected %g", at, (double)dx[at], (double)want);
+                        rhs += x[at] * grad;
+                        mag += fabs(x[at] * grad);
+                    }
+        ck_assert_close(lhs, rhs, 1e-12 * (1 + mag), 0);
+        free(x); free(y); free(r); free(dx); free(dx0);
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- pooling */
+
+static void naive_maxpool(const mislasi_pool_shape *s, const float *x, float *y, int32_t *arg)
+{
+    size_t oh_n = (s->h + 2 * s->pad - s->k) / s->stride + 1, ow_n = (s->w + 2 * s->pad - s->k) / s->stride + 1;
+    for (size_t plane = 0; plane < s->n * s->c; plane++)
+        for (size_t oh = 0; oh < oh_n; oh++)
+            for (size_t ow = 0; ow < ow_n; ow++) {
+                int32_t best = -1;
+                for (size_t i = 0; i < s->k; i++)
+                    for (size_t j = 0; j < s->k; j++) {
+                        long ih = (long)(oh * s->stride + i) - (long)s->pad;
+                        long iw = (long)(ow * s->stride + j) - (long)s->pad;
+                        if (ih < 0 || iw < 0 || ih >= (long)s->h || iw >= (long)s->w)
+                            continue;
+                        int32_t at = (int32_t)((size_t)ih * s->w + (size_t)iw);
+                        /* the first maximum in row-major window order */
+                        if (best < 0 || x[plane * s->h * s->w + (size_t)at] > x[plane * s->h * s->w + (size_t)best])
+                            best = at;
+                    }
+                size_t o = (plane * oh_n + oh) * ow_n + ow;
+                arg[o] = best;
+                y[o] = x[plane * s->h * s->w + (size_t)best];
+            }
+}
+
+static const mislasi_pool_shape POOL_SHAPES[] = {
+    { 2, 3, 7, 7, 3, 2, 1 },    /* odd: 4x4 */
+    { 3, 2, 8, 8, 3, 2, 1 },    /* even: 4x4, the last window half padding */
+    { 1, 1, 1, 1, 3, 2, 1 },    /* one pixel */
+    { 2, 2, 2, 5, 3, 2, 1 },
+    { 2, 4, 16, 13, 3, 2, 1 },
+};
+
+/* Values: random (ties unlikely), small integers (ties everywhere: the
+ * first maximum in row-major window order wins) and all negative (the
+ * padding is not a zero candidate). y is a copy: exact. */
+START_TEST(maxpool_forward_matches_naive)
+{
+    for (size_t k = 0; k < sizeof POOL_SHAPES / sizeof POOL_SHAPES[0]; k++)
+        for (int kind = 0; kind < 3; kind++) {
+            const mislasi_pool_shape *s = &POOL_SHAPES[k];
+            size_t oh = mislasi_pool_out_h(s), ow = mislasi_pool_out_w(s);
+            ck_assert_uint_eq(oh, (s->h + 1) / 2);      /* 3 / 2 / 1: ceil(h / 2) */
+            ck_assert_uint_eq(ow, (s->w + 1) / 2);
+            size_t xs = s->n * s->c * s->h * s->w, ys = s->n * s->c * oh * ow;
+            float *x = alloc_floats(xs), *y = alloc_guarded(ys), *yw = alloc_floats(ys);
+            int32_t *arg = malloc((ys + GUARD) * sizeof *arg), *argw = malloc(ys * sizeof *argw);
+            for (size_t i = 0; i < ys + GUARD; i++)
+                arg[i] = i < ys ? -7 : 0x5a5a5a5a;
+            for (size_t i = 0; i < xs; i++)
+                x[i] = kind == 0 ? (float)(2 * test_uniform() - 1)
+                     : kind == 1 ? (float)(int)(3 * test_uniform())
+                     : (float)(-1 - test_uniform());
+            mislasi_maxpool_forward(s, x, y, arg);
+            naive_maxpool(s, x, yw, argw);
+            check_guard(y, ys, "maxpool y");
+            for (size_t i = 0; i < GUARD; i++)
+                ck_assert_int_eq(arg[ys + i], 0x5a5a5a5a);
+            for (size_t i = 0; i < ys; i++) {
+                ck_assert_msg(arg[i] == argw[i], "maxpool kind %d, h %zu w %zu: argmax[%zu] = %d, expected %d",
+                    kind, s->h, s->w, i, (int)arg[i], (int)argw[i]);
+                ck_assert_msg(y[i] == yw[i], "maxpool y[%zu] = %g, expected %g", i, (double)y[i], (double)yw[i]);
+            }
+            free(x); free(y); free(yw); free(arg); free(argw);
+        }
+}
+END_TEST
+
+/* A 4x4 plane worked by hand (windows rows/cols {-1,0,1} and {1,2,3}). */
+START_TEST(maxpool_worked_by_hand)
+{
+    const mislasi_pool_shape s = { 1, 1, 4, 4, 3, 2, 1 };
+    const float x[16] = {
+        1, 5, 2, 0,
+        3, 4, 9, 9,
+        7, 0, 1, 8,
+        6, 7, 2, 3,
+    };
+    float y[4];
+    int32_t arg[4];
+    mislasi_maxpool_forward(&s, x, y, arg);
+    /* window 0: rows 0-1 cols 0-1: 5 at 1; window 1: rows 0-1 cols 1-3: 9 at 6 (first of the two 9s);
+     * window 2: rows 1-3 cols 0-1: 7 at 8 (first of the two 7s); window 3: rows 1-3 cols 1-3: 9 at 6 */
+    const float yw[4] = { 5, 9, 7, 9 };
+    const int32_t aw[4] = { 1, 6, 8, 6 };
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_float_eq(y[i], yw[i]);
+        ck_assert_int_eq(arg[i], aw[i]);
+    }
+    /* backward: dy routed to the argmax, two windows onto index 6 */
+    const float dy[4] = { 1.0f, 2.0f, 4.0f, 8.0f };
+    float dx[16 + GUARD];
+    for (size_t i = 0; i < 16 + GUARD; i++)
+        dx[i] = i < 16 ? NAN : SENTINEL;
+    mislasi_maxpool_backward(&s, dy, arg, dx);
+    check_guard(dx, 16, "maxpool dx");
+    for (size_t i = 0; i < 16; i++) {
+        float want = i == 1 ? 1.0f : i == 6 ? 10.0f : i == 8 ? 4.0f : 0.0f;
+        ck_assert_msg(dx[i] == want, "maxpool dx[%zu] = %g, expected %g", i, (double)dx[i], (double)want);
+    }
+}
+END_TEST
+
+/* Backward: dx = dy scattered to the argmax (an input can win up to 4
+ * overlapping windows: a float sum of <= 4 terms, within 4 u of their
+ * magnitudes); and against central differences of the forward on distinct
+ * values spaced 1e-2 apart with step 1e-3, where no window's maximum
+ * changes hands, so the quotient is exact (L is linear there) up to the
+ * double rounding of L (1e-12). */
+START_TEST(maxpool_backward_matches_routing_and_finite_differences)
+{
+    for (size_t k = 0; k < sizeof POOL_SHAPES / sizeof POOL_SHAPES[0]; k++) {
+        const mislasi_pool_shape *s = &POOL_SHAPES[k];
+        size_t oh = mislasi_pool_out_h(s), ow = mislasi_pool_out_w(s), plane = s->h * s->w;
+        size_t xs = s->n * s->c * plane, ys = s->n * s->c * oh * ow;
+        float *x = alloc_floats(xs), *y = alloc_floats(ys), *dy = alloc_floats(ys), *dx = alloc_guarded(xs);
+        int32_t *arg = malloc(ys * sizeof *arg), *argw = malloc(ys * sizeof *argw);
+        /* a random permutation of 0..plane-1 per plane, times 1e-2 */
+        for (size_t p = 0; p < s->n * s->c; p++) {
+            for (size_t i = 0; i < plane; i++)
+                x[p * plane + i] = (float)i;
+            for (size_t i = plane; i > 1; i--) {
+                size_t j = pick(i);
+                float t = x[p * plane + i - 1];
+                x[p * plane + i - 1] = x[p * plane + j];
+                x[p * plane + j] = t;
+            }
+            for (size_t i = 0; i < plane; i++)
+                x[p * plane + i] *= 1e-2f;
+        }
+        fill_uniform(dy, ys, -1, 1);
+        mislasi_maxpool_forward(s, x, y, arg);
+        mislasi_maxpool_backward(s, dy, arg, dx);
+        check_guard(dx, xs, "maxpool dx");
+        naive_maxpool(s, x, y, argw);
+        double *want = alloc_doubles(xs), *mag = alloc_doubles(xs);
+        for (size_t p = 0; p < s->n * s->c; p++)
+            for (size_t o = 0; o < oh * ow; o++) {
+                want[p * plane + (size_t)argw[p * oh * ow + o]] += dy[p * oh * ow + o];
+                mag[p * plane + (size_t)argw[p * oh * ow + o]] += fabs(dy[p * oh * ow + o]);
+            }
+        for (size_t i = 0; i < xs; i++)
+            expect_close("maxpool dx", i, dx[i], want[i], 4 * U * mag[i]);
+        for (int e = 0; e < 8; e++) {
+            size_t i = pick(xs);
+            float keep = x[i], up = keep + 1e-3f, down = keep - 1e-3f;
+            x[i] = up;
+            mislasi_maxpool_forward(s, x, y, arg);
+            double lp = dot_rf(dy, y, ys);
+            x[i] = down;
+            mislasi_maxpool_forward(s, x, y, arg);
+            double lm = dot_rf(dy, y, ys);
+            x[i] = keep;
+            expect_close("maxpool dx vs finite difference", i, dx[i], (lp - lm) / ((double)up - down),
+                4 * U * mag[i] + 1e-9);
+        }
+        free(x); free(y); free(dy); free(dx); free(arg); free(argw); free(want); free(mag);
+    }
+}
+END_TEST
+
+/* Average pooling: the mean of each plane (a sum of hw values, within
+ * (hw + 2) u of their magnitudes in float, better in double) and its
+ * backward dy / hw spread over the plane (one division: within u); the
+ * backward is the forward's adjoint (linear map: the finite difference). */
+START_TEST(avgpool_matches_double)
+{
+    static const size_t shapes[][3] = { { 2, 3, 64 }, { 3, 5, 49 }, { 1, 1, 1 }, { 4, 7, 17 } };
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        size_t n = shapes[k][0], c = shapes[k][1], hw = shapes[k][2];
+        float *x = alloc_floats(n * c * hw), *y = alloc_guarded(n * c), *dy = alloc_floats(n * c),
+              *dx = alloc_guarded(n * c * hw);
+        fill_uniform(x, n * c * hw, -1, 3);
+        fill_uniform(dy, n * c, -1, 1);
+        mislasi_avgpool_forward(n, c, hw, x, y);
+        check_guard(y, n * c, "avgpool y");
+        for (size_t p = 0; p < n * c; p++) {
+            double sum = 0, mag = 0;
+            for (size_t i = 0; i < hw; i++) {
+                sum += x[p * hw + i];
+                mag += fabs(x[p * hw + i]);
+            }
+            expect_close("avgpool y", p, y[p], sum / (double)hw, ((double)hw + 2) * U * mag / (double)hw);
+        }
+        mislasi_avgpool_backward(n, c, hw, dy, dx);
+        check_guard(dx, n * c * hw, "avgpool dx");
+        double lhs = dot_rf(dy, y, n * c), rhs = 0, mag = 0;
+        for (size_t p = 0; p < n * c; p++)
+            for (size_t i = 0; i < hw; i++) {
+                expect_close("avgpool dx", p * hw + i, dx[p * hw + i], dy[p] / (double)hw, U * fabs(dy[p] / (double)hw));
+                rhs += (double)dx[p * hw + i] * x[p * hw + i];
+                mag += fabs((double)dy[p] * x[p * hw + i] / (double)hw);
+            }
+        /* <avg(x), dy> = <x, avg^T(dy)>: both sides' float roundings (y's
+         * and dx's, each within (hw + 2) u, resp. u, of their terms) */
+        ck_assert_close(lhs, rhs, ((double)hw + 4) * U * mag + 1e-12, 0);
+        free(x); free(y); free(dy); free(dx);
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- linear */
+
+/* sum |R| (d + 3) u mag over the outputs: the bound of L's rounding */
+static double linear_loss_rounding(size_t n, size_t d, size_t k, const float *x, const float *w,
+        const float *b, const float *r)
+{
+    double total = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < k; j++) {
+            double mag = fabs(b[j]);
+            for (size_t l = 0; l < d; l++)
+                mag += fabs((double)x[i * d + l] * w[j * d + l]);
+            total += fabs((double)r[i * k + j]) * ((double)d + 3) * U * mag;
+        }
+    return total;
+}
+
+/* y = x W^T + b against double: d products and the bias, (d + 3) u of the
+ * magnitudes. Backward: dw[j, :] = sum over the batch of dy[i, j] x[i, :]
+ * (n terms), db[j] = sum dy[:, j] (n terms), dx = dy W (k terms), each
+ * within (terms + 2) u of its magnitudes; any of them NULL leaves the
+ * others' bits unchanged. Then central differences of the forward: L is
+ * linear in x, W and b, so the step (1) adds no truncation, only each L's
+ * rounding, sum |R| (d + 3) u mag, twice over the step. */
+START_TEST(linear_matches_double_and_finite_differences)
+{
+    static const size_t shapes[][3] = { { 7, 13, 5 }, { 1, 1, 1 }, { 64, 300, 10 }, { 3, 64, 100 } };
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        size_t n = shapes[t][0], d = shapes[t][1], k = shapes[t][2];
+        float *x = alloc_floats(n * d), *w = alloc_floats(k * d), *b = alloc_floats(k), *dy = alloc_floats(n * k);
+        fill_uniform(x, n * d, -1, 1);
+        fill_uniform(w, k * d, -1, 1);
+        fill_uniform(b, k, -1, 1);
+        fill_uniform(dy, n * k, -1, 1);
+        float *x0 = copy_floats(x, n * d), *w0 = copy_floats(w, k * d), *dy0 = copy_floats(dy, n * k);
+        float *y = alloc_guarded(n * k);
+        mislasi_linear_forward(n, d, k, x, w, b, y);
+        check_guard(y, n * k, "linear y");
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < k; j++) {
+                double sum = b[j], mag = fabs(b[j]);
+                for (size_t l = 0; l < d; l++) {
+                    sum += (double)x[i * d + l] * w[j * d + l];
+                    mag += fabs((double)x[i * d + l] * w[j * d + l]);
+                }
+                expect_close("linear y", i * k + j, y[i * k + j], sum, ((double)d + 3) * U * mag);
+            }
+        float *dw = alloc_guarded(k * d), *db = alloc_guarded(k), *dx = alloc_guarded(n * d);
+        mislasi_linear_backward(n, d, k, x, w, dy, dw, db, dx);
+        check_guard(dw, k * d, "linear dw");
+        check_guard(db, k, "linear db");
+        check_guard(dx, n * d, "linear dx");
+        expect_same_bits("linear x (input)", x, x0, n * d);
+        expect_same_bits("linear w (input)", w, w0, k * d);
+        expect_same_bits("linear dy (input)", dy, dy0, n * k);
+        for (size_t j = 0; j < k; j++) {
+            double sum = 0, mag = 0;
+            for (size_t i = 0; i < n; i++) {
+                sum += dy[i * k + j];
+                mag += fabs(dy[i * k + j]);
+            }
+            expect_close("linear db", j, db[j], sum, ((double)n + 2) * U * mag);
+            for (size_t l = 0; l < d; l++) {
+                sum = 0, mag = 0;
+                for (size_t i = 0; i < n; i++) {
+                    sum += (double)dy[i * k + j] * x[i * d + l];
+                    mag += fabs((double)dy[i * k + j] * x[i * d + l]);
+                }
+                expect_close("linear dw", j * d + l, dw[j * d + l], sum, ((double)n + 2) * U * mag);
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            for (size_t l = 0; l < d; l++) {
+                double sum = 0, mag = 0;
+                for (size_t j = 0; j < k; j++) {
+                    sum += (double)dy[i * k + j] * w[j * d + l];
+                    mag += fabs((double)dy[i * k + j] * w[j * d + l]);
+                }
+                expect_close("linear dx", i * d + l, dx[i * d + l], sum, ((double)k + 2) * U * mag);
+            }
+        /* NULLs */
+        for (int mask = 0; mask < 7; mask++) {
+            float *dw2 = alloc_floats(k * d), *db2 = alloc_floats(k), *dx2 = alloc_floats(n * d);
+            refill_nan(dw2, k * d); refill_nan(db2, k); refill_nan(dx2, n * d);
+            mislasi_linear_backward(n, d, k, x, w, dy, mask & 1 ? dw2 : NULL, mask & 2 ? db2 : NULL,
+                mask & 4 ? dx2 : NULL);
+            if (mask & 1) expect_same_bits("linear dw (NULLs)", dw2, dw, k * d);
+            if (mask & 2) expect_same_bits("linear db (NULLs)", db2, db, k);
+            if (mask & 4) expect_same_bits("linear dx (NULLs)", dx2, dx, n * d);
+            free(dw2); free(db2); free(dx2);
+        }
+        /* finite differences */
+        float *yp = alloc_floats(n * k);
+        for (int e = 0; e < 9; e++) {
+            int what = e % 3;
+            float *v = what == 0 ? x : what == 1 ? w : b;
+            size_t i = pick(what == 0 ? n * d : what == 1 ? k * d : k);
+            float keep = v[i], ends[2] = { keep + 1.0f, keep - 1.0f };
+            double l[2], rounding = 0;
+            for (int side = 0; side < 2; side++) {
+                v[i] = ends[side];
+                mislasi_linear_forward(n, d, k, x, w, b, yp);
+                l[side] = dot_rf(dy, yp, n * k);
+                rounding += linear_loss_rounding(n, d, k, x, w, b, dy);
+            }
+            v[i] = keep;
+            double step = (double)ends[0] - ends[1];
+            double got = what == 0 ? dx[i] : what == 1 ? dw[i] : db[i];
+            /* the analytic value's own bound, as above */
+            double gmag = 0, terms;
+            if (what == 0) {
+                for (size_t j = 0; j < k; j++)
+                    gmag += fabs((double)dy[(i / d) * k + j] * w[j * d + i % d]);
+                terms = (double)k;
+            } else if (what == 1) {
+                for (size_t r = 0; r < n; r++)
+                    gmag += fabs((double)dy[r * k + i / d] * x[r * d + i % d]);
+                terms = (double)n;
+            } else {
+                for (size_t r = 0; r < n; r++)
+                    gmag += fabs((double)dy[r * k + i]);
+                terms = (double)n;
+            }
+            expect_close(what == 0 ? "linear dx vs finite difference" : what == 1 ? "linear dw vs finite difference"
+                : "linear db vs finite difference", i, got, (l[0] - l[1]) / step,
+                rounding / step + (terms + 2) * U * gmag);
+        }
+        free(x); free(w); free(b); free(dy); free(x0); free(w0); free(dy0); free(y);
+        free(dw); free(db); free(dx); free(yp);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("layers");
+    TCase *conv = tcase_create("conv");
+    tcase_add_test(conv, conv_output_size);
+    tcase_add_test(conv, conv_forward_matches_the_definition);
+    tcase_add_test(conv, conv_backward_matches_the_exact_gradients);
+    tcase_add_test(conv, conv_exact_gradients_are_the_derivative_of_the_definition);
+    tcase_add_test(conv, conv_backward_matches_finite_differences);
+    tcase_add_test(conv, conv_forward_then_reports_each_finished_image);
+    suite_add_tcase(s, conv);
+    TCase *bn = tcase_create("batchnorm");
+    tcase_add_test(bn, bn_forward_train_matches_double);
+    tcase_add_test(bn, bn_fused_relu_is_relu_of_the_plain_output);
+    tcase_add_test(bn, bn_constant_channel_gives_beta);
+    tcase_add_test(bn, bn_forward_eval_uses_the_running_statistics);
+    tcase_add_test(bn, bn_backward_matches_the_analytic_gradient);
+    tcase_add_test(bn, bn_forward_is_the_same_for_every_thread_count);
+    tcase_add_test(bn, bn_backward_matches_finite_differences);
+    tcase_add_test(bn, bn_is_blind_to_a_large_shift);
+    tcase_add_test(bn, bn_pieces_match_double_and_compose_to_the_forms);
+    tcase_add_test(bn, bn_forms_fail_cleanly_without_memory);
+    suite_add_tcase(s, bn);
+    TCase *other = tcase_create("other");
+    tcase_add_test(other, add_relu_and_relu_backward_by_hand);
+    tcase_add_test(other, eltwise_on_random_data_and_threads);
+    tcase_add_test(other, shortcut_worked_by_hand);
+    tcase_add_test(other, shortcut_matches_a_naive_copy);
+    tcase_add_test(other, maxpool_forward_matches_naive);
+    tcase_add_test(other, maxpool_worked_by_hand);
+    tcase_add_test(other, maxpool_backward_matches_routing_and_finite_differences);
+    tcase_add_test(other, avgpool_matches_double);
+    tcase_add_test(other, linear_matches_double_and_finite_differences);
+    suite_add_tcase(s, other);
+    return test_run_suite(s);
+}
