@@ -66,9 +66,15 @@ static void plane_moments(const float *p, size_t len, float shift, double *sum, 
     *squares += tq;
 }
 
-static void affine_plane(const float *x, float *y, size_t len, float a, float b, bool relu)
+/* y = a x + b (+ r when r is given), then ReLU when relu. */
+static void affine_plane(const float *x, float *y, size_t len, float a, float b, bool relu, const float *r)
 {
-    if (relu) {
+    if (r != NULL) {
+        for (size_t i = 0; i < len; i++) {
+            float v = a * x[i] + b + r[i];
+            y[i] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+    } else if (relu) {
         for (size_t i = 0; i < len; i++) {
             float v = a * x[i] + b;
             y[i] = v > 0.0f ? v : 0.0f;
@@ -100,6 +106,7 @@ typedef struct fwd_job {
     const double *moments;
     float *running_mean, *running_var, *mean, *invstd, *y;
     bool relu;
+    const float *residual;
 } fwd_job;
 
 static void forward_train_channels(void *ctx, size_t begin, size_t end)
@@ -128,18 +135,18 @@ static void forward_train_channels(void *ctx, size_t begin, size_t end)
         float b = (float)(j->beta[c] - mean * j->gamma[c] * invstd);
         for (size_t i = 0; i < s->n; i++) {
             size_t off = (i * s->c + c) * s->hw;
-            affine_plane(j->x + off, j->y + off, s->hw, a, b, j->relu);
+            affine_plane(j->x + off, j->y + off, s->hw, a, b, j->relu, j->residual == NULL ? NULL : j->residual + off);
         }
     }
 }
 
 void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x, const double *moments,
         const float *gamma, const float *beta, float *running_mean, float *running_var,
-        float *mean, float *invstd, float *y, bool relu)
+        float *mean, float *invstd, float *y, bool relu, const float *residual)
 {
     fwd_job j = {.s = s, .x = x, .moments = moments, .gamma = gamma, .beta = beta,
                  .running_mean = running_mean, .running_var = running_var, .mean = mean,
-                 .invstd = invstd, .y = y, .relu = relu};
+                 .invstd = invstd, .y = y, .relu = relu, .residual = residual};
     mislasi_parallel_for(s->c, 1, forward_train_channels, &j);
 }
 
@@ -165,7 +172,8 @@ int mislasi_bn_forward_train(const mislasi_bn_shape *s, const float *x,
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "batch norm: out of memory for %zu statistics", s->n * s->c);
     moments_job mj = {.s = s, .x = x, .moments = moments};
     mislasi_parallel_for(s->n, 1, images_moments, &mj);
-    mislasi_bn_forward_train_moments(s, x, moments, gamma, beta, running_mean, running_var, mean, invstd, y, relu);
+    mislasi_bn_forward_train_moments(s, x, moments, gamma, beta, running_mean, running_var, mean, invstd, y, relu,
+            NULL);
     mislasi_free(moments);
     return MISLAS_OK;
 }
@@ -181,10 +189,11 @@ void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, con
 }
 
 void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, const float *scale,
-        const float *shift, float *y_image, bool relu)
+        const float *shift, float *y_image, bool relu, const float *residual)
 {
     for (size_t c = 0; c < s->c; c++)
-        affine_plane(x_image + c * s->hw, y_image + c * s->hw, s->hw, scale[c], shift[c], relu);
+        affine_plane(x_image + c * s->hw, y_image + c * s->hw, s->hw, scale[c], shift[c], relu,
+                residual == NULL ? NULL : residual + c * s->hw);
 }
 
 typedef struct eval_job {
@@ -199,7 +208,7 @@ static void images_affine(void *ctx, size_t begin, size_t end)
     const eval_job *j = ctx;
     size_t size = j->s->c * j->s->hw;
     for (size_t i = begin; i < end; i++)
-        mislasi_bn_affine_image(j->s, j->x + i * size, j->scale, j->shift, j->y + i * size, j->relu);
+        mislasi_bn_affine_image(j->s, j->x + i * size, j->scale, j->shift, j->y + i * size, j->relu, NULL);
 }
 
 int mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,

@@ -507,16 +507,27 @@ void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const flo
     mislasi_conv_forward_then(s, x, w, y, scratch, threads, NULL, NULL);
 }
 
-/* dw = the groups' slots summed in group order, for output channels
- * [begin, end). A slot is rows x outs: (ci k k) x co for im2col,
- * (ci 3 + j) x (i c_out + co) when row-shifting. */
-static void reduce_slots(void *ctx, size_t begin, size_t end)
+/* Slot 0 += every other group's slot, in group order, over slot entries
+ * [begin, end) (contiguous, so the additions vectorise). */
+static void sum_slots(void *ctx, size_t begin, size_t end)
 {
     const job *jb = ctx;
+    size_t size = jb->g.rows * jb->g.outs;
+    for (size_t group = 1; group < jb->g.groups; group++) {
+        const float *slot = jb->slots + group * size;
+        for (size_t e = begin; e < end; e++)
+            jb->slots[e] += slot[e];
+    }
+}
+
+/* dw from the summed slot, which is rows x outs: (ci k k) x co for
+ * im2col, (ci 3 + j) x (i c_out + co) when row-shifting. */
+static void slot_to_dw(const job *jb)
+{
     const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
-    size_t size = g->rows * g->outs, per_co = s->c_in * s->k * s->k;
-    for (size_t co = begin; co < end; co++) {
+    size_t per_co = s->c_in * s->k * s->k;
+    for (size_t co = 0; co < s->c_out; co++) {
         float *out = jb->dw + co * per_co;
         for (size_t e = 0; e < per_co; e++) {
             size_t at;
@@ -526,10 +537,7 @@ static void reduce_slots(void *ctx, size_t begin, size_t end)
             } else {
                 at = e * g->outs + co;
             }
-            float sum = jb->slots[at];
-            for (size_t group = 1; group < g->groups; group++)
-                sum += jb->slots[group * size + at];
-            out[e] = sum;
+            out[e] = jb->slots[at];
         }
     }
 }
@@ -542,5 +550,6 @@ void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const fl
     jb.dw = dw;
     jb.dx = dx;
     mislasi_parallel_for(jb.parts, 1, backward_parts, &jb);
-    mislasi_parallel_for(s->c_out, 1, reduce_slots, &jb);
+    mislasi_parallel_for(jb.g.rows * jb.g.outs, 4096, sum_slots, &jb);
+    slot_to_dw(&jb);
 }

@@ -59,15 +59,17 @@ int mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,
  * moments (2 c doubles) = per channel the image's sum and sum of squared
  * deviations from its own mean; the training form from n images' moments
  * (combined in image order); the evaluation form's per-channel scale and
- * shift, and one image of y = scale x + shift (then ReLU). */
+ * shift, and one image of y = scale x + shift (then ReLU). A residual (same
+ * shape as y, or NULL) is added before the ReLU: the end of a residual
+ * block in the same pass. */
 void mislasi_bn_image_moments(const mislasi_bn_shape *s, const float *x_image, double *moments);
 void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x, const double *moments,
         const float *gamma, const float *beta, float *running_mean, float *running_var,
-        float *mean, float *invstd, float *y, bool relu);
+        float *mean, float *invstd, float *y, bool relu, const float *residual);
 void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, const float *running_mean,
         const float *running_var, float *scale, float *shift);
 void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, const float *scale,
-        const float *shift, float *y_image, bool relu);
+        const float *shift, float *y_image, bool relu, const float *residual);
 /* For the eval form pass mean = running mean, invstd = 1/sqrt(running var + eps)
  * and batch_stats = false. y is the forward's output when relu was fused (its
  * zeros mask dy), else NULL. dgamma/dbeta may be NULL (frozen affine). dx may

@@ -91,6 +91,7 @@ struct mislas_model {
     size_t work_floats;
     float *scratch;             /* convolution scratch, for scratch_threads threads */
     size_t scratch_floats, scratch_threads;
+    size_t slice_scratch_floats;    /* one thread's share in evaluation */
 
     size_t batch;               /* the last forward's n; 0 = nothing to go back through */
     bool have_grads;            /* a backward since the last optimiser step */

@@ -33,11 +33,18 @@ static void for_each_unit(mislas_model *m, unit_visit fn, void *ctx)
     }
 }
 
+/* Evaluation runs the whole network on slices of this many images, one
+ * slice per thread at a time: no barrier between layers, and a slice's
+ * activations stay in the core's cache. (Each image's numbers do not depend
+ * on which images share its products, so the result is the same.) */
+enum { EVAL_SLICE = 8 };
+
 typedef struct sizing {
     size_t n, threads;
     size_t total;           /* floats of activations */
     size_t widest;          /* largest per-image tensor */
-    size_t scratch;         /* conv scratch floats */
+    size_t scratch;         /* conv scratch floats, whole-batch calls */
+    size_t slice_scratch;   /* conv scratch floats, one thread's slice */
     float *base;            /* when assigning */
 } sizing;
 
@@ -67,6 +74,10 @@ static void size_unit(mislas_model *m, mislasi_conv_bn *u, void *ctx)
     size_t need = mislasi_conv_scratch_floats(&s, z->threads);
     if (need > z->scratch)
         z->scratch = need;
+    s.n = z->n < EVAL_SLICE ? z->n : EVAL_SLICE;
+    need = mislasi_conv_scratch_floats(&s, 1);
+    if (need > z->slice_scratch)
+        z->slice_scratch = need;
 }
 
 /* Lays the activations out for n images (z->base NULL: only measures). */
@@ -119,6 +130,8 @@ static int reserve(mislas_model *m, size_t n, size_t threads)
     size_t cap = n > m->capacity ? n : m->capacity;
     sizing z = {.n = cap, .threads = threads};
     lay_out(m, &z);
+    if (z.slice_scratch * threads > z.scratch)
+        z.scratch = z.slice_scratch * threads;
     if (z.total > SIZE_MAX / sizeof(float) / 2)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "mislas_model_forward: a batch of %zu images is too large", n);
     float *act = mislasi_alloc(z.total * sizeof(float));
@@ -140,70 +153,142 @@ static int reserve(mislas_model *m, size_t n, size_t threads)
     lay_out(m, &z);
     m->capacity = cap;
     m->scratch_floats = z.scratch;
+    m->slice_scratch_floats = z.slice_scratch;
     m->scratch_threads = threads;
     return MISLAS_OK;
+}
+
+static void prepare_eval_unit(mislas_model *m, mislasi_conv_bn *u, void *ctx)
+{
+    (void)ctx;
+    size_t c = u->conv.c_out;
+    const float *rmean = mislasi_tensor_values(m, u->running_mean), *rvar = mislasi_tensor_values(m, u->running_var);
+    mislasi_bn_eval_affine(c, mislasi_tensor_values(m, u->gamma), mislasi_tensor_values(m, u->beta), rmean, rvar,
+            u->scale, u->shift);
+    memcpy(u->mean, rmean, c * sizeof(float));
+    mislasi_bn_eval_invstd(c, rvar, u->invstd);
 }
 
 typedef struct unit_pass {
     const mislasi_conv_bn *u;
     mislasi_bn_shape bn;
+    float *out;             /* the slice's first image of u->out */
+    double *moments;        /* the slice's first image's moments */
+    const float *residual;  /* added before the ReLU (a block's last unit), or NULL */
+    bool relu;
 } unit_pass;
 
 /* Run on each image as soon as the convolution has produced it. */
 static void bn_moments_of_image(void *ctx, size_t image, float *raw)
 {
     const unit_pass *p = ctx;
-    mislasi_bn_image_moments(&p->bn, raw, p->u->moments + image * 2 * p->bn.c);
+    mislasi_bn_image_moments(&p->bn, raw, p->moments + image * 2 * p->bn.c);
 }
 
 static void bn_eval_image(void *ctx, size_t image, float *raw)
 {
     const unit_pass *p = ctx;
-    mislasi_bn_affine_image(&p->bn, raw, p->u->scale, p->u->shift, p->u->out + image * p->bn.c * p->bn.hw,
-            p->u->relu);
+    size_t size = p->bn.c * p->bn.hw;
+    mislasi_bn_affine_image(&p->bn, raw, p->u->scale, p->u->shift, p->out + image * size, p->relu,
+            p->residual == NULL ? NULL : p->residual + image * size);
 }
 
-static void unit_forward(mislas_model *m, mislasi_conv_bn *u, const float *x, size_t n, size_t threads)
+/* Where a forward pass works: images [first, first + n) of every buffer,
+ * with this conv scratch and thread count. */
+typedef struct slice {
+    size_t first, n;
+    float *scratch;
+    size_t threads;
+} slice;
+
+/* conv + BN (+ residual) (+ ReLU) over a slice; the residual (the slice's
+ * shortcut, or NULL) ends a block, whose output then goes through the ReLU. */
+static void unit_forward(mislas_model *m, mislasi_conv_bn *u, const float *x, const slice *sl,
+        const float *residual)
 {
     mislasi_conv_shape s = u->conv;
-    s.n = n;
-    unit_pass pass = {.u = u, .bn = {.n = n, .c = u->conv.c_out, .hw = u->out_h * u->out_w}};
-    const float *gamma = mislasi_tensor_values(m, u->gamma), *beta = mislasi_tensor_values(m, u->beta);
-    float *rmean = mislasi_tensor_values(m, u->running_mean), *rvar = mislasi_tensor_values(m, u->running_var);
+    s.n = sl->n;
+    size_t per_image = unit_out_floats(u);
+    unit_pass pass = {.u = u, .bn = {.n = sl->n, .c = u->conv.c_out, .hw = u->out_h * u->out_w},
+                      .out = u->out + sl->first * per_image,
+                      .moments = u->moments + sl->first * 2 * u->conv.c_out,
+                      .residual = residual, .relu = u->relu || residual != NULL};
     const float *w = mislasi_tensor_values(m, u->weight);
+    float *raw = u->raw + sl->first * per_image;
     if (m->mode == MISLAS_MODE_EVAL) {
-        mislasi_bn_eval_affine(pass.bn.c, gamma, beta, rmean, rvar, u->scale, u->shift);
-        mislasi_conv_forward_then(&s, x, w, u->raw, m->scratch, threads, bn_eval_image, &pass);
-        memcpy(u->mean, rmean, pass.bn.c * sizeof(float));
-        mislasi_bn_eval_invstd(pass.bn.c, rvar, u->invstd);
+        mislasi_conv_forward_then(&s, x, w, raw, sl->scratch, sl->threads, bn_eval_image, &pass);
     } else {
-        mislasi_conv_forward_then(&s, x, w, u->raw, m->scratch, threads, bn_moments_of_image, &pass);
-        mislasi_bn_forward_train_moments(&pass.bn, u->raw, u->moments, gamma, beta, rmean, rvar, u->mean,
-                u->invstd, u->out, u->relu);
+        mislasi_conv_forward_then(&s, x, w, raw, sl->scratch, sl->threads, bn_moments_of_image, &pass);
+        mislasi_bn_forward_train_moments(&pass.bn, raw, pass.moments, mislasi_tensor_values(m, u->gamma),
+                mislasi_tensor_values(m, u->beta), mislasi_tensor_values(m, u->running_mean),
+                mislasi_tensor_values(m, u->running_var), u->mean, u->invstd, pass.out, pass.relu, residual);
     }
 }
 
-static const float *block_forward(mislas_model *m, mislasi_block *blk, const float *x, size_t n,
-        size_t threads)
+/* A block over a slice: the shortcut first, so that the last unit's BN
+ * pass can add it and apply the block's ReLU at once. */
+static const float *block_forward(mislas_model *m, mislasi_block *blk, const float *x, const slice *sl)
 {
-    const float *in = x;
-    for (int i = 0; i < blk->units; i++) {
-        unit_forward(m, &blk->unit[i], in, n, threads);
-        in = blk->unit[i].out;
-    }
+    size_t out_per_image = blk->out_c * blk->out_h * blk->out_w;
     const float *r = x;
     if (blk->shortcut == MISLASI_SHORTCUT_OPTION_A) {
         mislasi_shortcut_shape s = blk->option_a;
-        s.n = n;
-        mislasi_shortcut_a_forward(&s, x, blk->shortcut_out);
-        r = blk->shortcut_out;
+        s.n = sl->n;
+        r = blk->shortcut_out + sl->first * out_per_image;
+        mislasi_shortcut_a_forward(&s, x, blk->shortcut_out + sl->first * out_per_image);
     } else if (blk->shortcut == MISLASI_SHORTCUT_PROJECTION) {
-        unit_forward(m, &blk->proj, x, n, threads);
-        r = blk->proj.out;
+        unit_forward(m, &blk->proj, x, sl, NULL);
+        r = blk->proj.out + sl->first * out_per_image;
     }
-    float *out = blk->unit[blk->units - 1].out;
-    mislasi_add_relu_forward(n * blk->out_c * blk->out_h * blk->out_w, out, r);
-    return out;
+    const float *in = x;
+    for (int i = 0; i < blk->units; i++) {
+        unit_forward(m, &blk->unit[i], in, sl, i == blk->units - 1 ? r : NULL);
+        in = blk->unit[i].out + sl->first * unit_out_floats(&blk->unit[i]);
+    }
+    return in;
+}
+
+/* The network over one slice, up to the classifier's linear output. */
+static void network_forward(mislas_model *m, const slice *sl)
+{
+    size_t k = (size_t)m->opts.num_classes;
+    size_t in_per_image = (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
+    unit_forward(m, &m->stem, m->input + sl->first * in_per_image, sl, NULL);
+    const float *x = m->stem.out + sl->first * unit_out_floats(&m->stem);
+    if (m->imagenet) {
+        mislasi_pool_shape p = m->pool;
+        p.n = sl->n;
+        size_t pooled = p.c * mislasi_pool_out_h(&p) * mislasi_pool_out_w(&p);
+        mislasi_maxpool_forward(&p, x, m->pool_out + sl->first * pooled, m->pool_arg + sl->first * pooled);
+        x = m->pool_out + sl->first * pooled;
+    }
+    for (int32_t b = 0; b < m->num_blocks; b++)
+        x = block_forward(m, &m->blocks[b], x, sl);
+    float *features = m->features + sl->first * m->feat_c;
+    mislasi_avgpool_forward(sl->n, m->feat_c, m->feat_h * m->feat_w, x, features);
+    mislasi_linear_forward(sl->n, m->feat_c, k, features, mislasi_tensor_values(m, m->fc_weight),
+            mislasi_tensor_values(m, m->fc_bias), m->linear + sl->first * k);
+}
+
+typedef struct slices_job {
+    mislas_model *m;
+    size_t n, parts;
+} slices_job;
+
+/* Part p runs its share of the slices, one after another, on its own scratch. */
+static void run_slices(void *ctx, size_t begin, size_t end)
+{
+    const slices_job *j = ctx;
+    size_t slices = (j->n + EVAL_SLICE - 1) / EVAL_SLICE;
+    for (size_t p = begin; p < end; p++) {
+        size_t s0 = slices * p / j->parts, s1 = slices * (p + 1) / j->parts;
+        for (size_t s = s0; s < s1; s++) {
+            size_t first = s * EVAL_SLICE;
+            slice sl = {.first = first, .n = j->n - first < EVAL_SLICE ? j->n - first : EVAL_SLICE,
+                        .scratch = j->m->scratch + p * j->m->slice_scratch_floats, .threads = 1};
+            network_forward(j->m, &sl);
+        }
+    }
 }
 
 int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *logits)
@@ -226,19 +311,16 @@ int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *
     size_t in_count = n * (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
     memcpy(m->input, images, in_count * sizeof(float));
 
-    unit_forward(m, &m->stem, m->input, n, threads);
-    const float *x = m->stem.out;
-    if (m->imagenet) {
-        mislasi_pool_shape p = m->pool;
-        p.n = n;
-        mislasi_maxpool_forward(&p, x, m->pool_out, m->pool_arg);
-        x = m->pool_out;
+    if (m->mode == MISLAS_MODE_EVAL) {
+        /* BN as a fixed affine step; the saved statistics are the running ones */
+        for_each_unit(m, prepare_eval_unit, NULL);
+        size_t slices = (n + EVAL_SLICE - 1) / EVAL_SLICE;
+        slices_job j = {.m = m, .n = n, .parts = threads < slices ? threads : slices};
+        mislasi_parallel_for(j.parts, 1, run_slices, &j);
+    } else {
+        slice whole = {.first = 0, .n = n, .scratch = m->scratch, .threads = threads};
+        network_forward(m, &whole);
     }
-    for (int32_t b = 0; b < m->num_blocks; b++)
-        x = block_forward(m, &m->blocks[b], x, n, threads);
-    mislasi_avgpool_forward(n, m->feat_c, m->feat_h * m->feat_w, x, m->features);
-    mislasi_linear_forward(n, m->feat_c, k, m->features, mislasi_tensor_values(m, m->fc_weight),
-            mislasi_tensor_values(m, m->fc_bias), m->linear);
     const float *s = mislasi_tensor_values(m, m->scales);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < k; j++) {
@@ -253,9 +335,6 @@ int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *
     return MISLAS_OK;
 }
 
-/* The gradient of u's output is in dy (ReLU mask not yet applied when
- * u->relu); writes u's parameter gradients and, unless dx is NULL, the
- * gradient of its input x. dy is overwritten. */
 /* Backward through u: dy is the gradient of u's output, taken where
  * mask > 0 (mask = the output of the ReLU that follows, or NULL); dz
  * receives the gradient of the convolution's output (it may be dy), dx

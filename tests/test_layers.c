@@ -787,7 +787,7 @@ START_TEST(bn_pieces_match_double_and_compose_to_the_forms)
         memcpy(rv1, BN_RVAR, sizeof rv1); memcpy(rv2, BN_RVAR, sizeof rv2);
         for (int relu = 0; relu <= 1; relu++) {
             ck_assert_status(mislasi_bn_forward_train(s, x, BN_GAMMA, BN_BETA, rm1, rv1, m1, i1, y1, relu), MISLAS_OK);
-            mislasi_bn_forward_train_moments(s, x, moments, BN_GAMMA, BN_BETA, rm2, rv2, m2, i2, y2, relu);
+            mislasi_bn_forward_train_moments(s, x, moments, BN_GAMMA, BN_BETA, rm2, rv2, m2, i2, y2, relu, NULL);
             expect_same_bits("bn train from moments: y", y2, y1, count);
             expect_same_bits("bn train from moments: mean", m2, m1, BN_C);
             expect_same_bits("bn train from moments: invstd", i2, i1, BN_C);
@@ -811,7 +811,7 @@ START_TEST(bn_pieces_match_double_and_compose_to_the_forms)
             ck_assert_status(mislasi_bn_forward_eval(s, x, BN_GAMMA, BN_BETA, BN_RMEAN, BN_RVAR, y1, relu), MISLAS_OK);
             refill_nan(y2, count);
             for (size_t i = 0; i < s->n; i++)
-                mislasi_bn_affine_image(&one, x + i * image, scale, shift, y2 + i * image, relu);
+                mislasi_bn_affine_image(&one, x + i * image, scale, shift, y2 + i * image, relu, NULL);
             expect_same_bits("bn eval from its pieces: y", y2, y1, count);
             /* and each value is scale x + shift (then ReLU): two roundings */
             for (size_t i = 0; i < s->n; i++)
