@@ -11,21 +11,6 @@ typedef struct pair_job {
     const float *r;
 } pair_job;
 
-static void add_relu_range(void *ctx, size_t begin, size_t end)
-{
-    const pair_job *j = ctx;
-    for (size_t i = begin; i < end; i++) {
-        float v = j->y[i] + j->r[i];
-        j->y[i] = v > 0.0f ? v : 0.0f;
-    }
-}
-
-void mislasi_add_relu_forward(size_t count, float *y, const float *r)
-{
-    pair_job j = {.y = y, .r = r};
-    mislasi_parallel_for(count, GRAIN, add_relu_range, &j);
-}
-
 static void relu_backward_range(void *ctx, size_t begin, size_t end)
 {
     const pair_job *j = ctx;

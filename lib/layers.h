@@ -81,8 +81,6 @@ void mislasi_bn_backward(const mislasi_bn_shape *s, const float *x, const float 
 void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd);
 
 /* ---- element-wise (eltwise.c) ------------------------------------------ */
-/* y = max(0, y + r), the end of a residual block (in place). */
-void mislasi_add_relu_forward(size_t count, float *y, const float *r);
 /* dy *= (y > 0) in place, y the forward's output. */
 void mislasi_relu_backward(size_t count, const float *y, float *dy);
 /* y += r (a shortcut's gradient joining the main path's). */

@@ -1362,15 +1362,23 @@ END_TEST
 
 /* ---------------------------------------------------------------- element-wise */
 
-/* Exact operations: y + r rounds once, so max(0, fl(y + r)) is the only
- * right answer, with +0 for non-positive sums; relu_backward keeps dy where
- * y > 0 and writes +0 elsewhere (y = 0 counts as inactive). */
+/* The end of a residual block, relu(bn(x) + r), rides in BN's affine pass:
+ * with scale 1 and shift 0 it is max(0, fl(x + r)) exactly (1 x and x + 0
+ * are exact, so one rounding), with +0 for non-positive sums; relu_backward
+ * keeps dy where y > 0 and writes +0 elsewhere (y = 0 counts as inactive). */
+static void add_relu(size_t n, float *y, const float *r)
+{
+    const float one = 1.0f, zero = 0.0f;
+    mislasi_bn_shape s = {.n = 1, .c = 1, .hw = n};
+    mislasi_bn_affine_image(&s, y, &one, &zero, y, true, r);
+}
+
 START_TEST(add_relu_and_relu_backward_by_hand)
 {
     float y[7] = { 1.0f, -2.0f, 0.5f, 3.0f, -0.25f, 0.0f, 1e-30f };
     const float r[7] = { 2.0f, 1.0f, -0.5f, -4.0f, 0.125f, 0.0f, -1e-30f };
     const float want[7] = { 3.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f };
-    mislasi_add_relu_forward(7, y, r);
+    add_relu(7, y, r);
     for (size_t i = 0; i < 7; i++)
         ck_assert_msg(memcmp(&y[i], &want[i], sizeof *y) == 0, "add_relu[%zu] = %g, expected %g",
             i, (double)y[i], (double)want[i]);
@@ -1382,8 +1390,15 @@ START_TEST(add_relu_and_relu_backward_by_hand)
         ck_assert_msg(memcmp(&dy[i], &dwant[i], sizeof *dy) == 0, "relu_backward[%zu] = %g, expected %g",
             i, (double)dy[i], (double)dwant[i]);
     /* count 0 touches nothing */
-    mislasi_add_relu_forward(0, NULL, NULL);
     mislasi_relu_backward(0, NULL, NULL);
+    /* y += r only where the mask is positive */
+    float acc[4] = { 1.0f, 1.0f, 1.0f, 1.0f };
+    const float add[4] = { 0.5f, 0.25f, 2.0f, -3.0f }, mask[4] = { 1.0f, 0.0f, -1.0f, 1e-30f };
+    const float acc_want[4] = { 1.5f, 1.0f, 1.0f, -2.0f };
+    mislasi_add_masked(4, acc, add, mask);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_msg(memcmp(&acc[i], &acc_want[i], sizeof *acc) == 0, "add_masked[%zu] = %g, expected %g",
+            i, (double)acc[i], (double)acc_want[i]);
 }
 END_TEST
 
@@ -1408,7 +1423,7 @@ START_TEST(eltwise_on_random_data_and_threads)
             memcpy(z, y, n * sizeof *y);
             mislasi_add(n, z, r);
             check_guard(z, n, "add y");
-            mislasi_add_relu_forward(n, y, r);
+            add_relu(n, y, r);
             check_guard(y, n, "add_relu y");
             for (size_t i = 0; i < n; i++) {
                 float v = y0[i] + r[i];
