@@ -31,6 +31,7 @@
 
 #include <mislas/common.h>
 
+#include <stdint.h>
 #include <string.h>
 
 /* Product columns a group aims for. */
@@ -44,9 +45,11 @@ enum { GROUP_COLUMNS = 1280 };
  * kernels' 16. */
 enum { COLUMN_BLOCK = 32 };
 
-static size_t padded(size_t columns)
+static size_t padded(const mislasi_tile_kernel *t, size_t columns)
 {
-    return (columns + COLUMN_BLOCK - 1) / COLUMN_BLOCK * COLUMN_BLOCK;
+    size_t cb = t->col_block;
+    size_t block = COLUMN_BLOCK % cb == 0 ? COLUMN_BLOCK : COLUMN_BLOCK * cb;
+    return (columns + block - 1) / block * block;
 }
 
 /* Zeroes columns [from, to) of a rows x ld matrix. */
@@ -93,11 +96,13 @@ typedef struct geometry {
     size_t tail;        /* product columns after the last image: 0, or w */
     size_t group;       /* images per group */
     size_t groups;
+    const mislasi_tile_kernel *tile;
 } geometry;
 
 static geometry geometry_of(const mislasi_conv_shape *s)
 {
     geometry g;
+    g.tile = mislasi_tile_kernel_get();
     g.row_shift = s->k == 3 && s->stride == 1 && s->pad == 1;
     g.pixels = mislasi_conv_out_h(s) * mislasi_conv_out_w(s);
     if (g.row_shift) {
@@ -112,34 +117,73 @@ static geometry geometry_of(const mislasi_conv_shape *s)
     g.tail = g.row_shift ? s->w : 0;
     g.group = g.span >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / g.span;
     if (g.group > s->n)
-        g.group = s->n;
+        g.group = s->n > 0 ? s->n : 1;     /* n = 0: a shape for preparing weights only */
     g.groups = (s->n + g.group - 1) / g.group;
     g.direct = s->k == 1 && s->stride == 1 && s->pad == 0 && g.group == 1;
     return g;
 }
 
-/* Scratch: [the weights as the products read them: W^T (rows x outs) for
- * the forward product, and W3 (outs x rows) when row-shifting] [per
- * thread: unfolded, product, unfolded gradient] [per group: a
- * weight-gradient slot, rows x outs]. BLIS packs a transposed (column-major)
- * left operand with unit-stride copies but a row-major one element by
- * element, which cost ~7 % of inference; hence the copies. */
-static size_t weights_floats(const geometry *g)
+/* The weights as the products read them ("prepared"): for im2col, W^T
+ * (rows x outs; BLIS packs a transposed left operand with unit-stride
+ * copies but a row-major one element by element); for the row shift, W3
+ * in the tile kernel's panels (ceil(outs / out_block) panels of rows x
+ * out_block) for the forward product, and W3 itself (outs x rows) for the
+ * input gradient's. */
+/* Kernels load their operands with aligned vector moves: every panel and
+ * buffer starts on a 64-byte boundary. */
+static size_t aligned16(size_t floats)
 {
-    return (g->row_shift ? 2 : 1) * g->outs * g->rows;
+    return (floats + 15) & ~(size_t)15;
 }
 
+static size_t panel_stride(const geometry *g)
+{
+    return aligned16(g->tile->out_block * g->rows);
+}
+
+static size_t panels_floats(const geometry *g)
+{
+    size_t ob = g->tile->out_block;
+    return (g->outs + ob - 1) / ob * panel_stride(g);
+}
+
+static size_t prepared_floats(const geometry *g)
+{
+    return aligned16(g->row_shift ? panels_floats(g) + g->outs * g->rows : g->outs * g->rows);
+}
+
+/* Callers' buffers need not be aligned: the layer starts its own areas on
+ * the next 64-byte boundary, which the sizes below leave room for. */
+static float *align64(float *p)
+{
+    return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
+size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s)
+{
+    geometry g = geometry_of(s);
+    return prepared_floats(&g) + 16;
+}
+
+/* Work: [per thread: unfolded, product, unfolded gradient] [per group: a
+ * weight-gradient slot, rows x outs]. The row-shift forward keeps its
+ * unfolded data in the tile kernel's panels, padded to whole panels. */
 static size_t per_thread_floats(const geometry *g)
 {
-    size_t columns = padded(g->group * g->span + g->tail);
+    size_t columns = padded(g->tile, g->group * g->span + g->tail);
     return 2 * g->rows * columns + g->outs * columns;
+}
+
+size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads)
+{
+    geometry g = geometry_of(s);
+    size_t parts = threads < g.groups ? threads : g.groups;
+    return parts * per_thread_floats(&g) + g.groups * g.outs * g.rows + 16;
 }
 
 size_t mislasi_conv_scratch_floats(const mislasi_conv_shape *s, size_t threads)
 {
-    geometry g = geometry_of(s);
-    size_t parts = threads < g.groups ? threads : g.groups;
-    return weights_floats(&g) + parts * per_thread_floats(&g) + g.groups * g.outs * g.rows;
+    return mislasi_conv_prepared_floats(s) + mislasi_conv_work_floats(s, threads);
 }
 
 /* ---- im2col ---------------------------------------------------------------- */
@@ -233,6 +277,60 @@ static void unfold_rows(const mislasi_conv_shape *s, const float *x, float *rows
     }
 }
 
+/* The same rows in the tile kernel's data panels: column q of row k is at
+ * panels[(q / cb) * rows * cb + k * cb + q % cb] (cb = col_block). */
+typedef struct panel_rows {
+    float *base;
+    size_t rows, cb;
+} panel_rows;
+
+static float *panel_at(const panel_rows *p, size_t k, size_t q)
+{
+    return p->base + (q / p->cb) * p->rows * p->cb + k * p->cb + q % p->cb;
+}
+
+/* Row k, columns [q, q + len) = src[0 .. len) (src NULL: zeros). */
+static void panel_write(const panel_rows *p, size_t k, size_t q, const float *src, size_t len)
+{
+    while (len > 0) {
+        size_t run = p->cb - q % p->cb;
+        if (run > len)
+            run = len;
+        float *dst = panel_at(p, k, q);
+        if (src != NULL) {
+            memcpy(dst, src, run * sizeof(float));
+            src += run;
+        } else {
+            memset(dst, 0, run * sizeof(float));
+        }
+        q += run;
+        len -= run;
+    }
+}
+
+/* unfold_rows into panels: the image's (h + 1) w columns from col0 on. */
+static void unfold_rows_panels(const mislasi_conv_shape *s, const float *x, const panel_rows *p, size_t col0,
+        bool last)
+{
+    size_t h = s->h, w = s->w, hw = h * w;
+    for (size_t ci = 0; ci < s->c_in; ci++) {
+        const float *plane = x + ci * hw;
+        size_t left = ci * 3, mid = ci * 3 + 1, right = ci * 3 + 2;
+        for (size_t k = left; k <= right; k++)
+            panel_write(p, k, col0, NULL, w);
+        panel_write(p, mid, col0 + w, plane, hw);
+        panel_write(p, left, col0 + w + 1, plane, hw - 1);
+        panel_write(p, right, col0 + w, plane + 1, hw - 1);
+        for (size_t r = 0; r < h; r++) {
+            *panel_at(p, left, col0 + w + r * w) = 0.0f;
+            *panel_at(p, right, col0 + w + r * w + w - 1) = 0.0f;
+        }
+        if (last)
+            for (size_t k = left; k <= right; k++)
+                panel_write(p, k, col0 + (h + 1) * w, NULL, w);
+    }
+}
+
 /* y image (c_out x h w) = the three vertical taps of Y3 added, in tap order. */
 static void combine_taps(const mislasi_conv_shape *s, const float *y3, size_t ld, size_t col0, float *y)
 {
@@ -307,8 +405,8 @@ typedef struct job {
     const float *x, *w, *dy;
     float *y, *dw, *dx;
     const float *weights;       /* w, or W3 when row-shifting (outs x rows) */
-    const float *forward_weights;   /* the same transposed (rows x outs) */
-    float *scratch;
+    const float *forward_weights;   /* W^T (rows x outs), or W3 in tile panels */
+    float *scratch;             /* the work area */
     float *slots;
     size_t parts;
     mislasi_image_fn then;
@@ -353,16 +451,31 @@ static void produce_group(const job *jb, float *area, size_t group)
                 x, g->pixels, 0.0f, y, g->pixels);
         return;
     }
-    size_t capacity = padded(g->group * g->span + g->tail);
+    size_t capacity = padded(g->tile, g->group * g->span + g->tail);
     float *cols = area, *product = area + 2 * g->rows * capacity;
-    size_t ld = padded(columns);
-    for (size_t i = 0; i < count; i++) {
-        if (g->row_shift)
-            unfold_rows(s, x + i * in_size, cols, ld, i * g->span, i + 1 == count);
-        else
-            unfold(s, x + i * in_size, cols, ld, i * g->span);
+    size_t ld = padded(g->tile, columns);
+    if (g->row_shift) {
+        /* unfold straight into the tile kernel's panels, then one tile per
+         * (column panel, output panel) */
+        const mislasi_tile_kernel *t = g->tile;
+        panel_rows p = {.base = cols, .rows = g->rows, .cb = t->col_block};
+        for (size_t i = 0; i < count; i++)
+            unfold_rows_panels(s, x + i * in_size, &p, i * g->span, i + 1 == count);
+        for (size_t k = 0; k < g->rows; k++)
+            panel_write(&p, k, columns, NULL, ld - columns);
+        for (size_t q = 0; q < ld; q += t->col_block)
+            for (size_t o = 0; o < g->outs; o += t->out_block) {
+                size_t no = g->outs - o < t->out_block ? g->outs - o : t->out_block;
+                mislasi_tile(t, g->rows, no, t->col_block, jb->forward_weights + o / t->out_block * panel_stride(g),
+                        cols + q * g->rows, product + o * ld + q, ld);
+            }
+        for (size_t i = 0; i < count; i++)
+            combine_taps(s, product, ld, i * g->span, y + i * out_size);
+        return;
     }
-    if (!g->row_shift && count == 1 && ld == columns) {
+    for (size_t i = 0; i < count; i++)
+        unfold(s, x + i * in_size, cols, ld, i * g->span);
+    if (count == 1 && ld == columns) {
         mislasi_sgemm(true, false, s->c_out, columns, g->rows, 1.0f, jb->forward_weights, g->outs,
                 cols, columns, 0.0f, y, columns);
         return;
@@ -370,15 +483,10 @@ static void produce_group(const job *jb, float *area, size_t group)
     zero_columns(cols, g->rows, ld, columns, ld);
     mislasi_sgemm(true, false, g->outs, ld, g->rows, 1.0f, jb->forward_weights, g->outs,
             cols, ld, 0.0f, product, ld);
-    for (size_t i = 0; i < count; i++) {
-        if (g->row_shift) {
-            combine_taps(s, product, ld, i * g->span, y + i * out_size);
-        } else {
-            for (size_t co = 0; co < s->c_out; co++)
-                memcpy(y + i * out_size + co * g->pixels, product + co * ld + i * g->pixels,
-                        g->pixels * sizeof(float));
-        }
-    }
+    for (size_t i = 0; i < count; i++)
+        for (size_t co = 0; co < s->c_out; co++)
+            memcpy(y + i * out_size + co * g->pixels, product + co * ld + i * g->pixels,
+                    g->pixels * sizeof(float));
 }
 
 static void backward_group(const job *jb, float *area, size_t group)
@@ -391,7 +499,7 @@ static void backward_group(const job *jb, float *area, size_t group)
     const float *x = jb->x + first * in_size, *dy_images = jb->dy + first * out_size;
     float *dx = jb->dx == NULL ? NULL : jb->dx + first * in_size;
     float *slot = jb->slots + group * g->outs * g->rows;
-    size_t capacity = padded(g->group * g->span + g->tail), ld = padded(columns);
+    size_t capacity = padded(g->tile, g->group * g->span + g->tail), ld = padded(g->tile, columns);
     float *cols = area, *dcols = area + g->rows * capacity;
     float *spread = area + 2 * g->rows * capacity;
 
@@ -452,7 +560,7 @@ static void run_parts(void *ctx, size_t begin, size_t end, bool backward)
 {
     const job *jb = ctx;
     for (size_t p = begin; p < end; p++) {
-        float *area = jb->scratch + weights_floats(&jb->g) + p * per_thread_floats(&jb->g);
+        float *area = jb->scratch + p * per_thread_floats(&jb->g);
         size_t g0 = jb->g.groups * p / jb->parts, g1 = jb->g.groups * (p + 1) / jb->parts;
         for (size_t group = g0; group < g1; group++) {
             if (backward)
@@ -473,32 +581,54 @@ static void backward_parts(void *ctx, size_t begin, size_t end)
     run_parts(ctx, begin, end, true);
 }
 
-static job make_job(const mislasi_conv_shape *s, const float *x, const float *w, float *scratch, size_t threads)
+void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared)
 {
-    job jb = {.s = s, .g = geometry_of(s), .x = x, .w = w, .weights = w, .scratch = scratch};
-    jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
-    jb.slots = scratch + weights_floats(&jb.g) + jb.parts * per_thread_floats(&jb.g);
-    float *wt = scratch;
-    if (jb.g.row_shift) {
-        float *w3 = scratch + jb.g.outs * jb.g.rows;
-        arrange_taps(s, w, w3);
-        jb.weights = w3;
+    geometry g = geometry_of(s);
+    prepared = align64(prepared);
+    if (!g.row_shift) {
+        for (size_t o = 0; o < g.outs; o++)
+            for (size_t r = 0; r < g.rows; r++)
+                prepared[r * g.outs + o] = w[o * g.rows + r];
+        return;
     }
-    for (size_t o = 0; o < jb.g.outs; o++)
-        for (size_t r = 0; r < jb.g.rows; r++)
-            wt[r * jb.g.outs + o] = jb.weights[o * jb.g.rows + r];
-    jb.forward_weights = wt;
+    float *panels = prepared, *w3 = prepared + panels_floats(&g);
+    arrange_taps(s, w, w3);
+    size_t ob = g.tile->out_block;
+    for (size_t o0 = 0; o0 < g.outs; o0 += ob)
+        for (size_t r = 0; r < g.rows; r++)
+            for (size_t o = 0; o < ob; o++)
+                panels[o0 / ob * panel_stride(&g) + r * ob + o] = o0 + o < g.outs ? w3[(o0 + o) * g.rows + r] : 0.0f;
+}
+
+static job make_job(const mislasi_conv_shape *s, const float *x, const float *w, const float *given,
+        float *work, size_t threads)
+{
+    const float *prepared = align64((float *)given);
+    work = align64(work);
+    job jb = {.s = s, .g = geometry_of(s), .x = x, .w = w, .weights = w, .forward_weights = prepared,
+              .scratch = work};
+    jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
+    jb.slots = work + jb.parts * per_thread_floats(&jb.g);
+    if (jb.g.row_shift)
+        jb.weights = prepared + panels_floats(&jb.g);
     return jb;
+}
+
+void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
+        float *y, float *work, size_t threads, mislasi_image_fn then, void *ctx)
+{
+    job jb = make_job(s, x, NULL, prepared, work, threads);
+    jb.y = y;
+    jb.then = then;
+    jb.then_ctx = ctx;
+    mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
 }
 
 void mislasi_conv_forward_then(const mislasi_conv_shape *s, const float *x, const float *w,
         float *y, float *scratch, size_t threads, mislasi_image_fn then, void *ctx)
 {
-    job jb = make_job(s, x, w, scratch, threads);
-    jb.y = y;
-    jb.then = then;
-    jb.then_ctx = ctx;
-    mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
+    mislasi_conv_prepare(s, w, scratch);
+    mislasi_conv_forward_prepared(s, x, scratch, y, scratch + mislasi_conv_prepared_floats(s), threads, then, ctx);
 }
 
 void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const float *w,
@@ -542,14 +672,21 @@ static void slot_to_dw(const job *jb)
     }
 }
 
-void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const float *w,
-        const float *dy, float *dw, float *dx, float *scratch, size_t threads)
+void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *w,
+        const float *prepared, const float *dy, float *dw, float *dx, float *work, size_t threads)
 {
-    job jb = make_job(s, x, w, scratch, threads);
+    job jb = make_job(s, x, w, prepared, work, threads);
     jb.dy = dy;
     jb.dw = dw;
     jb.dx = dx;
     mislasi_parallel_for(jb.parts, 1, backward_parts, &jb);
     mislasi_parallel_for(jb.g.rows * jb.g.outs, 4096, sum_slots, &jb);
     slot_to_dw(&jb);
+}
+
+void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const float *w,
+        const float *dy, float *dw, float *dx, float *scratch, size_t threads)
+{
+    mislasi_conv_prepare(s, w, scratch);
+    mislasi_conv_backward_prepared(s, x, w, scratch, dy, dw, dx, scratch + mislasi_conv_prepared_floats(s), threads);
 }

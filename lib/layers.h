@@ -35,6 +35,18 @@ void mislasi_conv_forward_then(const mislasi_conv_shape *s, const float *x, cons
 /* dw (c_out x c_in x k x k) and dx (may be NULL: not wanted) from dy. */
 void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const float *w,
         const float *dy, float *dw, float *dx, float *scratch, size_t threads);
+/* The calls above rearrange the weights for the products each time; a
+ * caller that runs one layer many times (on slices of a batch, or forward
+ * then backward) prepares them once instead, into prepared_floats, and
+ * passes work of work_floats (scratch_floats = the sum of the two). The
+ * n in the shape does not matter to the preparation. */
+size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s);
+size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads);
+void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared);
+void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
+        float *y, float *work, size_t threads, mislasi_image_fn then, void *ctx);
+void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *w,
+        const float *prepared, const float *dy, float *dw, float *dx, float *work, size_t threads);
 /* The threads a conv call may use now (the scratch must be sized for it). */
 size_t mislasi_conv_threads(void);
 

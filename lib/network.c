@@ -67,15 +67,16 @@ static void size_unit(mislas_model *m, mislasi_conv_bn *u, void *ctx)
     u->scale = take(z, u->conv.c_out);
     u->shift = take(z, u->conv.c_out);
     u->moments = (double *)take(z, 2 * 2 * z->n * u->conv.c_out);   /* doubles, 64-byte aligned */
+    u->prepared = take(z, mislasi_conv_prepared_floats(&u->conv));
     if (per_image > z->widest)
         z->widest = per_image;
     mislasi_conv_shape s = u->conv;
     s.n = z->n;
-    size_t need = mislasi_conv_scratch_floats(&s, z->threads);
+    size_t need = mislasi_conv_work_floats(&s, z->threads);
     if (need > z->scratch)
         z->scratch = need;
     s.n = z->n < EVAL_SLICE ? z->n : EVAL_SLICE;
-    need = mislasi_conv_scratch_floats(&s, 1);
+    need = mislasi_conv_work_floats(&s, 1);
     if (need > z->slice_scratch)
         z->slice_scratch = need;
 }
@@ -158,6 +159,12 @@ static int reserve(mislas_model *m, size_t n, size_t threads)
     return MISLAS_OK;
 }
 
+static void prepare_weights(mislas_model *m, mislasi_conv_bn *u, void *ctx)
+{
+    (void)ctx;
+    mislasi_conv_prepare(&u->conv, mislasi_tensor_values(m, u->weight), u->prepared);
+}
+
 static void prepare_eval_unit(mislas_model *m, mislasi_conv_bn *u, void *ctx)
 {
     (void)ctx;
@@ -213,12 +220,11 @@ static void unit_forward(mislas_model *m, mislasi_conv_bn *u, const float *x, co
                       .out = u->out + sl->first * per_image,
                       .moments = u->moments + sl->first * 2 * u->conv.c_out,
                       .residual = residual, .relu = u->relu || residual != NULL};
-    const float *w = mislasi_tensor_values(m, u->weight);
     float *raw = u->raw + sl->first * per_image;
     if (m->mode == MISLAS_MODE_EVAL) {
-        mislasi_conv_forward_then(&s, x, w, raw, sl->scratch, sl->threads, bn_eval_image, &pass);
+        mislasi_conv_forward_prepared(&s, x, u->prepared, raw, sl->scratch, sl->threads, bn_eval_image, &pass);
     } else {
-        mislasi_conv_forward_then(&s, x, w, raw, sl->scratch, sl->threads, bn_moments_of_image, &pass);
+        mislasi_conv_forward_prepared(&s, x, u->prepared, raw, sl->scratch, sl->threads, bn_moments_of_image, &pass);
         mislasi_bn_forward_train_moments(&pass.bn, raw, pass.moments, mislasi_tensor_values(m, u->gamma),
                 mislasi_tensor_values(m, u->beta), mislasi_tensor_values(m, u->running_mean),
                 mislasi_tensor_values(m, u->running_var), u->mean, u->invstd, pass.out, pass.relu, residual);
@@ -311,6 +317,7 @@ int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *
     size_t in_count = n * (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
     memcpy(m->input, images, in_count * sizeof(float));
 
+    for_each_unit(m, prepare_weights, NULL);
     if (m->mode == MISLAS_MODE_EVAL) {
         /* BN as a fixed affine step; the saved statistics are the running ones */
         for_each_unit(m, prepare_eval_unit, NULL);
@@ -349,7 +356,7 @@ static void unit_backward(mislas_model *m, mislasi_conv_bn *u, const float *x, c
             mislasi_tensor_grads(m, u->gamma), mislasi_tensor_grads(m, u->beta));
     mislasi_conv_shape s = u->conv;
     s.n = n;
-    mislasi_conv_backward(&s, x, mislasi_tensor_values(m, u->weight), dz,
+    mislasi_conv_backward_prepared(&s, x, mislasi_tensor_values(m, u->weight), u->prepared, dz,
             mislasi_tensor_grads(m, u->weight), dx, m->scratch, threads);
 }
 
