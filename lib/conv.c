@@ -147,9 +147,23 @@ static size_t panels_floats(const geometry *g)
     return (g->outs + ob - 1) / ob * panel_stride(g);
 }
 
+/* The input gradient's panels: W3^T, outputs = rows, depth = outs. */
+static size_t back_panel_stride(const geometry *g)
+{
+    return aligned16(g->tile->out_block * g->outs);
+}
+
+static size_t back_panels_floats(const geometry *g)
+{
+    size_t ob = g->tile->out_block;
+    return (g->rows + ob - 1) / ob * back_panel_stride(g);
+}
+
 static size_t prepared_floats(const geometry *g)
 {
-    return aligned16(g->row_shift ? panels_floats(g) + g->outs * g->rows : g->outs * g->rows);
+    if (!g->row_shift)
+        return aligned16(g->outs * g->rows);
+    return panels_floats(g) + aligned16(g->outs * g->rows) + back_panels_floats(g);
 }
 
 /* Callers' buffers need not be aligned: the layer starts its own areas on
@@ -165,13 +179,14 @@ size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s)
     return prepared_floats(&g) + 16;
 }
 
-/* Work: [per thread: unfolded, product, unfolded gradient] [per group: a
- * weight-gradient slot, rows x outs]. The row-shift forward keeps its
- * unfolded data in the tile kernel's panels, padded to whole panels. */
+/* Work: [per thread: unfolded (rows x columns), unfolded gradient (the
+ * same), product or output gradient (outs x columns), the output gradient
+ * in the tile kernel's panels (the same)] [per group: a weight-gradient
+ * slot, rows x outs]. Columns are padded to whole panels. */
 static size_t per_thread_floats(const geometry *g)
 {
     size_t columns = padded(g->tile, g->group * g->span + g->tail);
-    return 2 * g->rows * columns + g->outs * columns;
+    return 2 * g->rows * columns + 2 * g->outs * columns;
 }
 
 size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads)
@@ -406,6 +421,7 @@ typedef struct job {
     float *y, *dw, *dx;
     const float *weights;       /* w, or W3 when row-shifting (outs x rows) */
     const float *forward_weights;   /* W^T (rows x outs), or W3 in tile panels */
+    const float *back_weights;      /* W3^T in tile panels (row shift) */
     float *scratch;             /* the work area */
     float *slots;
     size_t parts;
@@ -543,16 +559,29 @@ static void backward_group(const job *jb, float *area, size_t group)
                 dy, dy_ld, 0.0f, dx, columns);
         return;
     }
+    if (g->row_shift) {
+        /* dcols (rows x ld) = W3^T * dY3 by the tile kernel, on dY3 copied
+         * into its panels */
+        const mislasi_tile_kernel *t = g->tile;
+        panel_rows p = {.base = spread + g->outs * capacity, .rows = g->outs, .cb = t->col_block};
+        for (size_t k = 0; k < g->outs; k++)
+            panel_write(&p, k, 0, spread + k * ld, ld);
+        for (size_t q = 0; q < ld; q += t->col_block)
+            for (size_t r = 0; r < g->rows; r += t->out_block) {
+                size_t nr = g->rows - r < t->out_block ? g->rows - r : t->out_block;
+                mislasi_tile(t, g->outs, nr, t->col_block, jb->back_weights + r / t->out_block * back_panel_stride(g),
+                        p.base + q * g->outs, dcols + r * ld + q, ld);
+            }
+        for (size_t i = 0; i < count; i++)
+            fold_rows(s, dcols, ld, i * g->span, dx + i * in_size);
+        return;
+    }
     /* dcols (rows x columns) = W^T * dY, over the padded columns when dY has them */
     size_t n = dy == spread ? ld : columns;
     mislasi_sgemm(true, false, g->rows, n, g->outs, 1.0f, jb->weights, g->rows,
             dy, dy_ld, 0.0f, dcols, ld);
-    for (size_t i = 0; i < count; i++) {
-        if (g->row_shift)
-            fold_rows(s, dcols, ld, i * g->span, dx + i * in_size);
-        else
-            fold(s, dcols, ld, i * g->span, dx + i * in_size);
-    }
+    for (size_t i = 0; i < count; i++)
+        fold(s, dcols, ld, i * g->span, dx + i * in_size);
 }
 
 /* Part p of jb->parts takes a contiguous run of groups with its own area. */
@@ -592,12 +621,17 @@ void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *pr
         return;
     }
     float *panels = prepared, *w3 = prepared + panels_floats(&g);
+    float *back = w3 + aligned16(g.outs * g.rows);
     arrange_taps(s, w, w3);
     size_t ob = g.tile->out_block;
     for (size_t o0 = 0; o0 < g.outs; o0 += ob)
         for (size_t r = 0; r < g.rows; r++)
             for (size_t o = 0; o < ob; o++)
                 panels[o0 / ob * panel_stride(&g) + r * ob + o] = o0 + o < g.outs ? w3[(o0 + o) * g.rows + r] : 0.0f;
+    for (size_t r0 = 0; r0 < g.rows; r0 += ob)
+        for (size_t o = 0; o < g.outs; o++)
+            for (size_t r = 0; r < ob; r++)
+                back[r0 / ob * back_panel_stride(&g) + o * ob + r] = r0 + r < g.rows ? w3[o * g.rows + r0 + r] : 0.0f;
 }
 
 static job make_job(const mislasi_conv_shape *s, const float *x, const float *w, const float *given,
@@ -609,8 +643,10 @@ static job make_job(const mislasi_conv_shape *s, const float *x, const float *w,
               .scratch = work};
     jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
     jb.slots = work + jb.parts * per_thread_floats(&jb.g);
-    if (jb.g.row_shift)
+    if (jb.g.row_shift) {
         jb.weights = prepared + panels_floats(&jb.g);
+        jb.back_weights = jb.weights + aligned16(jb.g.outs * jb.g.rows);
+    }
     return jb;
 }
 
