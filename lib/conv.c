@@ -307,19 +307,36 @@ static float *panel_at(const panel_rows *p, size_t k, size_t q)
 /* Row k, columns [q, q + len) = src[0 .. len) (src NULL: zeros). */
 static void panel_write(const panel_rows *p, size_t k, size_t q, const float *src, size_t len)
 {
+    size_t off = q % p->cb, stride = p->rows * p->cb;
+    float *dst = panel_at(p, k, q);
     while (len > 0) {
-        size_t run = p->cb - q % p->cb;
+        size_t run = p->cb - off;
         if (run > len)
             run = len;
-        float *dst = panel_at(p, k, q);
         if (src != NULL) {
             memcpy(dst, src, run * sizeof(float));
             src += run;
         } else {
             memset(dst, 0, run * sizeof(float));
         }
-        q += run;
         len -= run;
+        dst += stride - off;    /* the next panel's first column of this row */
+        off = 0;
+    }
+}
+
+/* Zeroes row k at columns q, q + step, q + step * 2, ... (count of them),
+ * walking the panels without dividing. */
+static void panel_zero_every(const panel_rows *p, size_t k, size_t q, size_t step, size_t count)
+{
+    size_t panel = q / p->cb, off = q % p->cb;
+    for (size_t i = 0; i < count; i++) {
+        p->base[panel * p->rows * p->cb + k * p->cb + off] = 0.0f;
+        off += step;
+        while (off >= p->cb) {
+            off -= p->cb;
+            panel++;
+        }
     }
 }
 
@@ -336,10 +353,9 @@ static void unfold_rows_panels(const mislasi_conv_shape *s, const float *x, cons
         panel_write(p, mid, col0 + w, plane, hw);
         panel_write(p, left, col0 + w + 1, plane, hw - 1);
         panel_write(p, right, col0 + w, plane + 1, hw - 1);
-        for (size_t r = 0; r < h; r++) {
-            *panel_at(p, left, col0 + w + r * w) = 0.0f;
-            *panel_at(p, right, col0 + w + r * w + w - 1) = 0.0f;
-        }
+        /* the columns that wrapped around from the neighbouring row */
+        panel_zero_every(p, left, col0 + w, w, h);
+        panel_zero_every(p, right, col0 + w + w - 1, w, h);
         if (last)
             for (size_t k = left; k <= right; k++)
                 panel_write(p, k, col0 + (h + 1) * w, NULL, w);
