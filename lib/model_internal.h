@@ -94,7 +94,8 @@ struct mislas_model {
     size_t scratch_floats, scratch_threads;
     size_t slice_scratch_floats;    /* one thread's share in evaluation */
 
-    size_t batch;               /* the last forward's n; 0 = nothing to go back through */
+    size_t batch;               /* the last forward's n; 0 = none since the last change */
+    bool backward_ready;        /* that forward kept what backward needs */
     bool have_grads;            /* a backward since the last optimiser step */
 
     int64_t *class_counts;

@@ -206,6 +206,8 @@ typedef struct slice {
     size_t first, n;
     float *scratch;
     size_t threads;
+    bool eval;              /* BN with the running statistics */
+    bool keep;              /* keep what backward needs (the conv outputs before BN) */
 } slice;
 
 /* conv + BN (+ residual) (+ ReLU) over a slice; the residual (the slice's
@@ -221,8 +223,10 @@ static void unit_forward(mislas_model *m, mislasi_conv_bn *u, const float *x, co
                       .moments = u->moments + sl->first * 2 * u->conv.c_out,
                       .residual = residual, .relu = u->relu || residual != NULL};
     float *raw = u->raw + sl->first * per_image;
-    if (m->mode == MISLAS_MODE_EVAL) {
-        mislasi_conv_forward_prepared(&s, x, u->prepared, raw, sl->scratch, sl->threads, bn_eval_image, &pass);
+    if (sl->eval) {
+        /* without backward to come, BN runs in place on the conv's output */
+        mislasi_conv_forward_prepared(&s, x, u->prepared, sl->keep ? raw : pass.out, sl->scratch, sl->threads,
+                bn_eval_image, &pass);
     } else {
         mislasi_conv_forward_prepared(&s, x, u->prepared, raw, sl->scratch, sl->threads, bn_moments_of_image, &pass);
         mislasi_bn_forward_train_moments(&pass.bn, raw, pass.moments, mislasi_tensor_values(m, u->gamma),
@@ -279,6 +283,7 @@ static void network_forward(mislas_model *m, const slice *sl)
 typedef struct slices_job {
     mislas_model *m;
     size_t n, parts;
+    bool keep;
 } slices_job;
 
 /* Part p runs its share of the slices, one after another, on its own scratch. */
@@ -291,22 +296,26 @@ static void run_slices(void *ctx, size_t begin, size_t end)
         for (size_t s = s0; s < s1; s++) {
             size_t first = s * EVAL_SLICE;
             slice sl = {.first = first, .n = j->n - first < EVAL_SLICE ? j->n - first : EVAL_SLICE,
-                        .scratch = j->m->scratch + p * j->m->slice_scratch_floats, .threads = 1};
+                        .scratch = j->m->scratch + p * j->m->slice_scratch_floats, .threads = 1,
+                        .eval = true, .keep = j->keep};
             network_forward(j->m, &sl);
         }
     }
 }
 
-int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *logits)
+/* forward (keep = true: the mode's BN, ready for backward) or predict
+ * (keep = false: running statistics, nothing kept). */
+static int run_forward(mislas_model *m, const float *images, size_t n, float *logits, bool keep, const char *fn)
 {
-    MISLASI_CHECK_NOT_NULL("mislas_model_forward", m);
-    MISLASI_CHECK_NOT_NULL("mislas_model_forward", images);
-    MISLASI_CHECK_NOT_NULL("mislas_model_forward", logits);
+    MISLASI_CHECK_NOT_NULL(fn, m);
+    MISLASI_CHECK_NOT_NULL(fn, images);
+    MISLASI_CHECK_NOT_NULL(fn, logits);
+    bool eval = !keep || m->mode == MISLAS_MODE_EVAL;
     if (n == 0)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "mislas_model_forward: n is 0");
-    if (n < 2 && m->mode != MISLAS_MODE_EVAL)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n is 0", fn);
+    if (n < 2 && !eval)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
-                "mislas_model_forward: batch statistics need n >= 2 images (n = 1; use MISLAS_MODE_EVAL)");
+                "%s: batch statistics need n >= 2 images (n = 1; use MISLAS_MODE_EVAL or mislas_model_predict)", fn);
     size_t threads = mislasi_conv_threads();
     m->batch = 0;
     m->have_grads = false;
@@ -318,14 +327,14 @@ int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *
     memcpy(m->input, images, in_count * sizeof(float));
 
     for_each_unit(m, prepare_weights, NULL);
-    if (m->mode == MISLAS_MODE_EVAL) {
+    if (eval) {
         /* BN as a fixed affine step; the saved statistics are the running ones */
         for_each_unit(m, prepare_eval_unit, NULL);
         size_t slices = (n + EVAL_SLICE - 1) / EVAL_SLICE;
-        slices_job j = {.m = m, .n = n, .parts = threads < slices ? threads : slices};
+        slices_job j = {.m = m, .n = n, .parts = threads < slices ? threads : slices, .keep = keep};
         mislasi_parallel_for(j.parts, 1, run_slices, &j);
     } else {
-        slice whole = {.first = 0, .n = n, .scratch = m->scratch, .threads = threads};
+        slice whole = {.first = 0, .n = n, .scratch = m->scratch, .threads = threads, .keep = true};
         network_forward(m, &whole);
     }
     const float *s = mislasi_tensor_values(m, m->scales);
@@ -334,12 +343,22 @@ int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *
             float z = m->linear[i * k + j] * s[j];
             if (!isfinite(z))
                 return mislasi_fail(MISLAS_ERR_NUMERIC,
-                        "mislas_model_forward: logit [%zu][%zu] is not finite (non-finite input, or weights diverged)",
-                        i, j);
+                        "%s: logit [%zu][%zu] is not finite (non-finite input, or weights diverged)", fn, i, j);
             logits[i * k + j] = z;
         }
     m->batch = n;
+    m->backward_ready = keep;
     return MISLAS_OK;
+}
+
+int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *logits)
+{
+    return run_forward(m, images, n, logits, true, "mislas_model_forward");
+}
+
+int mislas_model_predict(mislas_model *m, const float *images, size_t n, float *logits)
+{
+    return run_forward(m, images, n, logits, false, "mislas_model_predict");
 }
 
 /* Backward through u: dy is the gradient of u's output, taken where
@@ -399,9 +418,10 @@ int mislas_model_backward(mislas_model *m, const float *grad_logits)
 {
     MISLASI_CHECK_NOT_NULL("mislas_model_backward", m);
     MISLASI_CHECK_NOT_NULL("mislas_model_backward", grad_logits);
-    if (m->batch == 0)
+    if (m->batch == 0 || !m->backward_ready)
         return mislasi_fail(MISLAS_ERR_STATE,
-                "mislas_model_backward: no forward pass to go back through (call mislas_model_forward first; a change of mode, head or weights discards it)");
+                "mislas_model_backward: no forward pass to go back through (call mislas_model_forward first, not "
+                "mislas_model_predict; a change of mode, head or weights discards it)");
     size_t n = m->batch, k = (size_t)m->opts.num_classes, d = m->feat_c;
     for (size_t i = 0; i < n * k; i++)
         if (!isfinite(grad_logits[i]))

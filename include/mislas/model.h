@@ -120,6 +120,12 @@ MISLAS_API mislas_head mislas_model_head(const mislas_model *model);
  * (the model is left as the call found it but for the running statistics). */
 MISLAS_API int mislas_model_forward(mislas_model *model, const float *images, size_t n,
         float *logits);
+/* Inference: logits (n x K) with BN's running statistics, as in
+ * MISLAS_MODE_EVAL whatever the mode, keeping nothing for a backward pass
+ * (which makes it faster than an EVAL forward). The running statistics do
+ * not move; mislas_model_features still reads the batch's features. */
+MISLAS_API int mislas_model_predict(mislas_model *model, const float *images, size_t n,
+        float *logits);
 /* Gradients of every learnable parameter for the last forward's batch, from
  * grad_logits (n x K, the same n): they replace the previous gradients
  * (there is no accumulation; an optimiser step reads them). MISLAS_ERR_STATE
