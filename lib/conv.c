@@ -33,6 +33,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 /* Product columns a group aims for. */
 enum { GROUP_COLUMNS = 1280 };
@@ -186,7 +189,9 @@ size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s)
 static size_t per_thread_floats(const geometry *g)
 {
     size_t columns = padded(g->tile, g->group * g->span + g->tail);
-    return 2 * g->rows * columns + 2 * g->outs * columns;
+    size_t ob = g->tile->out_block, cb = g->tile->col_block;
+    size_t transposed = aligned16((g->rows + ob - 1) / ob * ob * columns) + (g->outs + cb - 1) / cb * cb * columns;
+    return 2 * g->rows * columns + 2 * g->outs * columns + (g->row_shift ? transposed : 0);
 }
 
 size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads)
@@ -428,6 +433,59 @@ static void arrange_taps(const mislasi_conv_shape *s, const float *w, float *w3)
                     w3[(i * s->c_out + co) * rows + ci * 3 + j] = w[((co * s->c_in + ci) * 3 + i) * 3 + j];
 }
 
+/* dst (depth-major panel: dst[p * block + i]) = rows [r0, r0 + nr) of the
+ * row-major src (ld), columns [0, columns); rows nr .. block - 1 zero. A
+ * transpose, 4 x 4 at a time with SSE where there is SSE. */
+static void transpose_panel(const float *src, size_t ld, size_t r0, size_t nr, size_t columns, float *dst,
+        size_t block)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 4 <= nr; i += 4) {
+        const float *s0 = src + (r0 + i) * ld;
+        size_t p = 0;
+        for (; p + 4 <= columns; p += 4) {
+            __m128 a = _mm_loadu_ps(s0 + p), b = _mm_loadu_ps(s0 + ld + p);
+            __m128 c = _mm_loadu_ps(s0 + 2 * ld + p), d = _mm_loadu_ps(s0 + 3 * ld + p);
+            _MM_TRANSPOSE4_PS(a, b, c, d);
+            _mm_storeu_ps(dst + p * block + i, a);
+            _mm_storeu_ps(dst + (p + 1) * block + i, b);
+            _mm_storeu_ps(dst + (p + 2) * block + i, c);
+            _mm_storeu_ps(dst + (p + 3) * block + i, d);
+        }
+        for (; p < columns; p++)
+            for (size_t j = 0; j < 4; j++)
+                dst[p * block + i + j] = s0[j * ld + p];
+    }
+#endif
+    for (; i < nr; i++)
+        for (size_t p = 0; p < columns; p++)
+            dst[p * block + i] = src[(r0 + i) * ld + p];
+    for (size_t p = 0; p < columns; p++)
+        for (size_t j = nr; j < block; j++)
+            dst[p * block + j] = 0.0f;
+}
+
+/* slot (rows x outs) = cols (rows x columns) * dY^T through the tile
+ * kernel, on both operands transposed into its panels (depth = the
+ * columns): BLIS's own packing of these operands is an element-by-element
+ * loop. */
+static void weight_gradient_tiles(const geometry *g, const float *cols, const float *dy, size_t ld, size_t columns,
+        float *panels, float *slot)
+{
+    const mislasi_tile_kernel *t = g->tile;
+    size_t ob = t->out_block, cb = t->col_block;
+    float *wp = panels, *dp = panels + aligned16((g->rows + ob - 1) / ob * ob * columns);
+    for (size_t r = 0; r < g->rows; r += ob)
+        transpose_panel(cols, ld, r, g->rows - r < ob ? g->rows - r : ob, columns, wp + r * columns, ob);
+    for (size_t o = 0; o < g->outs; o += cb)
+        transpose_panel(dy, ld, o, g->outs - o < cb ? g->outs - o : cb, columns, dp + o * columns, cb);
+    for (size_t r = 0; r < g->rows; r += ob)
+        for (size_t o = 0; o < g->outs; o += cb)
+            mislasi_tile(t, columns, g->rows - r < ob ? g->rows - r : ob, g->outs - o < cb ? g->outs - o : cb,
+                    wp + r * columns, dp + o * columns, slot + r * g->outs + o, g->outs);
+}
+
 /* ---- the jobs ---------------------------------------------------------------- */
 
 typedef struct job {
@@ -566,8 +624,11 @@ static void backward_group(const job *jb, float *area, size_t group)
     /* The group's weight gradient, transposed: cols (rows x columns) times
      * dY^T. BLIS packs this orientation 2-3x faster than dY * cols^T on
      * these shapes; the reduction transposes back. */
-    mislasi_sgemm(false, true, g->rows, g->outs, columns, 1.0f, x_cols, x_ld,
-            dy, dy_ld, 0.0f, slot, g->outs);
+    if (g->row_shift)
+        weight_gradient_tiles(g, x_cols, dy, ld, columns, spread + 2 * g->outs * capacity, slot);
+    else
+        mislasi_sgemm(false, true, g->rows, g->outs, columns, 1.0f, x_cols, x_ld,
+                dy, dy_ld, 0.0f, slot, g->outs);
     if (dx == NULL)
         return;
     if (g->direct) {
