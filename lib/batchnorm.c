@@ -66,18 +66,20 @@ static void plane_moments(const float *p, size_t len, float shift, double *sum, 
     *squares += tq;
 }
 
-/* y = a x + b (+ r when r is given), then ReLU when relu. */
+/* y = a x + b (+ r when r is given), then ReLU when relu. The ReLU keeps a
+ * NaN (as PyTorch's does), so that diverged weights reach the logits and
+ * are reported instead of vanishing into zeros. */
 static void affine_plane(const float *x, float *y, size_t len, float a, float b, bool relu, const float *r)
 {
     if (r != NULL) {
         for (size_t i = 0; i < len; i++) {
             float v = a * x[i] + b + r[i];
-            y[i] = relu && !(v > 0.0f) ? 0.0f : v;
+            y[i] = relu && v <= 0.0f ? 0.0f : v;
         }
     } else if (relu) {
         for (size_t i = 0; i < len; i++) {
             float v = a * x[i] + b;
-            y[i] = v > 0.0f ? v : 0.0f;
+            y[i] = v <= 0.0f ? 0.0f : v;
         }
     } else {
         for (size_t i = 0; i < len; i++)

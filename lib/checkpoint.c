@@ -155,6 +155,23 @@ int mislas_checkpoint_save(const char *path, const mislas_model *m, const mislas
     MISLASI_CHECK_NOT_NULL(fn, m);
     if (o != NULL && o->model != m)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the optimizer belongs to another model", fn);
+    /* What a load would refuse is not written: groups that no longer match
+     * the model's head, mode and freezing, and non-finite values (a load
+     * could not give them back). */
+    if (o != NULL && !mislasi_optimizer_groups_current(o))
+        return mislasi_fail(MISLAS_ERR_STATE,
+                "%s: the model's head, shifted-BN mode or freezing changed since the optimizer was created", fn);
+    for (int32_t i = 0; i < m->num_tensors; i++) {
+        const float *v = mislasi_tensor_values(m, (size_t)i);
+        for (size_t j = 0; j < m->tensors[i].count; j++)
+            if (!isfinite(v[j]))
+                return mislasi_fail(MISLAS_ERR_NUMERIC, "%s: tensor \"%s\" value %zu is not finite", fn,
+                        m->tensors[i].name, j);
+    }
+    for (int g = 0; o != NULL && g < MISLASI_GROUPS; g++)
+        for (size_t j = 0; j < o->groups[g].size; j++)
+            if (!isfinite(o->groups[g].velocity[j]))
+                return mislasi_fail(MISLAS_ERR_NUMERIC, "%s: momentum value %zu of group %d is not finite", fn, j, g);
     out_buf content = {0};
     write_content(&content, m, o);
     if (content.failed) {
@@ -214,6 +231,7 @@ typedef struct in_buf {
     const uint8_t *data;
     size_t size, pos;
     const char *path;
+    size_t whole;               /* the whole content's size */
 } in_buf;
 
 static uint32_t get_u32_at(const uint8_t *p)
@@ -306,8 +324,8 @@ static int read_model_section(in_buf *sec, mislas_model **out)
     o.width = (int32_t)w;
     o.num_classes = (int32_t)k;
     o.seed = seed;
-    int status = mislas_model_new(out, &o);
-    if (status == MISLAS_ERR_INVALID_ARGUMENT)
+    int status = mislasi_model_new_limited(out, &o, sec->whole / 4);
+    if (status == MISLAS_ERR_INVALID_ARGUMENT || status == MISLAS_ERR_FORMAT)
         return mislasi_fail_within(MISLAS_ERR_FORMAT, LOAD_FN ": the MODL section describes no valid model");
     if (status != MISLAS_OK)
         return mislasi_fail_within(status, LOAD_FN);
@@ -504,7 +522,7 @@ static int parse(const char *path, const uint8_t *content, size_t size, mislas_m
             status = corrupt(&all, "a section runs past the end of the content");
             break;
         }
-        in_buf sec = {.data = all.data + all.pos, .size = (size_t)length, .path = path};
+        in_buf sec = {.data = all.data + all.pos, .size = (size_t)length, .path = path, .whole = size};
         all.pos += (size_t)length;
         if (*model == NULL) {
             if (tag != tag_of("MODL")) {

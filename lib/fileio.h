@@ -41,15 +41,6 @@ int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t i
 #define MISLASI_INPUT_LIMIT ((size_t)1 << 32)
 #else
 #define MISLASI_INPUT_LIMIT (SIZE_MAX / 2)
-/* Makes zlib take its memory from mislasi_alloc. */
-void mislasi_zlib_use_library_memory(z_stream *zs);
-
-/* Writes data to path atomically: a temporary file beside it, written,
- * flushed to disk and renamed over path, then the folder synced. On any
- * failure (MISLAS_ERR_IO with strerror) the temporary file is removed and
- * whatever was at path is untouched. */
-int mislasi_write_file_atomic(const char *fn, const char *path, const void *data, size_t size);
-
 #endif
 
 /* mislasi_read_file, then mislasi_gunzip if the content starts with 1f 8b

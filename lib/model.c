@@ -54,7 +54,7 @@ void mislas_model_free(mislas_model *m)
     mislasi_free(m);
 }
 
-int mislas_model_new(mislas_model **out, const mislas_model_options *opts)
+int mislasi_model_new_limited(mislas_model **out, const mislas_model_options *opts, size_t max_values)
 {
     MISLASI_CHECK_NOT_NULL("mislas_model_new", out);
     *out = NULL;
@@ -71,12 +71,18 @@ int mislas_model_new(mislas_model **out, const mislas_model_options *opts)
     m->opts = o;
     m->mode = MISLAS_MODE_TRAIN;
     m->head = MISLAS_HEAD_LINEAR;
+    m->value_limit = max_values;
     if ((status = mislasi_model_build(m)) != MISLAS_OK) {
         mislas_model_free(m);
         return status;
     }
     *out = m;
     return MISLAS_OK;
+}
+
+int mislas_model_new(mislas_model **out, const mislas_model_options *opts)
+{
+    return mislasi_model_new_limited(out, opts, SIZE_MAX);
 }
 
 int mislas_model_get_options(const mislas_model *m, mislas_model_options *opts)
@@ -120,6 +126,7 @@ size_t mislas_model_num_parameters(const mislas_model *m)
 /* Anything that changes what a forward computes discards the last one. */
 static void forget_pass(mislas_model *m)
 {
+    m->prepared_current = false;
     m->batch = 0;
     m->have_grads = false;
 }

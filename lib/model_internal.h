@@ -75,6 +75,7 @@ struct mislas_model {
     int32_t num_tensors;
     float *values, *grads;      /* every tensor's values, and gradients alongside */
     size_t num_values;
+    size_t value_limit;         /* refuse to build more values than this */
 
     mislasi_conv_bn stem;
     mislasi_pool_shape pool;    /* ImageNet stem's max pool */
@@ -95,6 +96,7 @@ struct mislas_model {
     size_t slice_scratch_floats;    /* one thread's share in evaluation */
 
     size_t batch;               /* the last forward's n; 0 = none since the last change */
+    bool prepared_current;      /* the units' prepared weights match the weights */
     bool backward_ready;        /* that forward kept what backward needs */
     bool have_grads;            /* a backward since the last optimiser step */
 
@@ -115,6 +117,11 @@ static inline float *mislasi_tensor_grads(const mislas_model *m, size_t t)
 /* Builds the tensors and the network (no activations yet) and initialises
  * the weights from opts->seed. */
 int mislasi_model_build(mislas_model *m);
+/* mislas_model_new for a checkpoint whose content holds at most
+ * max_values floats: a model with more values than the file could hold is
+ * MISLAS_ERR_FORMAT before its memory is taken (a tiny forged file cannot
+ * make the loader allocate gigabytes). */
+int mislasi_model_new_limited(mislas_model **out, const mislas_model_options *opts, size_t max_values);
 /* Kaiming normal into W, uniform +-1/sqrt(D) into b, from seed. */
 void mislasi_init_classifier(mislas_model *m, uint64_t seed);
 /* Releases the activations (the next forward makes them again). */

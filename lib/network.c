@@ -118,6 +118,7 @@ void mislasi_model_drop_activations(mislas_model *m)
     m->activations = NULL;
     m->scratch = NULL;
     m->capacity = 0;
+    m->prepared_current = false;
     m->scratch_floats = 0;
     m->scratch_threads = 0;
     m->batch = 0;
@@ -153,6 +154,7 @@ static int reserve(mislas_model *m, size_t n, size_t threads)
     z.base = act;
     lay_out(m, &z);
     m->capacity = cap;
+    m->prepared_current = false;
     m->scratch_floats = z.scratch;
     m->slice_scratch_floats = z.slice_scratch;
     m->scratch_threads = threads;
@@ -319,14 +321,24 @@ static int run_forward(mislas_model *m, const float *images, size_t n, float *lo
     size_t threads = mislasi_conv_threads();
     m->batch = 0;
     m->have_grads = false;
+    /* checked first: a NaN would otherwise reach BN's running statistics
+     * (for good) even though the logits come out finite */
+    size_t in_count = n * (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
+    for (size_t i = 0; i < in_count; i++)
+        if (!isfinite(images[i]))
+            return mislasi_fail(MISLAS_ERR_NUMERIC, "%s: images[%zu] (image %zu) is not finite", fn, i,
+                    i / (in_count / n));
     int status = reserve(m, n, threads);
     if (status != MISLAS_OK)
         return status;
     size_t k = (size_t)m->opts.num_classes;
-    size_t in_count = n * (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
     memcpy(m->input, images, in_count * sizeof(float));
 
-    for_each_unit(m, prepare_weights, NULL);
+    /* the weights change only through the optimiser and the model's setters */
+    if (!m->prepared_current) {
+        for_each_unit(m, prepare_weights, NULL);
+        m->prepared_current = true;
+    }
     if (eval) {
         /* BN as a fixed affine step; the saved statistics are the running ones */
         for_each_unit(m, prepare_eval_unit, NULL);

@@ -23,6 +23,10 @@ struct mislas_optimizer {
     mislasi_group groups[MISLASI_GROUPS];
 };
 
+/* Whether the groups are still those the model's head, mode and freezing
+ * give (they are fixed when the optimiser is created). */
+bool mislasi_optimizer_groups_current(const mislas_optimizer *o);
+
 /* The factor group g's learning rate is multiplied by. */
 double mislasi_group_factor(const mislas_optimizer *o, int g);
 

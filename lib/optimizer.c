@@ -108,10 +108,34 @@ int mislas_optimizer_new_sgd(mislas_optimizer **out, mislas_model *model, const 
     return MISLAS_OK;
 }
 
+bool mislasi_optimizer_groups_current(const mislas_optimizer *o)
+{
+    const mislas_model *m = o->model;
+    int32_t at[MISLASI_GROUPS] = {0};
+    for (int32_t t = 0; t < m->num_tensors; t++) {
+        int g = group_of(m, &m->tensors[t]);
+        if (g < 0)
+            continue;
+        if (at[g] >= o->groups[g].num_tensors || o->groups[g].tensors[at[g]] != t)
+            return false;
+        at[g]++;
+    }
+    for (int g = 0; g < MISLASI_GROUPS; g++)
+        if (at[g] != o->groups[g].num_tensors)
+            return false;
+    return true;
+}
+
 int mislas_optimizer_step(mislas_optimizer *o)
 {
     MISLASI_CHECK_NOT_NULL("mislas_optimizer_step", o);
     mislas_model *m = o->model;
+    /* A frozen backbone's gradients are not recomputed: stepping with groups
+     * made before the freeze would apply an old backward's gradients. */
+    if (!mislasi_optimizer_groups_current(o))
+        return mislasi_fail(MISLAS_ERR_STATE,
+                "mislas_optimizer_step: the model's head, shifted-BN mode or freezing changed since the optimizer was "
+                "created, so its parameter groups are out of date (create a new optimizer)");
     if (!m->have_grads)
         return mislasi_fail(MISLAS_ERR_STATE,
                 "mislas_optimizer_step: no gradients (call mislas_model_backward after a forward first)");
@@ -145,6 +169,7 @@ int mislas_optimizer_step(mislas_optimizer *o)
     o->steps++;
     m->have_grads = false;
     m->batch = 0;
+    m->prepared_current = false;
     return MISLAS_OK;
 }
 

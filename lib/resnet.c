@@ -192,6 +192,9 @@ int mislasi_model_build(mislas_model *m)
     m->fc_bias = add_tensor(&b, MISLASI_ROLE_FC, 1, kdims, "fc.bias");
     m->scales = add_tensor(&b, MISLASI_ROLE_SCALES, 1, kdims, "learned_norm");
 
+    if (m->num_values > m->value_limit)
+        return mislasi_fail(MISLAS_ERR_FORMAT,
+                "the model described has %zu values, more than the file holds (%zu)", m->num_values, m->value_limit);
     m->values = mislasi_calloc(m->num_values, sizeof *m->values);
     m->grads = mislasi_calloc(m->num_values, sizeof *m->grads);
     if (m->values == NULL || m->grads == NULL)

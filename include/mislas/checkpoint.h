@@ -22,7 +22,11 @@
 extern "C" {
 #endif
 
-/* optimizer may be NULL (model only); when given it must be the model's. */
+/* optimizer may be NULL (model only); when given it must be the model's.
+ * Nothing is written (and the previous file stays) when a value is not
+ * finite (MISLAS_ERR_NUMERIC), when the optimiser's groups no longer match
+ * the model's head, mode and freezing (MISLAS_ERR_STATE), or when writing
+ * fails (MISLAS_ERR_IO). */
 MISLAS_API int mislas_checkpoint_save(const char *path, const mislas_model *model,
         const mislas_optimizer *optimizer);
 

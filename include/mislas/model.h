@@ -55,7 +55,7 @@ typedef struct mislas_model_options {
     size_t struct_size;
     mislas_arch arch;           /* default MISLAS_RESNET32 */
     int32_t in_channels;        /* default 3 */
-    int32_t height, width;      /* default 32 x 32; CIFAR ResNets take >= 8 */
+    int32_t height, width;      /* default 32 x 32; any size in [1, 4096] */
     int32_t num_classes;        /* default 10 */
     uint64_t seed;              /* initialisation; default 0 */
 } mislas_model_options;
@@ -76,7 +76,7 @@ MISLAS_API int32_t mislas_model_num_classes(const mislas_model *model);
 MISLAS_API int32_t mislas_model_feature_dim(const mislas_model *model);
 /* Learnable parameters of the backbone and W, b (the K scales s excluded,
  * as the reference counts its model: ResNet-32, 3x32x32, 100 classes:
- * 470,052). */
+ * 470,004). */
 MISLAS_API size_t mislas_model_num_parameters(const mislas_model *model);
 
 /* How the backbone's batch norm runs.

@@ -50,8 +50,10 @@ MISLAS_API int mislas_optimizer_new_sgd(mislas_optimizer **out, mislas_model *mo
 MISLAS_API void mislas_optimizer_free(mislas_optimizer *opt);
 
 /* One update from the gradients of the model's last backward.
- * MISLAS_ERR_STATE when there are none, MISLAS_ERR_NUMERIC (nothing
- * updated) when a gradient is not finite. */
+ * MISLAS_ERR_STATE when there are none, or when the model's head,
+ * shifted-BN mode or freezing changed since the optimiser was created (its
+ * groups would be out of date: create a new one); MISLAS_ERR_NUMERIC
+ * (nothing updated) when a gradient is not finite. */
 MISLAS_API int mislas_optimizer_step(mislas_optimizer *opt);
 
 /* The base learning rate (set it each epoch from a schedule below). */
