@@ -62,7 +62,7 @@ static void add_conv_bn(builder *b, mislasi_conv_bn *u, const char *conv_name, c
 static void add_block(builder *b, mislasi_block *blk, int stage, int index, size_t c_in,
         size_t h, size_t w, size_t planes, size_t stride, bool bottleneck, bool imagenet)
 {
-    char conv[3][32], bn[3][32];
+    char conv[3][64], bn[3][64];
     for (int i = 0; i < 3; i++) {
         snprintf(conv[i], sizeof conv[i], "layer%d.%d.conv%d", stage, index, i + 1);
         snprintf(bn[i], sizeof bn[i], "layer%d.%d.bn%d", stage, index, i + 1);
@@ -91,7 +91,7 @@ static void add_block(builder *b, mislasi_block *blk, int stage, int index, size
     if (stride == 1 && c_in == blk->out_c) {
         blk->shortcut = MISLASI_SHORTCUT_IDENTITY;
     } else if (imagenet) {
-        char pconv[40], pbn[40];
+        char pconv[64], pbn[64];
         snprintf(pconv, sizeof pconv, "layer%d.%d.downsample.0", stage, index);
         snprintf(pbn, sizeof pbn, "layer%d.%d.downsample.1", stage, index);
         blk->shortcut = MISLASI_SHORTCUT_PROJECTION;
