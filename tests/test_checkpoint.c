@@ -1185,6 +1185,7 @@ static void m_optm_order(content *c)
     section *s = &c->s[find_tag(c, "OPTM")];
     size_t n = 64 * FX_K + FX_K, first = 12 + 4 * n, second = 12 + 4 * FX_K;
     uint8_t *o = s->body.data, *tmp = malloc(first + second);
+    ck_assert_ptr_nonnull(tmp);
     memcpy(tmp, o + 44 + first, second);
     memcpy(tmp + second, o + 44, first);
     memcpy(o + 44, tmp, first + second);
