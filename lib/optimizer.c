@@ -94,8 +94,9 @@ int mislas_optimizer_new_sgd(mislas_optimizer **out, mislas_model *model, const 
         grp->tensors = mislasi_alloc((size_t)grp->num_tensors * sizeof *grp->tensors);
         grp->velocity = mislasi_calloc(grp->size, sizeof *grp->velocity);
         if (grp->tensors == NULL || grp->velocity == NULL) {
+            size_t size = grp->size;
             mislas_optimizer_free(opt);
-            return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu momentum values", fn, grp->size);
+            return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu momentum values", fn, size);
         }
         grp->num_tensors = 0;
     }

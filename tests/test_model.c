@@ -98,10 +98,13 @@ static int is_bn_affine(const char *name)
     return !is_fc(name) && !is_conv(name) && !is_scales(name) && !is_running(name);
 }
 
-/* Every tensor's values, in the model's order. */
+/* Every tensor's values, in the model's order; the names are copies, so a
+ * snapshot outlives its model. */
+enum { NAME_CAP = 64 };
 typedef struct snapshot {
     int32_t count;
     const char **names;
+    char *name_store;
     size_t *sizes;
     float **values;
 } snapshot;
@@ -112,15 +115,19 @@ static void snapshot_take_some(const mislas_model *m, const char *const *names, 
     s->count = names == NULL ? mislas_model_num_tensors(m) : count;
     ck_assert_int_gt(s->count, 0);
     s->names = calloc((size_t)s->count, sizeof *s->names);
+    s->name_store = calloc((size_t)s->count, NAME_CAP);
     s->sizes = calloc((size_t)s->count, sizeof *s->sizes);
     s->values = calloc((size_t)s->count, sizeof *s->values);
     for (int32_t t = 0; t < s->count; t++) {
-        if (names == NULL)
-            ck_assert_status(mislas_model_tensor_info(m, t, &s->names[t], &s->sizes[t]), MISLAS_OK);
-        else {
-            s->names[t] = names[t];
+        const char *name = NULL;
+        if (names == NULL) {
+            ck_assert_status(mislas_model_tensor_info(m, t, &name, &s->sizes[t]), MISLAS_OK);
+        } else {
+            name = names[t];
             s->sizes[t] = tensor_size(m, names[t]);
         }
+        ck_assert_uint_lt(strlen(name), NAME_CAP);
+        s->names[t] = strcpy(s->name_store + (size_t)t * NAME_CAP, name);
         s->values[t] = malloc(s->sizes[t] * sizeof(float));
         ck_assert_status(mislas_model_get_tensor(m, s->names[t], s->values[t], s->sizes[t]), MISLAS_OK);
     }
@@ -144,6 +151,7 @@ static void snapshot_free(snapshot *s)
     free(s->values);
     free(s->sizes);
     free(s->names);
+    free(s->name_store);
     memset(s, 0, sizeof *s);
 }
 
