@@ -381,21 +381,21 @@ static void combine_taps(const mislasi_conv_shape *s, const float *y3, size_t ld
     }
 }
 
-/* dY3 (3 c_out x ld): row (i, co) holds the image's dy[co] at columns
- * col0 + i w .. col0 + i w + h w - 1 and zeros around it: between two
- * stacked images a row has w zero columns, before the first one i w and
- * after the last one (2 - i) w. */
-static void spread_taps(const mislasi_conv_shape *s, const float *dy, float *dy3, size_t ld, size_t col0,
+/* dY3 (3 c_out rows) in the tile kernel's panels: row (i, co) holds the
+ * image's dy[co] at columns col0 + i w .. col0 + i w + h w - 1 and zeros
+ * around it: between two stacked images a row has w zero columns, before
+ * the first one i w and after the last one (2 - i) w. */
+static void spread_taps_panels(const mislasi_conv_shape *s, const float *dy, const panel_rows *p, size_t col0,
         bool first, bool last)
 {
     size_t hw = s->h * s->w, w = s->w;
     for (size_t i = 0; i < 3; i++)
         for (size_t co = 0; co < s->c_out; co++) {
-            float *row = dy3 + (i * s->c_out + co) * ld + col0;
+            size_t k = i * s->c_out + co;
             if (first)
-                memset(row, 0, i * w * sizeof(float));
-            memcpy(row + i * w, dy + co * hw, hw * sizeof(float));
-            memset(row + i * w + hw, 0, (last ? (2 - i) * w : w) * sizeof(float));
+                panel_write(p, k, col0, NULL, i * w);
+            panel_write(p, k, col0 + i * w, dy + co * hw, hw);
+            panel_write(p, k, col0 + i * w + hw, NULL, last ? (2 - i) * w : w);
         }
 }
 
@@ -466,12 +466,13 @@ static void transpose_panel(const float *src, size_t ld, size_t r0, size_t nr, s
             dst[p * block + j] = 0.0f;
 }
 
-/* slot (rows x outs) = cols (rows x columns) * dY^T through the tile
- * kernel, on both operands transposed into its panels (depth = the
+/* slot (rows x outs) = cols (rows x columns, row-major) * dY3^T through the
+ * tile kernel, on both operands transposed into its panels (depth = the
  * columns): BLIS's own packing of these operands is an element-by-element
- * loop. */
-static void weight_gradient_tiles(const geometry *g, const float *cols, const float *dy, size_t ld, size_t columns,
-        float *panels, float *slot)
+ * loop. dY3 comes in the kernel's panels already, and is transposed one
+ * 32 x 32 block at a time. */
+static void weight_gradient_tiles(const geometry *g, const float *cols, size_t ld, const panel_rows *dy3,
+        size_t columns, float *panels, float *slot)
 {
     const mislasi_tile_kernel *t = g->tile;
     size_t ob = t->out_block, cb = t->col_block;
@@ -479,7 +480,9 @@ static void weight_gradient_tiles(const geometry *g, const float *cols, const fl
     for (size_t r = 0; r < g->rows; r += ob)
         transpose_panel(cols, ld, r, g->rows - r < ob ? g->rows - r : ob, columns, wp + r * columns, ob);
     for (size_t o = 0; o < g->outs; o += cb)
-        transpose_panel(dy, ld, o, g->outs - o < cb ? g->outs - o : cb, columns, dp + o * columns, cb);
+        for (size_t q = 0; q < columns; q += dy3->cb)
+            transpose_panel(dy3->base + q * dy3->rows, dy3->cb, o, g->outs - o < cb ? g->outs - o : cb,
+                    columns - q < dy3->cb ? columns - q : dy3->cb, dp + o * columns + q * cb, cb);
     for (size_t r = 0; r < g->rows; r += ob)
         for (size_t o = 0; o < g->outs; o += cb)
             mislasi_tile(t, columns, g->rows - r < ob ? g->rows - r : ob, g->outs - o < cb ? g->outs - o : cb,
@@ -579,32 +582,69 @@ static void produce_group(const job *jb, float *area, size_t group)
                     g->pixels * sizeof(float));
 }
 
+/* The row shift's backward: dY3 straight into the tile kernel's panels;
+ * the weight gradient from them and the unfolded input; the input gradient
+ * by tiles, folded back. */
+static void backward_group_rows(const job *jb, float *area, size_t group)
+{
+    const mislasi_conv_shape *s = jb->s;
+    const geometry *g = &jb->g;
+    const mislasi_tile_kernel *t = g->tile;
+    size_t first, count = images_in(jb, group, &first);
+    size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
+    size_t columns = count * g->span + g->tail;
+    size_t capacity = padded(t, g->group * g->span + g->tail), ld = padded(t, columns);
+    const float *x = jb->x + first * in_size, *dy = jb->dy + first * out_size;
+    float *cols = area, *dcols = area + g->rows * capacity;
+    panel_rows dy3 = {.base = area + 2 * g->rows * capacity, .rows = g->outs, .cb = t->col_block};
+    float *transposed = dy3.base + 2 * g->outs * capacity;
+
+    for (size_t i = 0; i < count; i++)
+        spread_taps_panels(s, dy + i * out_size, &dy3, i * g->span, i == 0, i + 1 == count);
+    for (size_t k = 0; k < g->outs; k++)
+        panel_write(&dy3, k, columns, NULL, ld - columns);
+    for (size_t i = 0; i < count; i++)
+        unfold_rows(s, x + i * in_size, cols, ld, i * g->span, i + 1 == count);
+    weight_gradient_tiles(g, cols, ld, &dy3, columns, transposed, jb->slots + group * g->outs * g->rows);
+    if (jb->dx == NULL)
+        return;
+    for (size_t q = 0; q < ld; q += t->col_block)
+        for (size_t r = 0; r < g->rows; r += t->out_block) {
+            size_t nr = g->rows - r < t->out_block ? g->rows - r : t->out_block;
+            mislasi_tile(t, g->outs, nr, t->col_block, jb->back_weights + r / t->out_block * back_panel_stride(g),
+                    dy3.base + q * g->outs, dcols + r * ld + q, ld);
+        }
+    for (size_t i = 0; i < count; i++)
+        fold_rows(s, dcols, ld, i * g->span, jb->dx + (first + i) * in_size);
+}
+
+/* im2col's backward through bli_sgemm. */
 static void backward_group(const job *jb, float *area, size_t group)
 {
     const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
+    if (g->row_shift) {
+        backward_group_rows(jb, area, group);
+        return;
+    }
     size_t first, count = images_in(jb, group, &first);
     size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
-    size_t columns = count * g->span + g->tail;
+    size_t columns = count * g->span;
     const float *x = jb->x + first * in_size, *dy_images = jb->dy + first * out_size;
     float *dx = jb->dx == NULL ? NULL : jb->dx + first * in_size;
     float *slot = jb->slots + group * g->outs * g->rows;
-    size_t capacity = padded(g->tile, g->group * g->span + g->tail), ld = padded(g->tile, columns);
+    size_t capacity = padded(g->tile, g->group * g->span), ld = padded(g->tile, columns);
     float *cols = area, *dcols = area + g->rows * capacity;
     float *spread = area + 2 * g->rows * capacity;
 
     /* the output gradient as the product's columns */
     const float *dy = dy_images;
     size_t dy_ld = g->pixels;
-    if (g->row_shift || count > 1) {
-        for (size_t i = 0; i < count; i++) {
-            if (g->row_shift)
-                spread_taps(s, dy_images + i * out_size, spread, ld, i * g->span, i == 0, i + 1 == count);
-            else
-                for (size_t co = 0; co < s->c_out; co++)
-                    memcpy(spread + co * ld + i * g->pixels, dy_images + i * out_size + co * g->pixels,
-                            g->pixels * sizeof(float));
-        }
+    if (count > 1) {
+        for (size_t i = 0; i < count; i++)
+            for (size_t co = 0; co < s->c_out; co++)
+                memcpy(spread + co * ld + i * g->pixels, dy_images + i * out_size + co * g->pixels,
+                        g->pixels * sizeof(float));
         zero_columns(spread, g->outs, ld, columns, ld);
         dy = spread;
         dy_ld = ld;
@@ -612,45 +652,21 @@ static void backward_group(const job *jb, float *area, size_t group)
     const float *x_cols = x;
     size_t x_ld = g->pixels;
     if (!g->direct) {
-        for (size_t i = 0; i < count; i++) {
-            if (g->row_shift)
-                unfold_rows(s, x + i * in_size, cols, ld, i * g->span, i + 1 == count);
-            else
-                unfold(s, x + i * in_size, cols, ld, i * g->span);
-        }
+        for (size_t i = 0; i < count; i++)
+            unfold(s, x + i * in_size, cols, ld, i * g->span);
         x_cols = cols;
         x_ld = ld;
     }
     /* The group's weight gradient, transposed: cols (rows x columns) times
      * dY^T. BLIS packs this orientation 2-3x faster than dY * cols^T on
      * these shapes; the reduction transposes back. */
-    if (g->row_shift)
-        weight_gradient_tiles(g, x_cols, dy, ld, columns, spread + 2 * g->outs * capacity, slot);
-    else
-        mislasi_sgemm(false, true, g->rows, g->outs, columns, 1.0f, x_cols, x_ld,
-                dy, dy_ld, 0.0f, slot, g->outs);
+    mislasi_sgemm(false, true, g->rows, g->outs, columns, 1.0f, x_cols, x_ld,
+            dy, dy_ld, 0.0f, slot, g->outs);
     if (dx == NULL)
         return;
     if (g->direct) {
         mislasi_sgemm(true, false, g->rows, columns, s->c_out, 1.0f, jb->weights, g->rows,
                 dy, dy_ld, 0.0f, dx, columns);
-        return;
-    }
-    if (g->row_shift) {
-        /* dcols (rows x ld) = W3^T * dY3 by the tile kernel, on dY3 copied
-         * into its panels */
-        const mislasi_tile_kernel *t = g->tile;
-        panel_rows p = {.base = spread + g->outs * capacity, .rows = g->outs, .cb = t->col_block};
-        for (size_t k = 0; k < g->outs; k++)
-            panel_write(&p, k, 0, spread + k * ld, ld);
-        for (size_t q = 0; q < ld; q += t->col_block)
-            for (size_t r = 0; r < g->rows; r += t->out_block) {
-                size_t nr = g->rows - r < t->out_block ? g->rows - r : t->out_block;
-                mislasi_tile(t, g->outs, nr, t->col_block, jb->back_weights + r / t->out_block * back_panel_stride(g),
-                        p.base + q * g->outs, dcols + r * ld + q, ld);
-            }
-        for (size_t i = 0; i < count; i++)
-            fold_rows(s, dcols, ld, i * g->span, dx + i * in_size);
         return;
     }
     /* dcols (rows x columns) = W^T * dY, over the padded columns when dY has them */
