@@ -66,26 +66,6 @@ static void plane_moments(const float *p, size_t len, float shift, double *sum, 
     *squares += tq;
 }
 
-/* y = a x + b (+ r when r is given), then ReLU when relu. The ReLU keeps a
- * NaN (as PyTorch's does), so that diverged weights reach the logits and
- * are reported instead of vanishing into zeros. */
-static void affine_plane(const float *x, float *y, size_t len, float a, float b, bool relu, const float *r)
-{
-    if (r != NULL) {
-        for (size_t i = 0; i < len; i++) {
-            float v = a * x[i] + b + r[i];
-            y[i] = relu && v <= 0.0f ? 0.0f : v;
-        }
-    } else if (relu) {
-        for (size_t i = 0; i < len; i++) {
-            float v = a * x[i] + b;
-            y[i] = v <= 0.0f ? 0.0f : v;
-        }
-    } else {
-        for (size_t i = 0; i < len; i++)
-            y[i] = a * x[i] + b;
-    }
-}
 
 void mislasi_bn_image_moments(const mislasi_bn_shape *s, const float *x_image, double *moments)
 {
@@ -137,7 +117,7 @@ static void forward_train_channels(void *ctx, size_t begin, size_t end)
         float b = (float)(j->beta[c] - mean * j->gamma[c] * invstd);
         for (size_t i = 0; i < s->n; i++) {
             size_t off = (i * s->c + c) * s->hw;
-            affine_plane(j->x + off, j->y + off, s->hw, a, b, j->relu, j->residual == NULL ? NULL : j->residual + off);
+            mislasi_affine_plane(j->x + off, j->y + off, s->hw, a, b, j->relu, j->residual == NULL ? NULL : j->residual + off);
         }
     }
 }
@@ -194,7 +174,7 @@ void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, co
         const float *shift, float *y_image, bool relu, const float *residual)
 {
     for (size_t c = 0; c < s->c; c++)
-        affine_plane(x_image + c * s->hw, y_image + c * s->hw, s->hw, scale[c], shift[c], relu,
+        mislasi_affine_plane(x_image + c * s->hw, y_image + c * s->hw, s->hw, scale[c], shift[c], relu,
                 residual == NULL ? NULL : residual + c * s->hw);
 }
 

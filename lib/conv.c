@@ -381,6 +381,37 @@ static void combine_taps(const mislasi_conv_shape *s, const float *y3, size_t ld
     }
 }
 
+/* The same with the affine step fused in (r: this image's residual or
+ * NULL); the same arithmetic as combine_taps then mislasi_affine_plane, so
+ * the same bits. */
+static void combine_taps_affine(const mislasi_conv_shape *s, const float *y3, size_t ld, size_t col0, float *y,
+        const mislasi_conv_affine *af, const float *r)
+{
+    size_t hw = s->h * s->w, w = s->w;
+    for (size_t co = 0; co < s->c_out; co++) {
+        const float *t0 = y3 + co * ld + col0;
+        const float *t1 = y3 + (s->c_out + co) * ld + col0 + w;
+        const float *t2 = y3 + (2 * s->c_out + co) * ld + col0 + 2 * w;
+        const float *rc = r == NULL ? NULL : r + co * hw;
+        float *out = y + co * hw;
+        float a = af->scale[co], b = af->shift[co];
+        if (rc != NULL) {
+            for (size_t p = 0; p < hw; p++) {
+                float v = a * (t0[p] + t1[p] + t2[p]) + b + rc[p];
+                out[p] = af->relu && v <= 0.0f ? 0.0f : v;
+            }
+        } else if (af->relu) {
+            for (size_t p = 0; p < hw; p++) {
+                float v = a * (t0[p] + t1[p] + t2[p]) + b;
+                out[p] = v <= 0.0f ? 0.0f : v;
+            }
+        } else {
+            for (size_t p = 0; p < hw; p++)
+                out[p] = a * (t0[p] + t1[p] + t2[p]) + b;
+        }
+    }
+}
+
 /* dY3 (3 c_out rows) in the tile kernel's panels: row (i, co) holds the
  * image's dy[co] at columns col0 + i w .. col0 + i w + h w - 1 and zeros
  * around it: between two stacked images a row has w zero columns, before
@@ -504,6 +535,7 @@ typedef struct job {
     size_t parts;
     mislasi_image_fn then;
     void *then_ctx;
+    const mislasi_conv_affine *affine;
 } job;
 
 static size_t images_in(const job *jb, size_t group, size_t *first)
@@ -514,6 +546,14 @@ static size_t images_in(const job *jb, size_t group, size_t *first)
 
 static void finish_images(const job *jb, size_t first, size_t count)
 {
+    size_t pixels = jb->g.pixels;
+    if (jb->affine != NULL && !jb->g.row_shift)
+        for (size_t i = first; i < first + count; i++)
+            for (size_t co = 0; co < jb->s->c_out; co++) {
+                float *y = jb->y + (i * jb->s->c_out + co) * pixels;
+                mislasi_affine_plane(y, y, pixels, jb->affine->scale[co], jb->affine->shift[co], jb->affine->relu,
+                        jb->affine->residual == NULL ? NULL : jb->affine->residual + (i * jb->s->c_out + co) * pixels);
+            }
     if (jb->then == NULL)
         return;
     size_t out_size = jb->s->c_out * jb->g.pixels;
@@ -562,8 +602,13 @@ static void produce_group(const job *jb, float *area, size_t group)
                 mislasi_tile(t, g->rows, no, t->col_block, jb->forward_weights + o / t->out_block * panel_stride(g),
                         cols + q * g->rows, product + o * ld + q, ld);
             }
-        for (size_t i = 0; i < count; i++)
-            combine_taps(s, product, ld, i * g->span, y + i * out_size);
+        for (size_t i = 0; i < count; i++) {
+            if (jb->affine != NULL)
+                combine_taps_affine(s, product, ld, i * g->span, y + i * out_size, jb->affine,
+                        jb->affine->residual == NULL ? NULL : jb->affine->residual + (first + i) * out_size);
+            else
+                combine_taps(s, product, ld, i * g->span, y + i * out_size);
+        }
         return;
     }
     for (size_t i = 0; i < count; i++)
@@ -750,6 +795,15 @@ void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, 
     jb.y = y;
     jb.then = then;
     jb.then_ctx = ctx;
+    mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
+}
+
+void mislasi_conv_forward_affine(const mislasi_conv_shape *s, const float *x, const float *prepared,
+        float *y, float *work, size_t threads, const mislasi_conv_affine *affine)
+{
+    job jb = make_job(s, x, NULL, prepared, work, threads);
+    jb.y = y;
+    jb.affine = affine;
     mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
 }
 

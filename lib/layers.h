@@ -47,6 +47,17 @@ void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, 
         float *y, float *work, size_t threads, mislasi_image_fn then, void *ctx);
 void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *w,
         const float *prepared, const float *dy, float *dw, float *dx, float *work, size_t threads);
+/* A per-channel affine step, a residual and a ReLU applied to each image's
+ * output as the convolution produces it (batch norm's evaluation form and
+ * the end of a residual block, in the same pass as the convolution's last
+ * one): y = act(scale[c] conv + shift[c] (+ residual)). */
+typedef struct mislasi_conv_affine {
+    const float *scale, *shift;
+    const float *residual;      /* n x c_out x oh x ow, or NULL */
+    bool relu;
+} mislasi_conv_affine;
+void mislasi_conv_forward_affine(const mislasi_conv_shape *s, const float *x, const float *prepared,
+        float *y, float *work, size_t threads, const mislasi_conv_affine *affine);
 /* The threads a conv call may use now (the scratch must be sized for it). */
 size_t mislasi_conv_threads(void);
 
@@ -93,6 +104,9 @@ void mislasi_bn_backward(const mislasi_bn_shape *s, const float *x, const float 
 void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd);
 
 /* ---- element-wise (eltwise.c) ------------------------------------------ */
+/* y = a x + b (+ r[i] when r is given), then ReLU when relu; the ReLU keeps
+ * NaN, as PyTorch's does. y may be x. */
+void mislasi_affine_plane(const float *x, float *y, size_t len, float a, float b, bool relu, const float *r);
 /* dy *= (y > 0) in place, y the forward's output. */
 void mislasi_relu_backward(size_t count, const float *y, float *dy);
 /* y += r (a shortcut's gradient joining the main path's). */

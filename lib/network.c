@@ -225,10 +225,14 @@ static void unit_forward(mislas_model *m, mislasi_conv_bn *u, const float *x, co
                       .moments = u->moments + sl->first * 2 * u->conv.c_out,
                       .residual = residual, .relu = u->relu || residual != NULL};
     float *raw = u->raw + sl->first * per_image;
-    if (sl->eval) {
-        /* without backward to come, BN runs in place on the conv's output */
-        mislasi_conv_forward_prepared(&s, x, u->prepared, sl->keep ? raw : pass.out, sl->scratch, sl->threads,
-                bn_eval_image, &pass);
+    if (sl->eval && !sl->keep) {
+        /* nothing kept for backward: BN, the residual and the ReLU ride in
+         * the convolution's last pass */
+        mislasi_conv_affine affine = {.scale = u->scale, .shift = u->shift, .residual = residual,
+                                      .relu = pass.relu};
+        mislasi_conv_forward_affine(&s, x, u->prepared, pass.out, sl->scratch, sl->threads, &affine);
+    } else if (sl->eval) {
+        mislasi_conv_forward_prepared(&s, x, u->prepared, raw, sl->scratch, sl->threads, bn_eval_image, &pass);
     } else {
         mislasi_conv_forward_prepared(&s, x, u->prepared, raw, sl->scratch, sl->threads, bn_moments_of_image, &pass);
         mislasi_bn_forward_train_moments(&pass.bn, raw, pass.moments, mislasi_tensor_values(m, u->gamma),
