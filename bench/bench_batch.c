@@ -12,11 +12,12 @@
 
 #include <mislas/mislas.h>
 
+#include "benchutil.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { N = 50000, K = 10, C = 3, H = 32, W = 32, BATCH = 128 };
 
@@ -27,34 +28,6 @@ enum { N = 50000, K = 10, C = 3, H = 32, W = 32, BATCH = 128 };
             exit(EXIT_FAILURE); \
         } \
     } while (0)
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double step_ms_from_baseline(void)
-{
-    const char *path = getenv("MISLAS_BENCH_BASELINE_FILE");
-    FILE *f = path != NULL ? fopen(path, "r") : NULL;
-    double value = NAN;
-    char line[256], key[64];
-    double v;
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)   /* `key value` lines; others skipped */
-        if (sscanf(line, "%63s %lf", key, &v) == 2 && strcmp(key, "resnet32_step_ms") == 0)
-            value = v;
-    if (f != NULL)
-        fclose(f);
-    return value;
-}
 
 int main(int argc, char **argv)
 {
@@ -87,20 +60,20 @@ int main(int argc, char **argv)
     size_t idx[BATCH];
     int32_t y[BATCH], yb[BATCH];
     float lambda;
-    double step_ms = step_ms_from_baseline();
+    double step_ms = bench_baseline("resnet32_step_ms");
     printf("libmislas %s: batch assembly, %d images of %dx%dx%d from %d, %d threads\n",
            mislas_version(), BATCH, C, H, W, N, (int)mislas_num_threads());
     printf("  %-40s %10s %10s %12s\n", "operation", "median", "min", "of a step");
     for (int with_mixup = 0; with_mixup < 2; with_mixup++) {
         for (int r = 0; r < reps; r++) {
-            double t0 = now();
+            double t0 = bench_now();
             CHECK(mislas_sampler_next(sampler, idx, BATCH));
             CHECK(mislas_dataset_batch(d, idx, BATCH, &o, (uint64_t)r, images, y));
             if (with_mixup)
                 CHECK(mislas_mixup(images, y, BATCH, (size_t)C * H * W, 1.0f, 7, (uint64_t)r, yb, &lambda));
-            times[r] = now() - t0;
+            times[r] = bench_now() - t0;
         }
-        qsort(times, (size_t)reps, sizeof *times, by_value);
+        qsort(times, (size_t)reps, sizeof *times, bench_by_value);
         double median_ms = 1e3 * times[reps / 2], min_ms = 1e3 * times[0];
         char share[32] = "n/a";
         if (!isnan(step_ms))

@@ -24,12 +24,13 @@
 
 #include <mislas/mislas.h>
 
+#include "benchutil.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -65,13 +66,6 @@ static void *xmalloc(size_t size)
         exit(EXIT_FAILURE);
     }
     return p;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* splitmix64: small, fast, and good enough for benchmark data. */
@@ -188,15 +182,15 @@ typedef void (*run_fn)(void *);
 
 static stats time_calls(run_fn fn, void *arg, const budget *b, double *samples)
 {
-    double start = now_seconds();
-    for (size_t i = 0; i < b->warmup_reps || now_seconds() - start < b->warmup_seconds; i++)
+    double start = bench_now();
+    for (size_t i = 0; i < b->warmup_reps || bench_now() - start < b->warmup_seconds; i++)
         fn(arg);
     size_t n = 0;
-    start = now_seconds();
-    while (n < MAX_SAMPLES && (n < b->min_reps || now_seconds() - start < b->min_seconds)) {
-        double t0 = now_seconds();
+    start = bench_now();
+    while (n < MAX_SAMPLES && (n < b->min_reps || bench_now() - start < b->min_seconds)) {
+        double t0 = bench_now();
         fn(arg);
-        samples[n++] = now_seconds() - t0;
+        samples[n++] = bench_now() - t0;
     }
     return summarize_times(samples, n);
 }

@@ -15,12 +15,13 @@
 
 #include <mislas/mislas.h>
 
+#include "benchutil.h"
+
 #include <blis.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { BATCH = 128 };
 
@@ -31,33 +32,6 @@ enum { BATCH = 128 };
             exit(EXIT_FAILURE); \
         } \
     } while (0)
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double baseline(const char *key)
-{
-    const char *path = getenv("MISLAS_BENCH_BASELINE_FILE");
-    FILE *f = path != NULL ? fopen(path, "r") : NULL;
-    double value = NAN, v;
-    char line[256], k[128];
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "%127s %lf", k, &v) == 2 && strcmp(k, key) == 0)
-            value = v;
-    if (f != NULL)
-        fclose(f);
-    return value;
-}
 
 /* Multiply-adds of ResNet-32's convolutions per image, forward. */
 static double conv_macs(int c, int h, int w)
@@ -95,10 +69,10 @@ static double sgemm_gflops(int threads, int reps)
     float one = 1.0f, zero = 0.0f;
     double best = INFINITY;
     for (int r = 0; r < reps + 1; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, n, n, n, &one, a, n, 1, b, n, 1, &zero, c, n, 1,
                 NULL, &rntm);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         if (r > 0 && t < best)
             best = t;
     }
@@ -145,25 +119,25 @@ static result run(int c, int hw, int k, int threads, int reps)
         labels[i] = i % k;
 
     for (int r = -2; r < reps; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         float value;
         CHECK(mislas_model_forward(m, images, BATCH, logits));
         CHECK(mislas_loss_compute(loss, logits, labels, BATCH, &value, grad));
         CHECK(mislas_model_backward(m, grad));
         CHECK(mislas_optimizer_step(opt));
         if (r >= 0)
-            times[r] = now() - t0;
+            times[r] = bench_now() - t0;
     }
-    qsort(times, (size_t)reps, sizeof *times, by_value);
+    qsort(times, (size_t)reps, sizeof *times, bench_by_value);
     result res;
     res.train = BATCH / times[reps / 2];
     for (int r = -2; r < reps; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         CHECK(mislas_model_predict(m, images, BATCH, logits));
         if (r >= 0)
-            times[r] = now() - t0;
+            times[r] = bench_now() - t0;
     }
-    qsort(times, (size_t)reps, sizeof *times, by_value);
+    qsort(times, (size_t)reps, sizeof *times, bench_by_value);
     res.infer = BATCH / times[reps / 2];
     free(images);
     free(logits);
@@ -181,7 +155,7 @@ static void report(const char *what, const char *shape, int threads, double ours
 {
     char key[96];
     snprintf(key, sizeof key, "resnet32_%s_%s_t%d", what, shape, threads);
-    double theirs = baseline(key);
+    double theirs = bench_baseline(key);
     double gflops = ours * gflop_per_image;
     printf("  %-9s %-8s %d thr  %7.0f img/s  conv %5.0f GFLOP/s (%3.0f%% of sgemm)", what, shape, threads, ours,
             gflops, 100.0 * gflops / peak);

@@ -21,34 +21,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static mislas_model *new_model(mislas_arch arch, int32_t c, int32_t h, int32_t w, int32_t k, uint64_t seed)
-{
-    mislas_model_options o;
-    mislas_model_options_init(&o);
-    o.arch = arch;
-    o.in_channels = c;
-    o.height = h;
-    o.width = w;
-    o.num_classes = k;
-    o.seed = seed;
-    mislas_model *m = NULL;
-    ck_assert_status(mislas_model_new(&m, &o), MISLAS_OK);
-    return m;
-}
-
-static mislas_optimizer *new_sgd(mislas_model *m, double lr, double momentum, double wd, double lr_factor)
-{
-    mislas_sgd_options o;
-    mislas_sgd_options_init(&o);
-    o.lr = lr;
-    o.momentum = momentum;
-    o.weight_decay = wd;
-    o.lr_factor = lr_factor;
-    mislas_optimizer *opt = NULL;
-    ck_assert_status(mislas_optimizer_new_sgd(&opt, m, &o), MISLAS_OK);
-    return opt;
-}
-
 static float *random_floats(size_t count)
 {
     float *x = malloc(count * sizeof *x);
@@ -473,11 +445,11 @@ enum { FX_N = 4, FX_C = 1, FX_S = 8, FX_K = 3 };
 
 static void fixture_make(fixture *f, int stage2)
 {
-    f->m = new_model(MISLAS_RESNET20, FX_C, FX_S, FX_S, FX_K, 1234);
+    f->m = test_new_model(MISLAS_RESNET20, FX_C, FX_S, FX_S, FX_K, 1234);
     f->x = random_floats(FX_N * FX_C * FX_S * FX_S);
     for (int i = 0; i < FX_N; i++)
         f->y[i] = i % FX_K;
-    mislas_optimizer *o1 = new_sgd(f->m, 0.1, 0.9, 2e-4, 1.0);
+    mislas_optimizer *o1 = test_new_sgd(f->m, 0.1, 0.9, 2e-4, 1.0);
     for (int i = 0; i < 2; i++)
         train_step(f->m, o1, f->x, FX_N, f->y);
     if (!stage2) {
@@ -490,7 +462,7 @@ static void fixture_make(fixture *f, int stage2)
     ck_assert_status(mislas_model_set_head(f->m, MISLAS_HEAD_MISLAS, 0), MISLAS_OK);
     ck_assert_status(mislas_model_set_mode(f->m, MISLAS_MODE_SHIFTED_BN), MISLAS_OK);
     ck_assert_status(mislas_model_freeze_backbone(f->m, 1), MISLAS_OK);
-    f->o = new_sgd(f->m, 0.05, 0.9, 5e-4, 0.2);
+    f->o = test_new_sgd(f->m, 0.05, 0.9, 5e-4, 0.2);
     for (int i = 0; i < 2; i++)
         train_step(f->m, f->o, f->x, FX_N, f->y);
     ck_assert_status(mislas_optimizer_set_lr(f->o, 0.0375), MISLAS_OK);
@@ -607,11 +579,11 @@ START_TEST(round_trip_imagenet_and_heads)
     /* an ImageNet model (projection and max-pool names), each head and mode */
     const mislas_head heads[4] = { MISLAS_HEAD_LINEAR, MISLAS_HEAD_CRT, MISLAS_HEAD_LWS, MISLAS_HEAD_MISLAS };
     for (int h = 0; h < 4; h++) {
-        mislas_model *a = new_model(h == 0 ? MISLAS_RESNET10 : MISLAS_RESNET20, 2, 12, 10, 7, 40 + (uint64_t)h);
+        mislas_model *a = test_new_model(h == 0 ? MISLAS_RESNET10 : MISLAS_RESNET20, 2, 12, 10, 7, 40 + (uint64_t)h);
         ck_assert_status(mislas_model_set_head(a, heads[h], 3), MISLAS_OK);
         ck_assert_status(mislas_model_set_mode(a, (mislas_mode)(h % 3)), MISLAS_OK);
         ck_assert_status(mislas_model_freeze_backbone(a, h >= 2), MISLAS_OK);
-        mislas_optimizer *oa = new_sgd(a, 0.01 * (h + 1), 0.5, 1e-3, 0.5);
+        mislas_optimizer *oa = test_new_sgd(a, 0.01 * (h + 1), 0.5, 1e-3, 0.5);
         const char *path = in_scratch("heads.ckpt");
         ck_assert_status(mislas_checkpoint_save(path, a, oa), MISLAS_OK);
         mislas_model *b = NULL;
@@ -642,16 +614,16 @@ START_TEST(resume_is_bit_identical)
         y[i] = (int32_t)(test_uniform() * K);
     float za[N * K], zb[N * K];
 
-    mislas_model *a = new_model(MISLAS_RESNET20, C, S, S, K, 77);
-    mislas_optimizer *oa = new_sgd(a, 0.1, 0.9, 5e-4, 1.0);
+    mislas_model *a = test_new_model(MISLAS_RESNET20, C, S, S, K, 77);
+    mislas_optimizer *oa = test_new_sgd(a, 0.1, 0.9, 5e-4, 1.0);
     for (int s = 0; s < STEPS; s++) {
         ck_assert_status(mislas_optimizer_set_lr(oa, mislas_lr_cosine(0.1, s, STEPS)), MISLAS_OK);
         train_step(a, oa, x + (size_t)(s % 2) * (N / 2) * C * S * S, N / 2, y + (s % 2) * (N / 2));
     }
     ck_assert_status(mislas_model_forward(a, x, N, za), MISLAS_OK);
 
-    mislas_model *b = new_model(MISLAS_RESNET20, C, S, S, K, 77);
-    mislas_optimizer *ob = new_sgd(b, 0.1, 0.9, 5e-4, 1.0);
+    mislas_model *b = test_new_model(MISLAS_RESNET20, C, S, S, K, 77);
+    mislas_optimizer *ob = test_new_sgd(b, 0.1, 0.9, 5e-4, 1.0);
     for (int s = 0; s < CUT; s++) {
         ck_assert_status(mislas_optimizer_set_lr(ob, mislas_lr_cosine(0.1, s, STEPS)), MISLAS_OK);
         train_step(b, ob, x + (size_t)(s % 2) * (N / 2) * C * S * S, N / 2, y + (s % 2) * (N / 2));
@@ -1397,7 +1369,7 @@ START_TEST(save_arguments_and_refusals)
     const char *path = in_scratch("args.ckpt");
     ck_assert_status(mislas_checkpoint_save(NULL, f.m, NULL), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_checkpoint_save(path, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
-    mislas_model *other = new_model(MISLAS_RESNET20, FX_C, FX_S, FX_S, FX_K, 1234);
+    mislas_model *other = test_new_model(MISLAS_RESNET20, FX_C, FX_S, FX_S, FX_K, 1234);
     ck_assert_status(mislas_checkpoint_save(path, other, f.o), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(access(path, F_OK), -1);
     mislas_model_free(other);
@@ -1424,7 +1396,7 @@ START_TEST(save_arguments_and_refusals)
     float z[FX_N * FX_K], g[FX_N * FX_K];
     for (int i = 0; i < FX_N * FX_K; i++)
         g[i] = 1e37f;
-    mislas_optimizer *wild = new_sgd(f.m, 1e10, 0.0, 0.0, 1.0);
+    mislas_optimizer *wild = test_new_sgd(f.m, 1e10, 0.0, 0.0, 1.0);
     ck_assert_status(mislas_model_forward(f.m, f.x, FX_N, z), MISLAS_OK);
     ck_assert_status(mislas_model_backward(f.m, g), MISLAS_OK);
     ck_assert_status(mislas_optimizer_step(wild), MISLAS_OK);
@@ -1603,33 +1575,13 @@ START_TEST(allocation_failures_are_clean)
 }
 END_TEST
 
-#include <time.h>
-static struct timespec test_started;
-
-/* MISLAS_TEST_VERBOSE: each test's time. */
-static void timed_setup(void)
-{
-    clock_gettime(CLOCK_MONOTONIC, &test_started);
-    scratch_setup();
-}
-
-static void timed_teardown(void)
-{
-    scratch_teardown();
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (getenv("MISLAS_TEST_VERBOSE") != NULL)
-        fprintf(stderr, "test took %.3f s\n",
-            (double)(now.tv_sec - test_started.tv_sec) + 1e-9 * (double)(now.tv_nsec - test_started.tv_nsec));
-}
-
 int main(void)
 {
     mislas_set_num_threads(2);
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, timed_setup, timed_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_add_test(tc, round_trip_stage1);
     tcase_add_test(tc, round_trip_stage2);
     tcase_add_test(tc, round_trip_imagenet_and_heads);

@@ -15,35 +15,6 @@ static const double PI = 3.14159265358979323846;
 
 /* ---------------------------------------------------------------- helpers */
 
-static mislas_model *new_model(mislas_arch arch, int32_t c, int32_t h, int32_t w, int32_t k, uint64_t seed)
-{
-    mislas_model_options o;
-    mislas_model_options_init(&o);
-    o.arch = arch;
-    o.in_channels = c;
-    o.height = h;
-    o.width = w;
-    o.num_classes = k;
-    o.seed = seed;
-    mislas_model *m = NULL;
-    ck_assert_status(mislas_model_new(&m, &o), MISLAS_OK);
-    ck_assert_ptr_nonnull(m);
-    return m;
-}
-
-static mislas_optimizer *new_sgd(mislas_model *m, double lr, double momentum, double wd, double lr_factor)
-{
-    mislas_sgd_options o;
-    mislas_sgd_options_init(&o);
-    o.lr = lr;
-    o.momentum = momentum;
-    o.weight_decay = wd;
-    o.lr_factor = lr_factor;
-    mislas_optimizer *opt = NULL;
-    ck_assert_status(mislas_optimizer_new_sgd(&opt, m, &o), MISLAS_OK);
-    return opt;
-}
-
 /* An approximately standard normal value (Box-Muller on the tests' own
  * generator). */
 static double test_normal(void)
@@ -242,7 +213,7 @@ static void gradients_by_step_some(mislas_model *m, const float *x, size_t n, co
     snapshot_take(m, &before);
     int32_t k = mislas_model_num_classes(m);
     float *z = malloc(n * (size_t)k * sizeof *z);
-    mislas_optimizer *opt = new_sgd(m, ETA, 0.0, 0.0, 1.0);
+    mislas_optimizer *opt = test_new_sgd(m, ETA, 0.0, 0.0, 1.0);
     forward_backward(m, x, n, y, z, NULL);
     ck_assert_status(mislas_optimizer_step(opt), MISLAS_OK);
     snapshot_take_some(m, names, count, &after);
@@ -321,7 +292,7 @@ START_TEST(parameter_counts_cifar)
     const struct { int c, k; } shapes[] = { { 3, 10 }, { 3, 100 }, { 1, 10 }, { 5, 1 } };
     for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            mislas_model *m = new_model(archs[a].arch, shapes[s].c, 32, 32, shapes[s].k, 0);
+            mislas_model *m = test_new_model(archs[a].arch, shapes[s].c, 32, 32, shapes[s].k, 0);
             ck_assert_msg(mislas_model_num_parameters(m) == cifar_params(archs[a].n, shapes[s].c, shapes[s].k),
                 "arch %d, c %d, k %d: %zu parameters, expected %zu", (int)archs[a].arch, shapes[s].c,
                 shapes[s].k, mislas_model_num_parameters(m), cifar_params(archs[a].n, shapes[s].c, shapes[s].k));
@@ -331,7 +302,7 @@ START_TEST(parameter_counts_cifar)
             ck_assert_int_eq(mislas_model_num_bn(m), 1 + 6 * archs[a].n);
             mislas_model_free(m);
         }
-    mislas_model *m = new_model(MISLAS_RESNET32, 3, 8, 12, 100, 0);
+    mislas_model *m = test_new_model(MISLAS_RESNET32, 3, 8, 12, 100, 0);
     ck_assert_uint_eq(mislas_model_num_parameters(m), 470004);
     /* the sum of the learnable tensors' sizes, learned_norm excluded */
     size_t sum = 0;
@@ -352,7 +323,7 @@ START_TEST(parameter_counts_imagenet)
     const int r10[4] = { 1, 1, 1, 1 }, r50[4] = { 3, 4, 6, 3 };
     /* torchvision's resnet50().parameters() */
     ck_assert_uint_eq(imagenet_params(r50, 1, 3, 1000), 25557032);
-    mislas_model *m = new_model(MISLAS_RESNET50, 3, 224, 224, 1000, 0);
+    mislas_model *m = test_new_model(MISLAS_RESNET50, 3, 224, 224, 1000, 0);
     ck_assert_uint_eq(mislas_model_num_parameters(m), 25557032);
     ck_assert_int_eq(mislas_model_feature_dim(m), 2048);
     ck_assert_int_eq(mislas_model_num_bn(m), 1 + 3 * 16 + 4);
@@ -362,14 +333,14 @@ START_TEST(parameter_counts_imagenet)
     ck_assert_uint_eq(tensor_size(m, "layer4.0.downsample.1.running_mean"), 2048);
     ck_assert_uint_eq(tensor_size(m, "fc.weight"), 2048 * 1000);
     mislas_model_free(m);
-    m = new_model(MISLAS_RESNET10, 3, 224, 224, 1000, 0);
+    m = test_new_model(MISLAS_RESNET10, 3, 224, 224, 1000, 0);
     ck_assert_uint_eq(mislas_model_num_parameters(m), imagenet_params(r10, 0, 3, 1000));
     ck_assert_uint_eq(mislas_model_num_parameters(m), 5418792);
     ck_assert_int_eq(mislas_model_feature_dim(m), 512);
     ck_assert_int_eq(mislas_model_num_bn(m), 1 + 2 * 4 + 3);
     mislas_model_free(m);
     /* and the ImageNet models run on small images (no 224 forward here: too slow) */
-    m = new_model(MISLAS_RESNET10, 1, 20, 28, 7, 0);
+    m = test_new_model(MISLAS_RESNET10, 1, 20, 28, 7, 0);
     ck_assert_uint_eq(mislas_model_num_parameters(m), imagenet_params(r10, 0, 1, 7));
     float *x = random_images(2 * 20 * 28, 0.0), z[14], f[2 * 512];
     ck_assert_status(mislas_model_forward(m, x, 2, z), MISLAS_OK);
@@ -386,7 +357,7 @@ END_TEST
 
 START_TEST(tensor_names_follow_the_reference)
 {
-    mislas_model *m = new_model(MISLAS_RESNET20, 3, 32, 32, 10, 0);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, 3, 32, 32, 10, 0);
     /* conv1, bn1 (4), 9 blocks x (conv, bn x 4) x 2, fc.weight, fc.bias, learned_norm */
     ck_assert_int_eq(mislas_model_num_tensors(m), 5 + 9 * 10 + 3);
     const char *name;
@@ -566,7 +537,7 @@ END_TEST
  * every tensor with N >= 432. */
 START_TEST(initialisation_statistics)
 {
-    mislas_model *m = new_model(MISLAS_RESNET20, 3, 32, 32, 10, 7);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, 3, 32, 32, 10, 7);
     int32_t nt = mislas_model_num_tensors(m);
     for (int32_t t = 0; t < nt; t++) {
         const char *name;
@@ -619,7 +590,7 @@ START_TEST(initialisation_statistics)
 
     /* the fc bias over many classes fills +-1/sqrt(64) uniformly: its
      * sample mean (se 0.125/sqrt(3*1000)) and range */
-    mislas_model *wide = new_model(MISLAS_RESNET20, 3, 8, 8, 1000, 3);
+    mislas_model *wide = test_new_model(MISLAS_RESNET20, 3, 8, 8, 1000, 3);
     float *b = get_tensor(wide, "fc.bias");
     double sum = 0, lo = 1, hi = -1;
     for (int i = 0; i < 1000; i++) {
@@ -637,11 +608,11 @@ END_TEST
 
 START_TEST(seeds_decide_the_initialisation)
 {
-    mislas_model *a = new_model(MISLAS_RESNET20, 3, 16, 16, 5, 11);
-    mislas_model *b = new_model(MISLAS_RESNET20, 3, 16, 16, 5, 11);
-    mislas_model *c = new_model(MISLAS_RESNET20, 3, 16, 16, 5, 12);
+    mislas_model *a = test_new_model(MISLAS_RESNET20, 3, 16, 16, 5, 11);
+    mislas_model *b = test_new_model(MISLAS_RESNET20, 3, 16, 16, 5, 11);
+    mislas_model *c = test_new_model(MISLAS_RESNET20, 3, 16, 16, 5, 12);
     /* the image size does not enter the weights */
-    mislas_model *d = new_model(MISLAS_RESNET20, 3, 32, 24, 5, 11);
+    mislas_model *d = test_new_model(MISLAS_RESNET20, 3, 32, 24, 5, 11);
     snapshot sa, sb, sc, sd;
     snapshot_take(a, &sa);
     snapshot_take(b, &sb);
@@ -841,7 +812,7 @@ static double direction_error(mislas_model *m, const float *x, size_t n, const i
 static void check_gradients(mislas_mode mode)
 {
     enum { N = 4, C = 3, H = 8, K = 3 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 5);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 5);
     float *x = random_images(N * C * H * H, 0.0);
     const int32_t y[N] = { 0, 2, 1, 2 };
     if (mode == MISLAS_MODE_EVAL) {
@@ -918,7 +889,7 @@ static void check_imagenet_gradients(mislas_arch arch, int32_t side, double damp
         int32_t count)
 {
     enum { N = 4, C = 3, K = 3 };
-    mislas_model *m = new_model(arch, C, side, side, K, 6);
+    mislas_model *m = test_new_model(arch, C, side, side, K, 6);
     /* damp < 1: each bottleneck's last BN gamma set to it (torchvision's
      * zero_init_residual idea, not quite zero so that the branches still
      * get gradients). At the plain initialisation the 16 bottlenecks of
@@ -991,7 +962,7 @@ START_TEST(get_gradient_matches_the_step)
     const mislas_mode modes[2] = { MISLAS_MODE_TRAIN, MISLAS_MODE_SHIFTED_BN };
     for (int md = 0; md < 2; md++)
         for (int frozen = 0; frozen < 2; frozen++) {
-            mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 8);
+            mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 8);
             ck_assert_status(mislas_model_set_mode(m, modes[md]), MISLAS_OK);
             ck_assert_status(mislas_model_freeze_backbone(m, frozen), MISLAS_OK);
             float *x = random_images(N * C * H * H, 0.0), z[N * K];
@@ -1080,7 +1051,7 @@ static void stem_batch_stats(const mislas_model *m, const float *x, size_t n, si
 START_TEST(bn_modes_and_running_statistics)
 {
     enum { N = 4, C = 3, H = 8, K = 3 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 21);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 21);
     float *x = random_images(N * C * H * H, 0.0), z1[N * K], z2[N * K], z3[N * K];
     double mean[16], var[16];
     stem_batch_stats(m, x, N, C, H, H, mean, var);
@@ -1146,7 +1117,7 @@ END_TEST
 START_TEST(shifted_bn_tracks_new_statistics)
 {
     enum { N = 4, C = 3, H = 8, K = 3, STEPS = 6 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 22);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 22);
     float *x = random_images(N * C * H * H, 5.0), z[N * K], g[N * K];
     const int32_t y[N] = { 0, 1, 2, 0 };
     double mean[16], var[16];
@@ -1155,7 +1126,7 @@ START_TEST(shifted_bn_tracks_new_statistics)
     ck_assert_status(mislas_model_bn_running_stats(m, 0, rm0, rv0, 16), MISLAS_OK);
     ck_assert_status(mislas_model_set_mode(m, MISLAS_MODE_SHIFTED_BN), MISLAS_OK);
     ck_assert_status(mislas_model_freeze_backbone(m, 0), MISLAS_OK);
-    mislas_optimizer *opt = new_sgd(m, 0.05, 0.9, 5e-4, 1.0);
+    mislas_optimizer *opt = test_new_sgd(m, 0.05, 0.9, 5e-4, 1.0);
     /* conv weights and W, b learn; BN's gamma and beta do not */
     size_t bn_affine = 0, fc = 64 * K + K;
     for (int32_t t = 0; t < mislas_model_num_tensors(m); t++) {
@@ -1225,7 +1196,7 @@ START_TEST(eval_forward_by_hand)
 {
     enum { N = 2, C = 3, H = 8, K = 3 };
     const double eps = 1e-5;
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 23);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 23);
     ck_assert_status(mislas_model_set_head(m, MISLAS_HEAD_MISLAS, 0), MISLAS_OK);
     ck_assert_status(mislas_model_set_mode(m, MISLAS_MODE_EVAL), MISLAS_OK);
     float *x = random_images(N * C * H * H, 0.3);
@@ -1357,11 +1328,11 @@ static void train_step(mislas_model *m, mislas_optimizer *opt, const float *x, s
 START_TEST(freezing_the_backbone)
 {
     enum { N = 4, C = 3, H = 8, K = 5 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 31);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 31);
     float *x = random_images(N * C * H * H, 0.0);
     const int32_t y[N] = { 4, 1, 0, 3 };
     size_t fc = 64 * K + K;
-    mislas_optimizer *opt = new_sgd(m, 0.1, 0.9, 2e-4, 1.0);
+    mislas_optimizer *opt = test_new_sgd(m, 0.1, 0.9, 2e-4, 1.0);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_BACKBONE), mislas_model_num_parameters(m) - fc);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_CLASSIFIER), fc);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_SCALES), 0);
@@ -1372,7 +1343,7 @@ START_TEST(freezing_the_backbone)
     ck_assert_int_eq(mislas_model_backbone_frozen(m), 0);
     ck_assert_status(mislas_model_freeze_backbone(m, 1), MISLAS_OK);
     ck_assert_int_eq(mislas_model_backbone_frozen(m), 1);
-    opt = new_sgd(m, 0.1, 0.9, 2e-4, 1.0);
+    opt = test_new_sgd(m, 0.1, 0.9, 2e-4, 1.0);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_BACKBONE), 0);
     ck_assert(mislas_optimizer_group_lr(opt, MISLAS_GROUP_BACKBONE) == 0.0);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_CLASSIFIER), fc);
@@ -1390,9 +1361,9 @@ START_TEST(freezing_the_backbone)
     }
     /* the head's gradient does not depend on freezing: a frozen and an
      * unfrozen copy take the same first step on W and b */
-    mislas_model *a = new_model(MISLAS_RESNET20, C, H, H, K, 31), *b = new_model(MISLAS_RESNET20, C, H, H, K, 31);
+    mislas_model *a = test_new_model(MISLAS_RESNET20, C, H, H, K, 31), *b = test_new_model(MISLAS_RESNET20, C, H, H, K, 31);
     ck_assert_status(mislas_model_freeze_backbone(b, 1), MISLAS_OK);
-    mislas_optimizer *oa = new_sgd(a, 0.1, 0.0, 0.0, 1.0), *ob = new_sgd(b, 0.1, 0.0, 0.0, 1.0);
+    mislas_optimizer *oa = test_new_sgd(a, 0.1, 0.0, 0.0, 1.0), *ob = test_new_sgd(b, 0.1, 0.0, 0.0, 1.0);
     train_step(a, oa, x, N, y);
     train_step(b, ob, x, N, y);
     float *wa = get_tensor(a, "fc.weight"), *wb = get_tensor(b, "fc.weight");
@@ -1402,7 +1373,7 @@ START_TEST(freezing_the_backbone)
     /* unfreezing: the backbone learns again (with a new optimiser) */
     ck_assert_status(mislas_model_freeze_backbone(b, 0), MISLAS_OK);
     mislas_optimizer_free(ob);
-    ob = new_sgd(b, 0.1, 0.0, 0.0, 1.0);
+    ob = test_new_sgd(b, 0.1, 0.0, 0.0, 1.0);
     ck_assert_uint_eq(mislas_optimizer_group_size(ob, MISLAS_GROUP_BACKBONE), mislas_model_num_parameters(b) - fc);
     float *c0 = get_tensor(b, "conv1.weight");
     train_step(b, ob, x, N, y);
@@ -1469,7 +1440,7 @@ static void head_gradients(const mislas_model *m, const float *z, const int32_t 
 START_TEST(head_lws_learns_only_the_scales)
 {
     enum { N = 4, C = 3, H = 8, K = 4 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 41);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 41);
     float *x = random_images(N * C * H * H, 0.0), z[N * K];
     const int32_t y[N] = { 0, 3, 1, 3 };
     const float s3[K] = { 0.5f, 2.0f, 1.0f, 3.0f };
@@ -1482,7 +1453,7 @@ START_TEST(head_lws_learns_only_the_scales)
         ck_assert(scales[j] == 1.0f);     /* reset to 1 */
     ck_assert_status(mislas_model_freeze_backbone(m, 1), MISLAS_OK);
     const double lr = 0.5;
-    mislas_optimizer *opt = new_sgd(m, lr, 0.0, 0.0, 1.0);
+    mislas_optimizer *opt = test_new_sgd(m, lr, 0.0, 0.0, 1.0);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_BACKBONE), 0);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_CLASSIFIER), 0);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_SCALES), K);
@@ -1517,9 +1488,9 @@ END_TEST
 START_TEST(head_crt_reinitialises_the_classifier)
 {
     enum { N = 4, C = 3, H = 8, K = 4 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 51);
-    mislas_model *twin = new_model(MISLAS_RESNET20, C, H, H, K, 51);
-    mislas_model *seeded = new_model(MISLAS_RESNET20, C, H, H, K, 777);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 51);
+    mislas_model *twin = test_new_model(MISLAS_RESNET20, C, H, H, K, 51);
+    mislas_model *seeded = test_new_model(MISLAS_RESNET20, C, H, H, K, 777);
     float *w0 = get_tensor(m, "fc.weight"), *b0 = get_tensor(m, "fc.bias"), *c0 = get_tensor(m, "conv1.weight");
     const float s3[K] = { 0.5f, 2.0f, 1.0f, 3.0f };
     ck_assert_status(mislas_model_set_tensor(m, "learned_norm", s3, K), MISLAS_OK);
@@ -1551,7 +1522,7 @@ START_TEST(head_crt_reinitialises_the_classifier)
     ck_assert_status(mislas_model_freeze_backbone(m, 1), MISLAS_OK);
     ck_assert_status(mislas_model_set_mode(m, MISLAS_MODE_EVAL), MISLAS_OK);
     const double lr = 0.3;
-    mislas_optimizer *opt = new_sgd(m, lr, 0.0, 0.0, 0.2);
+    mislas_optimizer *opt = test_new_sgd(m, lr, 0.0, 0.0, 0.2);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_CLASSIFIER), 64 * K + K);
     ck_assert_uint_eq(mislas_optimizer_group_size(opt, MISLAS_GROUP_SCALES), 0);
     ck_assert(mislas_optimizer_group_lr(opt, MISLAS_GROUP_CLASSIFIER) == lr);
@@ -1584,7 +1555,7 @@ END_TEST
 START_TEST(head_mislas_scales_the_classifier_rate)
 {
     enum { N = 4, C = 3, H = 8, K = 4 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 61);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 61);
     ck_assert_status(mislas_model_set_head(m, MISLAS_HEAD_MISLAS, 0), MISLAS_OK);
     ck_assert_int_eq(mislas_model_head(m), MISLAS_HEAD_MISLAS);
     /* s away from 1 so that it shows in W's and b's gradients */
@@ -1592,7 +1563,7 @@ START_TEST(head_mislas_scales_the_classifier_rate)
     ck_assert_status(mislas_model_set_tensor(m, "learned_norm", s3, K), MISLAS_OK);
     ck_assert_status(mislas_model_freeze_backbone(m, 1), MISLAS_OK);
     const double lr = 0.25, factor = 0.2;
-    mislas_optimizer *opt = new_sgd(m, lr, 0.0, 0.0, factor);
+    mislas_optimizer *opt = test_new_sgd(m, lr, 0.0, 0.0, factor);
     ck_assert(mislas_optimizer_group_lr(opt, MISLAS_GROUP_CLASSIFIER) == lr * factor);
     ck_assert(mislas_optimizer_group_lr(opt, MISLAS_GROUP_SCALES) == lr);
     ck_assert(mislas_optimizer_group_lr(opt, MISLAS_GROUP_BACKBONE) == 0.0);
@@ -1618,11 +1589,11 @@ START_TEST(head_mislas_scales_the_classifier_rate)
             ck_assert_close(w1[j * 64 + c], w0[j * 64 + c] - 0.5 * factor * hg.dw[j * 64 + c], 1e-6, 1e-6);
     }
     /* the same step at factor 1 moves b 1 / factor times as far */
-    mislas_model *m2 = new_model(MISLAS_RESNET20, C, H, H, K, 61);
+    mislas_model *m2 = test_new_model(MISLAS_RESNET20, C, H, H, K, 61);
     ck_assert_status(mislas_model_set_head(m2, MISLAS_HEAD_MISLAS, 0), MISLAS_OK);
     ck_assert_status(mislas_model_set_tensor(m2, "learned_norm", s3, K), MISLAS_OK);
     ck_assert_status(mislas_model_freeze_backbone(m2, 1), MISLAS_OK);
-    mislas_optimizer *opt2 = new_sgd(m2, 0.5, 0.0, 0.0, 1.0);
+    mislas_optimizer *opt2 = test_new_sgd(m2, 0.5, 0.0, 0.0, 1.0);
     train_step(m2, opt2, x, N, y);
     float *b2 = get_tensor(m2, "fc.bias");
     for (int j = 0; j < K; j++)
@@ -1630,7 +1601,7 @@ START_TEST(head_mislas_scales_the_classifier_rate)
     /* the lr_factor is ignored by the other heads */
     ck_assert_status(mislas_model_set_head(m2, MISLAS_HEAD_LINEAR, 0), MISLAS_OK);
     mislas_optimizer_free(opt2);
-    opt2 = new_sgd(m2, 0.5, 0.0, 0.0, 0.2);
+    opt2 = test_new_sgd(m2, 0.5, 0.0, 0.0, 0.2);
     ck_assert(mislas_optimizer_group_lr(opt2, MISLAS_GROUP_CLASSIFIER) == 0.5);
     ck_assert(mislas_optimizer_group_lr(opt2, MISLAS_GROUP_SCALES) == 0.0);
     free(b2);
@@ -1655,10 +1626,10 @@ END_TEST
 START_TEST(sgd_follows_pytorch)
 {
     enum { N = 4, C = 3, H = 8, K = 4, D = 64 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 71);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 71);
     ck_assert_status(mislas_model_freeze_backbone(m, 1), MISLAS_OK);
     const double mu = 0.9, wd = 2e-4, lrs[3] = { 0.1, 0.1, 0.05 };
-    mislas_optimizer *opt = new_sgd(m, lrs[0], mu, wd, 1.0);
+    mislas_optimizer *opt = test_new_sgd(m, lrs[0], mu, wd, 1.0);
     float *x = random_images(N * C * H * H, 0.0), z[N * K];
     const int32_t y[N] = { 2, 0, 3, 1 };
     float *w0 = get_tensor(m, "fc.weight"), *b0 = get_tensor(m, "fc.bias");
@@ -1706,8 +1677,8 @@ END_TEST
 START_TEST(sgd_weight_decay_alone)
 {
     enum { N = 2, C = 1, H = 8, K = 3 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 72);
-    mislas_optimizer *opt = new_sgd(m, 0.1, 0.9, 0.01, 1.0);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 72);
+    mislas_optimizer *opt = test_new_sgd(m, 0.1, 0.9, 0.01, 1.0);
     float *x = random_images(N * C * H * H, 0.0), z[N * K], g[N * K] = { 0 };
     snapshot s0, s1;
     snapshot_take(m, &s0);
@@ -1786,11 +1757,11 @@ static void synthetic_set(float *x, int32_t *y, size_t n, size_t c, size_t side,
 START_TEST(training_reduces_the_loss)
 {
     enum { N = 64, B = 32, C = 3, S = 16, K = 4, EPOCHS = 15 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, S, S, K, 81);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, S, S, K, 81);
     float *x = malloc((size_t)N * C * S * S * sizeof *x), z[N * K];
     int32_t y[N];
     synthetic_set(x, y, N, C, S, K);
-    mislas_optimizer *opt = new_sgd(m, 0.05, 0.9, 5e-4, 1.0);
+    mislas_optimizer *opt = test_new_sgd(m, 0.05, 0.9, 5e-4, 1.0);
     float first = 0, last = 0;
     for (int epoch = 0; epoch < EPOCHS; epoch++) {
         float sum = 0;
@@ -1843,8 +1814,8 @@ static void short_run(int threads, const float *x, const int32_t *y, run_result 
 {
     ck_assert_status(mislas_set_num_threads(threads), MISLAS_OK);
     ck_assert_int_eq(mislas_num_threads(), threads);
-    mislas_model *m = new_model(MISLAS_RESNET20, RUN_C, RUN_S, RUN_S, RUN_K, 91);
-    mislas_optimizer *opt = new_sgd(m, 0.05, 0.9, 5e-4, 1.0);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, RUN_C, RUN_S, RUN_S, RUN_K, 91);
+    mislas_optimizer *opt = test_new_sgd(m, 0.05, 0.9, 5e-4, 1.0);
     for (int step = 0; step < 4; step++)
         train_step(m, opt, x, RUN_N, y);
     ck_assert_status(mislas_model_forward(m, x, RUN_N, r->logits), MISLAS_OK);
@@ -1870,7 +1841,7 @@ START_TEST(runs_are_bit_identical)
             "weights differ between a run on 2 threads and one on %d", threads[i]);
     }
     /* and the runs did train: the weights moved from the initial ones */
-    mislas_model *fresh = new_model(MISLAS_RESNET20, RUN_C, RUN_S, RUN_S, RUN_K, 91);
+    mislas_model *fresh = test_new_model(MISLAS_RESNET20, RUN_C, RUN_S, RUN_S, RUN_K, 91);
     snapshot f;
     snapshot_take(fresh, &f);
     ck_assert(!snapshots_identical(&f, &r[0].weights));
@@ -1887,8 +1858,8 @@ END_TEST
 START_TEST(calls_in_the_wrong_state_or_with_bad_input)
 {
     enum { N = 4, C = 3, H = 8, K = 3 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 101);
-    mislas_optimizer *opt = new_sgd(m, 0.1, 0.9, 2e-4, 1.0);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 101);
+    mislas_optimizer *opt = test_new_sgd(m, 0.1, 0.9, 2e-4, 1.0);
     float *x = random_images(N * C * H * H, 0.0), z[N * K], g[N * K], f[N * 64];
     for (int i = 0; i < N * K; i++)
         g[i] = 0.01f * (float)(i % 5) - 0.02f;
@@ -1996,11 +1967,6 @@ START_TEST(calls_in_the_wrong_state_or_with_bad_input)
 }
 END_TEST
 
-/* NaN or infinity in the images is MISLAS_ERR_NUMERIC (model.h: "A
- * non-finite logit is MISLAS_ERR_NUMERIC"; a NaN pixel makes the whole
- * channel's batch statistics NaN, so it must not vanish on the way), and
- * it must not leave NaN behind in the running statistics: they would make
- * every later EVAL forward wrong and the model unsaveable. */
 /* mislas_model_predict is an EVAL forward that keeps nothing: the same
  * logits bit for bit (one code path, BN applied in place instead of into a
  * second buffer), in any mode; the running statistics stay where they are;
@@ -2009,7 +1975,7 @@ END_TEST
 START_TEST(predict_is_an_eval_forward_without_backward)
 {
     enum { N = 19, C = 3, H = 12, K = 5 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 31);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 31);
     float *x = random_images(N * C * H * H, 0.0), z[N * K], p[N * K], g[N * K] = { 0 };
     /* move the running statistics off their initial values first */
     ck_assert_status(mislas_model_forward(m, x, N, z), MISLAS_OK);
@@ -2036,6 +2002,11 @@ START_TEST(predict_is_an_eval_forward_without_backward)
 }
 END_TEST
 
+/* NaN or infinity in the images is MISLAS_ERR_NUMERIC (model.h: "A
+ * non-finite logit is MISLAS_ERR_NUMERIC"; a NaN pixel makes the whole
+ * channel's batch statistics NaN, so it must not vanish on the way), and
+ * it must not leave NaN behind in the running statistics: they would make
+ * every later EVAL forward wrong and the model unsaveable. */
 START_TEST(non_finite_images_are_refused)
 {
     enum { N = 4, C = 3, H = 8, K = 3 };
@@ -2043,7 +2014,7 @@ START_TEST(non_finite_images_are_refused)
     const mislas_mode modes[3] = { MISLAS_MODE_TRAIN, MISLAS_MODE_SHIFTED_BN, MISLAS_MODE_EVAL };
     for (int b = 0; b < 3; b++)
         for (int md = 0; md < 3; md++) {
-            mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 102);
+            mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 102);
             ck_assert_status(mislas_model_set_mode(m, modes[md]), MISLAS_OK);
             float *x = random_images(N * C * H * H, 0.0), z[N * K], g[N * K] = { 0 };
             x[N * C * H * H / 2 + 5] = bad[b];
@@ -2072,8 +2043,8 @@ END_TEST
 START_TEST(optimizer_does_not_outlive_its_groups)
 {
     enum { N = 4, C = 3, H = 8, K = 3 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 103);
-    mislas_optimizer *opt = new_sgd(m, 0.1, 0.9, 2e-4, 1.0);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 103);
+    mislas_optimizer *opt = test_new_sgd(m, 0.1, 0.9, 2e-4, 1.0);
     float *x = random_images(N * C * H * H, 0.0);
     const int32_t y[N] = { 0, 1, 2, 1 };
     train_step(m, opt, x, N, y);
@@ -2187,7 +2158,7 @@ static void plain_release(void *ptr, void *user)
 START_TEST(out_of_memory_forward_then_recovery)
 {
     enum { N = 4, C = 3, H = 8, K = 3 };
-    mislas_model *m = new_model(MISLAS_RESNET20, C, H, H, K, 104), *fresh = new_model(MISLAS_RESNET20, C, H, H, K, 104);
+    mislas_model *m = test_new_model(MISLAS_RESNET20, C, H, H, K, 104), *fresh = test_new_model(MISLAS_RESNET20, C, H, H, K, 104);
     float *x = random_images(2 * N * C * H * H, 0.0), z[2 * N * K], want[2 * N * K];
     ck_assert_status(mislas_model_forward(m, x, N, z), MISLAS_OK);
     ck_assert_status(mislas_set_allocator(failing_alloc, plain_release, NULL), MISLAS_OK);
@@ -2211,32 +2182,12 @@ START_TEST(out_of_memory_forward_then_recovery)
 }
 END_TEST
 
-/* MISLAS_TEST_VERBOSE: each test's time (the suite should stay within a
- * few seconds on two threads). */
-#include <time.h>
-static struct timespec test_started;
-
-static void timing_setup(void)
-{
-    clock_gettime(CLOCK_MONOTONIC, &test_started);
-}
-
-static void timing_teardown(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (getenv("MISLAS_TEST_VERBOSE") != NULL)
-        fprintf(stderr, "test took %.3f s\n",
-            (double)(now.tv_sec - test_started.tv_sec) + 1e-9 * (double)(now.tv_nsec - test_started.tv_nsec));
-}
-
 int main(void)
 {
     mislas_set_num_threads(2);
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, timing_setup, timing_teardown);
     tcase_add_test(tc, parameter_counts_cifar);
     tcase_add_test(tc, parameter_counts_imagenet);
     tcase_add_test(tc, tensor_names_follow_the_reference);

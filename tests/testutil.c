@@ -56,6 +56,35 @@ long test_allocation_sweep(test_attempt_fn attempt, void *ctx)
     return -1;
 }
 
+mislas_model *test_new_model(mislas_arch arch, int32_t c, int32_t h, int32_t w, int32_t k, uint64_t seed)
+{
+    mislas_model_options o;
+    mislas_model_options_init(&o);
+    o.arch = arch;
+    o.in_channels = c;
+    o.height = h;
+    o.width = w;
+    o.num_classes = k;
+    o.seed = seed;
+    mislas_model *m = NULL;
+    ck_assert_status(mislas_model_new(&m, &o), MISLAS_OK);
+    ck_assert_ptr_nonnull(m);
+    return m;
+}
+
+mislas_optimizer *test_new_sgd(mislas_model *m, double lr, double momentum, double wd, double lr_factor)
+{
+    mislas_sgd_options o;
+    mislas_sgd_options_init(&o);
+    o.lr = lr;
+    o.momentum = momentum;
+    o.weight_decay = wd;
+    o.lr_factor = lr_factor;
+    mislas_optimizer *opt = NULL;
+    ck_assert_status(mislas_optimizer_new_sgd(&opt, m, &o), MISLAS_OK);
+    return opt;
+}
+
 int test_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -25,6 +25,11 @@ void test_allocator_uninstall(void);
 typedef int (*test_attempt_fn)(void *ctx);
 long test_allocation_sweep(test_attempt_fn attempt, void *ctx);
 
+/* A model and an SGD optimiser with the given settings (failing the test
+ * if either cannot be made). */
+mislas_model *test_new_model(mislas_arch arch, int32_t c, int32_t h, int32_t w, int32_t k, uint64_t seed);
+mislas_optimizer *test_new_sgd(mislas_model *m, double lr, double momentum, double wd, double lr_factor);
+
 /* Runs one suite and returns the process exit status. */
 int test_run_suite(Suite *s);
 
