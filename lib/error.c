@@ -17,6 +17,7 @@ const char *mislas_status_string(int status)
     case MISLAS_ERR_UNSUPPORTED: return "unsupported";
     case MISLAS_ERR_NUMERIC: return "NaN or infinity in the input";
     case MISLAS_ERR_STATE: return "call not valid in the object's current state";
+    case MISLAS_ERR_CANCELLED: return "cancelled by the progress callback";
     default: return "unknown status";
     }
 }

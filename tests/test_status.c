@@ -11,7 +11,8 @@
 START_TEST(status_strings_are_distinct)
 {
     const int codes[] = { MISLAS_OK, MISLAS_ERR_INVALID_ARGUMENT, MISLAS_ERR_OUT_OF_MEMORY, MISLAS_ERR_IO,
-                          MISLAS_ERR_FORMAT, MISLAS_ERR_UNSUPPORTED, MISLAS_ERR_NUMERIC, MISLAS_ERR_STATE };
+                          MISLAS_ERR_FORMAT, MISLAS_ERR_UNSUPPORTED, MISLAS_ERR_NUMERIC, MISLAS_ERR_STATE,
+                          MISLAS_ERR_CANCELLED };
     const size_t n = sizeof codes / sizeof codes[0];
     for (size_t i = 0; i < n; i++) {
         const char *s = mislas_status_string(codes[i]);
@@ -21,7 +22,7 @@ START_TEST(status_strings_are_distinct)
             ck_assert_str_ne(s, mislas_status_string(codes[j]));
     }
     ck_assert_str_eq(mislas_status_string(12345), "unknown status");
-    ck_assert_str_eq(mislas_status_string(-8), "unknown status");
+    ck_assert_str_eq(mislas_status_string(-9), "unknown status");
 }
 END_TEST
 

@@ -31,7 +31,8 @@ typedef enum mislas_status {
     MISLAS_ERR_FORMAT = -4,      /* malformed or corrupt file or buffer */
     MISLAS_ERR_UNSUPPORTED = -5,
     MISLAS_ERR_NUMERIC = -6,     /* NaN or infinity in the input */
-    MISLAS_ERR_STATE = -7        /* call not valid in the object's current state */
+    MISLAS_ERR_STATE = -7,       /* call not valid in the object's current state */
+    MISLAS_ERR_CANCELLED = -8    /* a progress callback asked to stop */
 } mislas_status;
 
 /* A static English name of a status code ("invalid argument", ...). Never NULL. */

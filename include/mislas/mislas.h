@@ -12,5 +12,6 @@
 #include <mislas/model.h>
 #include <mislas/optim.h>
 #include <mislas/checkpoint.h>
+#include <mislas/train.h>
 
 #endif

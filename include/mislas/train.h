@@ -1,0 +1,174 @@
+/* MiSLAS's two training stages and its evaluation, as library calls.
+ *
+ * mislas_train_stage1 learns the representation: instance-balanced
+ * sampling, optional mixup, SGD with a multistep-with-warm-up or cosine
+ * schedule. mislas_train_stage2 learns the classifier on the frozen backbone
+ * with a class-aware sampler: cRT, LWS or MiSLAS, with label-aware smoothing
+ * or cross-entropy and shifted batch norm on or off, which together produce
+ * every row of the paper's ablation. mislas_evaluate fills a mislas_calib and
+ * reports top-1 and Many / Medium / Few accuracy. METHOD.md is the recipe;
+ * docs/training.md says what each option does.
+ *
+ * Each stage writes a checkpoint after every epoch when given a path (the
+ * write is atomic: the file holds the last finished epoch, never a part of
+ * one) and, with `resume` set, continues a run from it exactly: the weights,
+ * running statistics, momentum and data order of an uninterrupted run, bit
+ * for bit. The progress callback sees every step and may cancel. */
+#ifndef MISLAS_TRAIN_H
+#define MISLAS_TRAIN_H
+
+#include <mislas/calib.h>
+#include <mislas/common.h>
+#include <mislas/dataset.h>
+#include <mislas/loss.h>
+#include <mislas/model.h>
+#include <mislas/sampler.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a progress callback is told, after every step and once more at the
+ * end of every epoch (epoch_done nonzero, after its checkpoint is written). */
+typedef struct mislas_progress {
+    size_t struct_size;
+    int32_t stage;              /* 1 or 2; 0 while evaluating */
+    int32_t epoch;              /* 0-based */
+    int32_t epochs;             /* in the run */
+    size_t step;                /* steps (batches) done in this epoch */
+    size_t steps;               /* steps in this epoch */
+    double loss;                /* mean loss over the epoch's steps so far (0 evaluating) */
+    double accuracy;            /* top-1 over the epoch's images so far, fraction;
+                                   under mixup lambda * hit(y_a) + (1 - lambda) * hit(y_b) */
+    double images_per_second;   /* over the epoch so far */
+    double lr;                  /* the epoch's base learning rate (0 evaluating) */
+    int32_t epoch_done;         /* nonzero on the call that closes an epoch */
+} mislas_progress;
+
+/* Returning nonzero cancels: the running call stops after the current step
+ * and returns MISLAS_ERR_CANCELLED. The model then holds that step's
+ * weights; the checkpoint file (if any) holds the last finished epoch. */
+typedef int (*mislas_progress_fn)(const mislas_progress *progress, void *user);
+
+typedef enum mislas_schedule {
+    MISLAS_SCHEDULE_MULTISTEP = 0,  /* linear warm-up, then x gamma at each milestone */
+    MISLAS_SCHEDULE_COSINE = 1      /* per epoch, METHOD.md */
+} mislas_schedule;
+
+/* ------------------------------------------------------------------ stage 1 */
+
+typedef struct mislas_stage1_options {
+    size_t struct_size;
+    int32_t epochs;             /* default 200 */
+    int32_t batch_size;         /* default 128; the last partial batch is used */
+    double lr;                  /* default 0.1 */
+    double momentum;            /* default 0.9 */
+    double weight_decay;        /* default 2e-4 */
+    mislas_schedule schedule;   /* default MISLAS_SCHEDULE_MULTISTEP */
+    int32_t warmup_epochs;      /* multistep only; default 5 */
+    const int32_t *milestones;  /* multistep: lr x gamma once epoch (1-based) passes each;
+                                   NULL: epochs * 160/200 and epochs * 180/200 (integer
+                                   division), the CIFAR schedule scaled to `epochs` */
+    int32_t num_milestones;
+    double gamma;               /* default 0.1 */
+    float mixup_alpha;          /* Beta(alpha, alpha); <= 0 turns mixup off; default 1 */
+    int32_t augment;            /* nonzero: pad-4 random crop and flip; default 1 */
+    const float *mean, *std;    /* per-channel normalisation (C values); NULL: 0 and 1 */
+    uint64_t seed;              /* data order, augmentation, mixup; default 0 */
+    const char *checkpoint_path;    /* written after every epoch; NULL: none */
+    int32_t resume;             /* nonzero: continue the run checkpoint_path holds */
+    mislas_progress_fn progress;    /* NULL: none */
+    void *progress_data;
+} mislas_stage1_options;
+MISLAS_API void mislas_stage1_options_init(mislas_stage1_options *opts);
+
+/* Trains `model` (head LINEAR, which a new model has) on `train` and records
+ * the training set's class counts in it. The model's shape must match the
+ * data set's (channels, height, width, classes). With resume set and a
+ * checkpoint of an unfinished stage-1 run with the same options and data at
+ * checkpoint_path, the model takes its state and the run continues from the
+ * next epoch (a finished run returns at once); a checkpoint of another run
+ * is MISLAS_ERR_STATE, and no file at all starts from epoch 0. */
+MISLAS_API int mislas_train_stage1(mislas_model *model, const mislas_dataset *train,
+        const mislas_stage1_options *opts);
+
+/* ------------------------------------------------------------------ stage 2 */
+
+typedef enum mislas_stage2_method {
+    MISLAS_STAGE2_CRT = 0,      /* re-initialised W and b learn at lr */
+    MISLAS_STAGE2_LWS = 1,      /* W and b frozen; the scales s learn at lr */
+    MISLAS_STAGE2_MISLAS = 2    /* W and b learn at lr * lr_factor, s at lr */
+} mislas_stage2_method;
+
+typedef struct mislas_stage2_options {
+    size_t struct_size;
+    mislas_stage2_method method;    /* default MISLAS_STAGE2_MISLAS */
+    int32_t epochs;             /* default 10; cosine schedule */
+    int32_t batch_size;         /* default 128 */
+    double lr;                  /* default 0.1 */
+    double momentum;            /* default 0.9 */
+    double weight_decay;        /* default 2e-4 */
+    double lr_factor;           /* MISLAS only; default 0.5 (CIFAR-10-LT, IF 100) */
+    int32_t label_aware_smoothing;  /* nonzero: LAS; zero: cross-entropy; default 1 */
+    float smooth_head;          /* default 0.3 */
+    float smooth_tail;          /* default 0.0 */
+    mislas_las_shape las_shape; /* default MISLAS_LAS_CONCAVE */
+    float las_power;            /* MISLAS_LAS_POWER only; default 1 */
+    int32_t shift_bn;           /* nonzero: shifted BN; zero: backbone in eval mode; default 1 */
+    mislas_sampler_kind sampler;    /* default MISLAS_SAMPLER_CLASS_AWARE */
+    size_t epoch_steps;         /* batches per epoch; 0: the reference's ceil(N / batch) + 1 */
+    int32_t augment;            /* default 1 (the reference reuses stage 1's transform) */
+    const float *mean, *std;    /* as in stage 1 */
+    uint64_t seed;              /* data order, augmentation, cRT's re-initialisation; default 0 */
+    const char *checkpoint_path;
+    int32_t resume;
+    mislas_progress_fn progress;
+    void *progress_data;
+} mislas_stage2_options;
+MISLAS_API void mislas_stage2_options_init(mislas_stage2_options *opts);
+
+/* Freezes the backbone of a stage-1 model, sets its head (cRT, LWS, MiSLAS)
+ * and BN mode (SHIFTED_BN or EVAL), and trains the classifier on `train`
+ * (whose class counts give LAS its smoothing and are recorded in the model).
+ * Checkpointing and resume as in stage 1. */
+MISLAS_API int mislas_train_stage2(mislas_model *model, const mislas_dataset *train,
+        const mislas_stage2_options *opts);
+
+/* --------------------------------------------------------------- evaluation */
+
+typedef struct mislas_eval_options {
+    size_t struct_size;
+    int32_t batch_size;         /* default 256 */
+    const float *mean, *std;    /* as in training */
+    const int64_t *train_counts;    /* K training counts that split Many (> 100), Medium
+                                       (20..100), Few (< 20); NULL: the model's */
+    mislas_progress_fn progress;
+    void *progress_data;
+} mislas_eval_options;
+MISLAS_API void mislas_eval_options_init(mislas_eval_options *opts);
+
+typedef struct mislas_eval_report {
+    size_t struct_size;
+    uint64_t count;             /* test images */
+    double top1;                /* fraction of all test images */
+    double many, medium, few;   /* mean per-class accuracy of each split; NaN when the split
+                                   has no class (or no training counts are known) */
+    int32_t many_classes, medium_classes, few_classes;
+    double ece, mce, nll, brier;    /* from the calibration state, as mislas_calib_summarize */
+} mislas_eval_report;
+MISLAS_API void mislas_eval_report_init(mislas_eval_report *report);
+
+/* Runs `model` (inference: BN's running statistics) over all of `test`.
+ * calib (may be NULL: a 15-bin one is used inside) receives every logit, so
+ * its bins give the reliability diagram; it is not reset first.
+ * class_accuracy (K values, may be NULL) receives each class's accuracy,
+ * NaN for a class with no test image. */
+MISLAS_API int mislas_evaluate(mislas_model *model, const mislas_dataset *test,
+        const mislas_eval_options *opts, mislas_calib *calib, double *class_accuracy,
+        mislas_eval_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
