@@ -4,6 +4,7 @@
  * file describes) before it hands anything back. */
 #include <mislas/checkpoint.h>
 
+#include "checkpoint_internal.h"
 #include "fileio.h"
 #include "internal.h"
 #include "optim_internal.h"
@@ -94,7 +95,8 @@ static void put_section(out_buf *b, const char tag[4], uint64_t length)
     put_u64(b, length);
 }
 
-static void write_content(out_buf *b, const mislas_model *m, const mislas_optimizer *o)
+static void write_content(out_buf *b, const mislas_model *m, const mislas_optimizer *o,
+        const mislasi_run_record *run)
 {
     put_section(b, "MODL", 40);
     put_u32(b, (uint32_t)m->opts.arch);
@@ -146,11 +148,23 @@ static void write_content(out_buf *b, const mislas_model *m, const mislas_optimi
             put_floats(b, o->groups[g].velocity, o->groups[g].size);
         }
     }
+    if (run != NULL) {
+        put_section(b, "PROG", 20);
+        put_u32(b, (uint32_t)run->stage);
+        put_u32(b, (uint32_t)run->epochs_done);
+        put_u32(b, (uint32_t)run->epochs);
+        put_u64(b, run->digest);
+    }
 }
 
 int mislas_checkpoint_save(const char *path, const mislas_model *m, const mislas_optimizer *o)
 {
-    const char *fn = "mislas_checkpoint_save";
+    return mislasi_checkpoint_write("mislas_checkpoint_save", path, m, o, NULL);
+}
+
+int mislasi_checkpoint_write(const char *fn, const char *path, const mislas_model *m, const mislas_optimizer *o,
+        const mislasi_run_record *run)
+{
     MISLASI_CHECK_NOT_NULL(fn, path);
     MISLASI_CHECK_NOT_NULL(fn, m);
     if (o != NULL && o->model != m)
@@ -173,7 +187,7 @@ int mislas_checkpoint_save(const char *path, const mislas_model *m, const mislas
             if (!isfinite(o->groups[g].velocity[j]))
                 return mislasi_fail(MISLAS_ERR_NUMERIC, "%s: momentum value %zu of group %d is not finite", fn, j, g);
     out_buf content = {0};
-    write_content(&content, m, o);
+    write_content(&content, m, o, run);
     if (content.failed) {
         mislasi_free(content.data);
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory building the checkpoint", fn);
@@ -400,6 +414,20 @@ static int read_counts_section(in_buf *sec, mislas_model *m)
     return MISLAS_OK;
 }
 
+static int read_run_section(in_buf *sec, mislasi_run_record *run)
+{
+    uint32_t stage, done, epochs;
+    if (!get_u32(sec, &stage) || !get_u32(sec, &done) || !get_u32(sec, &epochs) || !get_u64(sec, &run->digest)
+            || sec->pos != sec->size)
+        return corrupt(sec, "the PROG section has the wrong length");
+    if (stage < 1 || stage > 2 || epochs < 1 || epochs > INT32_MAX || done > epochs)
+        return corrupt(sec, "the PROG section holds values out of range");
+    run->stage = (int32_t)stage;
+    run->epochs_done = (int32_t)done;
+    run->epochs = (int32_t)epochs;
+    return MISLAS_OK;
+}
+
 static int read_optimizer_section(in_buf *sec, mislas_model *m, mislas_optimizer **out)
 {
     mislas_sgd_options o;
@@ -505,11 +533,11 @@ static int inflate_content(const char *path, const uint8_t *file, size_t size, u
 }
 
 static int parse(const char *path, const uint8_t *content, size_t size, mislas_model **model,
-        mislas_optimizer **opt, bool want_opt)
+        mislas_optimizer **opt, bool want_opt, mislasi_run_record *run)
 {
     in_buf all = {.data = content, .size = size, .path = path};
     bool *seen = NULL;
-    bool have_counts = false, have_opt = false;
+    bool have_counts = false, have_opt = false, have_run = false;
     int status = MISLAS_OK;
     while (status == MISLAS_OK && all.pos < all.size) {
         uint32_t tag;
@@ -549,6 +577,9 @@ static int parse(const char *path, const uint8_t *content, size_t size, mislas_m
                 *opt = loaded;
             else
                 mislas_optimizer_free(loaded);
+        } else if (tag == tag_of("PROG") && !have_run) {
+            have_run = true;
+            status = read_run_section(&sec, run);
         } else {
             status = corrupt(&all, "an unknown or repeated section");
         }
@@ -569,6 +600,34 @@ int mislas_checkpoint_load(const char *path, mislas_model **model, mislas_optimi
     *model = NULL;
     if (optimizer != NULL)
         *optimizer = NULL;
+    mislasi_run_record run;
+    return mislasi_checkpoint_read(path, model, optimizer, &run);
+}
+
+int mislas_checkpoint_training(const char *path, int32_t *stage, int32_t *epochs_done, int32_t *epochs)
+{
+    mislas_model *m = NULL;
+    mislasi_run_record run;
+    int status = mislasi_checkpoint_read(path, &m, NULL, &run);
+    mislas_model_free(m);
+    if (status != MISLAS_OK)
+        return status;
+    if (stage != NULL)
+        *stage = run.stage;
+    if (epochs_done != NULL)
+        *epochs_done = run.epochs_done;
+    if (epochs != NULL)
+        *epochs = run.epochs;
+    return MISLAS_OK;
+}
+
+int mislasi_checkpoint_read(const char *path, mislas_model **model, mislas_optimizer **optimizer,
+        mislasi_run_record *run)
+{
+    *model = NULL;
+    if (optimizer != NULL)
+        *optimizer = NULL;
+    memset(run, 0, sizeof *run);
     MISLASI_CHECK_NOT_NULL(LOAD_FN, path);
     uint8_t *file;
     size_t size;
@@ -583,11 +642,12 @@ int mislas_checkpoint_load(const char *path, mislas_model **model, mislas_optimi
         return status;
     mislas_model *m = NULL;
     mislas_optimizer *o = NULL;
-    status = parse(path, content, content_size, &m, &o, optimizer != NULL);
+    status = parse(path, content, content_size, &m, &o, optimizer != NULL, run);
     mislasi_free(content);
     if (status != MISLAS_OK) {
         mislas_optimizer_free(o);
         mislas_model_free(m);
+        memset(run, 0, sizeof *run);
         return status;
     }
     *model = m;

@@ -1,0 +1,675 @@
+/* MiSLAS's two training stages (train.h). Both run the same epoch loop:
+ * sample, assemble and augment a batch, optionally mix it up, forward, loss,
+ * backward, SGD step; a checkpoint after every epoch. What differs between
+ * the stages (sampler, model state, loss, schedule, batches per epoch) is
+ * settled before the loop starts.
+ *
+ * Everything random is a function of (seed, epoch, step): the sampler jumps
+ * to an epoch, augmentation and mixup are keyed by the batch's global step.
+ * So a resumed run needs nothing from the interrupted one but the model and
+ * the optimiser's momentum, and it continues bit for bit. */
+#include <mislas/train.h>
+
+#include "checkpoint_internal.h"
+#include "fileio.h"
+#include "internal.h"
+#include "optim_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Mixup's stream must differ from the sampler's and augmentation's even
+ * though all three start from the run's seed. */
+static const uint64_t MIXUP_SEED_SALT = 0x6d69787570ull;
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- the run's digest: a resume continues only the same run ------------- */
+
+static void digest_bytes(uint64_t *h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        *h ^= b[i];
+        *h *= 0x100000001b3ull;
+    }
+}
+
+#define DIGEST(h, v) do { __typeof__(v) v_ = (v); digest_bytes((h), &v_, sizeof v_); } while (0)
+
+static void digest_floats(uint64_t *h, const float *v, int32_t n)
+{
+    if (v == NULL)
+        DIGEST(h, (uint8_t)0);
+    else
+        digest_bytes(h, v, (size_t)n * sizeof *v);
+}
+
+/* The data set: its shape, labels and pixels, folded 8 bytes at a time
+ * (a byte-wise hash of CIFAR's 150 MB would cost a second). */
+static void digest_dataset(uint64_t *h, const mislas_dataset *d)
+{
+    int32_t c, hh, w;
+    mislas_dataset_shape(d, &c, &hh, &w);
+    size_t n = mislas_dataset_size(d);
+    DIGEST(h, (uint64_t)n);
+    DIGEST(h, c);
+    DIGEST(h, hh);
+    DIGEST(h, w);
+    digest_bytes(h, mislas_dataset_labels(d), n * sizeof(int32_t));
+    size_t image_size = (size_t)c * (size_t)hh * (size_t)w;
+    uint64_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *px = mislas_dataset_image(d, i);
+        size_t j = 0;
+        for (; j + 8 <= image_size; j += 8) {
+            uint64_t word;
+            memcpy(&word, px + j, 8);
+            acc = (acc ^ word) * 0x9e3779b97f4a7c15ull;
+            acc ^= acc >> 29;
+        }
+        for (; j < image_size; j++)
+            acc = (acc ^ px[j]) * 0x9e3779b97f4a7c15ull;
+    }
+    DIGEST(h, acc);
+}
+
+/* ---- the loop shared by both stages ------------------------------------ */
+
+typedef struct run {
+    const char *fn;
+    int32_t stage;
+    mislas_model *model;
+    const mislas_dataset *data;
+    mislas_optimizer *opt;
+    mislas_loss *loss;
+    mislas_sampler *sampler;
+    mislas_batch_options batch_opts;
+    float mixup_alpha;
+    uint64_t seed;
+    int32_t epochs;
+    size_t batch;
+    size_t steps;               /* batches per epoch */
+    size_t last_batch;          /* images in an epoch's last batch */
+    double *lr;                 /* per epoch */
+    const char *checkpoint_path;
+    mislasi_run_record record;
+    mislas_progress_fn progress;
+    void *progress_data;
+
+    size_t image_size;
+    int32_t k;
+    size_t *indices;
+    float *images, *logits, *grad;
+    int32_t *labels, *labels_b;
+} run;
+
+static void run_free(run *r)
+{
+    mislas_optimizer_free(r->opt);
+    mislas_loss_free(r->loss);
+    mislas_sampler_free(r->sampler);
+    mislasi_free(r->lr);
+    mislasi_free(r->indices);
+    mislasi_free(r->images);
+    mislasi_free(r->logits);
+    mislasi_free(r->grad);
+    mislasi_free(r->labels);
+    mislasi_free(r->labels_b);
+}
+
+static int run_alloc(run *r)
+{
+    int32_t c, h, w;
+    mislas_dataset_shape(r->data, &c, &h, &w);
+    r->image_size = (size_t)c * (size_t)h * (size_t)w;
+    r->k = mislas_dataset_num_classes(r->data);
+    r->lr = mislasi_calloc((size_t)r->epochs, sizeof *r->lr);
+    r->indices = mislasi_calloc(r->batch, sizeof *r->indices);
+    r->images = mislasi_calloc(r->batch, r->image_size * sizeof *r->images);
+    r->logits = mislasi_calloc(r->batch, (size_t)r->k * sizeof *r->logits);
+    r->grad = mislasi_calloc(r->batch, (size_t)r->k * sizeof *r->grad);
+    r->labels = mislasi_calloc(r->batch, sizeof *r->labels);
+    r->labels_b = mislasi_calloc(r->batch, sizeof *r->labels_b);
+    if (r->lr == NULL || r->indices == NULL || r->images == NULL || r->logits == NULL || r->grad == NULL
+            || r->labels == NULL || r->labels_b == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the batch buffers", r->fn);
+    return MISLAS_OK;
+}
+
+static size_t arg_max(const float *row, int32_t k)
+{
+    size_t best = 0;
+    for (int32_t j = 1; j < k; j++)
+        if (row[j] > row[best])
+            best = (size_t)j;
+    return best;
+}
+
+static int step_failed(const run *r, int32_t epoch, size_t step, int status)
+{
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "%s: epoch %d, step %zu", r->fn, (int)epoch + 1, step + 1);
+    return mislasi_fail_within(status, prefix);
+}
+
+/* One batch: returns its loss and lambda-weighted hits. */
+static int train_step(run *r, int32_t epoch, size_t step, size_t n, double *loss_sum, double *hits)
+{
+    int status = mislas_sampler_next(r->sampler, r->indices, n);
+    uint64_t batch_id = (uint64_t)epoch * r->steps + step;
+    if (status == MISLAS_OK)
+        status = mislas_dataset_batch(r->data, r->indices, n, &r->batch_opts, batch_id, r->images, r->labels);
+    float lambda = 1.0f;
+    if (status == MISLAS_OK && r->mixup_alpha > 0)
+        status = mislas_mixup(r->images, r->labels, n, r->image_size, r->mixup_alpha, r->seed ^ MIXUP_SEED_SALT,
+                batch_id, r->labels_b, &lambda);
+    if (status == MISLAS_OK)
+        status = mislas_model_forward(r->model, r->images, n, r->logits);
+    float loss = 0;
+    if (status == MISLAS_OK)
+        status = r->mixup_alpha > 0
+                ? mislas_loss_compute_mixup(r->loss, r->logits, r->labels, r->labels_b, lambda, n, &loss, r->grad)
+                : mislas_loss_compute(r->loss, r->logits, r->labels, n, &loss, r->grad);
+    if (status == MISLAS_OK)
+        status = mislas_model_backward(r->model, r->grad);
+    if (status == MISLAS_OK)
+        status = mislas_optimizer_step(r->opt);
+    if (status != MISLAS_OK)
+        return step_failed(r, epoch, step, status);
+    *loss_sum += (double)loss * (double)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t pred = arg_max(r->logits + i * (size_t)r->k, r->k);
+        if (r->mixup_alpha > 0)
+            *hits += lambda * (pred == (size_t)r->labels[i]) + (1.0 - lambda) * (pred == (size_t)r->labels_b[i]);
+        else
+            *hits += pred == (size_t)r->labels[i];
+    }
+    return MISLAS_OK;
+}
+
+static int run_epochs(run *r, int32_t first_epoch)
+{
+    for (int32_t e = first_epoch; e < r->epochs; e++) {
+        int status = mislas_optimizer_set_lr(r->opt, r->lr[e]);
+        if (status == MISLAS_OK)
+            status = mislas_sampler_set_epoch(r->sampler, e);
+        if (status != MISLAS_OK)
+            return mislasi_fail_within(status, r->fn);
+        double start = now_seconds(), loss_sum = 0, hits = 0;
+        size_t images = 0;
+        mislas_progress p = {.struct_size = sizeof p, .stage = r->stage, .epoch = e, .epochs = r->epochs,
+                             .steps = r->steps, .lr = r->lr[e]};
+        for (size_t s = 0; s < r->steps; s++) {
+            size_t n = s + 1 == r->steps ? r->last_batch : r->batch;
+            status = train_step(r, e, s, n, &loss_sum, &hits);
+            if (status != MISLAS_OK)
+                return status;
+            images += n;
+            p.step = s + 1;
+            p.loss = loss_sum / (double)images;
+            p.accuracy = hits / (double)images;
+            p.images_per_second = (double)images / fmax(now_seconds() - start, 1e-9);
+            if (r->progress != NULL && r->progress(&p, r->progress_data) != 0)
+                return mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback at epoch %d, step %zu",
+                        r->fn, (int)e + 1, s + 1);
+        }
+        if (r->checkpoint_path != NULL) {
+            r->record.epochs_done = e + 1;
+            status = mislasi_checkpoint_write(r->fn, r->checkpoint_path, r->model, r->opt, &r->record);
+            if (status != MISLAS_OK)
+                return status;
+        }
+        p.epoch_done = 1;
+        if (r->progress != NULL && r->progress(&p, r->progress_data) != 0 && e + 1 < r->epochs)
+            return mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback after epoch %d",
+                    r->fn, (int)e + 1);
+    }
+    return MISLAS_OK;
+}
+
+/* With resume set and a checkpoint of this very run at checkpoint_path, the
+ * model and optimiser take its state; *first_epoch is where to go on. */
+static int resume_from_checkpoint(run *r, int32_t *first_epoch)
+{
+    *first_epoch = 0;
+    if (mislasi_path_kind_of(r->checkpoint_path) != MISLASI_PATH_FILE)
+        return MISLAS_OK;
+    mislas_model *saved = NULL;
+    mislas_optimizer *saved_opt = NULL;
+    mislasi_run_record rec;
+    int status = mislasi_checkpoint_read(r->checkpoint_path, &saved, &saved_opt, &rec);
+    if (status != MISLAS_OK)
+        return mislasi_fail_within(status, r->fn);
+    mislas_model *m = r->model;
+    if (rec.stage != r->stage || rec.digest != r->record.digest || rec.epochs != r->epochs)
+        status = mislasi_fail(MISLAS_ERR_STATE,
+                "%s: %s holds %s, not this run (other options or data); remove it or choose another path",
+                r->fn, r->checkpoint_path, rec.stage == 0 ? "no training run" : rec.stage != r->stage
+                ? (rec.stage == 1 ? "a stage-1 run" : "a stage-2 run") : "another run of this stage");
+    else if (saved->opts.arch != m->opts.arch || saved->opts.num_classes != m->opts.num_classes
+            || saved->opts.in_channels != m->opts.in_channels || saved->opts.height != m->opts.height
+            || saved->opts.width != m->opts.width || saved->head != m->head || saved->mode != m->mode
+            || saved->frozen != m->frozen || saved_opt == NULL)
+        status = mislasi_fail(MISLAS_ERR_STATE, "%s: %s holds a model or optimiser of another shape than this run's",
+                r->fn, r->checkpoint_path);
+    for (int32_t t = 0; status == MISLAS_OK && t < m->num_tensors; t++)
+        status = mislas_model_set_tensor(m, m->tensors[t].name, mislasi_tensor_values(saved, (size_t)t),
+                m->tensors[t].count);
+    for (int g = 0; status == MISLAS_OK && g < MISLASI_GROUPS; g++)
+        if (r->opt->groups[g].size == saved_opt->groups[g].size)
+            memcpy(r->opt->groups[g].velocity, saved_opt->groups[g].velocity,
+                    r->opt->groups[g].size * sizeof(float));
+    if (status == MISLAS_OK) {
+        r->opt->steps = saved_opt->steps;
+        r->opt->lr = saved_opt->lr;
+        *first_epoch = rec.epochs_done;
+    }
+    mislas_optimizer_free(saved_opt);
+    mislas_model_free(saved);
+    return status;
+}
+
+static int run_start(run *r, int resume)
+{
+    int32_t first = 0;
+    if (r->checkpoint_path != NULL && resume) {
+        int status = resume_from_checkpoint(r, &first);
+        if (status != MISLAS_OK)
+            return status;
+    }
+    return run_epochs(r, first);
+}
+
+/* ---- checks shared by the stages and evaluation ------------------------- */
+
+static int check_model_fits_data(const char *fn, const mislas_model *m, const mislas_dataset *d)
+{
+    int32_t c, h, w;
+    mislas_dataset_shape(d, &c, &h, &w);
+    int32_t k = mislas_dataset_num_classes(d);
+    if (c != m->opts.in_channels || h != m->opts.height || w != m->opts.width || k != m->opts.num_classes)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
+                "%s: the data set's images are %dx%dx%d with %d classes, the model takes %dx%dx%d with %d",
+                fn, (int)c, (int)h, (int)w, (int)k, (int)m->opts.in_channels, (int)m->opts.height,
+                (int)m->opts.width, (int)m->opts.num_classes);
+    return MISLAS_OK;
+}
+
+static int check_normalisation(const char *fn, const float *mean, const float *std, int32_t channels)
+{
+    for (int32_t c = 0; c < channels; c++) {
+        if (mean != NULL && !isfinite(mean[c]))
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: mean[%d] is not finite", fn, (int)c);
+        if (std != NULL && !(std[c] > 0 && isfinite(std[c])))
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: std[%d] is not a positive number", fn, (int)c);
+    }
+    return MISLAS_OK;
+}
+
+/* Checks shared by the stages' optimiser settings. */
+static int check_sgd(const char *fn, int32_t epochs, int32_t batch, double lr, double momentum, double wd)
+{
+    if (epochs < 1)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: epochs = %d must be at least 1", fn, (int)epochs);
+    if (batch < 2)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
+                "%s: batch_size = %d must be at least 2 (batch norm needs two images)", fn, (int)batch);
+    if (!(lr > 0 && isfinite(lr)))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: lr = %g must be a positive number", fn, lr);
+    if (!(momentum >= 0 && momentum < 1))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: momentum = %g must be in [0, 1)", fn, momentum);
+    if (!(wd >= 0 && isfinite(wd)))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: weight_decay = %g must be >= 0", fn, wd);
+    return MISLAS_OK;
+}
+
+static void batch_options(mislas_batch_options *b, int32_t augment, const float *mean, const float *std,
+        uint64_t seed)
+{
+    mislas_batch_options_init(b);
+    b->augment = augment != 0;
+    b->mean = mean;
+    b->std = std;
+    b->seed = seed;
+}
+
+static int record_class_counts(const char *fn, mislas_model *m, const mislas_dataset *d)
+{
+    int64_t *counts = mislasi_alloc((size_t)m->opts.num_classes * sizeof *counts);
+    if (counts == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    int status = mislas_dataset_class_counts(d, counts);
+    if (status == MISLAS_OK)
+        status = mislas_model_set_class_counts(m, counts, m->opts.num_classes);
+    mislasi_free(counts);
+    return status == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(status, fn);
+}
+
+static int make_sampler(run *r, mislas_sampler_kind kind, size_t epoch_length)
+{
+    mislas_sampler_options so;
+    mislas_sampler_options_init(&so);
+    so.kind = kind;
+    so.seed = r->seed;
+    so.epoch_length = epoch_length;
+    so.total_epochs = r->epochs;
+    int status = mislas_sampler_new(&r->sampler, mislas_dataset_labels(r->data), mislas_dataset_size(r->data),
+            r->k, &so);
+    return status == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(status, r->fn);
+}
+
+/* ---- stage 1 ------------------------------------------------------------- */
+
+void mislas_stage1_options_init(mislas_stage1_options *o)
+{
+    if (o == NULL)
+        return;
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->epochs = 200;
+    o->batch_size = 128;
+    o->lr = 0.1;
+    o->momentum = 0.9;
+    o->weight_decay = 2e-4;
+    o->schedule = MISLAS_SCHEDULE_MULTISTEP;
+    o->warmup_epochs = 5;
+    o->gamma = 0.1;
+    o->mixup_alpha = 1.0f;
+    o->augment = 1;
+}
+
+static int check_stage1(const char *fn, const mislas_stage1_options *o, int32_t channels)
+{
+    int status = check_sgd(fn, o->epochs, o->batch_size, o->lr, o->momentum, o->weight_decay);
+    if (status != MISLAS_OK)
+        return status;
+    if ((unsigned)o->schedule > (unsigned)MISLAS_SCHEDULE_COSINE)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: schedule = %d is not a mislas_schedule", fn,
+                (int)o->schedule);
+    if (o->warmup_epochs < 0)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: warmup_epochs = %d is negative", fn,
+                (int)o->warmup_epochs);
+    if (!(o->gamma > 0 && isfinite(o->gamma)))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: gamma = %g must be a positive number", fn, o->gamma);
+    if (!isfinite(o->mixup_alpha))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: mixup_alpha is not finite", fn);
+    if (o->num_milestones < 0 || (o->num_milestones > 0 && o->milestones == NULL))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_milestones = %d without milestones", fn,
+                (int)o->num_milestones);
+    for (int32_t i = 0; o->milestones != NULL && i < o->num_milestones; i++)
+        if (o->milestones[i] < 1 || (i > 0 && o->milestones[i] <= o->milestones[i - 1]))
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
+                    "%s: milestones[%d] = %d: milestones must be positive and increasing", fn, (int)i,
+                    (int)o->milestones[i]);
+    return check_normalisation(fn, o->mean, o->std, channels);
+}
+
+static uint64_t stage1_digest(const mislas_stage1_options *o, const int32_t *milestones, int32_t num_milestones,
+        int32_t channels, const mislas_dataset *d)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    DIGEST(&h, (int32_t)1);
+    DIGEST(&h, o->epochs);
+    DIGEST(&h, o->batch_size);
+    DIGEST(&h, o->lr);
+    DIGEST(&h, o->momentum);
+    DIGEST(&h, o->weight_decay);
+    DIGEST(&h, (int32_t)o->schedule);
+    DIGEST(&h, o->warmup_epochs);
+    digest_bytes(&h, milestones, (size_t)num_milestones * sizeof *milestones);
+    DIGEST(&h, o->gamma);
+    DIGEST(&h, o->mixup_alpha > 0 ? o->mixup_alpha : 0.0f);
+    DIGEST(&h, o->augment != 0);
+    digest_floats(&h, o->mean, channels);
+    digest_floats(&h, o->std, channels);
+    DIGEST(&h, o->seed);
+    digest_dataset(&h, d);
+    return h;
+}
+
+int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const mislas_stage1_options *opts)
+{
+    static const char fn[] = "mislas_train_stage1";
+    MISLASI_CHECK_NOT_NULL(fn, model);
+    MISLASI_CHECK_NOT_NULL(fn, train);
+    mislas_stage1_options o;
+    mislas_stage1_options_init(&o);
+    if (opts != NULL) {
+        int status = mislasi_read_options(fn, &o, sizeof o, opts);
+        if (status != MISLAS_OK)
+            return status;
+    }
+    int status = check_model_fits_data(fn, model, train);
+    if (status == MISLAS_OK)
+        status = check_stage1(fn, &o, model->opts.in_channels);
+    if (status != MISLAS_OK)
+        return status;
+    if (model->head != MISLAS_HEAD_LINEAR)
+        return mislasi_fail(MISLAS_ERR_STATE, "%s: the model's head is not MISLAS_HEAD_LINEAR (stage 1 trains a "
+                "plain classifier; stage 2 sets the others)", fn);
+    size_t n = mislas_dataset_size(train);
+    if (n < 2)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the training set has %zu images; at least 2 are needed",
+                fn, n);
+
+    /* The reference's CIFAR milestones 160 and 180 of 200, scaled; those
+     * that scale to 0 or to the one before are dropped (short runs). */
+    int32_t default_milestones[2], num_milestones = 0;
+    for (int32_t i = 0; i < 2; i++) {
+        int32_t m = (int32_t)((int64_t)o.epochs * (160 + 20 * i) / 200);
+        if (m >= 1 && (num_milestones == 0 || m > default_milestones[num_milestones - 1]))
+            default_milestones[num_milestones++] = m;
+    }
+    const int32_t *milestones = default_milestones;
+    if (o.milestones != NULL) {
+        milestones = o.milestones;
+        num_milestones = o.num_milestones;
+    }
+
+    run r = {.fn = fn, .stage = 1, .model = model, .data = train, .seed = o.seed, .epochs = o.epochs,
+             .mixup_alpha = o.mixup_alpha > 0 ? o.mixup_alpha : 0.0f, .checkpoint_path = o.checkpoint_path,
+             .progress = o.progress, .progress_data = o.progress_data};
+    r.batch = (size_t)o.batch_size < n ? (size_t)o.batch_size : n;
+    r.steps = (n + r.batch - 1) / r.batch;
+    r.last_batch = n - (r.steps - 1) * r.batch;
+    if (r.last_batch == 1) {
+        /* Batch norm cannot train on one image: the epoch's last lone image
+         * is skipped (it is a different image each epoch). */
+        r.steps--;
+        r.last_batch = r.batch;
+    }
+    r.record = (mislasi_run_record){.stage = 1, .epochs = o.epochs,
+            .digest = stage1_digest(&o, milestones, num_milestones, model->opts.in_channels, train)};
+    batch_options(&r.batch_opts, o.augment, o.mean, o.std, o.seed);
+    status = run_alloc(&r);
+    for (int32_t e = 0; status == MISLAS_OK && e < o.epochs; e++)
+        r.lr[e] = o.schedule == MISLAS_SCHEDULE_COSINE ? mislas_lr_cosine(o.lr, e, o.epochs)
+                : mislas_lr_multistep(o.lr, e, o.warmup_epochs, milestones, num_milestones, o.gamma);
+    if (status == MISLAS_OK)
+        status = mislas_model_set_mode(model, MISLAS_MODE_TRAIN);
+    if (status == MISLAS_OK)
+        status = mislas_model_freeze_backbone(model, 0);
+    if (status == MISLAS_OK)
+        status = record_class_counts(fn, model, train);
+    if (status == MISLAS_OK)
+        status = make_sampler(&r, MISLAS_SAMPLER_INSTANCE, 0);
+    if (status == MISLAS_OK) {
+        status = mislas_loss_new_cross_entropy(&r.loss, r.k);
+        if (status != MISLAS_OK)
+            status = mislasi_fail_within(status, fn);
+    }
+    if (status == MISLAS_OK) {
+        mislas_sgd_options so;
+        mislas_sgd_options_init(&so);
+        so.lr = o.lr;
+        so.momentum = o.momentum;
+        so.weight_decay = o.weight_decay;
+        status = mislas_optimizer_new_sgd(&r.opt, model, &so);
+        if (status != MISLAS_OK)
+            status = mislasi_fail_within(status, fn);
+    }
+    if (status == MISLAS_OK)
+        status = run_start(&r, o.resume);
+    run_free(&r);
+    return status;
+}
+
+/* ---- stage 2 ------------------------------------------------------------- */
+
+void mislas_stage2_options_init(mislas_stage2_options *o)
+{
+    if (o == NULL)
+        return;
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->method = MISLAS_STAGE2_MISLAS;
+    o->epochs = 10;
+    o->batch_size = 128;
+    o->lr = 0.1;
+    o->momentum = 0.9;
+    o->weight_decay = 2e-4;
+    o->lr_factor = 0.5;
+    o->label_aware_smoothing = 1;
+    o->smooth_head = 0.3f;
+    o->smooth_tail = 0.0f;
+    o->las_shape = MISLAS_LAS_CONCAVE;
+    o->las_power = 1.0f;
+    o->shift_bn = 1;
+    o->sampler = MISLAS_SAMPLER_CLASS_AWARE;
+    o->augment = 1;
+}
+
+static int check_stage2(const char *fn, const mislas_stage2_options *o, int32_t channels)
+{
+    int status = check_sgd(fn, o->epochs, o->batch_size, o->lr, o->momentum, o->weight_decay);
+    if (status != MISLAS_OK)
+        return status;
+    if ((unsigned)o->method > (unsigned)MISLAS_STAGE2_MISLAS)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: method = %d is not a mislas_stage2_method", fn,
+                (int)o->method);
+    if (!(o->lr_factor > 0 && isfinite(o->lr_factor)))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: lr_factor = %g must be a positive number", fn,
+                o->lr_factor);
+    if ((unsigned)o->sampler > (unsigned)MISLAS_SAMPLER_REVERSED)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: sampler = %d is not a mislas_sampler_kind", fn,
+                (int)o->sampler);
+    if (o->epoch_steps > SIZE_MAX / 2 / (size_t)o->batch_size)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: epoch_steps = %zu is too large", fn, o->epoch_steps);
+    return check_normalisation(fn, o->mean, o->std, channels);
+}
+
+static uint64_t stage2_digest(const mislas_stage2_options *o, size_t steps, int32_t channels,
+        const mislas_dataset *d)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    DIGEST(&h, (int32_t)2);
+    DIGEST(&h, (int32_t)o->method);
+    DIGEST(&h, o->epochs);
+    DIGEST(&h, o->batch_size);
+    DIGEST(&h, o->lr);
+    DIGEST(&h, o->momentum);
+    DIGEST(&h, o->weight_decay);
+    DIGEST(&h, o->lr_factor);
+    DIGEST(&h, o->label_aware_smoothing != 0);
+    DIGEST(&h, o->smooth_head);
+    DIGEST(&h, o->smooth_tail);
+    DIGEST(&h, (int32_t)o->las_shape);
+    DIGEST(&h, o->las_power);
+    DIGEST(&h, o->shift_bn != 0);
+    DIGEST(&h, (int32_t)o->sampler);
+    DIGEST(&h, (uint64_t)steps);
+    DIGEST(&h, o->augment != 0);
+    digest_floats(&h, o->mean, channels);
+    digest_floats(&h, o->std, channels);
+    DIGEST(&h, o->seed);
+    digest_dataset(&h, d);
+    return h;
+}
+
+static int make_stage2_loss(run *r, const mislas_stage2_options *o)
+{
+    int status;
+    if (!o->label_aware_smoothing) {
+        status = mislas_loss_new_cross_entropy(&r->loss, r->k);
+    } else {
+        mislas_las_options lo;
+        mislas_las_options_init(&lo);
+        lo.smooth_head = o->smooth_head;
+        lo.smooth_tail = o->smooth_tail;
+        lo.shape = o->las_shape;
+        lo.power = o->las_power;
+        status = mislas_loss_new_label_aware_smoothing(&r->loss, r->model->class_counts, r->k, &lo);
+    }
+    return status == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(status, r->fn);
+}
+
+int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const mislas_stage2_options *opts)
+{
+    static const char fn[] = "mislas_train_stage2";
+    MISLASI_CHECK_NOT_NULL(fn, model);
+    MISLASI_CHECK_NOT_NULL(fn, train);
+    mislas_stage2_options o;
+    mislas_stage2_options_init(&o);
+    if (opts != NULL) {
+        int status = mislasi_read_options(fn, &o, sizeof o, opts);
+        if (status != MISLAS_OK)
+            return status;
+    }
+    int status = check_model_fits_data(fn, model, train);
+    if (status == MISLAS_OK)
+        status = check_stage2(fn, &o, model->opts.in_channels);
+    if (status != MISLAS_OK)
+        return status;
+    size_t n = mislas_dataset_size(train);
+    if (n < 2)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the training set has %zu images; at least 2 are needed",
+                fn, n);
+    run r = {.fn = fn, .stage = 2, .model = model, .data = train, .seed = o.seed, .epochs = o.epochs,
+             .batch = (size_t)o.batch_size, .checkpoint_path = o.checkpoint_path, .progress = o.progress,
+             .progress_data = o.progress_data};
+    /* The reference ends each epoch after ceil(N / batch) + 1 batches. */
+    r.steps = o.epoch_steps > 0 ? o.epoch_steps : (n + r.batch - 1) / r.batch + 1;
+    r.last_batch = r.batch;
+    r.record = (mislasi_run_record){.stage = 2, .epochs = o.epochs,
+            .digest = stage2_digest(&o, r.steps, model->opts.in_channels, train)};
+    batch_options(&r.batch_opts, o.augment, o.mean, o.std, o.seed);
+    status = run_alloc(&r);
+    for (int32_t e = 0; status == MISLAS_OK && e < o.epochs; e++)
+        r.lr[e] = mislas_lr_cosine(o.lr, e, o.epochs);
+    static const mislas_head heads[] = { MISLAS_HEAD_CRT, MISLAS_HEAD_LWS, MISLAS_HEAD_MISLAS };
+    if (status == MISLAS_OK)
+        status = mislas_model_freeze_backbone(model, 1);
+    if (status == MISLAS_OK)
+        status = mislas_model_set_mode(model, o.shift_bn ? MISLAS_MODE_SHIFTED_BN : MISLAS_MODE_EVAL);
+    if (status == MISLAS_OK)
+        status = mislas_model_set_head(model, heads[o.method], o.seed);
+    if (status == MISLAS_OK)
+        status = record_class_counts(fn, model, train);
+    if (status == MISLAS_OK)
+        status = make_sampler(&r, o.sampler, r.steps * r.batch);
+    if (status == MISLAS_OK)
+        status = make_stage2_loss(&r, &o);
+    if (status == MISLAS_OK) {
+        mislas_sgd_options so;
+        mislas_sgd_options_init(&so);
+        so.lr = o.lr;
+        so.momentum = o.momentum;
+        so.weight_decay = o.weight_decay;
+        so.lr_factor = o.lr_factor;
+        status = mislas_optimizer_new_sgd(&r.opt, model, &so);
+        if (status != MISLAS_OK)
+            status = mislasi_fail_within(status, fn);
+    }
+    if (status == MISLAS_OK)
+        status = run_start(&r, o.resume);
+    run_free(&r);
+    return status;
+}
