@@ -136,6 +136,11 @@ int32_t mislas_calib_num_bins(const mislas_calib *c)
     return c == NULL ? -1 : c->num_bins;
 }
 
+int32_t mislas_calib_num_classes(const mislas_calib *c)
+{
+    return c == NULL ? -1 : c->num_classes;
+}
+
 /* The bin of a confidence as np.digitize(conf, edges, right=True) - 1 finds it:
  * edges[b] < conf <= edges[b + 1]; -1 for a confidence of 0 (in no bin). */
 static int32_t bin_of(const mislas_calib *c, double confidence)

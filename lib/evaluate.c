@@ -162,8 +162,9 @@ int mislas_evaluate(mislas_model *model, const mislas_dataset *test, const misla
         if (o.train_counts[i] < 0)
             return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: train_counts[%d] = %lld is negative", fn, (int)i,
                     (long long)o.train_counts[i]);
-    if (calib != NULL && mislas_calib_num_bins(calib) < 1)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: calib is not a calibration state", fn);
+    if (calib != NULL && mislas_calib_num_classes(calib) != k)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: calib was made for %d classes, the model has %d", fn,
+                (int)mislas_calib_num_classes(calib), (int)k);
 
     mislas_calib *own = NULL;
     if (calib == NULL) {

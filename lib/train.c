@@ -341,15 +341,13 @@ static void batch_options(mislas_batch_options *b, int32_t augment, const float 
     b->seed = seed;
 }
 
-static int record_class_counts(const char *fn, mislas_model *m, const mislas_dataset *d)
+/* The training set's class counts (K values, the caller frees them). */
+static int dataset_counts(const char *fn, const mislas_dataset *d, int64_t **out)
 {
-    int64_t *counts = mislasi_alloc((size_t)m->opts.num_classes * sizeof *counts);
-    if (counts == NULL)
+    *out = mislasi_alloc((size_t)mislas_dataset_num_classes(d) * sizeof **out);
+    if (*out == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-    int status = mislas_dataset_class_counts(d, counts);
-    if (status == MISLAS_OK)
-        status = mislas_model_set_class_counts(m, counts, m->opts.num_classes);
-    mislasi_free(counts);
+    int status = mislas_dataset_class_counts(d, *out);
     return status == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(status, fn);
 }
 
@@ -493,12 +491,9 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
     for (int32_t e = 0; status == MISLAS_OK && e < o.epochs; e++)
         r.lr[e] = o.schedule == MISLAS_SCHEDULE_COSINE ? mislas_lr_cosine(o.lr, e, o.epochs)
                 : mislas_lr_multistep(o.lr, e, o.warmup_epochs, milestones, num_milestones, o.gamma);
+    int64_t *counts = NULL;
     if (status == MISLAS_OK)
-        status = mislas_model_set_mode(model, MISLAS_MODE_TRAIN);
-    if (status == MISLAS_OK)
-        status = mislas_model_freeze_backbone(model, 0);
-    if (status == MISLAS_OK)
-        status = record_class_counts(fn, model, train);
+        status = dataset_counts(fn, train, &counts);
     if (status == MISLAS_OK)
         status = make_sampler(&r, MISLAS_SAMPLER_INSTANCE, 0);
     if (status == MISLAS_OK) {
@@ -506,6 +501,15 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
         if (status != MISLAS_OK)
             status = mislasi_fail_within(status, fn);
     }
+    /* Everything that can fail on the caller's input has been checked:
+     * only now does the model change. */
+    if (status == MISLAS_OK)
+        status = mislas_model_set_mode(model, MISLAS_MODE_TRAIN);
+    if (status == MISLAS_OK)
+        status = mislas_model_freeze_backbone(model, 0);
+    if (status == MISLAS_OK)
+        status = mislas_model_set_class_counts(model, counts, r.k);
+    mislasi_free(counts);
     if (status == MISLAS_OK) {
         mislas_sgd_options so;
         mislas_sgd_options_init(&so);
@@ -594,7 +598,7 @@ static uint64_t stage2_digest(const mislas_stage2_options *o, size_t steps, int3
     return h;
 }
 
-static int make_stage2_loss(run *r, const mislas_stage2_options *o)
+static int make_stage2_loss(run *r, const mislas_stage2_options *o, const int64_t *counts)
 {
     int status;
     if (!o->label_aware_smoothing) {
@@ -606,7 +610,7 @@ static int make_stage2_loss(run *r, const mislas_stage2_options *o)
         lo.smooth_tail = o->smooth_tail;
         lo.shape = o->las_shape;
         lo.power = o->las_power;
-        status = mislas_loss_new_label_aware_smoothing(&r->loss, r->model->class_counts, r->k, &lo);
+        status = mislas_loss_new_label_aware_smoothing(&r->loss, counts, r->k, &lo);
     }
     return status == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(status, r->fn);
 }
@@ -644,6 +648,14 @@ int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const 
     status = run_alloc(&r);
     for (int32_t e = 0; status == MISLAS_OK && e < o.epochs; e++)
         r.lr[e] = mislas_lr_cosine(o.lr, e, o.epochs);
+    int64_t *counts = NULL;
+    if (status == MISLAS_OK)
+        status = dataset_counts(fn, train, &counts);
+    if (status == MISLAS_OK)
+        status = make_sampler(&r, o.sampler, r.steps * r.batch);
+    if (status == MISLAS_OK)
+        status = make_stage2_loss(&r, &o, counts);
+    /* The model changes only once the loss accepted the options. */
     static const mislas_head heads[] = { MISLAS_HEAD_CRT, MISLAS_HEAD_LWS, MISLAS_HEAD_MISLAS };
     if (status == MISLAS_OK)
         status = mislas_model_freeze_backbone(model, 1);
@@ -652,11 +664,8 @@ int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const 
     if (status == MISLAS_OK)
         status = mislas_model_set_head(model, heads[o.method], o.seed);
     if (status == MISLAS_OK)
-        status = record_class_counts(fn, model, train);
-    if (status == MISLAS_OK)
-        status = make_sampler(&r, o.sampler, r.steps * r.batch);
-    if (status == MISLAS_OK)
-        status = make_stage2_loss(&r, &o);
+        status = mislas_model_set_class_counts(model, counts, r.k);
+    mislasi_free(counts);
     if (status == MISLAS_OK) {
         mislas_sgd_options so;
         mislas_sgd_options_init(&so);

@@ -62,6 +62,8 @@ typedef struct mislas_calib_bin {
 MISLAS_API int mislas_calib_bins(const mislas_calib *c, mislas_calib_bin *bins, int32_t num_bins);
 /* The bin count the object was made with, or -1 for NULL. */
 MISLAS_API int32_t mislas_calib_num_bins(const mislas_calib *c);
+/* The class count K the object was made with, or -1 for NULL. */
+MISLAS_API int32_t mislas_calib_num_classes(const mislas_calib *c);
 /* Adds everything src has seen to dst, as if src's samples had been added to
  * dst after its own: counts are exact, the sums equal up to the rounding of
  * one double addition each. Both must have the same num_classes and num_bins.
