@@ -1,0 +1,272 @@
+/* mislas-stage2: MiSLAS's second stage, the classifier learned on the frozen
+ * backbone of a stage-1 checkpoint with class-balanced sampling: cRT, LWS or
+ * MiSLAS, with label-aware smoothing or cross-entropy, shifted batch norm on
+ * or off (every row of the paper's ablation).
+ *
+ *   mislas-stage2 --preset fmnist --in stage1.ckpt --out stage2.ckpt --eval
+ */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char cli_program_name[] = "mislas-stage2";
+
+/* Flags whose default depends on --method. */
+enum { BY_METHOD = -1 };
+
+typedef struct settings {
+    mislas_stage2_options train;
+    const cli_preset *preset;
+    const cli_dataset *dataset;     /* NULL: the one whose shape the checkpoint's model has */
+    const char *data_dir, *in, *out;
+    double imb_factor;
+    int imb_type, method, loss, las_shape, shift_bn;
+    int32_t mislas_shift_bn;        /* --shift-bn's default for MiSLAS (a preset's) */
+    uint64_t subset_seed, epoch_steps;
+    int32_t threads;
+    int no_augment, resume, eval, quiet, print_schedule, help;
+} settings;
+
+static void apply_preset(settings *s, const cli_preset *p)
+{
+    if (p->dataset != NULL)
+        s->dataset = p->dataset;
+    if (p->imb_factor > 0)
+        s->imb_factor = p->imb_factor;
+    s->train.epochs = p->stage2.epochs;
+    s->train.batch_size = p->stage2.batch_size;
+    s->train.lr = p->stage2.lr;
+    s->train.weight_decay = p->stage2.weight_decay;
+    s->train.lr_factor = p->stage2.lr_factor;
+    s->train.smooth_head = p->stage2.smooth_head;
+    s->train.smooth_tail = p->stage2.smooth_tail;
+    s->mislas_shift_bn = p->stage2.shift_bn;
+}
+
+static void parse_command_line(settings *s, int argc, char **argv)
+{
+    mislas_stage2_options_init(&s->train);
+    s->imb_factor = 0.01;
+    s->imb_type = MISLAS_IMBALANCE_EXP;
+    s->method = (int)s->train.method;
+    s->loss = BY_METHOD;
+    s->las_shape = (int)s->train.las_shape;
+    s->shift_bn = BY_METHOD;
+    s->mislas_shift_bn = s->train.shift_bn;
+    const cli_flag flags[] = {
+        {.name = "in", .kind = CLI_TEXT, .target = &s->in, .value_name = "FILE",
+         .help = "the stage-1 checkpoint (required)"},
+        {.name = "out", .kind = CLI_TEXT, .target = &s->out, .value_name = "FILE",
+         .help = "the stage-2 checkpoint, written after every epoch (required)"},
+        {.name = "resume", .kind = CLI_SWITCH, .target = &s->resume, .switch_value = 1,
+         .help = "continue the run --out holds, exactly as if never interrupted"},
+        {.name = "preset", .kind = CLI_PRESET, .target = &s->preset, .value_name = "NAME", .early = true,
+         .help = "a row of the paper's Table 5 (below), applied before the other flags"},
+        {.name = "method", .kind = CLI_CHOICE, .target = &s->method, .choices = cli_stage2_method_choices,
+         .help = "crt: new classifier; lws: learned scales only; mislas: classifier at lr * lr-factor and scales"},
+        {.name = "loss", .kind = CLI_CHOICE, .target = &s->loss, .choices = cli_stage2_loss_choices,
+         .help = "label-aware smoothing or cross-entropy", .default_text = "las for mislas, ce for crt and lws"},
+        {.name = "smooth-head", .kind = CLI_FLOAT, .target = &s->train.smooth_head, .value_name = "X", .min = 0,
+         .max = 1, .help = "LAS: smoothing of the largest class"},
+        {.name = "smooth-tail", .kind = CLI_FLOAT, .target = &s->train.smooth_tail, .value_name = "X", .min = 0,
+         .max = 1, .help = "LAS: smoothing of the smallest class"},
+        {.name = "las-shape", .kind = CLI_CHOICE, .target = &s->las_shape, .choices = cli_las_shape_choices,
+         .help = "LAS: how smoothing falls from head to tail"},
+        {.name = "las-power", .kind = CLI_FLOAT, .target = &s->train.las_power, .value_name = "X", .min = 0,
+         .max = INFINITY, .above_min = true, .help = "LAS: the exponent of --las-shape power"},
+        {.name = "lr-factor", .kind = CLI_DOUBLE, .target = &s->train.lr_factor, .value_name = "X", .min = 0,
+         .max = INFINITY, .help = "mislas: the classifier's lr as a fraction of --lr"},
+        {.name = "shift-bn", .kind = CLI_CHOICE, .target = &s->shift_bn, .choices = cli_on_off_choices,
+         .help = "shifted batch norm (off: the backbone runs in eval mode)",
+         .default_text = "on for mislas unless the preset says off; off for crt and lws"},
+        {.name = "epochs", .kind = CLI_INT32, .target = &s->train.epochs, .value_name = "N", .min = 1,
+         .max = 100000, .help = "epochs (cosine schedule)"},
+        {.name = "epoch-steps", .kind = CLI_UINT64, .target = &s->epoch_steps, .value_name = "N",
+         .help = "steps per epoch; 0: the reference's ceil(N / batch) + 1"},
+        {.name = "batch-size", .kind = CLI_INT32, .target = &s->train.batch_size, .value_name = "N", .min = 2,
+         .max = 1 << 20, .help = "images per step"},
+        {.name = "lr", .kind = CLI_DOUBLE, .target = &s->train.lr, .value_name = "X", .min = 0, .max = INFINITY,
+         .above_min = true, .help = "base learning rate"},
+        {.name = "momentum", .kind = CLI_DOUBLE, .target = &s->train.momentum, .value_name = "X", .min = 0,
+         .max = 1, .help = "SGD momentum"},
+        {.name = "weight-decay", .kind = CLI_DOUBLE, .target = &s->train.weight_decay, .value_name = "X",
+         .min = 0, .max = INFINITY, .help = "L2 weight decay on what learns"},
+        {.name = "no-augment", .kind = CLI_SWITCH, .target = &s->no_augment, .switch_value = 1,
+         .help = "no pad-4 random crop and flip"},
+        {.name = "seed", .kind = CLI_UINT64, .target = &s->train.seed, .value_name = "N",
+         .help = "data order, augmentation and crt's new classifier"},
+        {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset, .help = "the data set",
+         .default_text = "the one the checkpoint's image shape and classes fit"},
+        CLI_DATA_DIR_FLAG(&s->data_dir),
+        {.name = "imb-factor", .kind = CLI_DOUBLE, .target = &s->imb_factor, .value_name = "X", .min = 0,
+         .max = 1, .above_min = true, .help = "the long-tailed subset, as in stage 1"},
+        {.name = "imb-type", .kind = CLI_CHOICE, .target = &s->imb_type, .choices = cli_imbalance_choices,
+         .help = "the subset's profile, as in stage 1"},
+        {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
+         .help = "the subset's images, as in stage 1"},
+        CLI_THREADS_FLAG(&s->threads),
+        {.name = "eval", .kind = CLI_SWITCH, .target = &s->eval, .switch_value = 1,
+         .help = "evaluate on the test split afterwards"},
+        {.name = "quiet", .kind = CLI_SWITCH, .target = &s->quiet, .switch_value = 1,
+         .help = "no progress line"},
+        {.name = "print-schedule", .kind = CLI_SWITCH, .target = &s->print_schedule, .switch_value = 1,
+         .help = "print the schedule these flags give, in words, and exit"},
+        CLI_HELP_FLAG(&s->help),
+    };
+    const size_t num_flags = sizeof flags / sizeof flags[0];
+    size_t num_positionals;
+    cli_parse(flags, num_flags, argc, argv, CLI_PASS_EARLY, NULL, 0, &num_positionals);
+    if (s->help) {
+        cli_print_help(stdout, "--in FILE --out FILE [flags]",
+                "Trains the classifier of a stage-1 checkpoint on the same long-tailed training set with\n"
+                "class-balanced sampling: MiSLAS's stage 2 (label-aware smoothing, shifted batch norm),\n"
+                "or the cRT and LWS baselines. The checkpoint is written after every epoch.",
+                flags, num_flags, true);
+        exit(0);
+    }
+    if (s->preset != NULL)
+        apply_preset(s, s->preset);
+    cli_parse(flags, num_flags, argc, argv, CLI_PASS_LATE, NULL, 0, &num_positionals);
+    if ((s->in == NULL || s->out == NULL) && !s->print_schedule)
+        cli_usage_error("--in FILE and --out FILE are required");
+    if (s->in != NULL && s->out != NULL && strcmp(s->in, s->out) == 0)
+        cli_usage_error("--out must differ from --in (the stage-1 checkpoint would be overwritten)");
+    bool mislas = s->method == MISLAS_STAGE2_MISLAS;
+    s->train.method = (mislas_stage2_method)s->method;
+    s->train.label_aware_smoothing = s->loss != BY_METHOD ? s->loss : mislas;
+    s->train.las_shape = (mislas_las_shape)s->las_shape;
+    s->train.shift_bn = s->shift_bn != BY_METHOD ? s->shift_bn : mislas ? s->mislas_shift_bn : 0;
+    s->train.epoch_steps = (size_t)s->epoch_steps;
+    s->train.augment = !s->no_augment;
+}
+
+/* What the run will do, as a phrase ("10 epochs of cosine decay ..."), for
+ * reports such as scripts/demo's. */
+static void print_schedule(const settings *s)
+{
+    const mislas_stage2_options *t = &s->train;
+    printf("%d epoch%s of cosine decay from lr %g, batch %d, weight decay %g, ", (int)t->epochs,
+            t->epochs == 1 ? "" : "s", t->lr, (int)t->batch_size, t->weight_decay);
+    if (t->epoch_steps > 0)
+        printf("%zu steps per epoch", t->epoch_steps);
+    else
+        printf("ceil(N / %d) + 1 steps per epoch", (int)t->batch_size);
+    printf(" of class-balanced batches\n");
+}
+
+/* The model as stage 1 left it, and the data set it was trained on. */
+static mislas_model *load_stage1(settings *s)
+{
+    mislas_model *model = NULL;
+    if (mislas_checkpoint_load(s->in, &model, NULL) != MISLAS_OK) {
+        cli_report_library_failure("cannot load %s", s->in);
+        return NULL;
+    }
+    int32_t stage, done, epochs;
+    if (mislas_checkpoint_training(s->in, &stage, &done, &epochs) != MISLAS_OK) {
+        cli_report_library_failure("cannot load %s", s->in);
+        mislas_model_free(model);
+        return NULL;
+    }
+    if (stage == 2)
+        cli_report_failure("warning: %s is a stage-2 checkpoint; its classifier is trained again", s->in);
+    else if (stage == 1 && done < epochs)
+        cli_report_failure("warning: %s holds an unfinished stage-1 run (%d of %d epochs)", s->in, (int)done,
+                (int)epochs);
+    if (s->dataset == NULL)
+        s->dataset = cli_dataset_of_model(model, s->in);
+    if (s->dataset == NULL) {
+        mislas_model_free(model);
+        return NULL;
+    }
+    s->train.mean = s->dataset->mean;
+    s->train.std = s->dataset->std;
+    return model;
+}
+
+/* Stage 2 must see stage 1's training set: the checkpoint recorded its
+ * class counts, so a different --imb-factor or --imb-type shows. */
+static bool same_training_set(const settings *s, const mislas_model *model, const mislas_dataset *data)
+{
+    int32_t k = mislas_dataset_num_classes(data);
+    int64_t *recorded = calloc((size_t)k, sizeof *recorded), *rebuilt = calloc((size_t)k, sizeof *rebuilt);
+    bool same = false;
+    if (recorded == NULL || rebuilt == NULL) {
+        cli_report_failure("out of memory");
+    } else if (mislas_model_num_classes(model) != k) {
+        cli_report_failure("%s has %d classes but %s has %d", s->in, (int)mislas_model_num_classes(model),
+                s->dataset->name, (int)k);
+    } else if (mislas_dataset_class_counts(data, rebuilt) != MISLAS_OK) {
+        cli_report_library_failure("cannot count the training set's classes");
+    } else {
+        int status = mislas_model_class_counts(model, recorded, k);
+        /* MISLAS_ERR_STATE: no counts recorded (an imported checkpoint) */
+        same = status == MISLAS_ERR_STATE
+                || (status == MISLAS_OK && memcmp(recorded, rebuilt, (size_t)k * sizeof *recorded) == 0);
+        if (status != MISLAS_OK && status != MISLAS_ERR_STATE)
+            cli_report_library_failure("cannot read the training counts of %s", s->in);
+        else if (!same)
+            cli_report_failure("%s was trained on other class counts (%" PRId64 "..%" PRId64 ") than --imb-factor "
+                    "%g --imb-type %s give (%" PRId64 "..%" PRId64 "); pass stage 1's values", s->in, recorded[0],
+                    recorded[k - 1], s->imb_factor, s->imb_type == MISLAS_IMBALANCE_EXP ? "exp" : "step",
+                    rebuilt[0], rebuilt[k - 1]);
+    }
+    free(recorded);
+    free(rebuilt);
+    return same;
+}
+
+static int train(const settings *s, mislas_model *model, const mislas_dataset *data)
+{
+    if (!cli_announce_checkpoint(s->out, s->resume, s->quiet))
+        return CLI_EXIT_FAILURE;
+    mislas_stage2_options options = s->train;
+    cli_progress progress;
+    options.checkpoint_path = s->out;
+    options.resume = s->resume;
+    options.progress = cli_progress_callback;
+    options.progress_data = &progress;
+    cli_progress_start(&progress, s->quiet);
+    double start = cli_seconds();
+    int status = mislas_train_stage2(model, data, &options);
+    cli_progress_stop(&progress);
+    int code = cli_training_outcome(status, s->out, &progress);
+    if (code == 0)
+        cli_print_training_summary(2, &progress, s->train.epochs, cli_seconds() - start, s->out);
+    return code;
+}
+
+static int run(settings *s)
+{
+    if (mislas_set_num_threads(s->threads) != MISLAS_OK) {
+        cli_report_library_failure("cannot use %d threads", (int)s->threads);
+        return CLI_EXIT_FAILURE;
+    }
+    mislas_model *model = load_stage1(s);
+    if (model == NULL)
+        return CLI_EXIT_FAILURE;
+    mislas_dataset *data = cli_open_long_tailed_train(s->dataset, s->data_dir, s->imb_factor,
+            (mislas_imbalance)s->imb_type, s->subset_seed);
+    int code = CLI_EXIT_FAILURE;
+    if (data != NULL && same_training_set(s, model, data))
+        code = train(s, model, data);
+    if (code == 0 && s->eval)
+        code = cli_evaluate_and_print(model, s->dataset, s->data_dir, s->quiet, s->out);
+    mislas_dataset_free(data);
+    mislas_model_free(model);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    settings s = {0};
+    parse_command_line(&s, argc, argv);
+    if (s.print_schedule) {
+        print_schedule(&s);
+        return 0;
+    }
+    return run(&s);
+}
