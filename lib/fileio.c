@@ -302,6 +302,28 @@ bool mislasi_path_join(char *buf, size_t cap, const char *dir, const char *name)
     return true;
 }
 
+/* The mode a plain open(path, O_CREAT, 0666) would give a new file, or the
+ * mode of the file being replaced: mkstemp's 0600 would make results
+ * private that the user's umask says may be shared. umask() itself cannot
+ * be read without setting it, which would race with other threads, so
+ * Linux's /proc/self/status is asked; 022 when it cannot be. */
+static mode_t creation_mode(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return st.st_mode & 07777;
+    unsigned mask = 022;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f != NULL) {
+        char line[128];
+        while (fgets(line, sizeof line, f) != NULL)
+            if (sscanf(line, "Umask: %o", &mask) == 1)
+                break;
+        fclose(f);
+    }
+    return (mode_t)(0666 & ~mask);
+}
+
 int mislasi_write_file_atomic(const char *fn, const char *path, const void *data, size_t size)
 {
     char tmp[MISLASI_PATH_MAX], err[128];
@@ -314,8 +336,8 @@ int mislasi_write_file_atomic(const char *fn, const char *path, const void *data
                 error_text(errno, err, sizeof err));
     const uint8_t *p = data;
     size_t left = size;
-    int saved = 0;
-    while (left > 0) {
+    int saved = fchmod(fd, creation_mode(path)) == 0 ? 0 : errno;
+    while (saved == 0 && left > 0) {
         ssize_t wrote = write(fd, p, left);
         if (wrote < 0 && errno == EINTR)
             continue;

@@ -264,7 +264,7 @@ static int resume_from_checkpoint(run *r, int32_t *first_epoch)
         status = mislas_model_set_tensor(m, m->tensors[t].name, mislasi_tensor_values(saved, (size_t)t),
                 m->tensors[t].count);
     for (int g = 0; status == MISLAS_OK && g < MISLASI_GROUPS; g++)
-        if (r->opt->groups[g].size == saved_opt->groups[g].size)
+        if (r->opt->groups[g].size > 0 && r->opt->groups[g].size == saved_opt->groups[g].size)
             memcpy(r->opt->groups[g].velocity, saved_opt->groups[g].velocity,
                     r->opt->groups[g].size * sizeof(float));
     if (status == MISLAS_OK) {

@@ -184,6 +184,7 @@ START_TEST(stage1_accounting_schedule_and_checkpoint)
     make_tmp_dir();
     char path[128];
     tmp_path(path, sizeof path, "s1.ck");
+    mode_t mask = umask(027);
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);     /* 200 images */
     mislas_model *m = new_model(1);
     seen s = { .cancel_epoch = -1 };
@@ -209,6 +210,10 @@ START_TEST(stage1_accounting_schedule_and_checkpoint)
     ck_assert_close(s.lr[1], 0.1, 1e-15, 0);
     ck_assert_close(s.lr[2], 0.1, 1e-15, 0);
     ck_assert_close(s.lr[3], 0.01, 1e-15, 0);
+    /* made as open(path, O_CREAT, 0666) would make it, not mkstemp's 0600 */
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq((int)(st.st_mode & 0777), 0640);
     int32_t stage, done, epochs;
     ck_assert_status(mislas_checkpoint_training(path, &stage, &done, &epochs), MISLAS_OK);
     ck_assert_int_eq(stage, 1);
@@ -237,6 +242,7 @@ START_TEST(stage1_accounting_schedule_and_checkpoint)
     o.checkpoint_path = NULL;
     ck_assert_status(mislas_train_stage1(m, d2, &o), MISLAS_OK);
     ck_assert_int_eq((int)s.steps_in_epoch[0], 4);
+    umask(mask);
     mislas_dataset_free(d2);
     mislas_model_free(m);
     mislas_dataset_free(d);

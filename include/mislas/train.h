@@ -68,7 +68,8 @@ typedef struct mislas_stage1_options {
     int32_t warmup_epochs;      /* multistep only; default 5 */
     const int32_t *milestones;  /* multistep: lr x gamma once epoch (1-based) passes each;
                                    NULL: epochs * 160/200 and epochs * 180/200 (integer
-                                   division), the CIFAR schedule scaled to `epochs` */
+                                   division), the CIFAR schedule scaled to `epochs`, less
+                                   any that come to 0 or repeat the one before */
     int32_t num_milestones;
     double gamma;               /* default 0.1 */
     float mixup_alpha;          /* Beta(alpha, alpha); <= 0 turns mixup off; default 1 */
