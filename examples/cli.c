@@ -109,34 +109,34 @@ const cli_dataset *cli_dataset_of_model(const mislas_model *model, const char *c
 static const cli_preset PRESETS[] = {
     {.name = "cifar10-lt", .summary = "CIFAR-10-LT, IF 100", .dataset = &DATASETS[CIFAR10],
      .arch = MISLAS_RESNET32, .imb_factor = 0.01,
-     .stage1 = {200, 128, 5, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP},
+     .stage1 = {200, 128, 5, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP, 1.0f},
      .stage2 = {10, 128, 0.1, 2e-4, 0.5, 0.3f, 0.0f, 0}},
     {.name = "cifar100-lt", .summary = "CIFAR-100-LT, IF 100", .dataset = &DATASETS[CIFAR100],
      .arch = MISLAS_RESNET32, .imb_factor = 0.01,
-     .stage1 = {200, 128, 5, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP},
+     .stage1 = {200, 128, 5, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP, 1.0f},
      .stage2 = {10, 128, 0.1, 2e-4, 0.2, 0.4f, 0.1f, 1}},
     {.name = "imagenet-lt", .summary = "ImageNet-LT (hyper-parameters only)", .dataset = NULL,
      .arch = MISLAS_RESNET50, .imb_factor = 0,
-     .stage1 = {180, 256, 5, 0.1, 5e-4, MISLAS_SCHEDULE_COSINE},
+     .stage1 = {180, 256, 5, 0.1, 5e-4, MISLAS_SCHEDULE_COSINE, 0.2f},
      .stage2 = {10, 256, 0.1, 5e-4, 0.05, 0.3f, 0.0f, 1}},
     {.name = "places-lt", .summary = "Places-LT (hyper-parameters only)", .dataset = NULL,
      .arch = MISLAS_RESNET152, .imb_factor = 0,
-     .stage1 = {90, 256, 5, 0.1, 5e-4, MISLAS_SCHEDULE_COSINE},
+     .stage1 = {90, 256, 5, 0.1, 5e-4, MISLAS_SCHEDULE_COSINE, 0.2f},
      .stage2 = {10, 256, 0.1, 5e-4, 0.05, 0.4f, 0.1f, 1}},
     {.name = "inat2018", .summary = "iNaturalist 2018 (hyper-parameters only)", .dataset = NULL,
      .arch = MISLAS_RESNET50, .imb_factor = 0,
-     .stage1 = {200, 256, 5, 0.1, 1e-4, MISLAS_SCHEDULE_COSINE},
+     .stage1 = {200, 256, 5, 0.1, 1e-4, MISLAS_SCHEDULE_COSINE, 0.2f},
      .stage2 = {30, 256, 0.1, 1e-4, 0.05, 0.3f, 0.0f, 1}},
     /* Fashion-MNIST-LT takes the CIFAR-10 row on a shorter schedule: the
      * multistep decays (epochs * 160/200, * 180/200) fall at 24 and 27. */
     {.name = "fmnist", .summary = "Fashion-MNIST-LT, IF 100 (the CIFAR-10 row, 30 epochs)",
      .dataset = &DATASETS[FASHION_MNIST], .arch = MISLAS_RESNET32, .imb_factor = 0.01,
-     .stage1 = {30, 128, 5, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP},
+     .stage1 = {30, 128, 5, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP, 1.0f},
      .stage2 = {10, 128, 0.1, 2e-4, 0.5, 0.3f, 0.0f, 0}},
     /* A run short enough to watch: decays at 4 and 5. */
     {.name = "fmnist-demo", .summary = "Fashion-MNIST-LT, IF 100, a short demonstration",
      .dataset = &DATASETS[FASHION_MNIST], .arch = MISLAS_RESNET32, .imb_factor = 0.01,
-     .stage1 = {6, 128, 1, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP},
+     .stage1 = {6, 128, 1, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP, 1.0f},
      .stage2 = {3, 128, 0.1, 2e-4, 0.5, 0.3f, 0.0f, 0}},
 };
 enum { NUM_PRESETS = sizeof PRESETS / sizeof PRESETS[0] };
@@ -422,8 +422,8 @@ static void print_preset(FILE *out, const cli_preset *p)
     if (p->stage1.schedule == MISLAS_SCHEDULE_MULTISTEP)
         fprintf(out, " (warm-up %d, lr / 10 after epochs %d and %d)", (int)p->stage1.warmup_epochs,
                 (int)(p->stage1.epochs * 160 / 200), (int)(p->stage1.epochs * 180 / 200));
-    fprintf(out, ", lr %g, batch %d, weight decay %g\n", p->stage1.lr, (int)p->stage1.batch_size,
-            p->stage1.weight_decay);
+    fprintf(out, ", lr %g, batch %d, weight decay %g, mixup alpha %g\n", p->stage1.lr,
+            (int)p->stage1.batch_size, p->stage1.weight_decay, (double)p->stage1.mixup_alpha);
     fprintf(out, "  %-12s   stage 2: %d epochs, lr %g, batch %d, weight decay %g, LAS head %g tail %g, "
             "lr factor %g, shifted BN %s\n", "", (int)p->stage2.epochs, p->stage2.lr, (int)p->stage2.batch_size,
             p->stage2.weight_decay, (double)p->stage2.smooth_head, (double)p->stage2.smooth_tail,

@@ -65,6 +65,7 @@ typedef struct cli_preset {
         int32_t epochs, batch_size, warmup_epochs;
         double lr, weight_decay;
         mislas_schedule schedule;
+        float mixup_alpha;          /* the reference's: 1 for CIFAR, 0.2 for the large sets */
     } stage1;
     struct {
         int32_t epochs, batch_size;

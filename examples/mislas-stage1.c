@@ -37,6 +37,7 @@ static void apply_preset(settings *s, const cli_preset *p)
     s->train.warmup_epochs = p->stage1.warmup_epochs;
     s->train.lr = p->stage1.lr;
     s->train.weight_decay = p->stage1.weight_decay;
+    s->train.mixup_alpha = p->stage1.mixup_alpha;
     s->schedule = (int)p->stage1.schedule;
 }
 
