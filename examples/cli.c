@@ -136,7 +136,7 @@ static const cli_preset PRESETS[] = {
     /* A run short enough to watch: decays at 4 and 5. */
     {.name = "fmnist-demo", .summary = "Fashion-MNIST-LT, IF 100, a short demonstration",
      .dataset = &DATASETS[FASHION_MNIST], .arch = MISLAS_RESNET32, .imb_factor = 0.01,
-     .stage1 = {6, 128, 1, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP, 1.0f},
+     .stage1 = {10, 128, 1, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP, 1.0f},
      .stage2 = {3, 128, 0.1, 2e-4, 0.5, 0.3f, 0.0f, 0}},
 };
 enum { NUM_PRESETS = sizeof PRESETS / sizeof PRESETS[0] };

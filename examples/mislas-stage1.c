@@ -125,7 +125,7 @@ static void parse_command_line(settings *s, int argc, char **argv)
     }
 }
 
-/* What the run will do, as a phrase ("6 epochs of lr 0.1 after ..."), for
+/* What the run will do, as a phrase ("10 epochs of lr 0.1 after ..."), for
  * reports such as scripts/demo's. */
 static void print_schedule(const settings *s)
 {
