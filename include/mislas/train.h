@@ -37,7 +37,7 @@ typedef struct mislas_progress {
     int32_t epochs;             /* in the run */
     size_t step;                /* steps (batches) done in this epoch */
     size_t steps;               /* steps in this epoch */
-    double loss;                /* mean loss over the epoch's steps so far (0 evaluating) */
+    double loss;                /* mean loss per image over the epoch so far (0 evaluating) */
     double accuracy;            /* top-1 over the epoch's images so far, fraction;
                                    under mixup lambda * hit(y_a) + (1 - lambda) * hit(y_b) */
     double images_per_second;   /* over the epoch so far */
