@@ -1,0 +1,261 @@
+/* Seed corpora for the harnesses, made by the project's own writers where
+ * it has them (checkpoints: mislas_checkpoint_save and a training stage,
+ * which adds the run record) and written here by the formats' rules where it
+ * has none (IDX, CIFAR batches, tar), each in the harness's input layout:
+ *
+ *   make_corpus DIR     ->  DIR/checkpoint, DIR/idx, DIR/cifar, DIR/archive
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <mislas/mislas.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#define CHECK(call) do { \
+        if ((call) != MISLAS_OK) { \
+            fprintf(stderr, "make_corpus: %s: %s\n", #call, mislas_last_error()); \
+            exit(1); \
+        } \
+    } while (0)
+
+typedef struct bytes {
+    uint8_t *p;
+    size_t n;
+} bytes;
+
+static void append(bytes *b, const void *data, size_t n)
+{
+    b->p = realloc(b->p, b->n + n);
+    if (b->p == NULL)
+        abort();
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+
+static void write_seed(const char *dir, const char *name, const bytes *b)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(b->p, 1, b->n, f) != b->n || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+static bytes gzip_of(const bytes *in)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        abort();
+    bytes out = { malloc(deflateBound(&zs, (uLong)in->n)), 0 };
+    zs.next_in = in->p;
+    zs.avail_in = (uInt)in->n;
+    zs.next_out = out.p;
+    zs.avail_out = (uInt)deflateBound(&zs, (uLong)in->n);
+    if (deflate(&zs, Z_FINISH) != Z_STREAM_END)
+        abort();
+    out.n = zs.total_out;
+    deflateEnd(&zs);
+    return out;
+}
+
+static void put_be32(bytes *b, uint32_t v)
+{
+    uint8_t p[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+    append(b, p, 4);
+}
+
+static void make_dir(const char *root, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", root, name);
+    mkdir(out, 0755);
+}
+
+/* ---- checkpoints: a model alone, and one written by a training stage ---- */
+
+static void checkpoint_seeds(const char *root)
+{
+    char dir[512], path[600];
+    make_dir(root, "checkpoint", dir, sizeof dir);
+    mislas_model_options mo;
+    mislas_model_options_init(&mo);
+    mo.arch = MISLAS_RESNET20;
+    mo.in_channels = 1;
+    mo.height = mo.width = 4;
+    mo.num_classes = 2;
+    mislas_model *m;
+    CHECK(mislas_model_new(&m, &mo));
+    snprintf(path, sizeof path, "%s/model.ck", dir);
+    CHECK(mislas_checkpoint_save(path, m, NULL));
+
+    uint8_t pixels[8 * 16];
+    int32_t labels[8];
+    for (int i = 0; i < 8; i++) {
+        labels[i] = i % 2;
+        for (int j = 0; j < 16; j++)
+            pixels[i * 16 + j] = (uint8_t)(i * 31 + j * 7);
+    }
+    mislas_dataset *d;
+    CHECK(mislas_dataset_from_memory(&d, pixels, labels, 8, 1, 4, 4, 2, MISLAS_COPY));
+    mislas_stage1_options o;
+    mislas_stage1_options_init(&o);
+    o.epochs = 1;
+    o.batch_size = 4;
+    snprintf(path, sizeof path, "%s/stage1.ck", dir);
+    o.checkpoint_path = path;
+    CHECK(mislas_train_stage1(m, d, &o));
+    mislas_stage2_options o2;
+    mislas_stage2_options_init(&o2);
+    o2.epochs = 1;
+    o2.batch_size = 4;
+    o2.epoch_steps = 1;
+    snprintf(path, sizeof path, "%s/stage2.ck", dir);
+    o2.checkpoint_path = path;
+    CHECK(mislas_train_stage2(m, d, &o2));
+    mislas_dataset_free(d);
+    mislas_model_free(m);
+}
+
+/* ---- IDX pairs: two split bytes, the images file, the labels file -------- */
+
+static void idx_seed(const char *dir, const char *name, bool gz)
+{
+    bytes images = { NULL, 0 }, labels = { NULL, 0 };
+    const uint32_t n = 3, rows = 2, cols = 2;
+    put_be32(&images, 0x00000803);
+    put_be32(&images, n);
+    put_be32(&images, rows);
+    put_be32(&images, cols);
+    for (uint32_t i = 0; i < n * rows * cols; i++)
+        append(&images, &(uint8_t){ (uint8_t)(i * 17) }, 1);
+    put_be32(&labels, 0x00000801);
+    put_be32(&labels, n);
+    for (uint32_t i = 0; i < n; i++)
+        append(&labels, &(uint8_t){ (uint8_t)(i % 10) }, 1);
+    if (gz) {
+        bytes a = gzip_of(&images), b = gzip_of(&labels);
+        free(images.p);
+        free(labels.p);
+        images = a;
+        labels = b;
+    }
+    bytes seed = { NULL, 0 };
+    uint8_t split[2] = { (uint8_t)(images.n >> 8), (uint8_t)images.n };
+    append(&seed, split, 2);
+    append(&seed, images.p, images.n);
+    append(&seed, labels.p, labels.n);
+    write_seed(dir, name, &seed);
+    free(seed.p);
+    free(images.p);
+    free(labels.p);
+}
+
+/* ---- CIFAR batches: label byte(s) then 3 x 32 x 32 pixels per record ----- */
+
+static bytes cifar_batch(int32_t k, int records)
+{
+    bytes b = { NULL, 0 };
+    for (int r = 0; r < records; r++) {
+        uint8_t record[2 + 3072];
+        size_t label_bytes = k == 10 ? 1 : 2;
+        record[0] = (uint8_t)(r % 10);          /* CIFAR-100: the coarse label */
+        record[1] = (uint8_t)(r % 100);         /* CIFAR-100: the fine label */
+        for (size_t j = 0; j < 3072; j++)
+            record[label_bytes + j] = (uint8_t)(r * 13 + j);
+        append(&b, record, label_bytes + 3072);
+    }
+    return b;
+}
+
+static void cifar_seeds(const char *root)
+{
+    char dir[512];
+    make_dir(root, "cifar", dir, sizeof dir);
+    for (int i = 0; i < 2; i++) {
+        int32_t k = i == 0 ? 10 : 100;
+        bytes batch = cifar_batch(k, 2), seed = { NULL, 0 };
+        append(&seed, &(uint8_t){ (uint8_t)i }, 1);
+        append(&seed, batch.p, batch.n);
+        write_seed(dir, k == 10 ? "cifar10-test" : "cifar100-test", &seed);
+        free(seed.p);
+        free(batch.p);
+    }
+}
+
+/* ---- tar archives holding a test batch, plain and gzip ------------------- */
+
+static void tar_member(bytes *tar, const char *name, const bytes *data)
+{
+    uint8_t h[512];
+    memset(h, 0, sizeof h);
+    snprintf((char *)h, 100, "%s", name);
+    snprintf((char *)h + 100, 8, "%07o", 0644);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    snprintf((char *)h + 124, 12, "%011zo", data->n);
+    snprintf((char *)h + 136, 12, "%011o", 0);
+    h[156] = '0';
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    append(tar, h, 512);
+    append(tar, data->p, data->n);
+    uint8_t pad[512] = { 0 };
+    if (data->n % 512 != 0)
+        append(tar, pad, 512 - data->n % 512);
+}
+
+static void archive_seeds(const char *root)
+{
+    char dir[512];
+    make_dir(root, "archive", dir, sizeof dir);
+    for (int i = 0; i < 2; i++) {
+        int32_t k = i == 0 ? 10 : 100;
+        bytes batch = cifar_batch(k, 2), tar = { NULL, 0 };
+        tar_member(&tar, k == 10 ? "cifar-10-batches-bin/test_batch.bin" : "cifar-100-binary/test.bin", &batch);
+        uint8_t end[1024] = { 0 };
+        append(&tar, end, sizeof end);
+        bytes gz = gzip_of(&tar);
+        for (int z = 0; z < 2; z++) {
+            bytes seed = { NULL, 0 };
+            const bytes *body = z ? &gz : &tar;
+            append(&seed, &(uint8_t){ (uint8_t)i }, 1);
+            append(&seed, body->p, body->n);
+            char name[64];
+            snprintf(name, sizeof name, "cifar%d%s", (int)k, z ? ".tar.gz" : ".tar");
+            write_seed(dir, name, &seed);
+            free(seed.p);
+        }
+        free(gz.p);
+        free(tar.p);
+        free(batch.p);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_corpus DIR\n");
+        return 2;
+    }
+    mkdir(argv[1], 0755);
+    mislas_set_num_threads(1);
+    checkpoint_seeds(argv[1]);
+    char dir[512];
+    make_dir(argv[1], "idx", dir, sizeof dir);
+    idx_seed(dir, "plain", false);
+    idx_seed(dir, "gzip", true);
+    cifar_seeds(argv[1]);
+    archive_seeds(argv[1]);
+    return 0;
+}
