@@ -177,13 +177,22 @@ static bool write_svg(const settings *s, const cli_evaluation *e, const mislas_c
 
 /* --------------------------------------------------------------- the JSON */
 
-/* NaN (an empty split, a class with no test image) is JSON's null. */
+/* The shortest decimal that reads back as exactly v (87.92, not
+ * 87.920000000000002); NaN (an empty split, a class with no test image) is
+ * JSON's null. */
 static void json_number(cli_output *o, double v)
 {
-    if (isfinite(v))
-        cli_output_printf(o, "%.17g", v);
-    else
+    if (!isfinite(v)) {
         cli_output_printf(o, "null");
+        return;
+    }
+    char text[32];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, v);
+        if (strtod(text, NULL) == v)
+            break;
+    }
+    cli_output_printf(o, "%s", text);
 }
 
 static void json_percent_field(cli_output *o, const char *key, double fraction)
@@ -228,8 +237,11 @@ static bool write_json(const settings *s, const cli_evaluation *e, const mislas_
     }
     cli_output_printf(&o, "],\n  \"bins\": [");
     for (int32_t b = 0; b < num_bins; b++) {
-        cli_output_printf(&o, "%s\n    {\"lower\": %.17g, \"upper\": %.17g, \"count\": %" PRIu64, b > 0 ? "," : "",
-                bins[b].lower, bins[b].upper, bins[b].count);
+        cli_output_printf(&o, "%s\n    {\"lower\": ", b > 0 ? "," : "");
+        json_number(&o, bins[b].lower);
+        cli_output_printf(&o, ", \"upper\": ");
+        json_number(&o, bins[b].upper);
+        cli_output_printf(&o, ", \"count\": %" PRIu64, bins[b].count);
         /* an empty bin has no means: null, not the library's placeholder 0 */
         if (bins[b].count == 0) {
             cli_output_printf(&o, ", \"accuracy\": null, \"confidence\": null");
