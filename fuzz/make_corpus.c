@@ -93,6 +93,21 @@ static void checkpoint_seeds(const char *root)
     CHECK(mislas_model_new(&m, &mo));
     snprintf(path, sizeof path, "%s/model.ck", dir);
     CHECK(mislas_checkpoint_save(path, m, NULL));
+    /* The same model with every value 0 compresses to a few kilobytes: a
+     * seed small enough for the fuzzer to mutate quickly. */
+    mislas_model *zeros;
+    CHECK(mislas_model_new(&zeros, &mo));
+    for (int32_t t = 0; t < mislas_model_num_tensors(zeros); t++) {
+        const char *name;
+        size_t count;
+        CHECK(mislas_model_tensor_info(zeros, t, &name, &count));
+        float *v = calloc(count, sizeof *v);
+        CHECK(mislas_model_set_tensor(zeros, name, v, count));
+        free(v);
+    }
+    snprintf(path, sizeof path, "%s/zeros.ck", dir);
+    CHECK(mislas_checkpoint_save(path, zeros, NULL));
+    mislas_model_free(zeros);
 
     uint8_t pixels[8 * 16];
     int32_t labels[8];
