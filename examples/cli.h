@@ -161,6 +161,15 @@ const char *cli_choice_name(const cli_choice *choices, int value);
     {.name = "data-dir", .kind = CLI_TEXT, .target = (variable), .value_name = "DIR", \
      .help = "folder of the data set's files", \
      .default_text = "the library's: /usr/share/datasets/fashion-mnist for fashion-mnist"}
+#define CLI_QUIET_FLAG(variable) \
+    {.name = "quiet", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, .help = "no progress line"}
+/* The two training programs' own. */
+#define CLI_EVAL_FLAG(variable) \
+    {.name = "eval", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, \
+     .help = "evaluate on the test split afterwards"}
+#define CLI_PRINT_SCHEDULE_FLAG(variable) \
+    {.name = "print-schedule", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, \
+     .help = "print the schedule these flags give, in words, and exit"}
 #define CLI_HELP_FLAG(variable) \
     {.name = "help", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, .early = true, \
      .help = "print this help and exit"}

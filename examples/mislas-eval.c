@@ -45,8 +45,7 @@ static void parse_command_line(settings *s, int argc, char **argv)
          .help = "write the figures here (accuracies, ECE and MCE in percent; bins in fractions)",
          .default_text = "none"},
         CLI_THREADS_FLAG(&s->threads),
-        {.name = "quiet", .kind = CLI_SWITCH, .target = &s->quiet, .switch_value = 1,
-         .help = "no progress line"},
+        CLI_QUIET_FLAG(&s->quiet),
         CLI_HELP_FLAG(&s->help),
     };
     const size_t num_flags = sizeof flags / sizeof flags[0];

@@ -108,12 +108,9 @@ static void parse_command_line(settings *s, int argc, char **argv)
         {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
          .help = "the subset's images, as in stage 1"},
         CLI_THREADS_FLAG(&s->threads),
-        {.name = "eval", .kind = CLI_SWITCH, .target = &s->eval, .switch_value = 1,
-         .help = "evaluate on the test split afterwards"},
-        {.name = "quiet", .kind = CLI_SWITCH, .target = &s->quiet, .switch_value = 1,
-         .help = "no progress line"},
-        {.name = "print-schedule", .kind = CLI_SWITCH, .target = &s->print_schedule, .switch_value = 1,
-         .help = "print the schedule these flags give, in words, and exit"},
+        CLI_EVAL_FLAG(&s->eval),
+        CLI_QUIET_FLAG(&s->quiet),
+        CLI_PRINT_SCHEDULE_FLAG(&s->print_schedule),
         CLI_HELP_FLAG(&s->help),
     };
     const size_t num_flags = sizeof flags / sizeof flags[0];

@@ -4,11 +4,11 @@
 
 #include "internal.h"
 #include "model_internal.h"
+#include "threads.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* METHOD.md's splits by training count. */
 enum { MANY_ABOVE = 100, FEW_BELOW = 20 };
@@ -86,8 +86,7 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
     mislas_batch_options_init(&bo);
     bo.mean = o->mean;
     bo.std = o->std;
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    double start = mislasi_seconds();
     size_t steps = (n + batch - 1) / batch;
     mislas_progress p = {.struct_size = sizeof p, .stage = 0, .epochs = 1, .steps = steps};
     for (size_t s = 0; status == MISLAS_OK && s < steps; s++) {
@@ -106,9 +105,7 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
             break;
         }
         tally_batch(t, logits, labels, m, k);
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double elapsed = (double)(now.tv_sec - start.tv_sec) + 1e-9 * (double)(now.tv_nsec - start.tv_nsec);
+        double elapsed = mislasi_seconds() - start;
         p.step = s + 1;
         p.accuracy = (double)t->correct / (double)t->count;
         p.images_per_second = (double)t->count / fmax(elapsed, 1e-9);
@@ -145,14 +142,10 @@ int mislas_evaluate(mislas_model *model, const mislas_dataset *test, const misla
     mislas_eval_report out;
     mislas_eval_report_init(&out);
     int status = MISLAS_OK;
-    int32_t c, h, w, k = mislas_dataset_num_classes(test);
-    mislas_dataset_shape(test, &c, &h, &w);
-    if (c != model->opts.in_channels || h != model->opts.height || w != model->opts.width
-            || k != model->opts.num_classes)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
-                "%s: the test set's images are %dx%dx%d with %d classes, the model takes %dx%dx%d with %d", fn,
-                (int)c, (int)h, (int)w, (int)k, (int)model->opts.in_channels, (int)model->opts.height,
-                (int)model->opts.width, (int)model->opts.num_classes);
+    status = mislasi_model_fits_data(fn, model, test);
+    if (status != MISLAS_OK)
+        return status;
+    int32_t k = model->opts.num_classes;
     if (o.batch_size < 1)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: batch_size = %d must be positive", fn,
                 (int)o.batch_size);

@@ -1,5 +1,7 @@
 /* The public model handle (model.h): creation, settings and read-outs.
  * The network itself is built in resnet.c and run in network.c. */
+#include <mislas/dataset.h>
+
 #include "model_internal.h"
 
 #include "internal.h"
@@ -389,5 +391,18 @@ int mislas_model_class_counts(const mislas_model *m, int64_t *counts, int32_t nu
                 "mislas_model_class_counts: num_classes = %d but the model has %d", (int)num_classes,
                 (int)m->num_class_counts);
     memcpy(counts, m->class_counts, (size_t)num_classes * sizeof *counts);
+    return MISLAS_OK;
+}
+
+int mislasi_model_fits_data(const char *fn, const mislas_model *m, const mislas_dataset *d)
+{
+    int32_t c, h, w;
+    mislas_dataset_shape(d, &c, &h, &w);
+    int32_t k = mislas_dataset_num_classes(d);
+    if (c != m->opts.in_channels || h != m->opts.height || w != m->opts.width || k != m->opts.num_classes)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
+                "%s: the data set's images are %dx%dx%d with %d classes, the model takes %dx%dx%d with %d",
+                fn, (int)c, (int)h, (int)w, (int)k, (int)m->opts.in_channels, (int)m->opts.height,
+                (int)m->opts.width, (int)m->opts.num_classes);
     return MISLAS_OK;
 }

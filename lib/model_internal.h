@@ -4,6 +4,7 @@
 #ifndef MISLAS_MODEL_INTERNAL_H
 #define MISLAS_MODEL_INTERNAL_H
 
+#include <mislas/dataset.h>
 #include <mislas/model.h>
 
 #include "layers.h"
@@ -122,6 +123,11 @@ int mislasi_model_build(mislas_model *m);
  * MISLAS_ERR_FORMAT before its memory is taken (a tiny forged file cannot
  * make the loader allocate gigabytes). */
 int mislasi_model_new_limited(mislas_model **out, const mislas_model_options *opts, size_t max_values);
+
+/* MISLAS_ERR_INVALID_ARGUMENT, naming both shapes, unless the data set's
+ * images (channels, height, width) and classes are the model's; fn names
+ * the public call. */
+int mislasi_model_fits_data(const char *fn, const mislas_model *m, const mislas_dataset *d);
 /* Kaiming normal into W, uniform +-1/sqrt(D) into b, from seed. */
 void mislasi_init_classifier(mislas_model *m, uint64_t seed);
 /* Releases the activations (the next forward makes them again). */

@@ -16,4 +16,7 @@ typedef void (*mislasi_range_fn)(void *ctx, size_t begin, size_t end);
  * (another thread's, or a nested one) or when threads cannot be started. */
 void mislasi_parallel_for(size_t n, size_t grain, mislasi_range_fn fn, void *ctx);
 
+/* Monotonic time in seconds, for rates and durations. */
+double mislasi_seconds(void);
+
 #endif

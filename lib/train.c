@@ -14,22 +14,15 @@
 #include "fileio.h"
 #include "internal.h"
 #include "optim_internal.h"
+#include "threads.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* Mixup's stream must differ from the sampler's and augmentation's even
  * though all three start from the run's seed. */
 static const uint64_t MIXUP_SEED_SALT = 0x6d69787570ull;
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* ---- the run's digest: a resume continues only the same run ------------- */
 
@@ -79,6 +72,17 @@ static void digest_dataset(uint64_t *h, const mislas_dataset *d)
             acc = (acc ^ px[j]) * 0x9e3779b97f4a7c15ull;
     }
     DIGEST(h, acc);
+}
+
+/* What both stages' runs depend on alike: the batches' making and the data. */
+static void digest_data(uint64_t *h, int32_t augment, const float *mean, const float *std, int32_t channels,
+        uint64_t seed, const mislas_dataset *d)
+{
+    DIGEST(h, augment != 0);
+    digest_floats(h, mean, channels);
+    digest_floats(h, std, channels);
+    DIGEST(h, seed);
+    digest_dataset(h, d);
 }
 
 /* ---- the loop shared by both stages ------------------------------------ */
@@ -203,7 +207,7 @@ static int run_epochs(run *r, int32_t first_epoch)
             status = mislas_sampler_set_epoch(r->sampler, e);
         if (status != MISLAS_OK)
             return mislasi_fail_within(status, r->fn);
-        double start = now_seconds(), loss_sum = 0, hits = 0;
+        double start = mislasi_seconds(), loss_sum = 0, hits = 0;
         size_t images = 0;
         mislas_progress p = {.struct_size = sizeof p, .stage = r->stage, .epoch = e, .epochs = r->epochs,
                              .steps = r->steps, .lr = r->lr[e]};
@@ -216,7 +220,7 @@ static int run_epochs(run *r, int32_t first_epoch)
             p.step = s + 1;
             p.loss = loss_sum / (double)images;
             p.accuracy = hits / (double)images;
-            p.images_per_second = (double)images / fmax(now_seconds() - start, 1e-9);
+            p.images_per_second = (double)images / fmax(mislasi_seconds() - start, 1e-9);
             if (r->progress != NULL && r->progress(&p, r->progress_data) != 0)
                 return mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback at epoch %d, step %zu",
                         r->fn, (int)e + 1, s + 1);
@@ -290,19 +294,6 @@ static int run_start(run *r, int resume)
 
 /* ---- checks shared by the stages and evaluation ------------------------- */
 
-static int check_model_fits_data(const char *fn, const mislas_model *m, const mislas_dataset *d)
-{
-    int32_t c, h, w;
-    mislas_dataset_shape(d, &c, &h, &w);
-    int32_t k = mislas_dataset_num_classes(d);
-    if (c != m->opts.in_channels || h != m->opts.height || w != m->opts.width || k != m->opts.num_classes)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
-                "%s: the data set's images are %dx%dx%d with %d classes, the model takes %dx%dx%d with %d",
-                fn, (int)c, (int)h, (int)w, (int)k, (int)m->opts.in_channels, (int)m->opts.height,
-                (int)m->opts.width, (int)m->opts.num_classes);
-    return MISLAS_OK;
-}
-
 static int check_normalisation(const char *fn, const float *mean, const float *std, int32_t channels)
 {
     for (int32_t c = 0; c < channels; c++) {
@@ -361,6 +352,20 @@ static int make_sampler(run *r, mislas_sampler_kind kind, size_t epoch_length)
     so.total_epochs = r->epochs;
     int status = mislas_sampler_new(&r->sampler, mislas_dataset_labels(r->data), mislas_dataset_size(r->data),
             r->k, &so);
+    return status == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(status, r->fn);
+}
+
+/* The run's optimiser over the model's groups as they are now (set the
+ * model's head, mode and freezing first). */
+static int make_optimizer(run *r, double lr, double momentum, double weight_decay, double lr_factor)
+{
+    mislas_sgd_options so;
+    mislas_sgd_options_init(&so);
+    so.lr = lr;
+    so.momentum = momentum;
+    so.weight_decay = weight_decay;
+    so.lr_factor = lr_factor;
+    int status = mislas_optimizer_new_sgd(&r->opt, r->model, &so);
     return status == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(status, r->fn);
 }
 
@@ -425,11 +430,7 @@ static uint64_t stage1_digest(const mislas_stage1_options *o, const int32_t *mil
     digest_bytes(&h, milestones, (size_t)num_milestones * sizeof *milestones);
     DIGEST(&h, o->gamma);
     DIGEST(&h, o->mixup_alpha > 0 ? o->mixup_alpha : 0.0f);
-    DIGEST(&h, o->augment != 0);
-    digest_floats(&h, o->mean, channels);
-    digest_floats(&h, o->std, channels);
-    DIGEST(&h, o->seed);
-    digest_dataset(&h, d);
+    digest_data(&h, o->augment, o->mean, o->std, channels, o->seed, d);
     return h;
 }
 
@@ -445,7 +446,7 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
         if (status != MISLAS_OK)
             return status;
     }
-    int status = check_model_fits_data(fn, model, train);
+    int status = mislasi_model_fits_data(fn, model, train);
     if (status == MISLAS_OK)
         status = check_stage1(fn, &o, model->opts.in_channels);
     if (status != MISLAS_OK)
@@ -510,16 +511,8 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
     if (status == MISLAS_OK)
         status = mislas_model_set_class_counts(model, counts, r.k);
     mislasi_free(counts);
-    if (status == MISLAS_OK) {
-        mislas_sgd_options so;
-        mislas_sgd_options_init(&so);
-        so.lr = o.lr;
-        so.momentum = o.momentum;
-        so.weight_decay = o.weight_decay;
-        status = mislas_optimizer_new_sgd(&r.opt, model, &so);
-        if (status != MISLAS_OK)
-            status = mislasi_fail_within(status, fn);
-    }
+    if (status == MISLAS_OK)
+        status = make_optimizer(&r, o.lr, o.momentum, o.weight_decay, 1.0);
     if (status == MISLAS_OK)
         status = run_start(&r, o.resume);
     run_free(&r);
@@ -590,11 +583,7 @@ static uint64_t stage2_digest(const mislas_stage2_options *o, size_t steps, int3
     DIGEST(&h, o->shift_bn != 0);
     DIGEST(&h, (int32_t)o->sampler);
     DIGEST(&h, (uint64_t)steps);
-    DIGEST(&h, o->augment != 0);
-    digest_floats(&h, o->mean, channels);
-    digest_floats(&h, o->std, channels);
-    DIGEST(&h, o->seed);
-    digest_dataset(&h, d);
+    digest_data(&h, o->augment, o->mean, o->std, channels, o->seed, d);
     return h;
 }
 
@@ -627,7 +616,7 @@ int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const 
         if (status != MISLAS_OK)
             return status;
     }
-    int status = check_model_fits_data(fn, model, train);
+    int status = mislasi_model_fits_data(fn, model, train);
     if (status == MISLAS_OK)
         status = check_stage2(fn, &o, model->opts.in_channels);
     if (status != MISLAS_OK)
@@ -666,17 +655,8 @@ int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const 
     if (status == MISLAS_OK)
         status = mislas_model_set_class_counts(model, counts, r.k);
     mislasi_free(counts);
-    if (status == MISLAS_OK) {
-        mislas_sgd_options so;
-        mislas_sgd_options_init(&so);
-        so.lr = o.lr;
-        so.momentum = o.momentum;
-        so.weight_decay = o.weight_decay;
-        so.lr_factor = o.lr_factor;
-        status = mislas_optimizer_new_sgd(&r.opt, model, &so);
-        if (status != MISLAS_OK)
-            status = mislasi_fail_within(status, fn);
-    }
+    if (status == MISLAS_OK)
+        status = make_optimizer(&r, o.lr, o.momentum, o.weight_decay, o.lr_factor);
     if (status == MISLAS_OK)
         status = run_start(&r, o.resume);
     run_free(&r);
