@@ -584,7 +584,7 @@ int cli_progress_callback(const mislas_progress *r, void *user)
 
 bool cli_output_open(cli_output *o, const char *path)
 {
-    *o = (cli_output){.path = path};
+    *o = (cli_output){.path = path, .fd = -1};
     size_t size = strlen(path) + 32;
     o->temp_path = malloc(size);
     if (o->temp_path == NULL) {
@@ -592,20 +592,17 @@ bool cli_output_open(cli_output *o, const char *path)
         return false;
     }
     snprintf(o->temp_path, size, "%s.tmp-%ld", path, (long)getpid());
-    int fd = open(o->temp_path, O_WRONLY | O_CREAT | O_EXCL, 0666);
-    if (fd >= 0) {
-        o->file = fdopen(fd, "w");
-        if (o->file == NULL) {
-            int error = errno;
-            close(fd);
-            unlink(o->temp_path);
-            errno = error;
-        }
-    }
-    if (o->file == NULL) {
+    o->fd = open(o->temp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (o->fd < 0) {
         cli_report_failure("cannot write %s: cannot create %s: %s", path, o->temp_path, strerror(errno));
         free(o->temp_path);
         o->temp_path = NULL;
+        return false;
+    }
+    o->file = open_memstream(&o->content, &o->size);
+    if (o->file == NULL) {
+        cli_report_failure("cannot write %s: out of memory", path);
+        cli_output_discard(o);
         return false;
     }
     return true;
@@ -619,7 +616,7 @@ void cli_output_printf(cli_output *o, const char *format, ...)
     va_start(args, format);
     errno = 0;
     if (vfprintf(o->file, format, args) < 0)
-        o->error = errno != 0 ? errno : EIO;
+        o->error = errno != 0 ? errno : ENOMEM;
     va_end(args);
 }
 
@@ -656,24 +653,42 @@ void cli_output_json_string(cli_output *o, const char *s)
     cli_output_printf(o, "\"");
 }
 
+/* The content goes out with write(2) in a loop: a short write continues,
+ * a write of nothing is a full disk, and nothing sits in a stdio buffer
+ * whose failure could be lost. */
 bool cli_output_commit(cli_output *o)
 {
     int error = o->error;
-    if (error == 0 && fflush(o->file) != 0)
-        error = errno;
-    if (error == 0 && fsync(fileno(o->file)) != 0)
-        error = errno;
     if (fclose(o->file) != 0 && error == 0)
         error = errno;
     o->file = NULL;
+    const char *p = o->content;
+    size_t left = error == 0 ? o->size : 0;
+    while (left > 0) {
+        ssize_t wrote = write(o->fd, p, left);
+        if (wrote < 0 && errno == EINTR)
+            continue;
+        if (wrote <= 0) {
+            error = wrote < 0 ? errno : ENOSPC;
+            break;
+        }
+        p += wrote;
+        left -= (size_t)wrote;
+    }
+    if (error == 0 && fsync(o->fd) != 0)
+        error = errno;
+    if (close(o->fd) != 0 && error == 0)
+        error = errno;
+    o->fd = -1;
     if (error == 0 && rename(o->temp_path, o->path) != 0)
         error = errno;
     if (error != 0) {
-        unlink(o->temp_path);
-        cli_report_failure("cannot write %s: %s", o->path, strerror(error));
+        cli_report_failure("cannot write %s: %s (any previous file is unchanged)", o->path, strerror(error));
+    } else {
+        free(o->temp_path);     /* renamed: nothing left to remove */
+        o->temp_path = NULL;
     }
-    free(o->temp_path);
-    o->temp_path = NULL;
+    cli_output_discard(o);
     return error == 0;
 }
 
@@ -681,10 +696,13 @@ void cli_output_discard(cli_output *o)
 {
     if (o->file != NULL)
         fclose(o->file);
+    if (o->fd >= 0)
+        close(o->fd);
     if (o->temp_path != NULL)
         unlink(o->temp_path);
     free(o->temp_path);
-    *o = (cli_output){.path = o->path};
+    free(o->content);
+    *o = (cli_output){.path = o->path, .fd = -1};
 }
 
 /* =============================================================== evaluation */

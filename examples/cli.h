@@ -212,7 +212,10 @@ void cli_format_duration(char *buf, size_t size, double seconds);
 typedef struct cli_output {
     const char *path;
     char *temp_path;
-    FILE *file;
+    int fd;                 /* the temporary file */
+    FILE *file;             /* the content, gathered in memory */
+    char *content;
+    size_t size;
     int error;              /* errno of the first failed write, or 0 */
 } cli_output;
 
@@ -227,8 +230,8 @@ void cli_output_printf(cli_output *o, const char *format, ...)
 void cli_output_xml_text(cli_output *o, const char *s);
 /* Writes s as a JSON string, quotes included. */
 void cli_output_json_string(cli_output *o, const char *s);
-/* Flushes, syncs, closes and renames; on any failure removes the temporary
- * file, prints why and returns false. */
+/* Writes the content to the temporary file, syncs, closes and renames; on
+ * any failure removes the temporary file, prints why and returns false. */
 bool cli_output_commit(cli_output *o);
 /* Removes the temporary file (a failure elsewhere means it is not wanted). */
 void cli_output_discard(cli_output *o);

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """The pipeline's three programs end to end on a tiny synthetic data set.
 
-Usage: examples_check.py MISLAS_STAGE1 MISLAS_STAGE2 MISLAS_EVAL
+Usage: examples_check.py MISLAS_STAGE1 MISLAS_STAGE2 MISLAS_EVAL [LIBFAULTYIO]
 
 A Fashion-MNIST-shaped folder (IDX files, 28x28, 10 classes, a long-tailed
 training split of a few hundred images) is written to a temporary folder;
 then stage 1, stage 2 (LWS and MiSLAS) and the evaluation run on it, the SVG
 and JSON outputs are checked, corrupt checkpoints must be refused without
-writing anything, and bad flags must exit with 2.
+writing anything, and bad flags must exit with 2. With LIBFAULTYIO (the
+tests' write-failure shim, tests/faultyio.c) the programs also run with
+failing writes preloaded: a full disk at several points, EIO, writes of
+nothing, failing fsync, close and rename must each exit 1 saying so and
+leave every output either as it was before or complete, never partial.
 """
 import json
 import os
@@ -112,8 +116,53 @@ def check_outputs(svg_path, json_path, checkpoint):
     check(os.path.basename(checkpoint) in texts, "SVG title names the checkpoint")
 
 
+FAULTS = ["write:ENOSPC:0", "write:ENOSPC:700", "write:EIO:5000", "write:EDQUOT:60000", "short::100",
+          "fsync:EIO:0", "fsync:EIO:1", "close:EIO:0", "rename:EXDEV:0", "rename:EIO:1"]
+
+
+def with_faults(spec, faultyio):
+    env = dict(os.environ, LD_PRELOAD=faultyio, MISLAS_FAULTYIO=spec)
+    # the shim comes before a sanitizer's runtime in the load order
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "verify_asan_link_order=0"]))
+    return env
+
+
+def check_failing_writes(tmp, faultyio, programs):
+    """Each program's outputs under each fault: old or complete, exit 1."""
+    for name, args, outputs in programs:
+        for path in outputs:
+            if os.path.exists(path):
+                os.unlink(path)
+        run(args, 0)
+        new = {path: open(path, "rb").read() for path in outputs}
+        total = sum(len(content) for content in new.values())
+        for spec in FAULTS + ["chunk::7"]:
+            kind, _, after = spec.split(":")
+            if int(after) >= (total if kind in ("write", "short") else len(outputs)):
+                continue    # the fault would never be reached
+            old = {path: ("old %s before %s\n" % (os.path.basename(path), spec)).encode() for path in outputs}
+            for path, content in old.items():
+                with open(path, "wb") as f:
+                    f.write(content)
+            result = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                                    env=with_faults(spec, faultyio))
+            now = {path: open(path, "rb").read() for path in outputs}
+            what = "%s under %s" % (name, spec)
+            if spec.startswith("chunk"):
+                check(result.returncode == 0, what + " succeeds")
+                check(now == new, what + " writes every byte")
+                continue
+            check(result.returncode == 1, what + " exits 1 (%d)" % result.returncode)
+            check("cannot write" in result.stderr, what + " says which file it could not write")
+            for path in outputs:
+                check(now[path] in (old[path], new[path]), what + ": %s is old or complete" % os.path.basename(path))
+            check(any(now[p] == old[p] for p in outputs), what + ": the failed file kept its old content")
+            check(not [f for f in os.listdir(tmp) if ".tmp-" in f], what + ": no temporary file left behind")
+
+
 def main():
     stage1, stage2, evaluate = (os.path.abspath(p) for p in sys.argv[1:4])
+    faultyio = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else None
     with tempfile.TemporaryDirectory(prefix="mislas-examples-") as tmp:
         data = os.path.join(tmp, "data")
         os.mkdir(data)
@@ -153,6 +202,16 @@ def main():
             for path in (out, bad_svg, bad_json):
                 check(not os.path.exists(path), "nothing written from " + os.path.basename(bad))
         check(not [f for f in os.listdir(tmp) if ".tmp-" in f], "no temporary file left behind")
+
+        if faultyio is not None:
+            svg2, json2 = os.path.join(tmp, "faulty.svg"), os.path.join(tmp, "faulty.json")
+            out2 = os.path.join(tmp, "faulty.ckpt")
+            check_failing_writes(tmp, faultyio, [
+                ("mislas-eval", [evaluate, mislas, "--svg", svg2, "--json", json2, "--quiet"] + dataset,
+                 [svg2, json2]),
+                ("mislas-stage2", [stage2, "--in", s1, "--out", out2, "--method", "lws", "--epochs", "1",
+                                   "--quiet"] + dataset + COMMON, [out2]),
+            ])
 
         for args in ([stage1, "--out", s1, "--bogus"], [stage1, "--out", s1, "--epochs", "2x"],
                      [stage2, "--in", s1, "--out", lws, "--method", "nope"], [stage2, "--in", s1],

@@ -21,31 +21,9 @@ static const float MEAN[1] = { 0.3f }, STD[1] = { 0.25f };
 
 /* ---------------------------------------------------------------- helpers */
 
-/* counts[c] 1 x 8 x 8 images of class c: a bright 4 x 4 quadrant (quadrant
- * c) on noise, so a network can learn the classes in a few epochs. */
 static mislas_dataset *make_dataset(const int64_t *counts)
 {
-    size_t n = 0;
-    for (int c = 0; c < K; c++)
-        n += (size_t)counts[c];
-    uint8_t *px = malloc(n * SIDE * SIDE);
-    int32_t *labels = malloc(n * sizeof *labels);
-    size_t i = 0;
-    for (int c = 0; c < K; c++)
-        for (int64_t j = 0; j < counts[c]; j++, i++) {
-            labels[i] = c;
-            for (int y = 0; y < SIDE; y++)
-                for (int x = 0; x < SIDE; x++) {
-                    int quadrant = (y >= SIDE / 2) * 2 + (x >= SIDE / 2);
-                    double v = 60 * test_uniform() + (quadrant == c ? 160 : 20);
-                    px[i * SIDE * SIDE + (size_t)(y * SIDE + x)] = (uint8_t)v;
-                }
-        }
-    mislas_dataset *d = NULL;
-    ck_assert_status(mislas_dataset_from_memory(&d, px, labels, n, 1, SIDE, SIDE, K, MISLAS_COPY), MISLAS_OK);
-    free(px);
-    free(labels);
-    return d;
+    return test_quadrant_dataset(counts, K, SIDE);
 }
 
 static mislas_model *new_model(uint64_t seed)

@@ -1,7 +1,12 @@
+#define _XOPEN_SOURCE 700     /* mkdtemp */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static void *counting_alloc(size_t size, void *user)
 {
@@ -106,4 +111,98 @@ double test_uniform(void)
 int test_close(double a, double b, double abs_tol, double rel_tol)
 {
     return fabs(a - b) <= abs_tol + rel_tol * fabs(b);
+}
+
+mislas_dataset *test_quadrant_dataset(const int64_t *counts, int32_t k, int32_t side)
+{
+    ck_assert_int_le(k, 4);
+    size_t n = 0, area = (size_t)side * (size_t)side;
+    for (int32_t c = 0; c < k; c++)
+        n += (size_t)counts[c];
+    uint8_t *px = malloc(n * area);
+    int32_t *labels = malloc(n * sizeof *labels);
+    ck_assert(px != NULL && labels != NULL);
+    size_t i = 0;
+    for (int32_t c = 0; c < k; c++)
+        for (int64_t j = 0; j < counts[c]; j++, i++) {
+            labels[i] = c;
+            for (int32_t y = 0; y < side; y++)
+                for (int32_t x = 0; x < side; x++) {
+                    int quadrant = (y >= side / 2) * 2 + (x >= side / 2);
+                    double v = 60 * test_uniform() + (quadrant == c ? 160 : 20);
+                    px[i * area + (size_t)(y * side + x)] = (uint8_t)v;
+                }
+        }
+    mislas_dataset *d = NULL;
+    ck_assert_int_eq(mislas_dataset_from_memory(&d, px, labels, n, 1, side, side, k, MISLAS_COPY), MISLAS_OK);
+    free(px);
+    free(labels);
+    return d;
+}
+
+unsigned char *test_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    unsigned char *buf = malloc(cap + 1);
+    for (size_t got; buf != NULL && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n == cap) {
+            unsigned char *bigger = realloc(buf, 2 * cap + 1);
+            if (bigger == NULL)
+                free(buf);
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+        *size = n;
+    }
+    return buf;
+}
+
+int test_file_equals(const char *path, const void *data, size_t size)
+{
+    size_t n;
+    unsigned char *content = test_read_file(path, &n);
+    int same = content != NULL && n == size && memcmp(content, data, size) == 0;
+    free(content);
+    return same;
+}
+
+void test_make_dir(char dir[64], const char *prefix)
+{
+    snprintf(dir, 64, "/tmp/%s-XXXXXX", prefix);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+void test_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    char path[512];
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+int test_dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
 }

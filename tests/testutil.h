@@ -30,6 +30,23 @@ long test_allocation_sweep(test_attempt_fn attempt, void *ctx);
 mislas_model *test_new_model(mislas_arch arch, int32_t c, int32_t h, int32_t w, int32_t k, uint64_t seed);
 mislas_optimizer *test_new_sgd(mislas_model *m, double lr, double momentum, double wd, double lr_factor);
 
+/* A learnable long-tailed set: counts[c] 1 x side x side images of class c
+ * (k <= 4), a bright quadrant (quadrant c) on noise from test_uniform. */
+mislas_dataset *test_quadrant_dataset(const int64_t *counts, int32_t k, int32_t side);
+
+/* The whole file at path (malloc'ed, NUL-terminated; free it) and its
+ * size, or NULL if it cannot be read. */
+unsigned char *test_read_file(const char *path, size_t *size);
+
+/* True if the file at path holds exactly data[0..size-1]. */
+int test_file_equals(const char *path, const void *data, size_t size);
+
+/* A fresh folder under /tmp (its path into dir[64]), and its removal with
+ * everything in it (one level deep). test_dir_entries counts what is in it. */
+void test_make_dir(char dir[64], const char *prefix);
+void test_remove_dir(const char *dir);
+int test_dir_entries(const char *dir);
+
 /* Runs one suite and returns the process exit status. */
 int test_run_suite(Suite *s);
 
