@@ -16,6 +16,7 @@ leave every output either as it was before or complete, never partial.
 import json
 import os
 import random
+import shlex
 import struct
 import subprocess
 import sys
@@ -32,6 +33,10 @@ TEST_PER_CLASS = 20
 COMMON = ["--imb-factor", str(IMB_FACTOR), "--batch-size", "32", "--threads", "2"]
 
 failures = []
+# MISLAS_TEST_WRAPPER (e.g. "valgrind --error-exitcode=99") runs every program
+# under a checker, with ample time.
+WRAPPER = shlex.split(os.environ.get("MISLAS_TEST_WRAPPER", ""))
+TIMEOUT = 120 * (30 if WRAPPER else 1)
 
 
 def check(condition, what):
@@ -68,7 +73,7 @@ def make_dataset(folder):
 
 
 def run(args, expect):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(WRAPPER + args, capture_output=True, text=True, timeout=TIMEOUT)
     name = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(args))
     if result.returncode != expect:
         failures.append(name)
@@ -144,7 +149,7 @@ def check_failing_writes(tmp, faultyio, programs):
             for path, content in old.items():
                 with open(path, "wb") as f:
                     f.write(content)
-            result = subprocess.run(args, capture_output=True, text=True, timeout=120,
+            result = subprocess.run(WRAPPER + args, capture_output=True, text=True, timeout=TIMEOUT,
                                     env=with_faults(spec, faultyio))
             now = {path: open(path, "rb").read() for path in outputs}
             what = "%s under %s" % (name, spec)
@@ -195,7 +200,7 @@ def main():
             out, bad_svg, bad_json = (os.path.join(tmp, "from-bad." + ext) for ext in ("ckpt", "svg", "json"))
             for args in ([stage2, "--in", bad, "--out", out] + dataset + COMMON,
                          [evaluate, bad, "--svg", bad_svg, "--json", bad_json] + dataset):
-                result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+                result = subprocess.run(WRAPPER + args, capture_output=True, text=True, timeout=TIMEOUT)
                 what = "%s on %s" % (os.path.basename(args[0]), os.path.basename(bad))
                 check(result.returncode == 1, what + " exits 1")
                 check(bad in result.stderr, what + " names the file")

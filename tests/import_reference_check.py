@@ -43,6 +43,7 @@ Usage: import_reference_check.py PATH_TO_EVAL_DUMP [IMPORTER] [--mislas-eval PAT
 import gzip
 import json
 import os
+import shlex
 import struct
 import subprocess
 import sys
@@ -233,6 +234,11 @@ def run(cmd, **kw):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+# MISLAS_TEST_WRAPPER (e.g. "valgrind --error-exitcode=99") runs the C
+# programs, not the Python importer, under a checker.
+WRAPPER = shlex.split(os.environ.get("MISLAS_TEST_WRAPPER", ""))
+
+
 def importer(*args):
     return run([sys.executable, IMPORTER, *[str(a) for a in args]])
 
@@ -283,7 +289,7 @@ def check_case(tmp, driver, title, blocks, arch, cin, h, w, k, lws, wrap_model, 
     images = torch.randn(N_IMAGES, cin, h, w, generator=gen)
     img_path, out_path = os.path.join(tmp, "images.bin"), os.path.join(tmp, "logits.bin")
     images.numpy().astype(np.float32).tofile(img_path)
-    r = run([driver, dst, img_path, str(N_IMAGES), out_path])
+    r = run(WRAPPER + [driver, dst, img_path, str(N_IMAGES), out_path])
     if r.returncode != 0:
         raise AssertionError(f"{title}: eval_dump failed ({r.returncode}): {r.stderr.strip()}")
     got = np.fromfile(out_path, dtype=np.float32).astype(np.float64)
@@ -348,7 +354,7 @@ def check_mislas_eval(tmp, program, case):
     ece = 100.0 * reference_ece(conf, (pred == labels).astype(np.float64))
     nll = float(-logp[np.arange(len(labels)), labels].mean())
     out = os.path.join(tmp, "eval.json")
-    r = run([program, path, "--dataset", "fashion-mnist", "--json", out, "--quiet"])
+    r = run(WRAPPER + [program, path, "--dataset", "fashion-mnist", "--json", out, "--quiet"])
     if r.returncode != 0:
         raise AssertionError(f"mislas-eval failed ({r.returncode}): {r.stderr.strip()}")
     with open(out) as f:

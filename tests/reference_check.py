@@ -16,6 +16,7 @@ Exits 77 (meson's "skipped") when torch or numpy cannot be imported.
 Usage: reference_check.py PATH_TO_REF_DUMP
 """
 import os
+import shlex
 import struct
 import subprocess
 import sys
@@ -92,7 +93,9 @@ def run_case(ref_dump, workdir, seed, n, k, shape, head, tail, power, lam, boost
     with open(path_in, "wb") as f:
         f.write(struct.pack("=4i4f", n, k, bins, shape, head, tail, power, lam))
         f.write(counts.tobytes() + logits.tobytes() + ya.tobytes() + yb.tobytes())
-    subprocess.run([ref_dump, path_in, path_out], check=True)
+    # MISLAS_TEST_WRAPPER (e.g. "valgrind --error-exitcode=99") runs ref_dump under a checker
+    wrapper = shlex.split(os.environ.get("MISLAS_TEST_WRAPPER", ""))
+    subprocess.run(wrapper + [ref_dump, path_in, path_out], check=True)
     raw = open(path_out, "rb").read()
     at = 0
 

@@ -177,7 +177,7 @@ static int arm_at_epoch_end(const mislas_progress *p, void *user)
 static void stage1_options(mislas_stage1_options *o, const char *checkpoint)
 {
     mislas_stage1_options_init(o);
-    o->epochs = 3;
+    o->epochs = 2;
     o->batch_size = 32;
     o->lr = 0.05;
     o->warmup_epochs = 1;
