@@ -3,7 +3,11 @@
  * which adds the run record) and written here by the formats' rules where it
  * has none (IDX, CIFAR batches, tar), each in the harness's input layout:
  *
- *   make_corpus DIR     ->  DIR/checkpoint, DIR/idx, DIR/cifar, DIR/archive
+ *   make_corpus DIR     ->  DIR/checkpoint, DIR/checkpoint_content, DIR/idx,
+ *                           DIR/cifar, DIR/archive
+ *
+ * checkpoint_content holds the decompressed contents of the checkpoint
+ * seeds (the sections, without the 40-byte header).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <mislas/mislas.h>
@@ -137,6 +141,37 @@ static void checkpoint_seeds(const char *root)
     mislas_model_free(m);
 }
 
+/* The sections of each checkpoint seed: its content, inflated. */
+static void checkpoint_content_seeds(const char *root)
+{
+    static const char *names[] = { "model.ck", "zeros.ck", "stage1.ck", "stage2.ck" };
+    char dir[512], path[600];
+    make_dir(root, "checkpoint_content", dir, sizeof dir);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/checkpoint/%s", root, names[i]);
+        FILE *f = fopen(path, "rb");
+        if (f == NULL) {
+            perror(path);
+            exit(1);
+        }
+        bytes file = { NULL, 0 };
+        uint8_t chunk[65536];
+        for (size_t got; (got = fread(chunk, 1, sizeof chunk, f)) > 0;)
+            append(&file, chunk, got);
+        fclose(f);
+        uLongf size = 0;
+        for (int b = 7; b >= 0; b--)
+            size = size << 8 | file.p[16 + b];
+        bytes content = { malloc(size), size };
+        if (content.p == NULL || uncompress(content.p, &size, file.p + 40, (uLong)(file.n - 40)) != Z_OK
+                || size != content.n)
+            abort();
+        write_seed(dir, names[i], &content);
+        free(file.p);
+        free(content.p);
+    }
+}
+
 /* ---- IDX pairs: two split bytes, the images file, the labels file -------- */
 
 static void idx_seed(const char *dir, const char *name, bool gz)
@@ -266,6 +301,7 @@ int main(int argc, char **argv)
     mkdir(argv[1], 0755);
     mislas_set_num_threads(1);
     checkpoint_seeds(argv[1]);
+    checkpoint_content_seeds(argv[1]);
     char dir[512];
     make_dir(argv[1], "idx", dir, sizeof dir);
     idx_seed(dir, "plain", false);
