@@ -580,6 +580,15 @@ int cli_progress_callback(const mislas_progress *r, void *user)
     return interrupted != 0;
 }
 
+int cli_exit_status(int status)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_report_failure("cannot write the standard output: %s", strerror(errno != 0 ? errno : EIO));
+        return status == 0 ? CLI_EXIT_FAILURE : status;
+    }
+    return status;
+}
+
 /* ============================================================= atomic files */
 
 bool cli_output_open(cli_output *o, const char *path)

@@ -34,6 +34,11 @@ void cli_report_failure(const char *format, ...)
  * shells' convention). */
 enum { CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
+/* The program's exit status once the standard output is flushed: `status`,
+ * or CLI_EXIT_FAILURE after saying so if what was printed could not all be
+ * written (a full disk under a redirection, a closed pipe). */
+int cli_exit_status(int status);
+
 /* --------------------------------------------------------------- data sets */
 
 typedef struct cli_dataset {

@@ -57,7 +57,7 @@ static void parse_command_line(settings *s, int argc, char **argv)
                 "Evaluates a checkpoint (from mislas-stage1, mislas-stage2 or mislas-import-reference) on a\n"
                 "data set's test split: top-1, Many / Medium / Few, ECE, MCE, NLL.",
                 flags, num_flags, false);
-        exit(0);
+        exit(cli_exit_status(0));
     }
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_LATE, positionals, 1, &num_positionals);
     if (num_positionals != 1)
@@ -312,5 +312,5 @@ int main(int argc, char **argv)
 {
     settings s = {0};
     parse_command_line(&s, argc, argv);
-    return run(&s);
+    return cli_exit_status(run(&s));
 }

@@ -105,7 +105,7 @@ static void parse_command_line(settings *s, int argc, char **argv)
                 "(instance-balanced sampling, mixup, SGD). The checkpoint is written after every epoch;\n"
                 "mislas-stage2 trains the classifier from it, mislas-eval evaluates it.",
                 flags, num_flags, true);
-        exit(0);
+        exit(cli_exit_status(0));
     }
     if (s->preset != NULL)
         apply_preset(s, s->preset);
@@ -230,7 +230,7 @@ int main(int argc, char **argv)
     parse_command_line(&s, argc, argv);
     if (s.print_schedule) {
         print_schedule(&s);
-        return 0;
+        return cli_exit_status(0);
     }
-    return run(&s);
+    return cli_exit_status(run(&s));
 }

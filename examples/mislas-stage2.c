@@ -122,7 +122,7 @@ static void parse_command_line(settings *s, int argc, char **argv)
                 "class-balanced sampling: MiSLAS's stage 2 (label-aware smoothing, shifted batch norm),\n"
                 "or the cRT and LWS baselines. The checkpoint is written after every epoch.",
                 flags, num_flags, true);
-        exit(0);
+        exit(cli_exit_status(0));
     }
     if (s->preset != NULL)
         apply_preset(s, s->preset);
@@ -263,7 +263,7 @@ int main(int argc, char **argv)
     parse_command_line(&s, argc, argv);
     if (s.print_schedule) {
         print_schedule(&s);
-        return 0;
+        return cli_exit_status(0);
     }
-    return run(&s);
+    return cli_exit_status(run(&s));
 }

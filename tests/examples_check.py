@@ -208,6 +208,13 @@ def main():
                 check(not os.path.exists(path), "nothing written from " + os.path.basename(bad))
         check(not [f for f in os.listdir(tmp) if ".tmp-" in f], "no temporary file left behind")
 
+        # a full disk under the standard output is a failure too
+        with open("/dev/full", "w") as full:
+            result = subprocess.run(WRAPPER + [evaluate, mislas, "--quiet"] + dataset, stdout=full,
+                                    stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+        check(result.returncode == 1 and "standard output" in result.stderr,
+              "mislas-eval exits 1 when its standard output cannot be written")
+
         if faultyio is not None:
             svg2, json2 = os.path.join(tmp, "faulty.svg"), os.path.join(tmp, "faulty.json")
             out2 = os.path.join(tmp, "faulty.ckpt")
