@@ -82,6 +82,11 @@ void mislasi_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
     pthread_once(&blis_once, start_blis);
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(1, &rntm);
+    /* BLIS's small-matrix ("sup") kernels, which it picks by size on some
+     * kernel sets (haswell, zen), sum in another order than its packed
+     * kernels: an image's logits would then depend on how many images share
+     * its batch. */
+    bli_rntm_disable_l3_sup(&rntm);
     bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
             trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
             (dim_t)m, (dim_t)n, (dim_t)k, &alpha,

@@ -373,7 +373,7 @@ START_TEST(tensor_names_follow_the_reference)
     ck_assert_uint_eq(tensor_size(m, "learned_norm"), 10);
     ck_assert_status(mislas_model_tensor_info(m, 98, &name, &count), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_model_tensor_info(m, -1, &name, &count), MISLAS_ERR_INVALID_ARGUMENT);
-    float v[16];
+    float v[16] = { 0 };
     ck_assert_status(mislas_model_get_tensor(m, "bn1.running_var", v, 15), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_model_get_tensor(m, "bn9.running_var", v, 16), MISLAS_ERR_INVALID_ARGUMENT);
     v[3] = NAN;
