@@ -40,14 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     int fd = fuzz_memory_file(file, HEADER + compressed, path);
     free(file);
-    mislas_model *model = NULL;
-    mislas_optimizer *opt = NULL;
-    if (mislas_checkpoint_load(path, &model, &opt) == MISLAS_OK && model == NULL)
-        abort();
-    mislas_optimizer_free(opt);
-    mislas_model_free(model);
-    int32_t stage, done, epochs;
-    mislas_checkpoint_training(path, &stage, &done, &epochs);
+    fuzz_load_checkpoint(path);
     close(fd);
     return 0;
 }

@@ -36,4 +36,19 @@ static inline int fuzz_memory_file(const uint8_t *data, size_t size, char path[6
     return fd;
 }
 
+/* Both checkpoint entry points on the file at path: a model (and optimiser)
+ * or a clean status, everything released; aborts if a load reports success
+ * without a model. */
+static inline void fuzz_load_checkpoint(const char *path)
+{
+    mislas_model *model = NULL;
+    mislas_optimizer *opt = NULL;
+    if (mislas_checkpoint_load(path, &model, &opt) == MISLAS_OK && model == NULL)
+        abort();
+    mislas_optimizer_free(opt);
+    mislas_model_free(model);
+    int32_t stage, done, epochs;
+    mislas_checkpoint_training(path, &stage, &done, &epochs);
+}
+
 #endif

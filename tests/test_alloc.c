@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -798,14 +797,6 @@ static const entry *find(const char *name)
 
 /* ------------------------------------------------------------ fixture files */
 
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq((int)fwrite(p, 1, n, f), (int)n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 static void put_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
@@ -832,8 +823,8 @@ static void write_data_files(void)
         lb[8 + i] = (unsigned char)(i % K);
     snprintf(idx_images, sizeof idx_images, "%s/train-images-idx3-ubyte", dir);
     snprintf(idx_labels, sizeof idx_labels, "%s/train-labels-idx1-ubyte", dir);
-    write_bytes(idx_images, im, sizeof im);
-    write_bytes(idx_labels, lb, sizeof lb);
+    test_write_file(idx_images, im, sizeof im);
+    test_write_file(idx_labels, lb, sizeof lb);
     char path[256];
     snprintf(cifar_dir, sizeof cifar_dir, "%s/cifar-10-batches-bin", dir);
     ck_assert_int_eq(mkdir(cifar_dir, 0755), 0);
@@ -846,7 +837,7 @@ static void write_data_files(void)
                             "data_batch_5.bin", "test_batch.bin" };
     for (int i = 0; i < 6; i++) {
         snprintf(path, sizeof path, "%s/%s", cifar_dir, names[i]);
-        write_bytes(path, rec, sizeof rec);
+        test_write_file(path, rec, sizeof rec);
     }
 }
 

@@ -190,23 +190,10 @@ typedef struct bytes {
 
 static bytes read_all(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    bytes b = { malloc(size > 0 ? (size_t)size : 1), (size_t)size };
-    ck_assert_uint_eq(fread(b.data, 1, b.size, f), b.size);
-    fclose(f);
+    bytes b;
+    b.data = test_read_file(path, &b.size);
+    ck_assert_msg(b.data != NULL, "cannot read %s", path);
     return b;
-}
-
-static void write_all(const char *path, const void *data, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, size, f), size);
-    ck_assert_int_eq(fclose(f), 0);
 }
 
 /* A load that must fail with `expect`, handing nothing back, with a
@@ -428,7 +415,7 @@ static bytes build_file(const content *c)
 static void write_content(const char *path, const content *c)
 {
     bytes f = build_file(c);
-    write_all(path, f.data, f.size);
+    test_write_file(path, f.data, f.size);
     free(f.data);
 }
 
@@ -794,7 +781,7 @@ START_TEST(truncated_and_extended_files)
     while (n < 40)
         cuts[n++] = 40 + (size_t)(test_uniform() * (double)(good.size - 40));
     for (int i = 0; i < n; i++) {
-        write_all(path, good.data, cuts[i]);
+        test_write_file(path, good.data, cuts[i]);
         char what[64];
         snprintf(what, sizeof what, "cut at %zu of %zu", cuts[i], good.size);
         expect_load_fails(path, MISLAS_ERR_FORMAT, what);
@@ -803,17 +790,17 @@ START_TEST(truncated_and_extended_files)
     uint8_t *longer = malloc(2 * good.size);
     memcpy(longer, good.data, good.size);
     longer[good.size] = 0;
-    write_all(path, longer, good.size + 1);
+    test_write_file(path, longer, good.size + 1);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "one byte appended");
     memcpy(longer + good.size, good.data, good.size);
-    write_all(path, longer, 2 * good.size);
+    test_write_file(path, longer, 2 * good.size);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "two copies");
     /* the header's sizes rewritten to match a truncated stream */
     size_t cut = good.size - 100;
     memcpy(longer, good.data, cut);
     wr64(longer + 24, cut - 40);
     wr32(longer + 36, crc(longer, 36));
-    write_all(path, longer, cut);
+    test_write_file(path, longer, cut);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "truncated stream, consistent header");
     free(longer);
     free(good.data);
@@ -844,7 +831,7 @@ START_TEST(single_bit_flips)
                 continue;   /* one bit per sampled body byte, all bits of header bytes */
             memcpy(f, good.data, good.size);
             f[positions[i]] ^= (uint8_t)(1u << bit);
-            write_all(path, f, good.size);
+            test_write_file(path, f, good.size);
             char what[64];
             snprintf(what, sizeof what, "bit %d of byte %zu flipped", bit, positions[i]);
             expect_load_fails_as(path, MISLAS_ERR_FORMAT, what, positions[i] < 40);
@@ -864,7 +851,7 @@ static void header_case(const bytes *good, size_t offset, const void *value, siz
     memcpy(f + offset, value, size);
     wr32(f + 36, crc(f, 36));
     const char *path = in_scratch("header.ckpt");
-    write_all(path, f, good->size);
+    test_write_file(path, f, good->size);
     expect_load_fails(path, MISLAS_ERR_FORMAT, what);
     if (message_part != NULL)
         ck_assert_msg(strstr(mislas_last_error(), message_part) != NULL, "%s: message \"%s\"", what,
@@ -909,7 +896,7 @@ START_TEST(header_fields)
     uint8_t *f = malloc(good.size);
     memcpy(f, good.data, good.size);
     f[36] ^= 0x40;
-    write_all(in_scratch("crc.ckpt"), f, good.size);
+    test_write_file(in_scratch("crc.ckpt"), f, good.size);
     expect_load_fails(in_scratch("crc.ckpt"), MISLAS_ERR_FORMAT, "header CRC");
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "checksum"));
     free(f);
@@ -920,19 +907,19 @@ END_TEST
 START_TEST(foreign_files)
 {
     const char *path = in_scratch("foreign");
-    write_all(path, "", 0);
+    test_write_file(path, "", 0);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "empty file");
     const uint8_t png[] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
                             0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xde, 0, 0, 0,
                             0, 0, 0, 0, 0, 0, 0, 0, 0 };
-    write_all(path, png, sizeof png);
+    test_write_file(path, png, sizeof png);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "a PNG");
     uint8_t zeros[4096] = { 0 };
-    write_all(path, zeros, 40);
+    test_write_file(path, zeros, 40);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "40 zero bytes");
-    write_all(path, zeros, sizeof zeros);
+    test_write_file(path, zeros, sizeof zeros);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "4096 zero bytes");
-    write_all(path, "MISLASCK", 8);
+    test_write_file(path, "MISLASCK", 8);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "the magic alone");
     /* a valid checkpoint gzip-compressed as a whole */
     bytes good = valid_file(NULL);
@@ -946,11 +933,11 @@ START_TEST(foreign_files)
     uint8_t *noise = malloc(good.size);
     for (size_t i = 0; i < good.size; i++)
         noise[i] = (uint8_t)(test_uniform() * 256);
-    write_all(path, noise, good.size);
+    test_write_file(path, noise, good.size);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "random bytes");
     /* the header of a valid file before another stream */
     memcpy(noise, good.data, 40);
-    write_all(path, noise, good.size);
+    test_write_file(path, noise, good.size);
     expect_load_fails(path, MISLAS_ERR_FORMAT, "valid header, random stream");
     free(noise);
     free(good.data);
@@ -1303,7 +1290,7 @@ START_TEST(inconsistent_content)
         wr64(f + 24, packed);
         wr32(f + 32, crc(raw.data, raw.size));
         wr32(f + 36, crc(f, 36));
-        write_all(in_scratch("raw.ckpt"), f, 40 + packed);
+        test_write_file(in_scratch("raw.ckpt"), f, 40 + packed);
         expect_load_fails(in_scratch("raw.ckpt"), MISLAS_ERR_FORMAT,
             variant == 0 ? "a section past the end" : variant == 1 ? "a cut section header" : "3 stray bytes");
         free(f);
@@ -1559,12 +1546,12 @@ START_TEST(allocation_failures_are_clean)
     bytes old = read_all(path);
     c.old = &old;
     const char *save_path = in_scratch("oom-save.ckpt");
-    write_all(save_path, old.data, old.size);
+    test_write_file(save_path, old.data, old.size);
     c.path = save_path;
     train_step(f.m, f.o, f.x, FX_N, f.y);   /* the new file differs */
     c.with_optimizer = 1;
     ck_assert_int_gt(test_allocation_sweep(sweep_save, &c), 1);
-    write_all(save_path, old.data, old.size);     /* the successful save replaced it */
+    test_write_file(save_path, old.data, old.size);     /* the successful save replaced it */
     c.with_optimizer = 0;
     ck_assert_int_gt(test_allocation_sweep(sweep_save, &c), 1);
     char names[256];

@@ -3,7 +3,7 @@
  * change in the model, the data accounting and schedules against values
  * worked out by hand, checkpoints and a bit-identical resume, cancelling,
  * evaluation against a closed form, and bad arguments. */
-#define _XOPEN_SOURCE 700     /* mkdtemp */
+#define _XOPEN_SOURCE 700     /* access */
 
 #include "testutil.h"
 
@@ -82,8 +82,7 @@ static char tmp_dir[64];
 
 static void make_tmp_dir(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/mislas-train-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    test_make_dir(tmp_dir, "mislas-train");
 }
 
 static void tmp_path(char *out, size_t cap, const char *name)
@@ -93,13 +92,7 @@ static void tmp_path(char *out, size_t cap, const char *name)
 
 static void remove_tmp_dir(void)
 {
-    static const char *names[] = { "a.ck", "b.ck", "c.ck", "s1.ck", "s2a.ck", "s2b.ck" };
-    char path[128];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        tmp_path(path, sizeof path, names[i]);
-        unlink(path);
-    }
-    rmdir(tmp_dir);
+    test_remove_dir(tmp_dir);
 }
 
 static void stage1_defaults(mislas_stage1_options *o, int32_t epochs)

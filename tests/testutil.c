@@ -165,6 +165,14 @@ unsigned char *test_read_file(const char *path, size_t *size)
     return buf;
 }
 
+void test_write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, size, f), size);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 int test_file_equals(const char *path, const void *data, size_t size)
 {
     size_t n;

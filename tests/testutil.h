@@ -38,6 +38,9 @@ mislas_dataset *test_quadrant_dataset(const int64_t *counts, int32_t k, int32_t 
  * size, or NULL if it cannot be read. */
 unsigned char *test_read_file(const char *path, size_t *size);
 
+/* Writes data[0..size-1] to path (failing the test if it cannot). */
+void test_write_file(const char *path, const void *data, size_t size);
+
 /* True if the file at path holds exactly data[0..size-1]. */
 int test_file_equals(const char *path, const void *data, size_t size);
 
