@@ -839,8 +839,10 @@ int cli_evaluate_and_print(mislas_model *model, const cli_dataset *dataset, cons
 /* ============================================================ training data */
 
 mislas_dataset *cli_open_long_tailed_train(const cli_dataset *dataset, const char *data_dir, double imb_factor,
-        mislas_imbalance imb_type, uint64_t subset_seed)
+        mislas_imbalance imb_type, uint64_t subset_seed, int32_t holdout, mislas_dataset **held_out)
 {
+    if (held_out != NULL)
+        *held_out = NULL;
     mislas_dataset *full = NULL, *subset = NULL;
     if (mislas_dataset_open(&full, dataset->name, data_dir, MISLAS_SPLIT_TRAIN) != MISLAS_OK) {
         cli_report_library_failure("cannot open the training split");
@@ -849,7 +851,60 @@ mislas_dataset *cli_open_long_tailed_train(const cli_dataset *dataset, const cha
     if (mislas_dataset_long_tail(&subset, full, imb_factor, imb_type, subset_seed) != MISLAS_OK)
         cli_report_library_failure("cannot take the long-tailed subset");
     mislas_dataset_free(full);
-    return subset;
+    if (subset == NULL || holdout == 0)
+        return subset;
+    /* The subset lists each class's kept images as a seeded shuffle, class
+     * after class, so the last `holdout` of each class's run are a random
+     * draw of that class: they become the validation images. */
+    const int32_t k = mislas_dataset_num_classes(subset);
+    const size_t n = mislas_dataset_size(subset);
+    int64_t *counts = calloc((size_t)k, sizeof *counts);
+    size_t *train_idx = calloc(n, sizeof *train_idx), *val_idx = calloc(n, sizeof *val_idx);
+    mislas_dataset *train = NULL, *val = NULL;
+    size_t num_train = 0, num_val = 0;
+    bool ok = counts != NULL && train_idx != NULL && val_idx != NULL;
+    if (!ok)
+        cli_report_failure("out of memory");
+    if (ok && mislas_dataset_class_counts(subset, counts) != MISLAS_OK) {
+        cli_report_library_failure("cannot count the training images");
+        ok = false;
+    }
+    for (int32_t c = 0; ok && c < k; c++) {
+        if (counts[c] <= holdout) {
+            cli_report_failure("--holdout %d: class %d has only %" PRId64 " training images; hold out fewer",
+                    (int)holdout, (int)c, counts[c]);
+            ok = false;
+        }
+    }
+    for (size_t i = 0, first = 0; ok && i < n; i++) {
+        int32_t c = mislas_dataset_labels(subset)[i];
+        if (i == 0 || mislas_dataset_labels(subset)[i - 1] != c)
+            first = i;
+        if ((int64_t)(i - first) < counts[c] - holdout)
+            train_idx[num_train++] = i;
+        else
+            val_idx[num_val++] = i;
+    }
+    if (ok && (mislas_dataset_subset(&train, subset, train_idx, num_train) != MISLAS_OK
+            || mislas_dataset_subset(&val, subset, val_idx, num_val) != MISLAS_OK)) {
+        cli_report_library_failure("cannot split off the held-out images");
+        ok = false;
+    }
+    free(counts);
+    free(train_idx);
+    free(val_idx);
+    mislas_dataset_free(subset);
+    if (!ok || held_out == NULL) {
+        mislas_dataset_free(val);
+        val = NULL;
+    }
+    if (!ok) {
+        mislas_dataset_free(train);
+        return NULL;
+    }
+    if (held_out != NULL)
+        *held_out = val;
+    return train;
 }
 
 /* ================================================================ training */

@@ -280,10 +280,18 @@ int cli_evaluate_and_print(mislas_model *model, const cli_dataset *dataset, cons
 
 /* ---------------------------------------------------------- training data */
 
-/* The training split's long-tailed subset as METHOD.md builds it. On
- * failure prints why and returns NULL. */
+/* The training split's long-tailed subset as METHOD.md builds it, less
+ * `holdout` images of every class, a seeded random draw kept for validation
+ * (choosing hyper-parameters, fitting a temperature: never the test split).
+ * *held_out (may be NULL) receives those images, or NULL when holdout is 0.
+ * On failure prints why and returns NULL. */
 mislas_dataset *cli_open_long_tailed_train(const cli_dataset *dataset, const char *data_dir,
-        double imb_factor, mislas_imbalance imb_type, uint64_t subset_seed);
+        double imb_factor, mislas_imbalance imb_type, uint64_t subset_seed, int32_t holdout,
+        mislas_dataset **held_out);
+/* The --holdout flag of the programs that read the training split. */
+#define CLI_HOLDOUT_FLAG(variable) \
+    {.name = "holdout", .kind = CLI_INT32, .target = (variable), .value_name = "N", .min = 0, .max = 1 << 30, \
+     .help = "images of every class kept out of training as the validation split"}
 
 /* ---------------------------------------------------------------- training */
 

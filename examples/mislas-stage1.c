@@ -20,6 +20,7 @@ typedef struct settings {
     const char *data_dir, *out;
     double imb_factor;
     int imb_type, arch, schedule;
+    int32_t holdout;
     uint64_t subset_seed;
     int32_t threads;
     int no_augment, resume, eval, quiet, print_schedule, help;
@@ -65,6 +66,7 @@ static void parse_command_line(settings *s, int argc, char **argv)
          .help = "profile of the class counts"},
         {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
          .help = "which images the subset keeps"},
+        CLI_HOLDOUT_FLAG(&s->holdout),
         {.name = "arch", .kind = CLI_CHOICE, .target = &s->arch, .choices = cli_arch_choices,
          .help = "the network"},
         {.name = "epochs", .kind = CLI_INT32, .target = &s->train.epochs, .value_name = "N", .min = 1,
@@ -201,7 +203,7 @@ static int run(const settings *s)
         return CLI_EXIT_FAILURE;
     }
     mislas_dataset *data = cli_open_long_tailed_train(s->dataset, s->data_dir, s->imb_factor,
-            (mislas_imbalance)s->imb_type, s->subset_seed);
+            (mislas_imbalance)s->imb_type, s->subset_seed, s->holdout, NULL);
     if (data == NULL)
         return CLI_EXIT_FAILURE;
     mislas_model_options shape;

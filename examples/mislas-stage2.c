@@ -25,6 +25,7 @@ typedef struct settings {
     double imb_factor;
     int imb_type, method, loss, las_shape, shift_bn;
     int32_t mislas_shift_bn;        /* --shift-bn's default for MiSLAS (a preset's) */
+    int32_t holdout;
     uint64_t subset_seed, epoch_steps;
     int32_t threads;
     int no_augment, resume, eval, quiet, print_schedule, help;
@@ -107,6 +108,7 @@ static void parse_command_line(settings *s, int argc, char **argv)
          .help = "the subset's profile, as in stage 1"},
         {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
          .help = "the subset's images, as in stage 1"},
+        CLI_HOLDOUT_FLAG(&s->holdout),
         CLI_THREADS_FLAG(&s->threads),
         CLI_EVAL_FLAG(&s->eval),
         CLI_QUIET_FLAG(&s->quiet),
@@ -246,7 +248,7 @@ static int run(settings *s)
     if (model == NULL)
         return CLI_EXIT_FAILURE;
     mislas_dataset *data = cli_open_long_tailed_train(s->dataset, s->data_dir, s->imb_factor,
-            (mislas_imbalance)s->imb_type, s->subset_seed);
+            (mislas_imbalance)s->imb_type, s->subset_seed, s->holdout, NULL);
     int code = CLI_EXIT_FAILURE;
     if (data != NULL && same_training_set(s, model, data))
         code = train(s, model, data);
