@@ -347,11 +347,12 @@ int mislas_calib_summarize(const mislas_calib *c, mislas_calib_summary *out)
     const sums *t = &c->total;
     double n = (double)t->count;
     uint64_t binned = 0;
-    double weighted_gap = 0.0, max_gap = 0.0;
+    double weighted_gap = 0.0, weighted_square = 0.0, max_gap = 0.0;
     for (size_t b = 0; b < (size_t)c->num_bins; b++) {
         double gap = bin_gap(c, b);
         binned += c->bin_count[b];
         weighted_gap += gap * (double)c->bin_count[b];
+        weighted_square += gap * gap * (double)c->bin_count[b];
         max_gap = gap > max_gap ? gap : max_gap;
     }
     int with_probs = t->count > 0 && t->confidence_only == 0;
@@ -360,6 +361,7 @@ int mislas_calib_summarize(const mislas_calib *c, mislas_calib_summary *out)
     s.avg_confidence = t->count ? t->confidence / n : NAN;
     s.ece = binned ? weighted_gap / (double)binned : NAN;
     s.mce = binned ? max_gap : NAN;
+    s.rms = binned ? sqrt(weighted_square / (double)binned) : NAN;
     s.nll = with_probs ? t->nll / n : NAN;
     s.brier = with_probs ? t->brier / n : NAN;
     /* copy only what the caller's struct has room for */

@@ -295,6 +295,83 @@ static int call_loss(void *o, digest *d)
     return rc;
 }
 
+static int call_lt_loss_new(void *o, digest *d)
+{
+    (void)o;
+    mislas_loss *l[3] = { NULL, NULL, NULL };
+    int rc = MISLAS_OK;
+    for (int i = 0; i < 3 && rc == MISLAS_OK; i++) {
+        l[i] = (mislas_loss *)d;    /* not NULL: a failure must set it */
+        rc = i == 0 ? mislas_loss_new_focal(&l[i], K, 2.0f)
+                : i == 1 ? mislas_loss_new_ldam(&l[i], COUNTS, K, NULL)
+                : mislas_loss_new_logit_adjusted(&l[i], COUNTS, K, 1.0f);
+        if (rc != MISLAS_OK)
+            ck_assert_ptr_null(l[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        float loss;
+        if (rc == MISLAS_OK && (rc = mislas_loss_compute(l[i], LOGITS, TARGETS, N, &loss, NULL)) == MISLAS_OK)
+            mix(d, &loss, sizeof loss);
+        mislas_loss_free(l[i]);
+    }
+    return rc;
+}
+
+static int call_weighted_loss(void *o, digest *d)
+{
+    float w[K];
+    ck_assert_status(mislas_class_balanced_weights(w, COUNTS, K, 0.9), MISLAS_OK);
+    int rc = mislas_loss_set_class_weights(o, w, MISLAS_REDUCE_WEIGHTED_MEAN);
+    return rc == MISLAS_OK ? call_loss(o, d) : rc;
+}
+
+static int call_recalibration(void *o, digest *d)
+{
+    (void)o;
+    double ece, cw, t;
+    float scale[K], bias[K];
+    int rc = mislas_adaptive_ece(LOGITS, TARGETS, N, K, 3, &ece);
+    if (rc == MISLAS_OK)
+        rc = mislas_classwise_ece(LOGITS, TARGETS, N, K, 3, &cw);
+    if (rc == MISLAS_OK)
+        rc = mislas_fit_temperature(LOGITS, TARGETS, N, K, NULL, &t);
+    if (rc == MISLAS_OK)
+        rc = mislas_fit_vector_scaling(LOGITS, TARGETS, N, K, NULL, scale, bias);
+    if (rc == MISLAS_OK) {
+        mix(d, &ece, sizeof ece);
+        mix(d, &cw, sizeof cw);
+        mix(d, &t, sizeof t);
+        mix(d, scale, sizeof scale);
+        mix(d, bias, sizeof bias);
+    }
+    return rc;
+}
+
+/* Each post-hoc fix alone, so that a failure must leave the model untouched. */
+static int posthoc_digest(int rc, void *o, digest *d)
+{
+    mix_tensor(d, o, "fc.weight");
+    mix_tensor(d, o, "fc.bias");
+    mix_tensor(d, o, "learned_norm");
+    return rc;
+}
+
+static int call_scale_logits(void *o, digest *d)
+{
+    const float scale[K] = { 0.5f, 0.75f, 1.0f, 2.0f }, bias[K] = { 0.1f, 0.2f, -0.3f, 0.0f };
+    return posthoc_digest(mislas_model_scale_logits(o, scale, bias), o, d);
+}
+
+static int call_tau_normalize(void *o, digest *d)
+{
+    return posthoc_digest(mislas_model_tau_normalize(o, 0.5f), o, d);
+}
+
+static int call_adjust_by_prior(void *o, digest *d)
+{
+    return posthoc_digest(mislas_model_adjust_logits_by_prior(o, COUNTS, K, 1.0f), o, d);
+}
+
 static int call_sampler_new(void *o, digest *d)
 {
     (void)o;
@@ -604,6 +681,10 @@ static void probe_no_alloc(void)
     mislas_eval_report_init(&er);
     mislas_calib_summary cs;
     mislas_calib_summary_init(&cs);
+    mislas_ldam_options ldo;
+    mislas_ldam_options_init(&ldo);
+    mislas_fit_options fo;
+    mislas_fit_options_init(&fo);
     /* long tails and schedules */
     int64_t counts[K];
     mislas_shot shots[K];
@@ -624,6 +705,9 @@ static void probe_no_alloc(void)
     float eps[K];
     ck_assert_status(mislas_loss_class_smoothing(l, eps), MISLAS_OK);
     ck_assert_int_eq(mislas_loss_num_classes(l), K);
+    float weights[K];
+    ck_assert_status(mislas_class_balanced_weights(weights, COUNTS, K, 0.99), MISLAS_OK);
+    ck_assert_status(mislas_drw_weights(weights, COUNTS, K, 0.99, 3, 2), MISLAS_OK);
     /* models */
     ck_assert_status(mislas_model_get_options(m, &mo), MISLAS_OK);
     ck_assert_int_eq(mislas_model_num_classes(m), K);
@@ -742,6 +826,11 @@ static const entry INVENTORY[] = {
     SWEEP(mislas_loss_compute, make_las, call_loss, release_loss, false),
     SWEEP(mislas_loss_compute_mixup, make_las, call_loss, release_loss, false),
     PROBED(mislas_loss_class_smoothing), PROBED(mislas_loss_num_classes), PROBED(mislas_loss_free),
+    SWEEP(mislas_loss_new_focal, nothing, call_lt_loss_new, release_nothing, false),
+    SWEEP(mislas_loss_new_ldam, nothing, call_lt_loss_new, release_nothing, false),
+    SWEEP(mislas_loss_new_logit_adjusted, nothing, call_lt_loss_new, release_nothing, false),
+    SWEEP(mislas_loss_set_class_weights, make_las, call_weighted_loss, release_loss, false),
+    PROBED(mislas_ldam_options_init), PROBED(mislas_class_balanced_weights), PROBED(mislas_drw_weights),
     /* models */
     SWEEP(mislas_model_new, nothing, call_model_new, release_nothing, false),
     SWEEP(mislas_model_forward, make_model, call_forward, release_model, false),
@@ -758,6 +847,9 @@ static const entry INVENTORY[] = {
     PROBED(mislas_model_num_bn), PROBED(mislas_model_bn_channels), PROBED(mislas_model_bn_running_stats),
     PROBED(mislas_model_num_tensors), PROBED(mislas_model_tensor_info), PROBED(mislas_model_get_tensor),
     PROBED(mislas_model_get_gradient), PROBED(mislas_model_set_tensor), PROBED(mislas_model_class_counts),
+    SWEEP(mislas_model_scale_logits, make_model, call_scale_logits, release_model, false),
+    SWEEP(mislas_model_tau_normalize, make_model, call_tau_normalize, release_model, false),
+    SWEEP(mislas_model_adjust_logits_by_prior, make_model, call_adjust_by_prior, release_model, false),
     /* optimisers */
     SWEEP(mislas_optimizer_new_sgd, make_with_gradient, call_new_sgd, release_trained, false),
     PROBED(mislas_optimizer_step),
@@ -776,6 +868,11 @@ static const entry INVENTORY[] = {
     SWEEP(mislas_calib_merge, make_calib, call_calib, release_calib, false),
     PROBED(mislas_calib_summarize), PROBED(mislas_calib_bins), PROBED(mislas_calib_num_bins),
     PROBED(mislas_calib_num_classes), PROBED(mislas_calib_reset), PROBED(mislas_calib_free),
+    SWEEP(mislas_adaptive_ece, nothing, call_recalibration, release_nothing, false),
+    SWEEP(mislas_classwise_ece, nothing, call_recalibration, release_nothing, false),
+    SWEEP(mislas_fit_temperature, nothing, call_recalibration, release_nothing, false),
+    SWEEP(mislas_fit_vector_scaling, nothing, call_recalibration, release_nothing, false),
+    PROBED(mislas_fit_options_init),
     /* checkpoints */
     SWEEP(mislas_checkpoint_save, make_with_gradient, call_checkpoints, release_trained, false),
     SWEEP(mislas_checkpoint_load, make_with_gradient, call_checkpoints, release_trained, false),

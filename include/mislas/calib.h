@@ -1,4 +1,5 @@
-/* Streaming calibration metrics: add batches, then read.
+/* Calibration: streaming metrics (add batches, then read), metrics that
+ * need every sample, and post-hoc temperature and vector scaling.
  *
  * Confidence is the largest softmax probability, the prediction its arg-max
  * (the first one on ties). Confidences are binned into num_bins equal-width
@@ -46,6 +47,8 @@ typedef struct mislas_calib_summary {
     double mce;
     double nll;               /* NaN when only confidences were added */
     double brier;             /* NaN when only confidences were added */
+    /* since 0.4 (filled only when struct_size covers it): */
+    double rms;               /* RMS calibration error: sqrt(sum_b n_b (acc_b - conf_b)^2 / sum_b n_b) */
 } mislas_calib_summary;
 MISLAS_API void mislas_calib_summary_init(mislas_calib_summary *s);
 /* With no samples every figure is NaN. nll is the mean of -log p_y, brier the
@@ -72,6 +75,57 @@ MISLAS_API int mislas_calib_merge(mislas_calib *dst, const mislas_calib *src);
 /* Forget every sample added (NULL is a no-op). */
 MISLAS_API void mislas_calib_reset(mislas_calib *c);
 MISLAS_API void mislas_calib_free(mislas_calib *c);
+
+/* --------------------------------------------- metrics that need all samples
+ * The object above keeps O(num_bins) sums and so cannot rank samples or fit
+ * anything; these functions take the whole set of n rows of K logits
+ * (confidences and predictions as mislas_calib_add_logits computes them).
+ * Each keeps O(n) memory (O(K x num_bins) for classwise ECE) and is
+ * single-threaded and deterministic. */
+
+/* Equal-mass (adaptive) ECE: samples sorted by confidence are cut into
+ * num_bins bins of n / num_bins samples (the cut before bin b at sorted
+ * position floor(b n / num_bins)); a cut that would split samples of equal
+ * confidence moves up to the end of their run, so tied samples always share
+ * a bin and the result does not depend on the samples' order; bins left
+ * empty are dropped. ECE = sum_b |correct_b - confidence_b| / n. */
+MISLAS_API int mislas_adaptive_ece(const float *logits, const int32_t *targets, size_t n,
+        int32_t num_classes, int32_t num_bins, double *ece);
+
+/* Classwise ECE (Kull et al.): for every class k, its probability p_k over
+ * all samples in num_bins equal-width bins [b/B, (b+1)/B) (the last one
+ * closed), ECE_k = sum_b n_b / n |freq_b(y == k) - mean_b p_k|; the result
+ * is the mean of ECE_k over the K classes. */
+MISLAS_API int mislas_classwise_ece(const float *logits, const int32_t *targets, size_t n,
+        int32_t num_classes, int32_t num_bins, double *ece);
+
+/* ------------------------------------------------------- post-hoc scaling
+ * Fitted on logits of a validation split (never the test split) by
+ * minimising the mean NLL; apply the result to a model with
+ * mislas_model_scale_logits, or to logits yourself. */
+typedef struct mislas_fit_options {
+    size_t struct_size;
+    int32_t max_iterations;   /* default 500 */
+    double tolerance;         /* stop when every partial derivative of the mean NLL is
+                                 below this; default 1e-7 */
+} mislas_fit_options;
+MISLAS_API void mislas_fit_options_init(mislas_fit_options *opts);
+
+/* Temperature scaling (Guo et al.): the T > 0 minimising the mean NLL of
+ * softmax(z / T), by safeguarded Newton steps on 1 / T (the NLL is convex
+ * in it). Logits that no positive T fits (no better than chance at T -> inf,
+ * or separable so that the NLL falls all the way to T -> 0) are
+ * MISLAS_ERR_INVALID_ARGUMENT with the reason. opts NULL = defaults. */
+MISLAS_API int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n,
+        int32_t num_classes, const mislas_fit_options *opts, double *temperature);
+
+/* Vector scaling (Guo et al.): z_j -> scale_j z_j + bias_j (K scales and K
+ * biases) minimising the mean NLL, by L-BFGS from temperature scaling's
+ * solution. The problem is convex; with few samples per class it can
+ * over-fit, which temperature scaling cannot. MISLAS_ERR_STATE if the
+ * iteration limit is reached first (scale and bias are then not written). */
+MISLAS_API int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_t n,
+        int32_t num_classes, const mislas_fit_options *opts, float *scale, float *bias);
 
 #ifdef __cplusplus
 }

@@ -139,6 +139,23 @@ MISLAS_API int mislas_model_features(const mislas_model *model, float *features,
 MISLAS_API int mislas_model_classifier_norms(const mislas_model *model, float *norms);
 MISLAS_API int mislas_model_classifier_scales(const mislas_model *model, float *scales);
 
+/* Post-hoc fixes of a trained classifier, kept by the model (and by any
+ * checkpoint saved afterwards); nothing changes on failure.
+ *
+ * Every logit z_j becomes scale_j z_j + bias_j (scale NULL: 1, bias NULL:
+ * 0; scales finite and > 0): temperature scaling is scale_j = 1 / T, vector
+ * scaling the pair mislas_fit_vector_scaling returns. Done through s and b,
+ * so the head keeps its kind; choosing a head again (mislas_model_set_head)
+ * resets s. */
+MISLAS_API int mislas_model_scale_logits(mislas_model *model, const float *scale, const float *bias);
+/* tau-normalisation (Kang et al.): each row W_j becomes W_j / ||W_j||^tau,
+ * tau in [0, 10] (0: unchanged, 1: unit rows); b and s are left as they are. */
+MISLAS_API int mislas_model_tau_normalize(mislas_model *model, float tau);
+/* Post-hoc logit adjustment (Menon et al.): z_j - tau log(pi_j), pi_j =
+ * N_j / sum N, from the K positive training counts; tau >= 0. */
+MISLAS_API int mislas_model_adjust_logits_by_prior(mislas_model *model, const int64_t *class_counts,
+        int32_t num_classes, float tau);
+
 /* Batch-norm layers, in the network's order (the paper's Figure 6). */
 MISLAS_API int32_t mislas_model_num_bn(const mislas_model *model);
 /* Channels of BN layer `index`, or a negative status. */

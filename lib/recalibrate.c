@@ -1,0 +1,269 @@
+/* Post-hoc scaling of logits fitted on a validation split: temperature and
+ * vector scaling (Guo et al. 2017). Both minimise the mean NLL, which is
+ * convex in their parameters (log-sum-exp of functions linear in them), so
+ * the minimum found is the minimum. Everything is computed in double, in
+ * sample order, on one thread: the same logits give the same fit. */
+#include <mislas/calib.h>
+
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+void mislas_fit_options_init(mislas_fit_options *opts)
+{
+    if (opts == NULL)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
+    opts->max_iterations = 500;
+    opts->tolerance = 1e-7;
+}
+
+static int read_fit_options(const char *fn, const mislas_fit_options *opts, mislas_fit_options *o)
+{
+    mislas_fit_options_init(o);
+    int rc;
+    if (opts != NULL && (rc = mislasi_read_options(fn, o, sizeof *o, opts)) != MISLAS_OK)
+        return rc;
+    if (o->max_iterations < 1)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->max_iterations = %d, need at least 1", fn,
+                (int)o->max_iterations);
+    if (!(o->tolerance > 0.0 && o->tolerance < 1.0))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->tolerance = %g is not in (0, 1)", fn, o->tolerance);
+    return MISLAS_OK;
+}
+
+/* ---------------------------------------------------------- temperature */
+
+/* First and second derivatives of the mean NLL of softmax(beta z) in beta:
+ * mean over samples of E_p[z] - z_y and of Var_p[z]. */
+static void temperature_slope(const float *logits, const int32_t *targets, size_t n, size_t k, double beta,
+        double *slope, double *curvature)
+{
+    double d1 = 0.0, d2 = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        double m = z[0];
+        for (size_t j = 1; j < k; j++)
+            m = z[j] > m ? z[j] : m;
+        double sum = 0.0, mean = 0.0, square = 0.0;
+        for (size_t j = 0; j < k; j++) {
+            double e = exp(beta * ((double)z[j] - m)), c = (double)z[j] - m;
+            sum += e;
+            mean += e * c;
+            square += e * c * c;
+        }
+        mean /= sum;
+        d1 += mean - ((double)z[targets[i]] - m);
+        d2 += square / sum - mean * mean;
+    }
+    *slope = d1 / (double)n;
+    *curvature = d2 / (double)n;
+}
+
+int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n, int32_t num_classes,
+        const mislas_fit_options *opts, double *temperature)
+{
+    static const char fn[] = "mislas_fit_temperature";
+    MISLASI_CHECK_NOT_NULL(fn, temperature);
+    mislas_fit_options o;
+    int rc = read_fit_options(fn, opts, &o);
+    if (rc == MISLAS_OK)
+        rc = mislasi_check_logit_set(fn, logits, targets, n, num_classes);
+    if (rc != MISLAS_OK)
+        return rc;
+    const size_t k = (size_t)num_classes;
+    double slope, curvature;
+    /* at beta = 0 the slope is mean_i (mean_j z_ij - z_iy) */
+    temperature_slope(logits, targets, n, k, 0.0, &slope, &curvature);
+    if (!(slope < 0.0))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the targets' logits are on average no higher than the "
+                "others', so no positive temperature fits", fn);
+    /* bracket the root of the slope: [lo, hi] with slope(lo) < 0 < slope(hi) */
+    double lo = 0.0, hi = 1.0;
+    /* a slope of exactly 0 at a large beta is an underflow of the others'
+     * probabilities, not a minimum: keep going, to the separable case */
+    for (temperature_slope(logits, targets, n, k, hi, &slope, &curvature); slope <= 0.0;
+            temperature_slope(logits, targets, n, k, hi, &slope, &curvature)) {
+        lo = hi;
+        hi *= 2.0;
+        if (hi > 1e12)
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the NLL keeps falling as the temperature goes "
+                    "to 0 (the logits separate the classes), so no temperature minimises it", fn);
+    }
+    double beta = hi;
+    for (int32_t it = 0; it < o.max_iterations; it++) {
+        if (fabs(slope) < o.tolerance || hi - lo <= 1e-15 * hi)
+            break;
+        if (slope < 0.0)
+            lo = beta;
+        else
+            hi = beta;
+        double next = curvature > 0.0 ? beta - slope / curvature : NAN;
+        beta = next > lo && next < hi ? next : 0.5 * (lo + hi);
+        temperature_slope(logits, targets, n, k, beta, &slope, &curvature);
+    }
+    *temperature = 1.0 / beta;
+    return MISLAS_OK;
+}
+
+/* ------------------------------------------------------- vector scaling */
+
+/* Mean NLL of softmax(a z + c) and its gradient (ga, gc); p: K doubles of scratch. */
+static double vector_nll(const float *logits, const int32_t *targets, size_t n, size_t k, const double *a,
+        const double *c, double *ga, double *gc, double *p)
+{
+    double total = 0.0;
+    memset(ga, 0, k * sizeof *ga);
+    memset(gc, 0, k * sizeof *gc);
+    for (size_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        double m = -INFINITY, sum = 0.0;
+        for (size_t j = 0; j < k; j++) {
+            p[j] = a[j] * z[j] + c[j];
+            m = p[j] > m ? p[j] : m;
+        }
+        const size_t y = (size_t)targets[i];
+        double u_y = p[y];
+        for (size_t j = 0; j < k; j++)
+            sum += p[j] = exp(p[j] - m);
+        total += m + log(sum) - u_y;
+        for (size_t j = 0; j < k; j++) {
+            double d = p[j] / sum - (j == y ? 1.0 : 0.0);
+            ga[j] += d * z[j];
+            gc[j] += d;
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        ga[j] /= (double)n;
+        gc[j] /= (double)n;
+    }
+    return total / (double)n;
+}
+
+enum { HISTORY = 8 };
+
+int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_t n, int32_t num_classes,
+        const mislas_fit_options *opts, float *scale, float *bias)
+{
+    static const char fn[] = "mislas_fit_vector_scaling";
+    MISLASI_CHECK_NOT_NULL(fn, scale);
+    MISLASI_CHECK_NOT_NULL(fn, bias);
+    mislas_fit_options o;
+    int rc = read_fit_options(fn, opts, &o);
+    if (rc == MISLAS_OK)
+        rc = mislasi_check_logit_set(fn, logits, targets, n, num_classes);
+    if (rc != MISLAS_OK)
+        return rc;
+    const size_t k = (size_t)num_classes, dim = 2 * k;
+    /* x, g, trial x and g, direction, scratch row; HISTORY pairs (s, y) */
+    double *mem = mislasi_calloc(5 * dim + k + 2 * HISTORY * dim, sizeof *mem);
+    if (mem == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu classes", fn, k);
+    double *x = mem, *g = x + dim, *xt = g + dim, *gt = xt + dim, *dir = gt + dim, *row = dir + dim;
+    double *hs = row + k, *hy = hs + HISTORY * dim, rho[HISTORY], alpha[HISTORY];
+    /* start from temperature scaling when it fits, else from the identity */
+    double t = 1.0;
+    mislas_fit_options quick = o;
+    if (mislas_fit_temperature(logits, targets, n, num_classes, &quick, &t) != MISLAS_OK)
+        t = 1.0;
+    for (size_t j = 0; j < k; j++)
+        x[j] = 1.0 / t;
+    double f = vector_nll(logits, targets, n, k, x, x + k, g, g + k, row);
+    int32_t stored = 0, newest = -1;
+    rc = MISLAS_ERR_STATE;
+    for (int32_t it = 0; it < o.max_iterations; it++) {
+        double gmax = 0.0;
+        for (size_t d = 0; d < dim; d++)
+            gmax = fmax(gmax, fabs(g[d]));
+        if (gmax < o.tolerance) {
+            rc = MISLAS_OK;
+            break;
+        }
+        /* L-BFGS two-loop recursion: dir = -H g */
+        for (size_t d = 0; d < dim; d++)
+            dir[d] = -g[d];
+        for (int32_t h = 0; h < stored; h++) {
+            int32_t idx = (newest - h + HISTORY) % HISTORY;
+            double dot = 0.0;
+            for (size_t d = 0; d < dim; d++)
+                dot += hs[idx * dim + d] * dir[d];
+            alpha[idx] = rho[idx] * dot;
+            for (size_t d = 0; d < dim; d++)
+                dir[d] -= alpha[idx] * hy[idx * dim + d];
+        }
+        if (stored > 0) {
+            double yy = 0.0, sy = 1.0 / rho[newest];
+            for (size_t d = 0; d < dim; d++)
+                yy += hy[newest * dim + d] * hy[newest * dim + d];
+            for (size_t d = 0; d < dim; d++)
+                dir[d] *= sy / yy;
+        }
+        for (int32_t h = stored - 1; h >= 0; h--) {
+            int32_t idx = (newest - h + HISTORY) % HISTORY;
+            double dot = 0.0;
+            for (size_t d = 0; d < dim; d++)
+                dot += hy[idx * dim + d] * dir[d];
+            for (size_t d = 0; d < dim; d++)
+                dir[d] += (alpha[idx] - rho[idx] * dot) * hs[idx * dim + d];
+        }
+        double slope = 0.0;
+        for (size_t d = 0; d < dim; d++)
+            slope += g[d] * dir[d];
+        if (!(slope < 0.0)) {   /* not a descent direction: restart from steepest descent */
+            for (size_t d = 0; d < dim; d++)
+                dir[d] = -g[d];
+            slope = 0.0;
+            for (size_t d = 0; d < dim; d++)
+                slope -= g[d] * g[d];
+            stored = 0;
+        }
+        /* backtracking line search with Armijo's condition */
+        double step = stored == 0 ? fmin(1.0, 1.0 / sqrt(-slope)) : 1.0, ft = f;
+        bool moved = false;
+        for (int tries = 0; tries < 60; tries++, step *= 0.5) {
+            for (size_t d = 0; d < dim; d++)
+                xt[d] = x[d] + step * dir[d];
+            ft = vector_nll(logits, targets, n, k, xt, xt + k, gt, gt + k, row);
+            if (ft <= f + 1e-4 * step * slope) {
+                moved = true;
+                break;
+            }
+        }
+        if (!moved || f - ft <= 1e-16 * fabs(f)) {
+            /* no further decrease is representable: at the minimum to working precision */
+            if (moved)
+                memcpy(x, xt, dim * sizeof *x);
+            rc = MISLAS_OK;
+            break;
+        }
+        newest = (newest + 1) % HISTORY;
+        double sy = 0.0;
+        for (size_t d = 0; d < dim; d++) {
+            hs[newest * dim + d] = xt[d] - x[d];
+            hy[newest * dim + d] = gt[d] - g[d];
+            sy += hs[newest * dim + d] * hy[newest * dim + d];
+        }
+        if (sy > 0.0) {
+            rho[newest] = 1.0 / sy;
+            stored = stored < HISTORY ? stored + 1 : HISTORY;
+        } else {
+            newest = (newest - 1 + HISTORY) % HISTORY;   /* keep the curvature pairs positive */
+        }
+        memcpy(x, xt, dim * sizeof *x);
+        memcpy(g, gt, dim * sizeof *g);
+        f = ft;
+    }
+    if (rc == MISLAS_OK) {
+        for (size_t j = 0; j < k; j++) {
+            scale[j] = (float)x[j];
+            bias[j] = (float)x[k + j];
+        }
+    } else {
+        mislasi_fail(rc, "%s: no convergence in %d iterations (raise opts->max_iterations or the tolerance)", fn,
+                (int)o.max_iterations);
+    }
+    mislasi_free(mem);
+    return rc;
+}
