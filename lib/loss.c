@@ -499,14 +499,16 @@ static term_out row_term(const mislas_loss *l, const float *e, size_t k, int32_t
     const double d = l->margin != NULL ? (double)l->scale * l->margin[y] : 0.0;
     t.ey = d > 0.0 ? e[y] * exp(-d) : e[y];
     double others, sum;
-    if (l->gamma > 0.0f || d > 0.0) {
+    /* S - e_y loses nothing that matters while e_y is at most half of S;
+     * beyond that the others are summed apart */
+    if ((l->gamma > 0.0f || d > 0.0) && e[y] > 0.5 * exp_sum) {
         others = 0.0;
         for (size_t j = 0; j < k; j++)
             others += j == (size_t)y ? 0.0 : (double)e[j];
         sum = others + t.ey;
     } else {
-        sum = exp_sum;
-        others = sum - t.ey;
+        others = exp_sum - e[y];
+        sum = others + t.ey;
     }
     const double log_s = log(sum), eps = l->smoothing[y];
     double nll = log_s - (u_y - d - m);

@@ -1,0 +1,261 @@
+/* mislas-calibrate: the post-hoc stage. Fits temperature or vector scaling
+ * on a validation split held out of the training set (--holdout, the same
+ * value stage 1 and stage 2 were given), optionally after tau-normalising
+ * the classifier or adjusting its logits by the class prior, and writes the
+ * fixed model. It reports the validation figures before and after, which is
+ * also how hyper-parameters are chosen without touching the test split.
+ *
+ *   mislas-stage1 --preset fmnist --holdout 10 --mixup-alpha 0 --out s1.ckpt
+ *   mislas-stage2 --preset fmnist --holdout 10 --in s1.ckpt --out s2.ckpt
+ *   mislas-calibrate s2.ckpt --holdout 10 --out calibrated.ckpt
+ *   mislas-eval calibrated.ckpt
+ */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char cli_program_name[] = "mislas-calibrate";
+
+enum method { METHOD_NONE = 0, METHOD_TEMPERATURE = 1, METHOD_VECTOR = 2 };
+static const cli_choice method_choices[] = {
+    {"none", METHOD_NONE}, {"temperature", METHOD_TEMPERATURE}, {"vector", METHOD_VECTOR}, {NULL, 0}};
+
+typedef struct settings {
+    const char *in, *out, *data_dir;
+    const cli_dataset *dataset;     /* NULL: the one the checkpoint's model fits */
+    double imb_factor;
+    int imb_type, method;
+    int32_t holdout, bins, threads;
+    uint64_t subset_seed;
+    float tau_norm, logit_adjust;
+    int quiet, help;
+} settings;
+
+static void parse_command_line(settings *s, int argc, char **argv)
+{
+    s->imb_factor = 0.01;
+    s->imb_type = MISLAS_IMBALANCE_EXP;
+    s->method = METHOD_TEMPERATURE;
+    s->bins = 15;
+    const cli_flag flags[] = {
+        {.name = "out", .kind = CLI_TEXT, .target = &s->out, .value_name = "FILE",
+         .help = "write the calibrated model here", .default_text = "none: only report"},
+        CLI_HOLDOUT_FLAG(&s->holdout),
+        {.name = "method", .kind = CLI_CHOICE, .target = &s->method, .choices = method_choices,
+         .help = "what to fit on the held-out images"},
+        {.name = "tau-norm", .kind = CLI_FLOAT, .target = &s->tau_norm, .value_name = "TAU", .min = 0, .max = 10,
+         .help = "first tau-normalise the classifier's rows (Kang et al.); 0: no"},
+        {.name = "logit-adjust", .kind = CLI_FLOAT, .target = &s->logit_adjust, .value_name = "TAU", .min = 0,
+         .max = 1000, .help = "first subtract TAU log(prior) from the logits (Menon et al.); 0: no"},
+        {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset, .help = "the data set",
+         .default_text = "the one the checkpoint's image shape and classes fit"},
+        CLI_DATA_DIR_FLAG(&s->data_dir),
+        {.name = "imb-factor", .kind = CLI_DOUBLE, .target = &s->imb_factor, .value_name = "X", .min = 0,
+         .max = 1, .above_min = true, .help = "the training set's imbalance, as in stage 1"},
+        {.name = "imb-type", .kind = CLI_CHOICE, .target = &s->imb_type, .choices = cli_imbalance_choices,
+         .help = "the training set's profile, as in stage 1"},
+        {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
+         .help = "the training subset's seed, as in stage 1"},
+        {.name = "bins", .kind = CLI_INT32, .target = &s->bins, .value_name = "N", .min = 1, .max = 1000,
+         .help = "calibration bins of the report"},
+        CLI_THREADS_FLAG(&s->threads),
+        CLI_QUIET_FLAG(&s->quiet),
+        CLI_HELP_FLAG(&s->help),
+    };
+    const size_t num_flags = sizeof flags / sizeof flags[0];
+    const char *positionals[1];
+    size_t num_positionals;
+    cli_parse(flags, num_flags, argc, argv, CLI_PASS_EARLY, NULL, 0, &num_positionals);
+    if (s->help) {
+        cli_print_help(stdout, "CHECKPOINT --holdout N [flags]",
+                "Fits temperature or vector scaling on the images held out of the training set by\n"
+                "--holdout (never the test split), reports the validation figures before and after,\n"
+                "and writes the calibrated model with --out.",
+                flags, num_flags, false);
+        exit(cli_exit_status(0));
+    }
+    cli_parse(flags, num_flags, argc, argv, CLI_PASS_LATE, positionals, 1, &num_positionals);
+    if (num_positionals != 1)
+        cli_usage_error("a CHECKPOINT to calibrate is required");
+    s->in = positionals[0];
+    if (s->holdout < 1)
+        cli_usage_error("--holdout N is required: the validation images are the ones stage 1 and 2 held out");
+    if (s->out != NULL && strcmp(s->out, s->in) == 0)
+        cli_usage_error("--out must differ from the checkpoint it calibrates");
+}
+
+/* The model's logits on every image of d (n x K, malloc'ed), or NULL after
+ * saying why. */
+static float *logits_of(mislas_model *model, const mislas_dataset *d, const cli_dataset *dataset)
+{
+    enum { BATCH = 256 };
+    const size_t n = mislas_dataset_size(d), k = (size_t)mislas_model_num_classes(model);
+    const size_t image = (size_t)dataset->channels * (size_t)dataset->size * (size_t)dataset->size;
+    float *logits = malloc(n * k * sizeof *logits), *images = malloc(BATCH * image * sizeof *images);
+    size_t *indices = malloc(BATCH * sizeof *indices);
+    bool ok = logits != NULL && images != NULL && indices != NULL;
+    if (!ok)
+        cli_report_failure("out of memory");
+    mislas_batch_options bo;
+    mislas_batch_options_init(&bo);
+    bo.mean = dataset->mean;
+    bo.std = dataset->std;
+    for (size_t start = 0; ok && start < n; start += BATCH) {
+        size_t len = n - start < BATCH ? n - start : BATCH;
+        for (size_t i = 0; i < len; i++)
+            indices[i] = start + i;
+        if (mislas_dataset_batch(d, indices, len, &bo, 0, images, NULL) != MISLAS_OK
+                || mislas_model_predict(model, images, len, logits + start * k) != MISLAS_OK) {
+            cli_report_library_failure("cannot run the model on the held-out images");
+            ok = false;
+        }
+    }
+    free(images);
+    free(indices);
+    if (!ok) {
+        free(logits);
+        return NULL;
+    }
+    return logits;
+}
+
+/* One line of validation figures; false after saying why if one cannot be computed. */
+static bool report(const char *when, const float *logits, const int32_t *labels, size_t n, int32_t k, int32_t bins)
+{
+    mislas_calib *c = NULL;
+    mislas_calib_summary s;
+    mislas_calib_summary_init(&s);
+    double adaptive = NAN, classwise = NAN;
+    bool ok = mislas_calib_new(&c, k, bins) == MISLAS_OK && mislas_calib_add_logits(c, logits, labels, n) == MISLAS_OK
+            && mislas_calib_summarize(c, &s) == MISLAS_OK
+            && mislas_adaptive_ece(logits, labels, n, k, bins, &adaptive) == MISLAS_OK
+            && mislas_classwise_ece(logits, labels, n, k, bins, &classwise) == MISLAS_OK;
+    mislas_calib_free(c);
+    if (!ok) {
+        cli_report_library_failure("cannot measure the calibration");
+        return false;
+    }
+    printf("%-7s top-1 %6.2f%%  ECE %5.2f%%  adaptive ECE %5.2f%%  classwise ECE %5.2f%%  RMS %5.2f%%  NLL %.4f\n",
+            when, 100 * s.accuracy, 100 * s.ece, 100 * adaptive, 100 * classwise, 100 * s.rms, s.nll);
+    return true;
+}
+
+/* The model's recorded training counts must be the ones this holdout leaves. */
+static bool same_training_set(const settings *s, const mislas_model *model, const mislas_dataset *train)
+{
+    const int32_t k = mislas_model_num_classes(model);
+    int64_t *recorded = calloc((size_t)k, sizeof *recorded), *rebuilt = calloc((size_t)k, sizeof *rebuilt);
+    bool same = recorded != NULL && rebuilt != NULL
+            && mislas_model_class_counts(model, recorded, k) == MISLAS_OK
+            && mislas_dataset_class_counts(train, rebuilt) == MISLAS_OK
+            && memcmp(recorded, rebuilt, (size_t)k * sizeof *recorded) == 0;
+    if (!same)
+        cli_report_failure("%s was not trained on the images --holdout %d --imb-factor %g leave (or records no "
+                "training counts); pass the values stage 1 and stage 2 were given", s->in, (int)s->holdout,
+                s->imb_factor);
+    free(recorded);
+    free(rebuilt);
+    return same;
+}
+
+/* Applies the chosen fixes and the fitted scaling to the model. */
+static int calibrate(const settings *s, mislas_model *model, const mislas_dataset *train, const mislas_dataset *val,
+        const cli_dataset *dataset)
+{
+    const int32_t k = mislas_model_num_classes(model);
+    const size_t n = mislas_dataset_size(val);
+    const int32_t *labels = mislas_dataset_labels(val);
+    printf("%s: %zu held-out images (%d per class)\n", s->in, n, (int)s->holdout);
+    float *logits = logits_of(model, val, dataset);
+    if (logits == NULL || !report("before", logits, labels, n, k, s->bins)) {
+        free(logits);
+        return CLI_EXIT_FAILURE;
+    }
+    free(logits);
+    int64_t *counts = calloc((size_t)k, sizeof *counts);
+    bool ok = counts != NULL && mislas_dataset_class_counts(train, counts) == MISLAS_OK;
+    if (ok && s->tau_norm > 0 && mislas_model_tau_normalize(model, s->tau_norm) != MISLAS_OK)
+        ok = false;
+    if (ok && s->logit_adjust > 0 && mislas_model_adjust_logits_by_prior(model, counts, k, s->logit_adjust) != MISLAS_OK)
+        ok = false;
+    free(counts);
+    if (!ok || (logits = logits_of(model, val, dataset)) == NULL) {
+        if (!ok)
+            cli_report_library_failure("cannot fix the classifier");
+        return CLI_EXIT_FAILURE;
+    }
+    float *scale = calloc((size_t)k, sizeof *scale), *bias = calloc((size_t)k, sizeof *bias);
+    ok = scale != NULL && bias != NULL;
+    if (ok && s->method == METHOD_TEMPERATURE) {
+        double t;
+        ok = mislas_fit_temperature(logits, labels, n, k, NULL, &t) == MISLAS_OK;
+        for (int32_t j = 0; ok && j < k; j++)
+            scale[j] = (float)(1.0 / t);
+        if (ok)
+            printf("temperature %.4f\n", t);
+    } else if (ok && s->method == METHOD_VECTOR) {
+        ok = mislas_fit_vector_scaling(logits, labels, n, k, NULL, scale, bias) == MISLAS_OK;
+        if (ok) {
+            printf("vector scaling:");
+            for (int32_t j = 0; j < k; j++)
+                printf(" %.3f%+.3f", (double)scale[j], (double)bias[j]);
+            printf("\n");
+        }
+    }
+    if (ok && s->method != METHOD_NONE)
+        ok = mislas_model_scale_logits(model, scale, bias) == MISLAS_OK;
+    free(scale);
+    free(bias);
+    free(logits);
+    if (!ok) {
+        cli_report_library_failure("cannot fit the scaling");
+        return CLI_EXIT_FAILURE;
+    }
+    if ((logits = logits_of(model, val, dataset)) == NULL)
+        return CLI_EXIT_FAILURE;
+    ok = report("after", logits, labels, n, k, s->bins);
+    free(logits);
+    if (ok && s->out != NULL) {
+        ok = mislas_checkpoint_save(s->out, model, NULL) == MISLAS_OK;
+        if (ok)
+            printf("calibrated model: %s\n", s->out);
+        else
+            cli_report_library_failure("cannot write %s", s->out);
+    }
+    return ok ? 0 : CLI_EXIT_FAILURE;
+}
+
+static int run(const settings *s)
+{
+    if (mislas_set_num_threads(s->threads) != MISLAS_OK) {
+        cli_report_library_failure("cannot use %d threads", (int)s->threads);
+        return CLI_EXIT_FAILURE;
+    }
+    mislas_model *model = NULL;
+    if (mislas_checkpoint_load(s->in, &model, NULL) != MISLAS_OK) {
+        cli_report_library_failure("cannot load %s", s->in);
+        return CLI_EXIT_FAILURE;
+    }
+    int code = CLI_EXIT_FAILURE;
+    const cli_dataset *dataset = s->dataset != NULL ? s->dataset : cli_dataset_of_model(model, s->in);
+    mislas_dataset *val = NULL, *train = NULL;
+    if (dataset != NULL)
+        train = cli_open_long_tailed_train(dataset, s->data_dir, s->imb_factor, (mislas_imbalance)s->imb_type,
+                s->subset_seed, s->holdout, &val);
+    if (train != NULL && same_training_set(s, model, train))
+        code = calibrate(s, model, train, val, dataset);
+    mislas_dataset_free(train);
+    mislas_dataset_free(val);
+    mislas_model_free(model);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    settings s = {0};
+    parse_command_line(&s, argc, argv);
+    return cli_exit_status(run(&s));
+}
