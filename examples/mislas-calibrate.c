@@ -31,6 +31,7 @@ typedef struct settings {
     int32_t holdout, bins, threads;
     uint64_t subset_seed;
     float tau_norm, logit_adjust;
+    double l2;
     int quiet, help;
 } settings;
 
@@ -46,6 +47,8 @@ static void parse_command_line(settings *s, int argc, char **argv)
         CLI_HOLDOUT_FLAG(&s->holdout),
         {.name = "method", .kind = CLI_CHOICE, .target = &s->method, .choices = method_choices,
          .help = "what to fit on the held-out images"},
+        {.name = "l2", .kind = CLI_DOUBLE, .target = &s->l2, .value_name = "X", .min = 0, .max = 1e6,
+         .help = "vector scaling: pull the scales toward 1/T and the biases toward 0 with this weight"},
         {.name = "tau-norm", .kind = CLI_FLOAT, .target = &s->tau_norm, .value_name = "TAU", .min = 0, .max = 10,
          .help = "first tau-normalise the classifier's rows (Kang et al.); 0: no"},
         {.name = "logit-adjust", .kind = CLI_FLOAT, .target = &s->logit_adjust, .value_name = "TAU", .min = 0,
@@ -197,7 +200,10 @@ static int calibrate(const settings *s, mislas_model *model, const mislas_datase
         if (ok)
             printf("temperature %.4f\n", t);
     } else if (ok && s->method == METHOD_VECTOR) {
-        ok = mislas_fit_vector_scaling(logits, labels, n, k, NULL, scale, bias) == MISLAS_OK;
+        mislas_fit_options fo;
+        mislas_fit_options_init(&fo);
+        fo.l2 = s->l2;
+        ok = mislas_fit_vector_scaling(logits, labels, n, k, &fo, scale, bias) == MISLAS_OK;
         if (ok) {
             printf("vector scaling:");
             for (int32_t j = 0; j < k; j++)
@@ -216,6 +222,7 @@ static int calibrate(const settings *s, mislas_model *model, const mislas_datase
     }
     if ((logits = logits_of(model, val, dataset)) == NULL)
         return CLI_EXIT_FAILURE;
+    /* in-sample when something was fitted: the fit saw these images */
     ok = report("after", logits, labels, n, k, s->bins);
     free(logits);
     if (ok && s->out != NULL) {

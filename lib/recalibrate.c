@@ -31,6 +31,8 @@ static int read_fit_options(const char *fn, const mislas_fit_options *opts, misl
                 (int)o->max_iterations);
     if (!(o->tolerance > 0.0 && o->tolerance < 1.0))
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->tolerance = %g is not in (0, 1)", fn, o->tolerance);
+    if (!(o->l2 >= 0.0 && o->l2 <= 1e6))
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->l2 = %g is not in [0, 1e6]", fn, o->l2);
     return MISLAS_OK;
 }
 
@@ -110,10 +112,22 @@ int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n
 
 /* ------------------------------------------------------- vector scaling */
 
-/* Mean NLL of softmax(a z + c) and its gradient (ga, gc); p: K doubles of scratch. */
-static double vector_nll(const float *logits, const int32_t *targets, size_t n, size_t k, const double *a,
-        const double *c, double *ga, double *gc, double *p)
+/* The objective of vector scaling: mean NLL of softmax(a z + c) plus
+ * l2 / 2 (|a - a0|^2 + |c|^2), and its gradient (ga, gc); p: K doubles of
+ * scratch. */
+typedef struct vector_problem {
+    const float *logits;
+    const int32_t *targets;
+    size_t n, k;
+    double l2, a0;
+} vector_problem;
+
+static double vector_nll(const vector_problem *v, const double *a, const double *c, double *ga, double *gc,
+        double *p)
 {
+    const float *logits = v->logits;
+    const int32_t *targets = v->targets;
+    const size_t n = v->n, k = v->k;
     double total = 0.0;
     memset(ga, 0, k * sizeof *ga);
     memset(gc, 0, k * sizeof *gc);
@@ -135,11 +149,13 @@ static double vector_nll(const float *logits, const int32_t *targets, size_t n, 
             gc[j] += d;
         }
     }
+    double penalty = 0.0;
     for (size_t j = 0; j < k; j++) {
-        ga[j] /= (double)n;
-        gc[j] /= (double)n;
+        ga[j] = ga[j] / (double)n + v->l2 * (a[j] - v->a0);
+        gc[j] = gc[j] / (double)n + v->l2 * c[j];
+        penalty += (a[j] - v->a0) * (a[j] - v->a0) + c[j] * c[j];
     }
-    return total / (double)n;
+    return total / (double)n + 0.5 * v->l2 * penalty;
 }
 
 enum { HISTORY = 8 };
@@ -170,7 +186,8 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
         t = 1.0;
     for (size_t j = 0; j < k; j++)
         x[j] = 1.0 / t;
-    double f = vector_nll(logits, targets, n, k, x, x + k, g, g + k, row);
+    const vector_problem problem = { logits, targets, n, k, o.l2, 1.0 / t };
+    double f = vector_nll(&problem, x, x + k, g, g + k, row);
     int32_t stored = 0, newest = -1;
     rc = MISLAS_ERR_STATE;
     for (int32_t it = 0; it < o.max_iterations; it++) {
@@ -225,7 +242,7 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
         for (int tries = 0; tries < 60; tries++, step *= 0.5) {
             for (size_t d = 0; d < dim; d++)
                 xt[d] = x[d] + step * dir[d];
-            ft = vector_nll(logits, targets, n, k, xt, xt + k, gt, gt + k, row);
+            ft = vector_nll(&problem, xt, xt + k, gt, gt + k, row);
             if (ft <= f + 1e-4 * step * slope) {
                 moved = true;
                 break;

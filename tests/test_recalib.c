@@ -219,6 +219,17 @@ START_TEST(vector_scaling_recovers_known_scales_and_biases)
         ck_assert_close(scale[j], 1.0 / a[j], 0.03, 0.03);
         ck_assert_close(bias[j] - shift, -c[j] / a[j], 0.05, 0);
     }
+    /* a heavy l2 pins vector scaling to temperature scaling's 1/T, zero biases */
+    double t;
+    ck_assert_status(mislas_fit_temperature(z, y, NS, KS, NULL, &t), MISLAS_OK);
+    mislas_fit_options o;
+    mislas_fit_options_init(&o);
+    o.l2 = 1e5;
+    ck_assert_status(mislas_fit_vector_scaling(z, y, NS, KS, &o, scale, bias), MISLAS_OK);
+    for (int j = 0; j < KS; j++) {
+        ck_assert_close(scale[j], 1.0 / t, 1e-4, 0);
+        ck_assert_close(bias[j], 0.0, 1e-4, 0);
+    }
     free(z);
     free(y);
 }
@@ -247,6 +258,20 @@ START_TEST(fits_refuse_what_they_cannot_fit)
     ck_assert_status(mislas_fit_temperature(sep, y, 2, 2, &o, &t), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_fit_vector_scaling(nan_z, y, 2, 2, NULL, s, b), MISLAS_ERR_NUMERIC);
+    mislas_fit_options_init(&o);
+    o.l2 = -1;
+    ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_ERR_INVALID_ARGUMENT);
+    /* the iteration limit reached first: an error, nothing written */
+    mislas_fit_options_init(&o);
+    o.max_iterations = 1;
+    s[0] = -7.0f;
+    ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_ERR_STATE);
+    ck_assert(s[0] == -7.0f);
+    /* separable data have no finite minimum; a little l2 gives one */
+    mislas_fit_options_init(&o);
+    o.l2 = 0.1;
+    ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_OK);
+    ck_assert(isfinite(s[0]) && isfinite(b[0]));
     double ece;
     ck_assert_status(mislas_adaptive_ece(sep, y, 2, 2, 0, &ece), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_classwise_ece(sep, bad, 2, 2, 5, &ece), MISLAS_ERR_INVALID_ARGUMENT);

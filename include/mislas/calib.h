@@ -106,8 +106,10 @@ MISLAS_API int mislas_classwise_ece(const float *logits, const int32_t *targets,
 typedef struct mislas_fit_options {
     size_t struct_size;
     int32_t max_iterations;   /* default 500 */
-    double tolerance;         /* stop when every partial derivative of the mean NLL is
+    double tolerance;         /* stop when every partial derivative of the objective is
                                  below this; default 1e-7 */
+    double l2;                /* vector scaling: adds l2 / 2 sum_j ((scale_j - 1/T)^2 + bias_j^2),
+                                 pulling it toward temperature scaling's 1/T; default 0 */
 } mislas_fit_options;
 MISLAS_API void mislas_fit_options_init(mislas_fit_options *opts);
 
@@ -120,10 +122,12 @@ MISLAS_API int mislas_fit_temperature(const float *logits, const int32_t *target
         int32_t num_classes, const mislas_fit_options *opts, double *temperature);
 
 /* Vector scaling (Guo et al.): z_j -> scale_j z_j + bias_j (K scales and K
- * biases) minimising the mean NLL, by L-BFGS from temperature scaling's
- * solution. The problem is convex; with few samples per class it can
- * over-fit, which temperature scaling cannot. MISLAS_ERR_STATE if the
- * iteration limit is reached first (scale and bias are then not written). */
+ * biases) minimising the mean NLL (plus the l2 term of the options), by
+ * L-BFGS from temperature scaling's solution. The problem is convex, but
+ * with few samples per class it over-fits and may have no finite minimum
+ * (a class the samples separate); opts->l2 > 0 keeps it finite and close
+ * to temperature scaling. MISLAS_ERR_STATE if the iteration limit is
+ * reached first (scale and bias are then not written). */
 MISLAS_API int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_t n,
         int32_t num_classes, const mislas_fit_options *opts, float *scale, float *bias);
 
