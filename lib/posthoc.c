@@ -75,9 +75,9 @@ int mislas_model_scale_logits(mislas_model *model, const float *scale, const flo
     if (rc != MISLAS_OK)
         return rc;
     for (size_t j = 0; j < h.k && rc == MISLAS_OK; j++) {
-        if (scale != NULL && !(scale[j] > 0.0f && isfinite(scale[j])))
-            rc = mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: scale[%zu] = %g, need a finite scale > 0", fn, j,
-                    (double)scale[j]);
+        if (scale != NULL && !(scale[j] != 0.0f && isfinite(scale[j])))
+            rc = mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: scale[%zu] = %g, need a finite, nonzero scale", fn,
+                    j, (double)scale[j]);
         else if (bias != NULL && !isfinite(bias[j]))
             rc = mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: bias[%zu] = %g is not finite", fn, j, (double)bias[j]);
     }

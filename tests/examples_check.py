@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""The pipeline's three programs end to end on a tiny synthetic data set.
+"""The pipeline's four programs end to end on a tiny synthetic data set.
 
-Usage: examples_check.py MISLAS_STAGE1 MISLAS_STAGE2 MISLAS_EVAL [LIBFAULTYIO]
+Usage: examples_check.py MISLAS_STAGE1 MISLAS_STAGE2 MISLAS_EVAL MISLAS_CALIBRATE [LIBFAULTYIO]
 
 A Fashion-MNIST-shaped folder (IDX files, 28x28, 10 classes, a long-tailed
 training split of a few hundred images) is written to a temporary folder;
 then stage 1, stage 2 (LWS and MiSLAS) and the evaluation run on it, the SVG
-and JSON outputs are checked, corrupt checkpoints must be refused without
+and JSON outputs are checked, a run with a held-out split is calibrated on
+it, corrupt checkpoints must be refused without
 writing anything, and bad flags must exit with 2. With LIBFAULTYIO (the
 tests' write-failure shim, tests/faultyio.c) the programs also run with
 failing writes preloaded: a full disk at several points, EIO, writes of
@@ -166,8 +167,8 @@ def check_failing_writes(tmp, faultyio, programs):
 
 
 def main():
-    stage1, stage2, evaluate = (os.path.abspath(p) for p in sys.argv[1:4])
-    faultyio = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else None
+    stage1, stage2, evaluate, calibrate = (os.path.abspath(p) for p in sys.argv[1:5])
+    faultyio = os.path.abspath(sys.argv[5]) if len(sys.argv) > 5 else None
     with tempfile.TemporaryDirectory(prefix="mislas-examples-") as tmp:
         data = os.path.join(tmp, "data")
         os.mkdir(data)
@@ -196,6 +197,26 @@ def main():
         else:
             check(False, "mislas-eval wrote the SVG and the JSON")
 
+        # a held-out split through both stages, then calibrated on it
+        held = ["--holdout", "2"]
+        h1, h2, cal = (os.path.join(tmp, name) for name in ("held1.ckpt", "held2.ckpt", "calibrated.ckpt"))
+        run([stage1, "--arch", "resnet20", "--epochs", "2", "--out", h1, "--quiet"] + held + dataset + COMMON, 0)
+        run([stage2, "--in", h1, "--out", h2, "--method", "crt", "--epochs", "1", "--quiet"] + held + dataset
+            + COMMON, 0)
+        result = run([calibrate, h2, "--out", cal, "--imb-factor", str(IMB_FACTOR), "--threads", "2"] + held
+                     + dataset, 0)
+        check("temperature" in result.stdout and "after" in result.stdout and os.path.isfile(cal),
+              "mislas-calibrate fits a temperature, reports it and writes the model")
+        result = run([calibrate, h2, "--method", "vector", "--l2", "0.1", "--imb-factor", str(IMB_FACTOR)]
+                     + held + dataset, 0)
+        check("vector scaling" in result.stdout, "mislas-calibrate fits vector scaling")
+        run([evaluate, cal, "--quiet"] + dataset, 0)
+        result = run([calibrate, h2, "--holdout", "3", "--imb-factor", str(IMB_FACTOR)] + dataset, 1)
+        check("--holdout" in result.stderr, "a model trained on another hold-out is refused, saying why")
+        result = run([calibrate, h2, "--holdout", "50", "--imb-factor", str(IMB_FACTOR)] + dataset, 1)
+        check("hold out fewer" in result.stderr, "a hold-out larger than a class is refused")
+        run([stage2, "--in", h1, "--out", h2, "--epochs", "1", "--quiet"] + dataset + COMMON, 1)
+
         for bad in corrupt_copies(tmp, mislas):
             out, bad_svg, bad_json = (os.path.join(tmp, "from-bad." + ext) for ext in ("ckpt", "svg", "json"))
             for args in ([stage2, "--in", bad, "--out", out] + dataset + COMMON,
@@ -223,14 +244,17 @@ def main():
                  [svg2, json2]),
                 ("mislas-stage2", [stage2, "--in", s1, "--out", out2, "--method", "lws", "--epochs", "1",
                                    "--quiet"] + dataset + COMMON, [out2]),
+                ("mislas-calibrate", [calibrate, h2, "--out", out2, "--imb-factor", str(IMB_FACTOR)] + held
+                 + dataset, [out2]),
             ])
 
         for args in ([stage1, "--out", s1, "--bogus"], [stage1, "--out", s1, "--epochs", "2x"],
                      [stage2, "--in", s1, "--out", lws, "--method", "nope"], [stage2, "--in", s1],
-                     [evaluate, mislas, "--bins", "-1"], [evaluate]):
+                     [evaluate, mislas, "--bins", "-1"], [evaluate], [calibrate, mislas],
+                     [calibrate, mislas, "--holdout", "2", "--method", "platt"]):
             result = run(args, 2)
             check(result.stderr.strip() != "", "a bad command line is explained")
-        for program in (stage1, stage2, evaluate):
+        for program in (stage1, stage2, evaluate, calibrate):
             check("--help" in run([program, "--help"], 0).stdout, "--help of " + os.path.basename(program))
     if failures:
         print("%d check(s) failed" % len(failures), file=sys.stderr)

@@ -143,10 +143,10 @@ MISLAS_API int mislas_model_classifier_scales(const mislas_model *model, float *
  * checkpoint saved afterwards); nothing changes on failure.
  *
  * Every logit z_j becomes scale_j z_j + bias_j (scale NULL: 1, bias NULL:
- * 0; scales finite and > 0): temperature scaling is scale_j = 1 / T, vector
- * scaling the pair mislas_fit_vector_scaling returns. Done through s and b,
- * so the head keeps its kind; choosing a head again (mislas_model_set_head)
- * resets s. */
+ * 0; scales finite and nonzero, since vector scaling may fit a negative
+ * one). Temperature scaling is scale_j = 1 / T; vector scaling is the pair
+ * mislas_fit_vector_scaling returns. Done through s and b, so the head keeps
+ * its kind; choosing a head again (mislas_model_set_head) resets s. */
 MISLAS_API int mislas_model_scale_logits(mislas_model *model, const float *scale, const float *bias);
 /* tau-normalisation (Kang et al.): each row W_j becomes W_j / ||W_j||^tau,
  * tau in [0, 10] (0: unchanged, 1: unit rows); b and s are left as they are. */
