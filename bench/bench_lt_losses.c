@@ -1,12 +1,13 @@
 /* Throughput of the long-tail losses and the calibration toolbox at
  * N = 4096 rows of K = 1000 logits (ImageNet-LT-like counts).
  *
- * Each loss (forward + backward) is compared in the same run with two
- * baselines: the library's plain cross-entropy (what the extra terms cost)
- * and a textbook scalar implementation of the same loss in this file (one
- * thread, double precision, the formula as the papers write it: softmax,
- * then the loss and its gradient per row). The calibration fits and
- * whole-set metrics are timed on the same logits.
+ * Each loss (forward + backward) is compared in the same run with the
+ * library's plain cross-entropy (what the extra terms cost) and a textbook
+ * scalar implementation of the same loss in this file (one thread, double
+ * precision, the formula as the papers write it: softmax, then the loss and
+ * its gradient per row). With MISLAS_BENCH_BASELINE_FILE (bench/run writes
+ * it) the PyTorch figures of bench/pytorch_baseline.py are compared too.
+ * The calibration fits and whole-set metrics are timed on the same logits.
  *
  * Usage: bench_lt_losses [--quick]. A program that prints figures, not a test. */
 #define _POSIX_C_SOURCE 200809L
@@ -169,7 +170,7 @@ int main(int argc, char **argv)
     CHECK(mislas_loss_new_ldam(&ldam, counts, K, NULL));
     CHECK(mislas_loss_new_logit_adjusted(&la, counts, K, 1.0f));
     CHECK(mislas_loss_new_cross_entropy(&cb_ce, K));
-    CHECK(mislas_loss_set_class_weights(cb_ce, wf, MISLAS_REDUCE_MEAN));
+    CHECK(mislas_loss_set_class_weights(cb_ce, wf, MISLAS_REDUCE_WEIGHTED_MEAN));
     CHECK(mislas_loss_new_focal(&cb_focal, K, 2.0f));
     CHECK(mislas_loss_set_class_weights(cb_focal, wf, MISLAS_REDUCE_MEAN));
 
@@ -179,17 +180,18 @@ int main(int argc, char **argv)
         const char *name;
         library_case lib;
         textbook_case textbook;
+        const char *pytorch_key;
     } rows[] = {
-        { "cross-entropy (fast path)", { ce, 0 }, { 1, 0, NULL, NULL, NULL } },
-        { "focal, gamma 2", { focal, 0 }, { 1, 2, NULL, NULL, NULL } },
-        { "LDAM, s 30, max margin 0.5", { ldam, 0 }, { 30, 0, NULL, margin, NULL } },
-        { "logit-adjusted, tau 1", { la, 0 }, { 1, 0, prior, NULL, NULL } },
-        { "CE, class-balanced 0.9999", { cb_ce, 0 }, { 1, 0, NULL, NULL, weight } },
-        { "focal + class-balanced", { cb_focal, 0 }, { 1, 2, NULL, NULL, weight } },
-        { "LDAM under mixup", { ldam, 1 }, { 0, 0, NULL, NULL, NULL } },
+        { "cross-entropy (fast path)", { ce, 0 }, { 1, 0, NULL, NULL, NULL }, NULL },
+        { "focal, gamma 2", { focal, 0 }, { 1, 2, NULL, NULL, NULL }, "focal_fwd_bwd_us" },
+        { "LDAM, s 30, max margin 0.5", { ldam, 0 }, { 30, 0, NULL, margin, NULL }, "ldam_fwd_bwd_us" },
+        { "logit-adjusted, tau 1", { la, 0 }, { 1, 0, prior, NULL, NULL }, "la_fwd_bwd_us" },
+        { "CE, class-balanced 0.9999", { cb_ce, 0 }, { 1, 0, NULL, NULL, weight }, "cb_ce_fwd_bwd_us" },
+        { "focal + class-balanced", { cb_focal, 0 }, { 1, 2, NULL, NULL, weight }, NULL },
+        { "LDAM under mixup", { ldam, 1 }, { 0, 0, NULL, NULL, NULL }, NULL },
     };
     printf("\nforward + backward, median over >= %.2g s (textbook: scalar double, 1 thread)\n", budget_seconds);
-    printf("  %-28s %10s %10s %12s %12s\n", "loss", "ms", "GB/s", "vs textbook", "cost vs CE");
+    printf("  %-28s %10s %10s %12s %12s %12s\n", "loss", "ms", "GB/s", "vs textbook", "vs PyTorch", "cost vs CE");
     for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
         double t = median_seconds(library_run, &rows[r].lib);
         printf("  %-28s %10.2f %10.2f", rows[r].name, t * 1e3, (double)N * K * sizeof(float) / t * 1e-9);
@@ -197,14 +199,25 @@ int main(int argc, char **argv)
             printf(" %11.1fx", median_seconds(textbook_run, &rows[r].textbook) / t);
         else
             printf(" %12s", "-");
+        double theirs = rows[r].pytorch_key != NULL ? bench_baseline(rows[r].pytorch_key) : NAN;
+        if (isnan(theirs))
+            printf(" %12s", "-");
+        else
+            printf(" %11.1fx", theirs * 1e-6 / t);
         printf(" %11.2fx\n", t / t_ce);
     }
 
     printf("\ncalibration on the same %d x %d logits\n", N, K);
     const char *names[] = { "adaptive ECE (15 bins)", "classwise ECE (15 bins)", "fit temperature",
             "fit vector scaling (<= 100 it.)" };
-    for (calib_kind kind = ADAPTIVE; kind <= VECTOR; kind++)
-        printf("  %-32s %10.2f ms\n", names[kind], median_seconds(calib_run, &kind) * 1e3);
+    for (calib_kind kind = ADAPTIVE; kind <= VECTOR; kind++) {
+        double t = median_seconds(calib_run, &kind);
+        printf("  %-32s %10.2f ms", names[kind], t * 1e3);
+        double theirs = kind == TEMPERATURE ? bench_baseline("temperature_fit_ms") : NAN;
+        if (!isnan(theirs))
+            printf("   PyTorch (LBFGS on T, 50 it.) %.2f ms: %.1fx", theirs, theirs * 1e-3 / t);
+        printf("\n");
+    }
 
     mislas_loss_free(ce);
     mislas_loss_free(focal);

@@ -34,6 +34,14 @@ where a leaf's .grad is zeroed in place and accumulated into
 (optimizer.zero_grad() with PyTorch 1.13's default set_to_none=False) is
 slower and printed for information (las_fwd_bwd_accum_us).
 
+It also times the long-tail losses bench_lt_losses times, as the code of the
+papers that introduced them computes them (focal loss as BagofTricks-LT,
+LDAM as Cao et al., logit adjustment as Menon et al., class-balanced
+cross-entropy with PyTorch's weighted mean), forward + backward, and
+temperature scaling as Guo et al.'s code fits it (LBFGS, 50 iterations);
+keys focal_fwd_bwd_us, ldam_fwd_bwd_us, la_fwd_bwd_us, cb_ce_fwd_bwd_us and
+temperature_fit_ms.
+
 Prints the medians and writes them to the file named by the first argument as
 `key value` lines (las_fwd_bwd_us, las_fwd_us, ece_ms, ece_batched_ms,
 las_fwd_bwd_accum_us), the format bench_losses reads from
@@ -155,7 +163,60 @@ def main(argv):
     print("  forward + backward                           %10.1f us" % (t_fwd_bwd * 1e6))
     print("  forward + backward, .grad zeroed/accumulated %10.1f us (information)" % (t_fwd_bwd_accum * 1e6))
     print("  forward only (no_grad)                       %10.1f us" % (t_fwd * 1e6))
-    del logits
+
+    # ---- the long-tail losses (bench_lt_losses), as their papers' code does them
+    lt_logits = (torch.rand(N, K) * 6.0 - 3.0).requires_grad_(True)
+    counts = torch.tensor(long_tail_counts(K), dtype=torch.float32)
+    log_prior = torch.log(counts / counts.sum())
+    m_list = 1.0 / torch.sqrt(torch.sqrt(counts))
+    m_list = m_list * (0.5 / m_list.max())
+    beta = 0.9999
+    cb = (1.0 - beta) / (1.0 - torch.pow(beta, counts))
+    cb = cb / cb.sum() * K
+
+    def focal(x, y):                        # BagofTricks-LT
+        ce = F.cross_entropy(x, y, reduction="none")
+        return ((1 - torch.exp(-ce)) ** 2.0 * ce).mean()
+
+    def ldam(x, y):                         # Cao et al.
+        index = F.one_hot(y, K).to(torch.bool)
+        output = torch.where(index, x - m_list[y].view(-1, 1), x)
+        return F.cross_entropy(30.0 * output, y)
+
+    def logit_adjusted(x, y):               # Menon et al.
+        return F.cross_entropy(x + log_prior, y)
+
+    def cb_ce(x, y):                        # Cui et al.'s weights, PyTorch's weighted mean
+        return F.cross_entropy(x, y, weight=cb)
+
+    lt_times = {}
+    for key, criterion in (("focal", focal), ("ldam", ldam), ("la", logit_adjusted), ("cb_ce", cb_ce)):
+        def step(c=criterion):
+            lt_logits.grad = None
+            c(lt_logits, target).backward()
+        lt_times[key] = time_calls(step, *las_budget)
+    print("long-tail losses N=%d K=%d, forward + backward medians:" % (N, K))
+    for key in lt_times:
+        print("  %-44s %10.1f us" % (key, lt_times[key] * 1e6))
+
+    # temperature scaling as Guo et al.'s code fits it (LBFGS on T, 50 iterations)
+    with torch.no_grad():
+        fit_logits = lt_logits.detach().clone()
+        fit_logits[torch.arange(N), target] += 6.0 * (torch.arange(N) % 3 == 0)
+
+    def fit_temperature():
+        temperature = torch.ones(1, requires_grad=True)
+        opt = torch.optim.LBFGS([temperature], lr=0.01, max_iter=50)
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(fit_logits / temperature, target)
+            loss.backward()
+            return loss
+        opt.step(closure)
+    t_temperature = time_calls(fit_temperature, *((1, 0.0, 3, 0.0) if quick else (1, 0.2, 5, 1.0)))
+    print("  temperature fit (LBFGS, 50 iterations)       %10.1f ms" % (t_temperature * 1e3))
+    del lt_logits
 
     # ---- ECE ----------------------------------------------------------------
     ece_logits = torch.randn(ECE_N, K) * LOGIT_STD
@@ -212,6 +273,9 @@ def main(argv):
         f.write("ece_ms %.3f\n" % (t_ece * 1e3))
         f.write("ece_batched_ms %.3f\n" % (t_ece_batched * 1e3))
         f.write("las_fwd_bwd_accum_us %.3f\n" % (t_fwd_bwd_accum * 1e6))
+        for key in lt_times:
+            f.write("%s_fwd_bwd_us %.3f\n" % (key, lt_times[key] * 1e6))
+        f.write("temperature_fit_ms %.3f\n" % (t_temperature * 1e3))
     print("baseline written to %s" % out_path)
     return 0
 
