@@ -56,6 +56,17 @@ const cli_dataset *cli_dataset_of_model(const mislas_model *model, const char *c
 
 /* ----------------------------------------------------------------- presets */
 
+/* Our own recipes add to a preset what the paper's rows leave to the
+ * program defaults: a validation split held out of training, the stage-2
+ * method and loss, and the post-hoc calibration fitted on that split. */
+typedef struct cli_recipe {
+    int32_t holdout;                /* images per class kept out of training */
+    mislas_stage2_method method;
+    int32_t label_aware_smoothing;  /* 1: LAS, 0: cross-entropy */
+    int32_t shift_bn;
+    const char *calibration;        /* mislas-calibrate --method */
+} cli_recipe;
+
 /* A row of the paper's Table 5 with the reference's stage-2 configuration
  * for it (METHOD.md). Milestones are not part of a preset: every multistep
  * row decays at epochs * 160/200 and epochs * 180/200, which is what the
@@ -78,6 +89,7 @@ typedef struct cli_preset {
         float smooth_head, smooth_tail;
         int32_t shift_bn;
     } stage2;
+    const cli_recipe *recipe;       /* NULL for the paper's rows */
 } cli_preset;
 
 /* ------------------------------------------------------------------- flags */

@@ -5,9 +5,9 @@
  * fixed model. It reports the validation figures before and after, which is
  * also how hyper-parameters are chosen without touching the test split.
  *
- *   mislas-stage1 --preset fmnist --holdout 10 --mixup-alpha 0 --out s1.ckpt
- *   mislas-stage2 --preset fmnist --holdout 10 --in s1.ckpt --out s2.ckpt
- *   mislas-calibrate s2.ckpt --holdout 10 --out calibrated.ckpt
+ *   mislas-stage1 --preset fmnist-calibrated --out s1.ckpt
+ *   mislas-stage2 --preset fmnist-calibrated --in s1.ckpt --out s2.ckpt
+ *   mislas-calibrate --preset fmnist-calibrated s2.ckpt --out calibrated.ckpt
  *   mislas-eval calibrated.ckpt
  */
 #include "cli.h"
@@ -24,6 +24,7 @@ static const cli_choice method_choices[] = {
     {"none", METHOD_NONE}, {"temperature", METHOD_TEMPERATURE}, {"vector", METHOD_VECTOR}, {NULL, 0}};
 
 typedef struct settings {
+    const cli_preset *preset;
     const char *in, *out, *data_dir;
     const cli_dataset *dataset;     /* NULL: the one the checkpoint's model fits */
     double imb_factor;
@@ -35,6 +36,20 @@ typedef struct settings {
     int quiet, help;
 } settings;
 
+static void apply_preset(settings *s, const cli_preset *p)
+{
+    if (p->dataset != NULL)
+        s->dataset = p->dataset;
+    if (p->imb_factor > 0)
+        s->imb_factor = p->imb_factor;
+    if (p->recipe == NULL)
+        return;
+    s->holdout = p->recipe->holdout;
+    for (const cli_choice *c = method_choices; c->name != NULL; c++)
+        if (strcmp(c->name, p->recipe->calibration) == 0)
+            s->method = c->value;
+}
+
 static void parse_command_line(settings *s, int argc, char **argv)
 {
     s->imb_factor = 0.01;
@@ -44,6 +59,8 @@ static void parse_command_line(settings *s, int argc, char **argv)
     const cli_flag flags[] = {
         {.name = "out", .kind = CLI_TEXT, .target = &s->out, .value_name = "FILE",
          .help = "write the calibrated model here", .default_text = "none: only report"},
+        {.name = "preset", .kind = CLI_PRESET, .target = &s->preset, .value_name = "NAME", .early = true,
+         .help = "take the data set, imbalance, hold-out and method of a preset, before the other flags"},
         CLI_HOLDOUT_FLAG(&s->holdout),
         {.name = "method", .kind = CLI_CHOICE, .target = &s->method, .choices = method_choices,
          .help = "what to fit on the held-out images"},
@@ -77,9 +94,11 @@ static void parse_command_line(settings *s, int argc, char **argv)
                 "Fits temperature or vector scaling on the images held out of the training set by\n"
                 "--holdout (never the test split), reports the validation figures before and after,\n"
                 "and writes the calibrated model with --out.",
-                flags, num_flags, false);
+                flags, num_flags, true);
         exit(cli_exit_status(0));
     }
+    if (s->preset != NULL)
+        apply_preset(s, s->preset);
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_LATE, positionals, 1, &num_positionals);
     if (num_positionals != 1)
         cli_usage_error("a CHECKPOINT to calibrate is required");

@@ -40,6 +40,8 @@ static void apply_preset(settings *s, const cli_preset *p)
     s->train.weight_decay = p->stage1.weight_decay;
     s->train.mixup_alpha = p->stage1.mixup_alpha;
     s->schedule = (int)p->stage1.schedule;
+    if (p->recipe != NULL)
+        s->holdout = p->recipe->holdout;
 }
 
 /* Everything but the flags, which then settle what is left. */

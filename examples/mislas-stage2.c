@@ -45,6 +45,12 @@ static void apply_preset(settings *s, const cli_preset *p)
     s->train.smooth_head = p->stage2.smooth_head;
     s->train.smooth_tail = p->stage2.smooth_tail;
     s->mislas_shift_bn = p->stage2.shift_bn;
+    if (p->recipe != NULL) {
+        s->holdout = p->recipe->holdout;
+        s->method = (int)p->recipe->method;
+        s->loss = p->recipe->label_aware_smoothing;
+        s->shift_bn = p->recipe->shift_bn;
+    }
 }
 
 static void parse_command_line(settings *s, int argc, char **argv)
