@@ -296,6 +296,8 @@ int cli_evaluate_and_print(mislas_model *model, const cli_dataset *dataset, cons
  * `holdout` images of every class, a seeded random draw kept for validation
  * (choosing hyper-parameters, fitting a temperature: never the test split).
  * *held_out (may be NULL) receives those images, or NULL when holdout is 0.
+ * Which images are held out depends on subset_seed too, which the class
+ * counts a model records cannot show: every program must be given the same.
  * On failure prints why and returns NULL. */
 mislas_dataset *cli_open_long_tailed_train(const cli_dataset *dataset, const char *data_dir,
         double imb_factor, mislas_imbalance imb_type, uint64_t subset_seed, int32_t holdout,

@@ -176,8 +176,8 @@ static bool same_training_set(const settings *s, const mislas_model *model, cons
             && memcmp(recorded, rebuilt, (size_t)k * sizeof *recorded) == 0;
     if (!same)
         cli_report_failure("%s was not trained on the images --holdout %d --imb-factor %g leave (or records no "
-                "training counts); pass the values stage 1 and stage 2 were given", s->in, (int)s->holdout,
-                s->imb_factor);
+                "training counts); pass the --holdout, --imb-factor, --imb-type and --subset-seed stage 1 and "
+                "stage 2 were given", s->in, (int)s->holdout, s->imb_factor);
     free(recorded);
     free(rebuilt);
     return same;
@@ -267,6 +267,16 @@ static int run(const settings *s)
     }
     int code = CLI_EXIT_FAILURE;
     const cli_dataset *dataset = s->dataset != NULL ? s->dataset : cli_dataset_of_model(model, s->in);
+    mislas_model_options shape;
+    mislas_model_options_init(&shape);
+    if (dataset != NULL && (mislas_model_get_options(model, &shape) != MISLAS_OK || shape.num_classes != dataset->classes
+            || shape.in_channels != dataset->channels || shape.height != dataset->size
+            || shape.width != dataset->size)) {
+        cli_report_failure("%s holds a model of %dx%dx%d images and %d classes; %s has %dx%dx%d and %d", s->in,
+                (int)shape.in_channels, (int)shape.height, (int)shape.width, (int)shape.num_classes, dataset->name,
+                (int)dataset->channels, (int)dataset->size, (int)dataset->size, (int)dataset->classes);
+        dataset = NULL;
+    }
     mislas_dataset *val = NULL, *train = NULL;
     if (dataset != NULL)
         train = cli_open_long_tailed_train(dataset, s->data_dir, s->imb_factor, (mislas_imbalance)s->imb_type,

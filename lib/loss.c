@@ -510,6 +510,8 @@ static term_out row_term(const mislas_loss *l, const float *e, size_t k, int32_t
         others = exp_sum - e[y];
         sum = others + t.ey;
     }
+    if (!(sum > 0.0))   /* one class only, its margin-lowered exponential underflowed: p_y = 1 */
+        return t;
     const double log_s = log(sum), eps = l->smoothing[y];
     double nll = log_s - (u_y - d - m);
     nll = nll > 0.0 ? nll : 0.0;
@@ -598,9 +600,10 @@ static int compute_general(mislas_loss *l, const char *fn, const float *logits, 
             norm_a += l->weight[ta[i]];
             norm_b += l->weight[tb[i]];
         }
-        if (norm_a == 0.0 || (lambda < 1.0f && norm_b == 0.0))
+        const bool a_undefined = lambda > 0.0f && norm_a == 0.0, b_undefined = lambda < 1.0f && norm_b == 0.0;
+        if (a_undefined || b_undefined)
             return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: every target of the batch%s has weight 0, so "
-                    "the weighted mean is undefined", fn, norm_a == 0.0 ? "" : " (targets_b)");
+                    "the weighted mean is undefined", fn, a_undefined ? "" : " (targets_b)");
     }
     size_t parts = (size_t)mislas_num_threads();
     const size_t useful = (n * k + ELEMENTS_PER_THREAD - 1) / ELEMENTS_PER_THREAD;
@@ -611,7 +614,7 @@ static int compute_general(mislas_loss *l, const char *fn, const float *logits, 
         return rc;
     general_job job = {
         mislasi_rowmath_get(), l, logits, ta, tb, grad, n, k, parts,
-        (double)lambda / norm_a, lambda < 1.0f ? (1.0 - (double)lambda) / norm_b : 0.0,
+        lambda > 0.0f ? (double)lambda / norm_a : 0.0, lambda < 1.0f ? (1.0 - (double)lambda) / norm_b : 0.0,
     };
     mislasi_parallel_for(parts, 1, general_rows, &job);
     return MISLAS_OK;

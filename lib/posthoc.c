@@ -87,6 +87,8 @@ int mislas_model_scale_logits(mislas_model *model, const float *scale, const flo
         double c = bias != NULL ? bias[j] : 0.0;
         if (c != 0.0 && s == 0.0)
             rc = mislasi_fail(MISLAS_ERR_STATE, "%s: class %zu's scale s is 0, so no bias can be added", fn, j);
+        else if (s != 0.0 && !(fabs(s) >= 1.17549435e-38))
+            rc = mislasi_fail(MISLAS_ERR_NUMERIC, "%s: class %zu's scale s would underflow float (%g)", fn, j, s);
         h.scales[j] = (float)s;
         h.bias[j] = (float)(h.bias[j] + (c != 0.0 ? c / s : 0.0));
     }

@@ -95,9 +95,12 @@ int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n
                     "to 0 (the logits separate the classes), so no temperature minimises it", fn);
     }
     double beta = hi;
+    bool converged = false;
     for (int32_t it = 0; it < o.max_iterations; it++) {
-        if (fabs(slope) < o.tolerance || hi - lo <= 1e-15 * hi)
+        if (fabs(slope) < o.tolerance || hi - lo <= 1e-15 * hi) {
+            converged = true;
             break;
+        }
         if (slope < 0.0)
             lo = beta;
         else
@@ -106,6 +109,9 @@ int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n
         beta = next > lo && next < hi ? next : 0.5 * (lo + hi);
         temperature_slope(logits, targets, n, k, beta, &slope, &curvature);
     }
+    if (!converged && !(fabs(slope) < o.tolerance))
+        return mislasi_fail(MISLAS_ERR_STATE, "%s: no convergence in %d iterations (raise opts->max_iterations "
+                "or the tolerance)", fn, (int)o.max_iterations);
     *temperature = 1.0 / beta;
     return MISLAS_OK;
 }
@@ -248,6 +254,10 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
                 break;
             }
         }
+        if (!moved && stored > 0) {
+            stored = 0;     /* the quasi-Newton direction failed: try steepest descent first */
+            continue;
+        }
         if (!moved || f - ft <= 1e-16 * fabs(f)) {
             /* no further decrease is representable: at the minimum to working precision */
             if (moved)
@@ -255,29 +265,32 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
             rc = MISLAS_OK;
             break;
         }
-        newest = (newest + 1) % HISTORY;
+        /* keep the pair (s, y) only with positive curvature, so that H stays positive definite */
         double sy = 0.0;
-        for (size_t d = 0; d < dim; d++) {
-            hs[newest * dim + d] = xt[d] - x[d];
-            hy[newest * dim + d] = gt[d] - g[d];
-            sy += hs[newest * dim + d] * hy[newest * dim + d];
-        }
+        for (size_t d = 0; d < dim; d++)
+            sy += (xt[d] - x[d]) * (gt[d] - g[d]);
         if (sy > 0.0) {
+            newest = (newest + 1) % HISTORY;
+            for (size_t d = 0; d < dim; d++) {
+                hs[newest * dim + d] = xt[d] - x[d];
+                hy[newest * dim + d] = gt[d] - g[d];
+            }
             rho[newest] = 1.0 / sy;
             stored = stored < HISTORY ? stored + 1 : HISTORY;
-        } else {
-            newest = (newest - 1 + HISTORY) % HISTORY;   /* keep the curvature pairs positive */
         }
         memcpy(x, xt, dim * sizeof *x);
         memcpy(g, gt, dim * sizeof *g);
         f = ft;
     }
+    for (size_t j = 0; rc == MISLAS_OK && j < dim; j++)
+        if (!isfinite((float)x[j]))
+            rc = mislasi_fail(MISLAS_ERR_NUMERIC, "%s: the fit diverged (raise opts->l2)", fn);
     if (rc == MISLAS_OK) {
         for (size_t j = 0; j < k; j++) {
             scale[j] = (float)x[j];
             bias[j] = (float)x[k + j];
         }
-    } else {
+    } else if (rc == MISLAS_ERR_STATE) {
         mislasi_fail(rc, "%s: no convergence in %d iterations (raise opts->max_iterations or the tolerance)", fn,
                 (int)o.max_iterations);
     }

@@ -492,6 +492,28 @@ START_TEST(bad_arguments_are_refused)
     ck_assert(loss == -7.0f && g[0] == -7.0f && g[1] == -7.0f);
     mislas_loss_free(l);
 
+    /* lambda = 0: targets_a do not count, so their zero weights are fine */
+    ck_assert_status(mislas_loss_new_cross_entropy(&l, 2), MISLAS_OK);
+    ck_assert_status(mislas_loss_set_class_weights(l, w01, MISLAS_REDUCE_WEIGHTED_MEAN), MISLAS_OK);
+    const int32_t y1 = 1;
+    ck_assert_status(mislas_loss_compute_mixup(l, z, &y, &y1, 0.0f, 1, &loss, g), MISLAS_OK);
+    ck_assert_close(loss, log(1 + exp(-1.0)), 1e-6, 1e-6);
+    mislas_loss_free(l);
+    loss = -7.0f;
+    g[0] = g[1] = -7.0f;
+
+    /* one class and a margin that underflows its exponential: p_y is still 1 */
+    const int64_t one[1] = { 4 };
+    mislas_ldam_options big;
+    mislas_ldam_options_init(&big);
+    big.max_margin = 1000.0f;
+    big.scale = 1e6f;
+    ck_assert_status(mislas_loss_new_ldam(&l, one, 1, &big), MISLAS_OK);
+    float lone = -1.0f, gone = -1.0f;
+    ck_assert_status(mislas_loss_compute(l, z, &y, 1, &lone, &gone), MISLAS_OK);
+    ck_assert(lone == 0.0f && gone == 0.0f);
+    mislas_loss_free(l);
+
     /* LDAM's scale must not overflow the logits: an error, nothing written */
     ck_assert_status(mislas_loss_new_ldam(&l, ok, 2, NULL), MISLAS_OK);
     const float huge[2] = { 3e37f, 1.0f };

@@ -267,6 +267,11 @@ START_TEST(fits_refuse_what_they_cannot_fit)
     s[0] = -7.0f;
     ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_ERR_STATE);
     ck_assert(s[0] == -7.0f);
+    const float mixed[6] = { 2, 0, 0, 1, 1, 0.5f };
+    const int32_t y3[3] = { 0, 1, 1 };
+    t = -1;
+    ck_assert_status(mislas_fit_temperature(mixed, y3, 3, 2, &o, &t), MISLAS_ERR_STATE);
+    ck_assert(t == -1);
     /* separable data have no finite minimum; a little l2 gives one */
     mislas_fit_options_init(&o);
     o.l2 = 0.1;
@@ -323,9 +328,12 @@ START_TEST(posthoc_fixes_change_the_logits_as_promised)
     for (int j = 0; j < CLASSES; j++)
         ck_assert_close(normed[j], 1.0, 1e-6, 0);
     /* refusals leave the model as it was */
+    const float tiny[CLASSES] = { 1e-30f, 1, 1 };
+    ck_assert_status(mislas_model_scale_logits(m, tiny, NULL), MISLAS_OK);
     predict(m, x, before);
     const float zero[CLASSES] = { 1, 0, 1 }, inf[CLASSES] = { 0, INFINITY, 0 };
     ck_assert_status(mislas_model_scale_logits(m, zero, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_model_scale_logits(m, tiny, NULL), MISLAS_ERR_NUMERIC);   /* s would be ~1e-60 */
     ck_assert_status(mislas_model_scale_logits(m, NULL, inf), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_model_tau_normalize(m, -1.0f), MISLAS_ERR_INVALID_ARGUMENT);
     const int64_t bad_counts[CLASSES] = { 60, 0, 10 };

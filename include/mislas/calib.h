@@ -117,7 +117,9 @@ MISLAS_API void mislas_fit_options_init(mislas_fit_options *opts);
  * softmax(z / T), by safeguarded Newton steps on 1 / T (the NLL is convex
  * in it). Logits that no positive T fits (no better than chance at T -> inf,
  * or separable so that the NLL falls all the way to T -> 0) are
- * MISLAS_ERR_INVALID_ARGUMENT with the reason. opts NULL = defaults. */
+ * MISLAS_ERR_INVALID_ARGUMENT with the reason; MISLAS_ERR_STATE if the
+ * iteration limit comes first (nothing is written then). opts NULL =
+ * defaults. */
 MISLAS_API int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n,
         int32_t num_classes, const mislas_fit_options *opts, double *temperature);
 
@@ -125,9 +127,12 @@ MISLAS_API int mislas_fit_temperature(const float *logits, const int32_t *target
  * biases) minimising the mean NLL (plus the l2 term of the options), by
  * L-BFGS from temperature scaling's solution. The problem is convex, but
  * with few samples per class it over-fits and may have no finite minimum
- * (a class the samples separate); opts->l2 > 0 keeps it finite and close
- * to temperature scaling. MISLAS_ERR_STATE if the iteration limit is
- * reached first (scale and bias are then not written). */
+ * (samples that the logits separate): the NLL then keeps falling as the
+ * parameters grow, and the result is where the gradient first drops below
+ * the tolerance. opts->l2 > 0 gives a finite minimum close to temperature
+ * scaling. MISLAS_ERR_STATE if the iteration limit is reached first,
+ * MISLAS_ERR_NUMERIC if the parameters overflow float (nothing is written
+ * in either case). */
 MISLAS_API int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_t n,
         int32_t num_classes, const mislas_fit_options *opts, float *scale, float *bias);
 

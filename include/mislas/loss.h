@@ -109,7 +109,9 @@ MISLAS_API int mislas_drw_weights(float *weights, const int64_t *class_counts, i
  * NULL) receives d(mean loss)/d(logits). grad_logits may be logits itself
  * (the gradient then replaces the logits); it must not overlap them otherwise.
  * Losses with a scale, offsets, margins, focusing or class weights keep
- * mislas_num_threads() x K floats of scratch.
+ * mislas_num_threads() x K floats of scratch; for them, finite logits whose
+ * scaled and offset values s (z + o) would overflow float are
+ * MISLAS_ERR_NUMERIC too.
  * loss_out may be NULL when only the gradient is wanted. Stable for logits of any finite
  * magnitude (up to FLT_MAX): *loss_out is +inf only when the exact mean loss
  * itself exceeds FLT_MAX. A target outside [0, K) is MISLAS_ERR_INVALID_ARGUMENT, a NaN or
