@@ -13,7 +13,8 @@ with and without mixup), this compares:
   - class-weighted LAS with the plain mean reduction;
   - temperature scaling with a converged L-BFGS on the temperature in double.
 Losses are compared in double; tolerances cover the library's float32 math.
-Exits 77 (meson's "skipped") when torch or numpy cannot be imported.
+Exits 77 (meson's "skipped") when torch or numpy cannot be imported, or when the
+library is built with a sanitizer (which a Python process cannot load).
 
 Usage: toolbox_check.py PATH_TO_LIBMISLAS_SO
 """
@@ -29,6 +30,14 @@ except ImportError as e:  # pragma: no cover - depends on the machine
     print(f"skipped: {e} (install Debian's python3-torch)")
     sys.exit(77)
 
+# A sanitizer's runtime must come first in a process; the Python interpreter
+# does not load one, so a sanitized build of the library cannot be loaded
+# here (its own suites cover it under the sanitizers).
+with open(sys.argv[1], "rb") as f:
+    image = f.read()
+if b"libasan.so" in image or b"libtsan.so" in image:
+    print("skipped: the library is built with a sanitizer, which Python cannot load")
+    sys.exit(77)
 lib = ctypes.CDLL(sys.argv[1])
 f32p, i32p, i64p = (ctypes.POINTER(t) for t in (ctypes.c_float, ctypes.c_int32, ctypes.c_int64))
 lib.mislas_last_error.restype = ctypes.c_char_p
