@@ -99,6 +99,35 @@ const cli_dataset *cli_dataset_of_model(const mislas_model *model, const char *c
     return d;
 }
 
+bool cli_dataset_fits(const cli_dataset *d, const mislas_model *model, const char *checkpoint)
+{
+    mislas_model_options shape;
+    mislas_model_options_init(&shape);
+    if (mislas_model_get_options(model, &shape) != MISLAS_OK) {
+        cli_report_library_failure("cannot read the model of %s", checkpoint);
+        return false;
+    }
+    if (shape.in_channels == d->channels && shape.height == d->size && shape.width == d->size
+            && shape.num_classes == d->classes)
+        return true;
+    cli_report_failure("%s holds a model of %dx%dx%d images and %d classes; %s has %dx%dx%d and %d", checkpoint,
+            (int)shape.in_channels, (int)shape.height, (int)shape.width, (int)shape.num_classes, d->name,
+            (int)d->channels, (int)d->size, (int)d->size, (int)d->classes);
+    return false;
+}
+
+mislas_model *cli_load_model(const char *checkpoint, int32_t threads)
+{
+    if (mislas_set_num_threads(threads) != MISLAS_OK) {
+        cli_report_library_failure("cannot use %d threads", (int)threads);
+        return NULL;
+    }
+    mislas_model *model = NULL;
+    if (mislas_checkpoint_load(checkpoint, &model, NULL) != MISLAS_OK)
+        cli_report_library_failure("cannot load %s", checkpoint);
+    return model;
+}
+
 /* Table 5 of the paper and METHOD.md's table of the reference's stage-2
  * configurations (IF 100 where the set has an imbalance factor). The large
  * sets are hyper-parameters only: the library reads none of them, and their

@@ -54,6 +54,13 @@ const cli_dataset *cli_dataset_named(const char *name);
  * after printing why (naming `checkpoint`), when none does. */
 const cli_dataset *cli_dataset_of_model(const mislas_model *model, const char *checkpoint);
 
+/* False, after printing why, when d's images and classes are not the model's. */
+bool cli_dataset_fits(const cli_dataset *d, const mislas_model *model, const char *checkpoint);
+
+/* The thread count set and the model of a checkpoint loaded, or NULL after
+ * printing why. */
+mislas_model *cli_load_model(const char *checkpoint, int32_t threads);
+
 /* ----------------------------------------------------------------- presets */
 
 /* Our own recipes add to a preset what the paper's rows leave to the

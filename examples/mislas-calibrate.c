@@ -256,27 +256,13 @@ static int calibrate(const settings *s, mislas_model *model, const mislas_datase
 
 static int run(const settings *s)
 {
-    if (mislas_set_num_threads(s->threads) != MISLAS_OK) {
-        cli_report_library_failure("cannot use %d threads", (int)s->threads);
+    mislas_model *model = cli_load_model(s->in, s->threads);
+    if (model == NULL)
         return CLI_EXIT_FAILURE;
-    }
-    mislas_model *model = NULL;
-    if (mislas_checkpoint_load(s->in, &model, NULL) != MISLAS_OK) {
-        cli_report_library_failure("cannot load %s", s->in);
-        return CLI_EXIT_FAILURE;
-    }
     int code = CLI_EXIT_FAILURE;
     const cli_dataset *dataset = s->dataset != NULL ? s->dataset : cli_dataset_of_model(model, s->in);
-    mislas_model_options shape;
-    mislas_model_options_init(&shape);
-    if (dataset != NULL && (mislas_model_get_options(model, &shape) != MISLAS_OK || shape.num_classes != dataset->classes
-            || shape.in_channels != dataset->channels || shape.height != dataset->size
-            || shape.width != dataset->size)) {
-        cli_report_failure("%s holds a model of %dx%dx%d images and %d classes; %s has %dx%dx%d and %d", s->in,
-                (int)shape.in_channels, (int)shape.height, (int)shape.width, (int)shape.num_classes, dataset->name,
-                (int)dataset->channels, (int)dataset->size, (int)dataset->size, (int)dataset->classes);
+    if (dataset != NULL && !cli_dataset_fits(dataset, model, s->in))
         dataset = NULL;
-    }
     mislas_dataset *val = NULL, *train = NULL;
     if (dataset != NULL)
         train = cli_open_long_tailed_train(dataset, s->data_dir, s->imb_factor, (mislas_imbalance)s->imb_type,

@@ -284,15 +284,9 @@ static int report(const settings *s, const cli_evaluation *e)
 
 static int run(const settings *s)
 {
-    if (mislas_set_num_threads(s->threads) != MISLAS_OK) {
-        cli_report_library_failure("cannot use %d threads", (int)s->threads);
+    mislas_model *model = cli_load_model(s->checkpoint, s->threads);
+    if (model == NULL)
         return CLI_EXIT_FAILURE;
-    }
-    mislas_model *model = NULL;
-    if (mislas_checkpoint_load(s->checkpoint, &model, NULL) != MISLAS_OK) {
-        cli_report_library_failure("cannot load %s", s->checkpoint);
-        return CLI_EXIT_FAILURE;
-    }
     int code = CLI_EXIT_FAILURE;
     const cli_dataset *dataset = s->dataset != NULL ? s->dataset : cli_dataset_of_model(model, s->checkpoint);
     if (dataset != NULL) {

@@ -33,6 +33,10 @@ int mislasi_fail_within(int status, const char *prefix);
 size_t mislasi_find_bad_label(const int32_t *labels, size_t n, int32_t k);
 int mislasi_fail_bad_label(const char *fn, const char *arg, const int32_t *labels, size_t i, int32_t k);
 
+/* num_classes >= 1 and every count positive, or the failure naming the
+ * first that is not. */
+int mislasi_check_positive_counts(const char *fn, const int64_t *counts, int32_t num_classes);
+
 /* The checks of a whole set of n rows of num_classes logits with targets
  * (non-NULL, n > 0, no overflow, labels in range, every logit finite). */
 int mislasi_check_logit_set(const char *fn, const float *logits, const int32_t *targets, size_t n,

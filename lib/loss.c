@@ -172,8 +172,7 @@ int mislas_loss_new_label_aware_smoothing(mislas_loss **out, const int64_t *clas
     return MISLAS_OK;
 }
 
-/* Every count positive, or the failure naming the first that is not. */
-static int check_positive_counts(const char *fn, const int64_t *counts, int32_t num_classes)
+int mislasi_check_positive_counts(const char *fn, const int64_t *counts, int32_t num_classes)
 {
     if (num_classes < 1)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d, need at least 1", fn, (int)num_classes);
@@ -233,7 +232,7 @@ int mislas_loss_new_ldam(mislas_loss **out, const int64_t *class_counts, int32_t
                 (double)o.max_margin);
     if (!(o.scale > 0.0f && o.scale <= 1e6f))
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->scale = %g is not in (0, 1e6]", fn, (double)o.scale);
-    if ((rc = check_positive_counts(fn, class_counts, num_classes)) != MISLAS_OK)
+    if ((rc = mislasi_check_positive_counts(fn, class_counts, num_classes)) != MISLAS_OK)
         return rc;
     mislas_loss *l = NULL;
     if ((rc = loss_alloc(fn, &l, num_classes)) != MISLAS_OK)
@@ -261,7 +260,7 @@ int mislas_loss_new_logit_adjusted(mislas_loss **out, const int64_t *class_count
     MISLASI_CHECK_NOT_NULL(fn, class_counts);
     if (!(tau >= 0.0f && tau <= 1e3f))
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: tau = %g is not in [0, 1000]", fn, (double)tau);
-    int rc = check_positive_counts(fn, class_counts, num_classes);
+    int rc = mislasi_check_positive_counts(fn, class_counts, num_classes);
     mislas_loss *l = NULL;
     if (rc == MISLAS_OK)
         rc = loss_alloc(fn, &l, num_classes);
@@ -334,7 +333,7 @@ int mislas_class_balanced_weights(float *weights, const int64_t *class_counts, i
     MISLASI_CHECK_NOT_NULL(fn, weights);
     MISLASI_CHECK_NOT_NULL(fn, class_counts);
     int rc;
-    if ((rc = check_beta(fn, beta)) != MISLAS_OK || (rc = check_positive_counts(fn, class_counts, num_classes)) != MISLAS_OK)
+    if ((rc = check_beta(fn, beta)) != MISLAS_OK || (rc = mislasi_check_positive_counts(fn, class_counts, num_classes)) != MISLAS_OK)
         return rc;
     if (beta == 0.0) {  /* 1 - 0^N = 1 for every N >= 1; log(0) is not needed */
         for (int32_t c = 0; c < num_classes; c++)
@@ -355,7 +354,7 @@ int mislas_drw_weights(float *weights, const int64_t *class_counts, int32_t num_
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: epoch = %d and start_epoch = %d, need both >= 0", fn,
                 (int)epoch, (int)start_epoch);
     int rc;
-    if ((rc = check_beta(fn, beta)) != MISLAS_OK || (rc = check_positive_counts(fn, class_counts, num_classes)) != MISLAS_OK)
+    if ((rc = check_beta(fn, beta)) != MISLAS_OK || (rc = mislasi_check_positive_counts(fn, class_counts, num_classes)) != MISLAS_OK)
         return rc;
     return mislas_class_balanced_weights(weights, class_counts, num_classes, epoch < start_epoch ? 0.0 : beta);
 }

@@ -141,19 +141,18 @@ int mislas_model_adjust_logits_by_prior(mislas_model *model, const int64_t *clas
                 (int)num_classes, (int)mislas_model_num_classes(model));
     if (!(tau >= 0.0f && tau <= 1e3f))
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: tau = %g is not in [0, 1000]", fn, (double)tau);
+    int rc = mislasi_check_positive_counts(fn, class_counts, num_classes);
+    if (rc != MISLAS_OK)
+        return rc;
     double total = 0.0;
-    for (int32_t c = 0; c < num_classes; c++) {
-        if (class_counts[c] < 1)
-            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: class_counts[%d] = %lld, need a positive count",
-                    fn, (int)c, (long long)class_counts[c]);
+    for (int32_t c = 0; c < num_classes; c++)
         total += (double)class_counts[c];
-    }
     float *offset = mislasi_calloc((size_t)num_classes, sizeof *offset);
     if (offset == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     for (int32_t c = 0; c < num_classes; c++)
         offset[c] = (float)(-tau * log((double)class_counts[c] / total));
-    int rc = mislas_model_scale_logits(model, NULL, offset);
+    rc = mislas_model_scale_logits(model, NULL, offset);
     mislasi_free(offset);
     return rc == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(rc, fn);
 }

@@ -20,7 +20,9 @@ void mislas_fit_options_init(mislas_fit_options *opts)
     opts->tolerance = 1e-7;
 }
 
-static int read_fit_options(const char *fn, const mislas_fit_options *opts, mislas_fit_options *o)
+/* What both fits check first: the options (into *o, defaults filled in) and the set. */
+static int begin_fit(const char *fn, const mislas_fit_options *opts, mislas_fit_options *o, const float *logits,
+        const int32_t *targets, size_t n, int32_t num_classes)
 {
     mislas_fit_options_init(o);
     int rc;
@@ -33,7 +35,7 @@ static int read_fit_options(const char *fn, const mislas_fit_options *opts, misl
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->tolerance = %g is not in (0, 1)", fn, o->tolerance);
     if (!(o->l2 >= 0.0 && o->l2 <= 1e6))
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->l2 = %g is not in [0, 1e6]", fn, o->l2);
-    return MISLAS_OK;
+    return mislasi_check_logit_set(fn, logits, targets, n, num_classes);
 }
 
 /* ---------------------------------------------------------- temperature */
@@ -70,9 +72,7 @@ int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n
     static const char fn[] = "mislas_fit_temperature";
     MISLASI_CHECK_NOT_NULL(fn, temperature);
     mislas_fit_options o;
-    int rc = read_fit_options(fn, opts, &o);
-    if (rc == MISLAS_OK)
-        rc = mislasi_check_logit_set(fn, logits, targets, n, num_classes);
+    int rc = begin_fit(fn, opts, &o, logits, targets, n, num_classes);
     if (rc != MISLAS_OK)
         return rc;
     const size_t k = (size_t)num_classes;
@@ -173,9 +173,7 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
     MISLASI_CHECK_NOT_NULL(fn, scale);
     MISLASI_CHECK_NOT_NULL(fn, bias);
     mislas_fit_options o;
-    int rc = read_fit_options(fn, opts, &o);
-    if (rc == MISLAS_OK)
-        rc = mislasi_check_logit_set(fn, logits, targets, n, num_classes);
+    int rc = begin_fit(fn, opts, &o, logits, targets, n, num_classes);
     if (rc != MISLAS_OK)
         return rc;
     const size_t k = (size_t)num_classes, dim = 2 * k;
