@@ -119,29 +119,35 @@ int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n
 /* ------------------------------------------------------- vector scaling */
 
 /* The objective of vector scaling: mean NLL of softmax(a z + c) plus
- * l2 / 2 (|a - a0|^2 + |c|^2), and its gradient (ga, gc); p: K doubles of
- * scratch. */
+ * l2 / 2 (|a - a0|^2 + |c|^2), and its gradient. The scales are optimised
+ * as u_j = a_j rms_j, rms_j the RMS size of logit j: a model with logits in
+ * the hundreds makes the NLL thousands of times stiffer along a_j than along
+ * c_j, which L-BFGS crosses only slowly, and the stopping test on u is
+ * independent of the logits' units. u, c: the point; gu, gc: the gradient;
+ * p: K doubles of scratch. */
 typedef struct vector_problem {
     const float *logits;
     const int32_t *targets;
     size_t n, k;
     double l2, a0;
+    const double *rms;
 } vector_problem;
 
-static double vector_nll(const vector_problem *v, const double *a, const double *c, double *ga, double *gc,
+static double vector_nll(const vector_problem *v, const double *u, const double *c, double *gu, double *gc,
         double *p)
 {
+    const double *rms = v->rms;
     const float *logits = v->logits;
     const int32_t *targets = v->targets;
     const size_t n = v->n, k = v->k;
     double total = 0.0;
-    memset(ga, 0, k * sizeof *ga);
+    memset(gu, 0, k * sizeof *gu);
     memset(gc, 0, k * sizeof *gc);
     for (size_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
         double m = -INFINITY, sum = 0.0;
         for (size_t j = 0; j < k; j++) {
-            p[j] = a[j] * z[j] + c[j];
+            p[j] = u[j] / rms[j] * z[j] + c[j];
             m = p[j] > m ? p[j] : m;
         }
         const size_t y = (size_t)targets[i];
@@ -151,15 +157,16 @@ static double vector_nll(const vector_problem *v, const double *a, const double 
         total += m + log(sum) - u_y;
         for (size_t j = 0; j < k; j++) {
             double d = p[j] / sum - (j == y ? 1.0 : 0.0);
-            ga[j] += d * z[j];
+            gu[j] += d * z[j];
             gc[j] += d;
         }
     }
     double penalty = 0.0;
     for (size_t j = 0; j < k; j++) {
-        ga[j] = ga[j] / (double)n + v->l2 * (a[j] - v->a0);
+        double a = u[j] / rms[j];
+        gu[j] = (gu[j] / (double)n + v->l2 * (a - v->a0)) / rms[j];
         gc[j] = gc[j] / (double)n + v->l2 * c[j];
-        penalty += (a[j] - v->a0) * (a[j] - v->a0) + c[j] * c[j];
+        penalty += (a - v->a0) * (a - v->a0) + c[j] * c[j];
     }
     return total / (double)n + 0.5 * v->l2 * penalty;
 }
@@ -177,20 +184,25 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
     if (rc != MISLAS_OK)
         return rc;
     const size_t k = (size_t)num_classes, dim = 2 * k;
-    /* x, g, trial x and g, direction, scratch row; HISTORY pairs (s, y) */
-    double *mem = mislasi_calloc(5 * dim + k + 2 * HISTORY * dim, sizeof *mem);
+    /* x, g, trial x and g, direction; scratch row, rms; HISTORY pairs (s, y) */
+    double *mem = mislasi_calloc(5 * dim + 2 * k + 2 * HISTORY * dim, sizeof *mem);
     if (mem == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu classes", fn, k);
     double *x = mem, *g = x + dim, *xt = g + dim, *gt = xt + dim, *dir = gt + dim, *row = dir + dim;
-    double *hs = row + k, *hy = hs + HISTORY * dim, rho[HISTORY], alpha[HISTORY];
+    double *rms = row + k, *hs = rms + k, *hy = hs + HISTORY * dim, rho[HISTORY], alpha[HISTORY];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < k; j++)
+            rms[j] += (double)logits[i * k + j] * logits[i * k + j];
+    for (size_t j = 0; j < k; j++)
+        rms[j] = rms[j] > 0.0 ? sqrt(rms[j] / (double)n) : 1.0;
     /* start from temperature scaling when it fits, else from the identity */
     double t = 1.0;
     mislas_fit_options quick = o;
     if (mislas_fit_temperature(logits, targets, n, num_classes, &quick, &t) != MISLAS_OK)
         t = 1.0;
     for (size_t j = 0; j < k; j++)
-        x[j] = 1.0 / t;
-    const vector_problem problem = { logits, targets, n, k, o.l2, 1.0 / t };
+        x[j] = rms[j] / t;
+    const vector_problem problem = { logits, targets, n, k, o.l2, 1.0 / t, rms };
     double f = vector_nll(&problem, x, x + k, g, g + k, row);
     int32_t stored = 0, newest = -1;
     rc = MISLAS_ERR_STATE;
@@ -280,6 +292,8 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
         memcpy(g, gt, dim * sizeof *g);
         f = ft;
     }
+    for (size_t j = 0; j < k; j++)
+        x[j] /= rms[j];
     for (size_t j = 0; rc == MISLAS_OK && j < dim; j++)
         if (!isfinite((float)x[j]))
             rc = mislasi_fail(MISLAS_ERR_NUMERIC, "%s: the fit diverged (raise opts->l2)", fn);

@@ -235,6 +235,92 @@ START_TEST(vector_scaling_recovers_known_scales_and_biases)
 }
 END_TEST
 
+/* The objective vector scaling minimises, written out again here. */
+static double vector_objective(const float *z, const int32_t *y, size_t n, int32_t k, const double *a,
+        const double *c, double l2, double a0)
+{
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double m = -INFINITY, s = 0.0;
+        for (int32_t j = 0; j < k; j++)
+            m = fmax(m, a[j] * z[i * (size_t)k + (size_t)j] + c[j]);
+        for (int32_t j = 0; j < k; j++)
+            s += exp(a[j] * z[i * (size_t)k + (size_t)j] + c[j] - m);
+        total += m + log(s) - (a[y[i]] * z[i * (size_t)k + (size_t)y[i]] + c[y[i]]);
+    }
+    double penalty = 0.0;
+    for (int32_t j = 0; j < k; j++)
+        penalty += (a[j] - a0) * (a[j] - a0) + c[j] * c[j];
+    return total / (double)n + 0.5 * l2 * penalty;
+}
+
+/* What a barely trained network gave on a small held-out split (a ResNet-20
+ * after 2 epochs on the examples check's data, 2 images per class): logits
+ * in the hundreds for some classes and near 1 for others, every row nearly
+ * the same vector. The NLL is far stiffer along some scales than along the
+ * biases; an L-BFGS on the raw parameters crawled there and ran out of its
+ * 500 iterations. */
+START_TEST(vector_scaling_copes_with_logits_in_the_hundreds)
+{
+    enum { NS = 20, KS = 10 };
+    static const float z[NS * KS] = {
+        116.64, 3.2715, -14.34, -3.2638, 27.832, 107.76, 64.081, -116.79, 2.2648, -190.98,
+        111.64, 2.8027, -14.082, -3.3843, 26.574, 103.31, 61.289, -111.53, 2.2373, -182.39,
+        162.71, 6.5855, -15.464, -0.51567, 38.747, 151.14, 90.222, -166.65, 3.5248, -274.52,
+        153.32, 5.96, -14.891, -0.77554, 36.291, 142.55, 85.178, -156.62, 3.662, -258.29,
+        167.36, 5.0511, -16.206, 0.98898, 38.98, 157.38, 95.153, -171.82, 5.1124, -285.15,
+        171.02, 5.3366, -16.305, 1.1536, 39.92, 160.62, 97.262, -175.77, 4.8922, -291.55,
+        139.67, 2.2509, -14.711, -0.65351, 32.171, 130.52, 78.959, -142.24, 3.7231, -233.95,
+        140.45, 2.5249, -14.815, -1.0032, 32.448, 131.22, 79.311, -142.92, 3.6054, -235.08,
+        91.381, -2.5958, -14.379, -4.0842, 21.951, 85.458, 51.202, -89.34, 2.3962, -146.79,
+        85.971, -2.3809, -13.671, -4.0724, 20.972, 80.208, 48.03, -83.937, 2.1778, -137.86,
+        84.878, -3.1839, -15.095, -6.4169, 17.904, 83.701, 50.994, -80.879, 4.4432, -138.09,
+        87.229, -3.1791, -15.432, -6.5107, 18.387, 85.824, 52.385, -83.23, 4.4382, -141.96,
+        114.13, -2.8208, -17.28, -6.1664, 24.259, 113.25, 70.197, -111.48, 6.8276, -192.02,
+        114.92, -2.8495, -17.393, -6.2432, 24.339, 114.17, 70.851, -111.95, 7.068, -193.37,
+        124.96, -4.3829, -18.992, -5.4528, 25.88, 126.18, 79.512, -122.47, 9.0834, -213.62,
+        122.95, -4.4404, -18.842, -5.2095, 25.489, 124.18, 78.252, -120.81, 8.9423, -210.51,
+        106.58, -5.3241, -17.418, -5.7043, 21.928, 106.8, 67.479, -103.87, 7.4441, -179.09,
+        104.62, -5.5621, -17.236, -5.5938, 21.54, 104.61, 66.01, -102.04, 7.1834, -175.36,
+        72.705, -7.1823, -15.371, -6.7033, 16.263, 72.376, 44.774, -67.716, 4.5804, -116.41,
+        69.131, -6.9373, -14.65, -6.297, 15.593, 68.427, 42.176, -64.555, 4.1254, -110.28
+    };
+    int32_t y[NS];
+    for (int i = 0; i < NS; i++)
+        y[i] = i / 2;
+    mislas_fit_options o;
+    mislas_fit_options_init(&o);
+    o.l2 = 0.1;
+    double t;
+    ck_assert_status(mislas_fit_temperature(z, y, NS, KS, NULL, &t), MISLAS_OK);
+    float scale[KS], bias[KS];
+    ck_assert_status(mislas_fit_vector_scaling(z, y, NS, KS, &o, scale, bias), MISLAS_OK);
+    /* a minimum: a step along any one parameter, sized to what it does to
+     * the logits, raises the objective */
+    double a[KS], c[KS];
+    for (int j = 0; j < KS; j++) {
+        a[j] = scale[j];
+        c[j] = bias[j];
+    }
+    const double best = vector_objective(z, y, NS, KS, a, c, o.l2, 1.0 / t);
+    for (int j = 0; j < KS; j++) {
+        double rms = 0.0;
+        for (int i = 0; i < NS; i++)
+            rms += (double)z[i * KS + j] * z[i * KS + j] / NS;
+        const double step[2] = { 1e-3 / sqrt(rms), 1e-3 };
+        for (int which = 0; which < 2; which++) {
+            double *p = which == 0 ? &a[j] : &c[j];
+            for (int sign = -1; sign <= 1; sign += 2) {
+                const double keep = *p;
+                *p += sign * step[which];
+                ck_assert(vector_objective(z, y, NS, KS, a, c, o.l2, 1.0 / t) >= best - 1e-12);
+                *p = keep;
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(fits_refuse_what_they_cannot_fit)
 {
     double t = -1;
@@ -406,6 +492,7 @@ int main(void)
     tcase_add_test(tc, classwise_ece_by_hand);
     tcase_add_test(tc, temperature_scaling_recovers_a_known_temperature);
     tcase_add_test(tc, vector_scaling_recovers_known_scales_and_biases);
+    tcase_add_test(tc, vector_scaling_copes_with_logits_in_the_hundreds);
     tcase_add_test(tc, fits_refuse_what_they_cannot_fit);
     tcase_add_test(tc, posthoc_fixes_change_the_logits_as_promised);
     tcase_add_test(tc, allocation_failures_are_clean);

@@ -107,7 +107,8 @@ typedef struct mislas_fit_options {
     size_t struct_size;
     int32_t max_iterations;   /* default 500 */
     double tolerance;         /* stop when every partial derivative of the objective is
-                                 below this; default 1e-7 */
+                                 below this (vector scaling: each scale's taken per unit
+                                 of its logit's RMS size); default 1e-7 */
     double l2;                /* vector scaling: adds l2 / 2 sum_j ((scale_j - 1/T)^2 + bias_j^2),
                                  pulling it toward temperature scaling's 1/T; default 0 */
 } mislas_fit_options;
