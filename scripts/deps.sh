@@ -1,7 +1,7 @@
 # Sourced by scripts/test and scripts/demo: makes sure the Debian packages the
 # project needs are there, installing them when we are root and may.
 MISLAS_PACKAGES=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev
-                 libblis-openmp-dev zlib1g-dev check abigail-tools dataset-fashion-mnist
+                 libblis-openmp-dev zlib1g-dev check abigail-tools valgrind dataset-fashion-mnist
                  python3-torch python3-numpy)
 
 mislas_missing_packages() {
