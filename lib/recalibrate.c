@@ -124,7 +124,7 @@ int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n
  * the hundreds makes the NLL thousands of times stiffer along a_j than along
  * c_j, which L-BFGS crosses only slowly, and the stopping test on u is
  * independent of the logits' units. u, c: the point; gu, gc: the gradient;
- * p: K doubles of scratch. */
+ * a, p: K doubles of scratch each. */
 typedef struct vector_problem {
     const float *logits;
     const int32_t *targets;
@@ -134,7 +134,7 @@ typedef struct vector_problem {
 } vector_problem;
 
 static double vector_nll(const vector_problem *v, const double *u, const double *c, double *gu, double *gc,
-        double *p)
+        double *a, double *p)
 {
     const double *rms = v->rms;
     const float *logits = v->logits;
@@ -142,12 +142,14 @@ static double vector_nll(const vector_problem *v, const double *u, const double 
     const size_t n = v->n, k = v->k;
     double total = 0.0;
     memset(gu, 0, k * sizeof *gu);
+    for (size_t j = 0; j < k; j++)
+        a[j] = u[j] / rms[j];
     memset(gc, 0, k * sizeof *gc);
     for (size_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
         double m = -INFINITY, sum = 0.0;
         for (size_t j = 0; j < k; j++) {
-            p[j] = u[j] / rms[j] * z[j] + c[j];
+            p[j] = a[j] * z[j] + c[j];
             m = p[j] > m ? p[j] : m;
         }
         const size_t y = (size_t)targets[i];
@@ -163,10 +165,9 @@ static double vector_nll(const vector_problem *v, const double *u, const double 
     }
     double penalty = 0.0;
     for (size_t j = 0; j < k; j++) {
-        double a = u[j] / rms[j];
-        gu[j] = (gu[j] / (double)n + v->l2 * (a - v->a0)) / rms[j];
+        gu[j] = (gu[j] / (double)n + v->l2 * (a[j] - v->a0)) / rms[j];
         gc[j] = gc[j] / (double)n + v->l2 * c[j];
-        penalty += (a - v->a0) * (a - v->a0) + c[j] * c[j];
+        penalty += (a[j] - v->a0) * (a[j] - v->a0) + c[j] * c[j];
     }
     return total / (double)n + 0.5 * v->l2 * penalty;
 }
@@ -184,11 +185,11 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
     if (rc != MISLAS_OK)
         return rc;
     const size_t k = (size_t)num_classes, dim = 2 * k;
-    /* x, g, trial x and g, direction; scratch row, rms; HISTORY pairs (s, y) */
-    double *mem = mislasi_calloc(5 * dim + 2 * k + 2 * HISTORY * dim, sizeof *mem);
+    /* x, g, trial x and g, direction; scratch a and row, rms; HISTORY pairs (s, y) */
+    double *mem = mislasi_calloc(5 * dim + 3 * k + 2 * HISTORY * dim, sizeof *mem);
     if (mem == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu classes", fn, k);
-    double *x = mem, *g = x + dim, *xt = g + dim, *gt = xt + dim, *dir = gt + dim, *row = dir + dim;
+    double *x = mem, *g = x + dim, *xt = g + dim, *gt = xt + dim, *dir = gt + dim, *a = dir + dim, *row = a + k;
     double *rms = row + k, *hs = rms + k, *hy = hs + HISTORY * dim, rho[HISTORY], alpha[HISTORY];
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < k; j++)
@@ -203,7 +204,7 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
     for (size_t j = 0; j < k; j++)
         x[j] = rms[j] / t;
     const vector_problem problem = { logits, targets, n, k, o.l2, 1.0 / t, rms };
-    double f = vector_nll(&problem, x, x + k, g, g + k, row);
+    double f = vector_nll(&problem, x, x + k, g, g + k, a, row);
     int32_t stored = 0, newest = -1;
     rc = MISLAS_ERR_STATE;
     for (int32_t it = 0; it < o.max_iterations; it++) {
@@ -258,7 +259,7 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
         for (int tries = 0; tries < 60; tries++, step *= 0.5) {
             for (size_t d = 0; d < dim; d++)
                 xt[d] = x[d] + step * dir[d];
-            ft = vector_nll(&problem, xt, xt + k, gt, gt + k, row);
+            ft = vector_nll(&problem, xt, xt + k, gt, gt + k, a, row);
             if (ft <= f + 1e-4 * step * slope) {
                 moved = true;
                 break;
