@@ -142,9 +142,9 @@ static double vector_nll(const vector_problem *v, const double *u, const double 
     const size_t n = v->n, k = v->k;
     double total = 0.0;
     memset(gu, 0, k * sizeof *gu);
+    memset(gc, 0, k * sizeof *gc);
     for (size_t j = 0; j < k; j++)
         a[j] = u[j] / rms[j];
-    memset(gc, 0, k * sizeof *gc);
     for (size_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
         double m = -INFINITY, sum = 0.0;
@@ -153,10 +153,10 @@ static double vector_nll(const vector_problem *v, const double *u, const double 
             m = p[j] > m ? p[j] : m;
         }
         const size_t y = (size_t)targets[i];
-        double u_y = p[y];
+        double target_logit = p[y];
         for (size_t j = 0; j < k; j++)
             sum += p[j] = exp(p[j] - m);
-        total += m + log(sum) - u_y;
+        total += m + log(sum) - target_logit;
         for (size_t j = 0; j < k; j++) {
             double d = p[j] / sum - (j == y ? 1.0 : 0.0);
             gu[j] += d * z[j];
