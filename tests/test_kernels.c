@@ -2,7 +2,7 @@
  * copy this CPU can run gives the same bits as the generic one, and the
  * polynomial exp stays within a few ulp of the C library's double exp.
  * This suite links the static archive to reach the internal kernel tables. */
-#include "rowmath.h"
+#include "util/rowmath.h"
 #include "testutil.h"
 
 #include <float.h>

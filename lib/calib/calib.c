@@ -7,9 +7,7 @@
  * was valid, so a failing call adds nothing. */
 #include <mislas/calib.h>
 
-#include "internal.h"
-#include "rowmath.h"
-#include "threads.h"
+#include "util/util.h"
 
 #include <float.h>
 #include <math.h>
@@ -339,9 +337,9 @@ int mislas_calib_summarize(const mislas_calib *c, mislas_calib_summary *out)
     static const char fn[] = "mislas_calib_summarize";
     MISLASI_CHECK_NOT_NULL(fn, c);
     MISLASI_CHECK_NOT_NULL(fn, out);
-    if (out->struct_size < sizeof(size_t))
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
-                "%s: out->struct_size = %zu (call mislas_calib_summary_init first)", fn, out->struct_size);
+    int status = mislasi_check_output(fn, "out", out->struct_size);
+    if (status != MISLAS_OK)
+        return status;
     mislas_calib_summary s;
     mislas_calib_summary_init(&s);
     const sums *t = &c->total;
@@ -364,10 +362,7 @@ int mislas_calib_summarize(const mislas_calib *c, mislas_calib_summary *out)
     s.rms = binned ? sqrt(weighted_square / (double)binned) : NAN;
     s.nll = with_probs ? t->nll / n : NAN;
     s.brier = with_probs ? t->brier / n : NAN;
-    /* copy only what the caller's struct has room for */
-    size_t size = out->struct_size < sizeof s ? out->struct_size : sizeof s;
-    s.struct_size = out->struct_size;
-    memcpy(out, &s, size);
+    mislasi_write_output(out, &s, sizeof s);
     return MISLAS_OK;
 }
 

@@ -2,34 +2,11 @@
  * set at once (calib.c's streaming object keeps only per-bin sums). */
 #include <mislas/calib.h>
 
-#include "internal.h"
-#include "rowmath.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-int mislasi_check_logit_set(const char *fn, const float *logits, const int32_t *targets, size_t n,
-        int32_t num_classes)
-{
-    MISLASI_CHECK_NOT_NULL(fn, logits);
-    MISLASI_CHECK_NOT_NULL(fn, targets);
-    if (num_classes < 1)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d, need at least 1", fn, (int)num_classes);
-    if (n == 0)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n = 0, there are no samples", fn);
-    const size_t k = (size_t)num_classes;
-    if (n > SIZE_MAX / sizeof(float) / k)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n = %zu rows of %zu logits overflow size_t", fn, n, k);
-    size_t bad = mislasi_find_bad_label(targets, n, num_classes);
-    if (bad < n)
-        return mislasi_fail_bad_label(fn, "targets", targets, bad, num_classes);
-    for (size_t i = 0; i < n * k; i++)
-        if (!isfinite(logits[i]))
-            return mislasi_fail(MISLAS_ERR_NUMERIC, "%s: logits[%zu][%zu] = %g is not finite", fn, i / k, i % k,
-                    (double)logits[i]);
-    return MISLAS_OK;
-}
 
 static int check_set(const char *fn, const float *logits, const int32_t *targets, size_t n, int32_t num_classes,
         int32_t num_bins)

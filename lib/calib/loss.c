@@ -14,9 +14,7 @@
  * a bad logit anywhere is found before any output is written. */
 #include <mislas/loss.h>
 
-#include "internal.h"
-#include "rowmath.h"
-#include "threads.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -169,17 +167,6 @@ int mislas_loss_new_label_aware_smoothing(mislas_loss **out, const int64_t *clas
         l->smoothing[c] = (float)(eps < 0.0 ? 0.0 : eps > 1.0 ? 1.0 : eps);
     }
     *out = l;
-    return MISLAS_OK;
-}
-
-int mislasi_check_positive_counts(const char *fn, const int64_t *counts, int32_t num_classes)
-{
-    if (num_classes < 1)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d, need at least 1", fn, (int)num_classes);
-    for (int32_t c = 0; c < num_classes; c++)
-        if (counts[c] < 1)
-            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: class_counts[%d] = %lld, need a positive count",
-                    fn, (int)c, (long long)counts[c]);
     return MISLAS_OK;
 }
 

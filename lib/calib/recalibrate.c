@@ -5,7 +5,9 @@
  * sample order, on one thread: the same logits give the same fit. */
 #include <mislas/calib.h>
 
-#include "internal.h"
+#include "lbfgs.h"
+
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>
@@ -172,7 +174,18 @@ static double vector_nll(const vector_problem *v, const double *u, const double 
     return total / (double)n + 0.5 * v->l2 * penalty;
 }
 
-enum { HISTORY = 8 };
+/* vector_nll over one vector of parameters (u, then c), for mislasi_lbfgs. */
+typedef struct vector_objective {
+    const vector_problem *problem;
+    double *a, *p;              /* vector_nll's scratch */
+} vector_objective;
+
+static double vector_objective_at(void *ctx, const double *x, double *grad)
+{
+    const vector_objective *v = ctx;
+    size_t k = v->problem->k;
+    return vector_nll(v->problem, x, x + k, grad, grad + k, v->a, v->p);
+}
 
 int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_t n, int32_t num_classes,
         const mislas_fit_options *opts, float *scale, float *bias)
@@ -185,12 +198,11 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
     if (rc != MISLAS_OK)
         return rc;
     const size_t k = (size_t)num_classes, dim = 2 * k;
-    /* x, g, trial x and g, direction; scratch a and row, rms; HISTORY pairs (s, y) */
-    double *mem = mislasi_calloc(5 * dim + 3 * k + 2 * HISTORY * dim, sizeof *mem);
+    /* x; scratch a and row; rms */
+    double *mem = mislasi_calloc(dim + 3 * k, sizeof *mem);
     if (mem == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu classes", fn, k);
-    double *x = mem, *g = x + dim, *xt = g + dim, *gt = xt + dim, *dir = gt + dim, *a = dir + dim, *row = a + k;
-    double *rms = row + k, *hs = rms + k, *hy = hs + HISTORY * dim, rho[HISTORY], alpha[HISTORY];
+    double *x = mem, *a = x + dim, *row = a + k, *rms = row + k;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < k; j++)
             rms[j] += (double)logits[i * k + j] * logits[i * k + j];
@@ -204,95 +216,8 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
     for (size_t j = 0; j < k; j++)
         x[j] = rms[j] / t;
     const vector_problem problem = { logits, targets, n, k, o.l2, 1.0 / t, rms };
-    double f = vector_nll(&problem, x, x + k, g, g + k, a, row);
-    int32_t stored = 0, newest = -1;
-    rc = MISLAS_ERR_STATE;
-    for (int32_t it = 0; it < o.max_iterations; it++) {
-        double gmax = 0.0;
-        for (size_t d = 0; d < dim; d++)
-            gmax = fmax(gmax, fabs(g[d]));
-        if (gmax < o.tolerance) {
-            rc = MISLAS_OK;
-            break;
-        }
-        /* L-BFGS two-loop recursion: dir = -H g */
-        for (size_t d = 0; d < dim; d++)
-            dir[d] = -g[d];
-        for (int32_t h = 0; h < stored; h++) {
-            int32_t idx = (newest - h + HISTORY) % HISTORY;
-            double dot = 0.0;
-            for (size_t d = 0; d < dim; d++)
-                dot += hs[idx * dim + d] * dir[d];
-            alpha[idx] = rho[idx] * dot;
-            for (size_t d = 0; d < dim; d++)
-                dir[d] -= alpha[idx] * hy[idx * dim + d];
-        }
-        if (stored > 0) {
-            double yy = 0.0, sy = 1.0 / rho[newest];
-            for (size_t d = 0; d < dim; d++)
-                yy += hy[newest * dim + d] * hy[newest * dim + d];
-            for (size_t d = 0; d < dim; d++)
-                dir[d] *= sy / yy;
-        }
-        for (int32_t h = stored - 1; h >= 0; h--) {
-            int32_t idx = (newest - h + HISTORY) % HISTORY;
-            double dot = 0.0;
-            for (size_t d = 0; d < dim; d++)
-                dot += hy[idx * dim + d] * dir[d];
-            for (size_t d = 0; d < dim; d++)
-                dir[d] += (alpha[idx] - rho[idx] * dot) * hs[idx * dim + d];
-        }
-        double slope = 0.0;
-        for (size_t d = 0; d < dim; d++)
-            slope += g[d] * dir[d];
-        if (!(slope < 0.0)) {   /* not a descent direction: restart from steepest descent */
-            for (size_t d = 0; d < dim; d++)
-                dir[d] = -g[d];
-            slope = 0.0;
-            for (size_t d = 0; d < dim; d++)
-                slope -= g[d] * g[d];
-            stored = 0;
-        }
-        /* backtracking line search with Armijo's condition */
-        double step = stored == 0 ? fmin(1.0, 1.0 / sqrt(-slope)) : 1.0, ft = f;
-        bool moved = false;
-        for (int tries = 0; tries < 60; tries++, step *= 0.5) {
-            for (size_t d = 0; d < dim; d++)
-                xt[d] = x[d] + step * dir[d];
-            ft = vector_nll(&problem, xt, xt + k, gt, gt + k, a, row);
-            if (ft <= f + 1e-4 * step * slope) {
-                moved = true;
-                break;
-            }
-        }
-        if (!moved && stored > 0) {
-            stored = 0;     /* the quasi-Newton direction failed: try steepest descent first */
-            continue;
-        }
-        if (!moved || f - ft <= 1e-16 * fabs(f)) {
-            /* no further decrease is representable: at the minimum to working precision */
-            if (moved)
-                memcpy(x, xt, dim * sizeof *x);
-            rc = MISLAS_OK;
-            break;
-        }
-        /* keep the pair (s, y) only with positive curvature, so that H stays positive definite */
-        double sy = 0.0;
-        for (size_t d = 0; d < dim; d++)
-            sy += (xt[d] - x[d]) * (gt[d] - g[d]);
-        if (sy > 0.0) {
-            newest = (newest + 1) % HISTORY;
-            for (size_t d = 0; d < dim; d++) {
-                hs[newest * dim + d] = xt[d] - x[d];
-                hy[newest * dim + d] = gt[d] - g[d];
-            }
-            rho[newest] = 1.0 / sy;
-            stored = stored < HISTORY ? stored + 1 : HISTORY;
-        }
-        memcpy(x, xt, dim * sizeof *x);
-        memcpy(g, gt, dim * sizeof *g);
-        f = ft;
-    }
+    vector_objective objective = { &problem, a, row };
+    rc = mislasi_lbfgs(fn, vector_objective_at, &objective, x, dim, o.max_iterations, o.tolerance);
     for (size_t j = 0; j < k; j++)
         x[j] /= rms[j];
     for (size_t j = 0; rc == MISLAS_OK && j < dim; j++)

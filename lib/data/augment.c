@@ -4,10 +4,8 @@
  * ((float)p / 255 - mean) / std, through a 256-entry table per channel. Each
  * image's random choices come from (seed, batch_id, position in the batch),
  * so a batch is a pure function of its arguments. */
-#include "dataset_internal.h"
-#include "internal.h"
-#include "rng.h"
-#include "threads.h"
+#include "data.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>

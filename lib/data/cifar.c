@@ -13,10 +13,8 @@
  * checked (the real files hold 10000 each, or 50000 for CIFAR-100's
  * train.bin), so that shortened copies for tests and experiments load too. */
 #define _POSIX_C_SOURCE 200809L
-#include "dataset_internal.h"
-#include "fileio.h"
-#include "internal.h"
-#include "tar.h"
+#include "data.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,9 +1,8 @@
 /* The data set object: construction from memory, accessors and subsets
  * (METHOD.md, "The long-tailed training set"). Readers of files live in
  * their own files and hand their arrays over through mislasi_dataset_adopt. */
-#include "dataset_internal.h"
-#include "internal.h"
-#include "rng.h"
+#include "data.h"
+#include "util/util.h"
 
 #include <string.h>
 

@@ -1,7 +1,6 @@
 /* Data sets by name: where their files are and which reader takes them. */
-#include "dataset_internal.h"
-#include "fileio.h"
-#include "internal.h"
+#include "data.h"
+#include "util/util.h"
 
 #include <stdio.h>
 #include <string.h>

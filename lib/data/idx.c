@@ -6,9 +6,8 @@
  * labels n (1 dimension). The file must hold exactly the data the header
  * announces. Offsets in messages are byte offsets in the file, or in the
  * decompressed data for a gzip file (the message says which). */
-#include "dataset_internal.h"
-#include "fileio.h"
-#include "internal.h"
+#include "data.h"
+#include "util/util.h"
 
 #include <string.h>
 

@@ -3,7 +3,7 @@
  * truncated toward zero. */
 #include <mislas/longtail.h>
 
-#include "internal.h"
+#include "util/util.h"
 
 #include <math.h>
 

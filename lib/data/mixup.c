@@ -5,8 +5,7 @@
  * rather than a copy of the batch. */
 #include <mislas/dataset.h>
 
-#include "internal.h"
-#include "rng.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>

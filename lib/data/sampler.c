@@ -5,8 +5,7 @@
  * cycle has been consumed); a jump rebuilds it from the class-cycle count. */
 #include <mislas/sampler.h>
 
-#include "internal.h"
-#include "rng.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>

@@ -4,9 +4,8 @@
  * file describes) before it hands anything back. */
 #include <mislas/checkpoint.h>
 
-#include "checkpoint_internal.h"
-#include "fileio.h"
-#include "internal.h"
+#include "model.h"
+#include "util/util.h"
 #include "optim_internal.h"
 
 #include <math.h>

@@ -4,7 +4,7 @@
 
 #include "model_internal.h"
 
-#include "internal.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>
@@ -91,13 +91,10 @@ int mislas_model_get_options(const mislas_model *m, mislas_model_options *opts)
 {
     MISLASI_CHECK_NOT_NULL("mislas_model_get_options", m);
     MISLASI_CHECK_NOT_NULL("mislas_model_get_options", opts);
-    if (opts->struct_size < sizeof(size_t))
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
-                "mislas_model_get_options: opts->struct_size = %zu is too small (call mislas_model_options_init)",
-                opts->struct_size);
-    size_t given = opts->struct_size < sizeof m->opts ? opts->struct_size : sizeof m->opts;
-    memcpy((char *)opts + sizeof(size_t), (const char *)&m->opts + sizeof(size_t), given - sizeof(size_t));
-    return MISLAS_OK;
+    int status = mislasi_check_output("mislas_model_get_options", "opts", opts->struct_size);
+    if (status == MISLAS_OK)
+        mislasi_write_output(opts, &m->opts, sizeof m->opts);
+    return status;
 }
 
 int32_t mislas_model_num_classes(const mislas_model *m)
@@ -392,6 +389,23 @@ int mislas_model_class_counts(const mislas_model *m, int64_t *counts, int32_t nu
                 (int)m->num_class_counts);
     memcpy(counts, m->class_counts, (size_t)num_classes * sizeof *counts);
     return MISLAS_OK;
+}
+
+bool mislasi_model_same_kind(const mislas_model *a, const mislas_model *b)
+{
+    return a->opts.arch == b->opts.arch && a->opts.num_classes == b->opts.num_classes
+            && a->opts.in_channels == b->opts.in_channels && a->opts.height == b->opts.height
+            && a->opts.width == b->opts.width && a->head == b->head && a->mode == b->mode
+            && a->frozen == b->frozen;
+}
+
+int mislasi_model_take_state(mislas_model *to, const mislas_model *from)
+{
+    int status = MISLAS_OK;
+    for (int32_t t = 0; status == MISLAS_OK && t < to->num_tensors; t++)
+        status = mislas_model_set_tensor(to, to->tensors[t].name, mislasi_tensor_values(from, (size_t)t),
+                to->tensors[t].count);
+    return status;
 }
 
 int mislasi_model_fits_data(const char *fn, const mislas_model *m, const mislas_dataset *d)

@@ -1,13 +1,16 @@
-/* The model's insides, shared by resnet.c (building the networks),
- * network.c (forward and backward), model.c (the public handle),
- * optimizer.c and checkpoint.c. Not installed. */
+/* The model's insides, for lib/model's own files only: resnet.c (building
+ * the networks), network.c (forward and backward), model.c (the public
+ * handle), optimizer.c (the parameter groups) and checkpoint.c (the tensors
+ * saved and loaded). The layers above see the model through the public API
+ * and model.h. Not installed. */
 #ifndef MISLAS_MODEL_INTERNAL_H
 #define MISLAS_MODEL_INTERNAL_H
 
 #include <mislas/dataset.h>
 #include <mislas/model.h>
 
-#include "layers.h"
+#include "model.h"
+#include "nn/nn.h"
 
 #include <stdbool.h>
 
@@ -124,10 +127,6 @@ int mislasi_model_build(mislas_model *m);
  * make the loader allocate gigabytes). */
 int mislasi_model_new_limited(mislas_model **out, const mislas_model_options *opts, size_t max_values);
 
-/* MISLAS_ERR_INVALID_ARGUMENT, naming both shapes, unless the data set's
- * images (channels, height, width) and classes are the model's; fn names
- * the public call. */
-int mislasi_model_fits_data(const char *fn, const mislas_model *m, const mislas_dataset *d);
 /* Kaiming normal into W, uniform +-1/sqrt(D) into b, from seed. */
 void mislasi_init_classifier(mislas_model *m, uint64_t seed);
 /* Releases the activations (the next forward makes them again). */

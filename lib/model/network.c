@@ -2,17 +2,10 @@
  * layers of layers.h called in order over buffers the model owns. */
 #include "model_internal.h"
 
-#include "internal.h"
-#include "threads.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>
-
-/* Buffers start on 64-byte boundaries. */
-static size_t round_up(size_t floats)
-{
-    return (floats + 15) & ~(size_t)15;
-}
 
 static size_t unit_out_floats(const mislasi_conv_bn *u)
 {
@@ -51,7 +44,7 @@ typedef struct sizing {
 static float *take(sizing *z, size_t floats)
 {
     float *p = z->base == NULL ? NULL : z->base + z->total;
-    z->total += round_up(floats);
+    z->total += mislasi_align_floats(floats);
     return p;
 }
 

@@ -1,4 +1,5 @@
-/* The optimiser's insides, shared with checkpoint.c. Not installed. */
+/* The optimiser's insides, for optimizer.c and checkpoint.c (which saves
+ * and loads the momentum buffers). Not installed. */
 #ifndef MISLAS_OPTIM_INTERNAL_H
 #define MISLAS_OPTIM_INTERNAL_H
 

@@ -3,7 +3,7 @@
  * so that a run can be compared with the reference step by step. */
 #include "optim_internal.h"
 
-#include "internal.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>
@@ -107,6 +107,15 @@ int mislas_optimizer_new_sgd(mislas_optimizer **out, mislas_model *model, const 
     }
     *out = opt;
     return MISLAS_OK;
+}
+
+void mislasi_optimizer_take_state(mislas_optimizer *to, const mislas_optimizer *from)
+{
+    for (int g = 0; g < MISLASI_GROUPS; g++)
+        if (to->groups[g].size > 0 && to->groups[g].size == from->groups[g].size)
+            memcpy(to->groups[g].velocity, from->groups[g].velocity, to->groups[g].size * sizeof(float));
+    to->steps = from->steps;
+    to->lr = from->lr;
 }
 
 bool mislasi_optimizer_groups_current(const mislas_optimizer *o)

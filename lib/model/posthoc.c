@@ -3,7 +3,7 @@
  * afterwards carries them and every consumer sees the fixed logits. */
 #include <mislas/model.h>
 
-#include "internal.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>

@@ -4,8 +4,7 @@
  * name them. */
 #include "model_internal.h"
 
-#include "internal.h"
-#include "rng.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <stdarg.h>

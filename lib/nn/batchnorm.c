@@ -2,10 +2,9 @@
  * sums run in a fixed order (16 float lanes across a plane, the planes
  * added in double), so results do not depend on the thread count and the
  * lanes vectorise. */
-#include "layers.h"
+#include "nn.h"
 
-#include "internal.h"
-#include "threads.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -132,34 +131,6 @@ void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x,
     mislasi_parallel_for(s->c, 1, forward_train_channels, &j);
 }
 
-typedef struct moments_job {
-    const mislasi_bn_shape *s;
-    const float *x;
-    double *moments;
-} moments_job;
-
-static void images_moments(void *ctx, size_t begin, size_t end)
-{
-    const moments_job *j = ctx;
-    for (size_t i = begin; i < end; i++)
-        mislasi_bn_image_moments(j->s, j->x + i * j->s->c * j->s->hw, j->moments + i * 2 * j->s->c);
-}
-
-int mislasi_bn_forward_train(const mislasi_bn_shape *s, const float *x,
-        const float *gamma, const float *beta, float *running_mean, float *running_var,
-        float *mean, float *invstd, float *y, bool relu)
-{
-    double *moments = mislasi_alloc(s->n * s->c * 2 * sizeof *moments);
-    if (moments == NULL)
-        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "batch norm: out of memory for %zu statistics", s->n * s->c);
-    moments_job mj = {.s = s, .x = x, .moments = moments};
-    mislasi_parallel_for(s->n, 1, images_moments, &mj);
-    mislasi_bn_forward_train_moments(s, x, moments, gamma, beta, running_mean, running_var, mean, invstd, y, relu,
-            NULL);
-    mislasi_free(moments);
-    return MISLAS_OK;
-}
-
 void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, const float *running_mean,
         const float *running_var, float *scale, float *shift)
 {
@@ -176,35 +147,6 @@ void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, co
     for (size_t c = 0; c < s->c; c++)
         mislasi_affine_plane(x_image + c * s->hw, y_image + c * s->hw, s->hw, scale[c], shift[c], relu,
                 residual == NULL ? NULL : residual + c * s->hw);
-}
-
-typedef struct eval_job {
-    const mislasi_bn_shape *s;
-    const float *x, *scale, *shift;
-    float *y;
-    bool relu;
-} eval_job;
-
-static void images_affine(void *ctx, size_t begin, size_t end)
-{
-    const eval_job *j = ctx;
-    size_t size = j->s->c * j->s->hw;
-    for (size_t i = begin; i < end; i++)
-        mislasi_bn_affine_image(j->s, j->x + i * size, j->scale, j->shift, j->y + i * size, j->relu, NULL);
-}
-
-int mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,
-        const float *gamma, const float *beta, const float *running_mean,
-        const float *running_var, float *y, bool relu)
-{
-    float *scale = mislasi_alloc(2 * s->c * sizeof *scale);
-    if (scale == NULL)
-        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "batch norm: out of memory");
-    mislasi_bn_eval_affine(s->c, gamma, beta, running_mean, running_var, scale, scale + s->c);
-    eval_job j = {.s = s, .x = x, .scale = scale, .shift = scale + s->c, .y = y, .relu = relu};
-    mislasi_parallel_for(s->n, 1, images_affine, &j);
-    mislasi_free(scale);
-    return MISLAS_OK;
 }
 
 void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd)

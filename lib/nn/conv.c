@@ -24,10 +24,9 @@
  *
  * Every weight-gradient product writes its group's own slot and the slots
  * are summed in group order, so results are the same for any thread count. */
-#include "layers.h"
+#include "nn.h"
 
-#include "blas.h"
-#include "threads.h"
+#include "util/util.h"
 
 #include <mislas/common.h>
 
@@ -133,15 +132,10 @@ static geometry geometry_of(const mislasi_conv_shape *s)
  * out_block) for the forward product, and W3 itself (outs x rows) for the
  * input gradient's. */
 /* Kernels load their operands with aligned vector moves: every panel and
- * buffer starts on a 64-byte boundary. */
-static size_t aligned16(size_t floats)
-{
-    return (floats + 15) & ~(size_t)15;
-}
-
+ * buffer starts on a 64-byte boundary (mislasi_align_floats). */
 static size_t panel_stride(const geometry *g)
 {
-    return aligned16(g->tile->out_block * g->rows);
+    return mislasi_align_floats(g->tile->out_block * g->rows);
 }
 
 static size_t panels_floats(const geometry *g)
@@ -153,7 +147,7 @@ static size_t panels_floats(const geometry *g)
 /* The input gradient's panels: W3^T, outputs = rows, depth = outs. */
 static size_t back_panel_stride(const geometry *g)
 {
-    return aligned16(g->tile->out_block * g->outs);
+    return mislasi_align_floats(g->tile->out_block * g->outs);
 }
 
 static size_t back_panels_floats(const geometry *g)
@@ -165,8 +159,8 @@ static size_t back_panels_floats(const geometry *g)
 static size_t prepared_floats(const geometry *g)
 {
     if (!g->row_shift)
-        return aligned16(g->outs * g->rows);
-    return panels_floats(g) + aligned16(g->outs * g->rows) + back_panels_floats(g);
+        return mislasi_align_floats(g->outs * g->rows);
+    return panels_floats(g) + mislasi_align_floats(g->outs * g->rows) + back_panels_floats(g);
 }
 
 /* Callers' buffers need not be aligned: the layer starts its own areas on
@@ -190,7 +184,7 @@ static size_t per_thread_floats(const geometry *g)
 {
     size_t columns = padded(g->tile, g->group * g->span + g->tail);
     size_t ob = g->tile->out_block, cb = g->tile->col_block;
-    size_t transposed = aligned16((g->rows + ob - 1) / ob * ob * columns) + (g->outs + cb - 1) / cb * cb * columns;
+    size_t transposed = mislasi_align_floats((g->rows + ob - 1) / ob * ob * columns) + (g->outs + cb - 1) / cb * cb * columns;
     return 2 * g->rows * columns + 2 * g->outs * columns + (g->row_shift ? transposed : 0);
 }
 
@@ -199,11 +193,6 @@ size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads)
     geometry g = geometry_of(s);
     size_t parts = threads < g.groups ? threads : g.groups;
     return parts * per_thread_floats(&g) + g.groups * g.outs * g.rows + 16;
-}
-
-size_t mislasi_conv_scratch_floats(const mislasi_conv_shape *s, size_t threads)
-{
-    return mislasi_conv_prepared_floats(s) + mislasi_conv_work_floats(s, threads);
 }
 
 /* ---- im2col ---------------------------------------------------------------- */
@@ -507,7 +496,7 @@ static void weight_gradient_tiles(const geometry *g, const float *cols, size_t l
 {
     const mislasi_tile_kernel *t = g->tile;
     size_t ob = t->out_block, cb = t->col_block;
-    float *wp = panels, *dp = panels + aligned16((g->rows + ob - 1) / ob * ob * columns);
+    float *wp = panels, *dp = panels + mislasi_align_floats((g->rows + ob - 1) / ob * ob * columns);
     for (size_t r = 0; r < g->rows; r += ob)
         transpose_panel(cols, ld, r, g->rows - r < ob ? g->rows - r : ob, columns, wp + r * columns, ob);
     for (size_t o = 0; o < g->outs; o += cb)
@@ -759,7 +748,7 @@ void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *pr
         return;
     }
     float *panels = prepared, *w3 = prepared + panels_floats(&g);
-    float *back = w3 + aligned16(g.outs * g.rows);
+    float *back = w3 + mislasi_align_floats(g.outs * g.rows);
     arrange_taps(s, w, w3);
     size_t ob = g.tile->out_block;
     for (size_t o0 = 0; o0 < g.outs; o0 += ob)
@@ -783,7 +772,7 @@ static job make_job(const mislasi_conv_shape *s, const float *x, const float *w,
     jb.slots = work + jb.parts * per_thread_floats(&jb.g);
     if (jb.g.row_shift) {
         jb.weights = prepared + panels_floats(&jb.g);
-        jb.back_weights = jb.weights + aligned16(jb.g.outs * jb.g.rows);
+        jb.back_weights = jb.weights + mislasi_align_floats(jb.g.outs * jb.g.rows);
     }
     return jb;
 }
@@ -805,19 +794,6 @@ void mislasi_conv_forward_affine(const mislasi_conv_shape *s, const float *x, co
     jb.y = y;
     jb.affine = affine;
     mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
-}
-
-void mislasi_conv_forward_then(const mislasi_conv_shape *s, const float *x, const float *w,
-        float *y, float *scratch, size_t threads, mislasi_image_fn then, void *ctx)
-{
-    mislasi_conv_prepare(s, w, scratch);
-    mislasi_conv_forward_prepared(s, x, scratch, y, scratch + mislasi_conv_prepared_floats(s), threads, then, ctx);
-}
-
-void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const float *w,
-        float *y, float *scratch, size_t threads)
-{
-    mislasi_conv_forward_then(s, x, w, y, scratch, threads, NULL, NULL);
 }
 
 /* Slot 0 += every other group's slot, in group order, over slot entries
@@ -867,9 +843,3 @@ void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x,
     slot_to_dw(&jb);
 }
 
-void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const float *w,
-        const float *dy, float *dw, float *dx, float *scratch, size_t threads)
-{
-    mislasi_conv_prepare(s, w, scratch);
-    mislasi_conv_backward_prepared(s, x, w, scratch, dy, dw, dx, scratch + mislasi_conv_prepared_floats(s), threads);
-}

@@ -1,8 +1,8 @@
 /* The element-wise steps of a residual block (layers.h), spread over the
  * library's threads in fixed chunks (each element is independent). */
-#include "layers.h"
+#include "nn.h"
 
-#include "threads.h"
+#include "util/util.h"
 
 enum { GRAIN = 1 << 15 };
 

@@ -1,8 +1,8 @@
 /* The fully connected layer (layers.h): small next to the convolutions, so
  * a single product each way on the calling thread. */
-#include "layers.h"
+#include "nn.h"
 
-#include "blas.h"
+#include "util/util.h"
 
 void mislasi_linear_forward(size_t n, size_t d, size_t k, const float *x, const float *w,
         const float *b, float *y)

@@ -1,11 +1,12 @@
-/* The network's layers: plain forward / backward pairs over flat NCHW float
+/* What lib/nn offers the layers above (lib/model): the network's layers, as
+ * plain forward / backward pairs over flat NCHW float
  * arrays (n images, c channels, h x w pixels), one concept per file. Forward
  * functions write their outputs; backward functions write (never add to)
  * the gradients they are given, so the caller owns every buffer and decides
  * what to keep. Work is spread over the library's threads in fixed pieces,
  * so results do not depend on the thread count. Not installed. */
-#ifndef MISLAS_LAYERS_H
-#define MISLAS_LAYERS_H
+#ifndef MISLAS_NN_H
+#define MISLAS_NN_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,25 +22,17 @@ typedef struct mislasi_conv_shape {
 } mislasi_conv_shape;
 size_t mislasi_conv_out_h(const mislasi_conv_shape *s);
 size_t mislasi_conv_out_w(const mislasi_conv_shape *s);
-/* Floats of scratch the calls below need (they are given `scratch` of at
- * least this size; the conv layer's memory is the caller's like all else). */
-size_t mislasi_conv_scratch_floats(const mislasi_conv_shape *s, size_t threads);
-void mislasi_conv_forward(const mislasi_conv_shape *s, const float *x, const float *w,
-        float *y, float *scratch, size_t threads);
-/* The same, calling then(ctx, image, y_image) on the worker thread as soon
- * as an image's output is complete (while it is still in cache), so that
- * the next layer's per-image work needs no second trip through memory. */
+/* Called by conv.c as soon as an image's output is complete (on the worker
+ * thread, while it is still in cache), so that the next layer's per-image
+ * work needs no second trip through memory. */
 typedef void (*mislasi_image_fn)(void *ctx, size_t image, float *y_image);
-void mislasi_conv_forward_then(const mislasi_conv_shape *s, const float *x, const float *w,
-        float *y, float *scratch, size_t threads, mislasi_image_fn then, void *ctx);
-/* dw (c_out x c_in x k x k) and dx (may be NULL: not wanted) from dy. */
-void mislasi_conv_backward(const mislasi_conv_shape *s, const float *x, const float *w,
-        const float *dy, float *dw, float *dx, float *scratch, size_t threads);
-/* The calls above rearrange the weights for the products each time; a
- * caller that runs one layer many times (on slices of a batch, or forward
- * then backward) prepares them once instead, into prepared_floats, and
- * passes work of work_floats (scratch_floats = the sum of the two). The
- * n in the shape does not matter to the preparation. */
+/* The weights are rearranged for the products once (prepare, into
+ * prepared_floats), then used by any number of calls on slices of a batch,
+ * forward and backward; each call is given work of work_floats (the conv
+ * layer's memory is the caller's like all else). The n in the shape does not
+ * matter to the preparation. forward_prepared calls then(ctx, image, y_image)
+ * for each finished image when `then` is not NULL. backward_prepared writes
+ * dw (c_out x c_in x k x k) and dx (may be NULL: not wanted) from dy. */
 size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s);
 size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads);
 void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared);
@@ -70,15 +63,7 @@ size_t mislasi_conv_threads(void);
 typedef struct mislasi_bn_shape {
     size_t n, c, hw;
 } mislasi_bn_shape;
-/* Both allocate a little (MISLAS_ERR_OUT_OF_MEMORY, nothing written, if
- * that fails); the model uses the pieces below with its own buffers. */
-int mislasi_bn_forward_train(const mislasi_bn_shape *s, const float *x,
-        const float *gamma, const float *beta, float *running_mean, float *running_var,
-        float *mean, float *invstd, float *y, bool relu);
-int mislasi_bn_forward_eval(const mislasi_bn_shape *s, const float *x,
-        const float *gamma, const float *beta, const float *running_mean,
-        const float *running_var, float *y, bool relu);
-/* The pieces the two forms are made of, usable per image:
+/* The two forms are made of pieces usable per image:
  * moments (2 c doubles) = per channel the image's sum and sum of squared
  * deviations from its own mean; the training form from n images' moments
  * (combined in image order); the evaluation form's per-channel scale and

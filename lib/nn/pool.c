@@ -1,8 +1,8 @@
 /* Max pooling (the ImageNet stem) and global average pooling (layers.h).
  * Planes are independent: they are spread over the library's threads. */
-#include "layers.h"
+#include "nn.h"
 
-#include "threads.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <string.h>

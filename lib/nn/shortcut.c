@@ -2,9 +2,9 @@
  * halves the resolution and widens the channels, the identity becomes
  * "every second pixel, zero channels on both sides", which has no
  * parameters. Images are independent and spread over the threads. */
-#include "layers.h"
+#include "nn.h"
 
-#include "threads.h"
+#include "util/util.h"
 
 #include <string.h>
 

@@ -1,17 +1,14 @@
 /* Evaluation of a model on a test set (train.h): calibration state, top-1,
  * per-class accuracy and the Many / Medium / Few splits of METHOD.md. */
+#include <mislas/longtail.h>
 #include <mislas/train.h>
 
-#include "internal.h"
-#include "model_internal.h"
-#include "threads.h"
+#include "util/util.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-/* METHOD.md's splits by training count. */
-enum { MANY_ABOVE = 100, FEW_BELOW = 20 };
 
 void mislas_eval_options_init(mislas_eval_options *o)
 {
@@ -38,41 +35,49 @@ typedef struct tally {
 static void tally_batch(tally *t, const float *logits, const int32_t *labels, size_t n, int32_t k)
 {
     for (size_t i = 0; i < n; i++) {
-        const float *row = logits + i * (size_t)k;
-        int32_t best = 0;
-        for (int32_t j = 1; j < k; j++)
-            if (row[j] > row[best])
-                best = j;
+        bool hit = mislasi_arg_max(logits + i * (size_t)k, (size_t)k) == (size_t)labels[i];
         t->totals[labels[i]]++;
-        t->hits[labels[i]] += best == labels[i];
-        t->correct += best == labels[i];
+        t->hits[labels[i]] += hit;
+        t->correct += hit;
     }
     t->count += n;
 }
 
-/* Mean class accuracy over the classes whose training count is in
- * [lo, hi] and that have test images; NaN when there are none. */
-static double split_accuracy(const tally *t, const int64_t *counts, int32_t k, int64_t lo, int64_t hi,
-        int32_t *classes)
+/* Many / Medium / Few (mislas_class_shots): the mean class accuracy over each
+ * group's classes that have test images, NaN for a group with none. */
+static int split_accuracies(const char *fn, const tally *t, const int64_t *counts, int32_t k, mislas_eval_report *r)
 {
-    double sum = 0;
-    int32_t used = 0;
+    mislas_shot *shots = mislasi_calloc((size_t)k, sizeof *shots);
+    if (shots == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    mislas_class_shots(counts, k, shots);   /* counts were checked: cannot fail */
+    double sum[3] = {0, 0, 0};
+    int32_t used[3] = {0, 0, 0};
     for (int32_t c = 0; c < k; c++) {
-        if (counts[c] < lo || counts[c] > hi || t->totals[c] == 0)
+        if (t->totals[c] == 0)
             continue;
-        sum += (double)t->hits[c] / (double)t->totals[c];
-        used++;
+        sum[shots[c]] += (double)t->hits[c] / (double)t->totals[c];
+        used[shots[c]]++;
     }
-    *classes = used;
-    return used > 0 ? sum / used : NAN;
+    mislasi_free(shots);
+    double *mean[3] = {&r->many, &r->medium, &r->few};
+    int32_t *classes[3] = {&r->many_classes, &r->medium_classes, &r->few_classes};
+    for (int g = 0; g < 3; g++) {
+        *mean[g] = used[g] > 0 ? sum[g] / used[g] : NAN;
+        *classes[g] = used[g];
+    }
+    return MISLAS_OK;
 }
 
 static int run_batches(const char *fn, mislas_model *model, const mislas_dataset *test, const mislas_eval_options *o,
         mislas_calib *calib, tally *t)
 {
     size_t n = mislas_dataset_size(test), batch = (size_t)o->batch_size;
-    int32_t k = model->opts.num_classes;
-    size_t image_size = (size_t)model->opts.in_channels * (size_t)model->opts.height * (size_t)model->opts.width;
+    int32_t k = mislas_model_num_classes(model);
+    mislas_model_options mo;
+    mislas_model_options_init(&mo);
+    mislas_model_get_options(model, &mo);
+    size_t image_size = (size_t)mo.in_channels * (size_t)mo.height * (size_t)mo.width;
     if (batch > n)
         batch = n;
     size_t *indices = mislasi_calloc(batch, sizeof *indices);
@@ -121,6 +126,57 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
     return status;
 }
 
+/* The checks made before any image is run: options, the report's size, the
+ * test set against the model, and a caller's calib against its classes. */
+static int check_eval(const char *fn, const mislas_model *model, const mislas_dataset *test,
+        const mislas_eval_options *o, const mislas_calib *calib, const mislas_eval_report *report)
+{
+    int status = mislasi_check_output(fn, "report", report->struct_size);
+    if (status == MISLAS_OK)
+        status = mislasi_model_fits_data(fn, model, test);
+    if (status != MISLAS_OK)
+        return status;
+    int32_t k = mislas_model_num_classes(model);
+    if (o->batch_size < 1)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: batch_size = %d must be positive", fn,
+                (int)o->batch_size);
+    if (mislas_dataset_size(test) == 0)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the test set is empty", fn);
+    for (int32_t i = 0; o->train_counts != NULL && i < k; i++)
+        if (o->train_counts[i] < 0)
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: train_counts[%d] = %lld is negative", fn, (int)i,
+                    (long long)o->train_counts[i]);
+    if (calib != NULL && mislas_calib_num_classes(calib) != k)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: calib was made for %d classes, the model has %d", fn,
+                (int)mislas_calib_num_classes(calib), (int)k);
+    return MISLAS_OK;
+}
+
+/* The report's figures from the tally and the calibration summary; the
+ * splits need training counts: the options', else the model's, else NaN. */
+static int make_report(const char *fn, const mislas_model *model, const mislas_eval_options *o, const tally *t,
+        const mislas_calib_summary *s, mislas_eval_report *out)
+{
+    int32_t k = mislas_model_num_classes(model);
+    out->count = t->count;
+    out->top1 = (double)t->correct / (double)t->count;
+    out->ece = s->ece;
+    out->mce = s->mce;
+    out->nll = s->nll;
+    out->brier = s->brier;
+    out->many = out->medium = out->few = NAN;
+    if (o->train_counts != NULL)
+        return split_accuracies(fn, t, o->train_counts, k, out);
+    int64_t *counts = mislasi_calloc((size_t)k, sizeof *counts);
+    if (counts == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    int status = MISLAS_OK;
+    if (mislas_model_class_counts(model, counts, k) == MISLAS_OK)   /* fails when the model has none */
+        status = split_accuracies(fn, t, counts, k, out);
+    mislasi_free(counts);
+    return status;
+}
+
 int mislas_evaluate(mislas_model *model, const mislas_dataset *test, const mislas_eval_options *opts,
         mislas_calib *calib, double *class_accuracy, mislas_eval_report *report)
 {
@@ -130,35 +186,12 @@ int mislas_evaluate(mislas_model *model, const mislas_dataset *test, const misla
     MISLASI_CHECK_NOT_NULL(fn, report);
     mislas_eval_options o;
     mislas_eval_options_init(&o);
-    if (opts != NULL) {
-        int status = mislasi_read_options(fn, &o, sizeof o, opts);
-        if (status != MISLAS_OK)
-            return status;
-    }
-    if (report->struct_size < sizeof(size_t) || report->struct_size > 4096)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
-                "%s: report->struct_size %zu is implausible (call mislas_eval_report_init first)", fn,
-                report->struct_size);
-    mislas_eval_report out;
-    mislas_eval_report_init(&out);
-    int status = MISLAS_OK;
-    status = mislasi_model_fits_data(fn, model, test);
+    int status = opts != NULL ? mislasi_read_options(fn, &o, sizeof o, opts) : MISLAS_OK;
+    if (status == MISLAS_OK)
+        status = check_eval(fn, model, test, &o, calib, report);
     if (status != MISLAS_OK)
         return status;
-    int32_t k = model->opts.num_classes;
-    if (o.batch_size < 1)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: batch_size = %d must be positive", fn,
-                (int)o.batch_size);
-    if (mislas_dataset_size(test) == 0)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the test set is empty", fn);
-    for (int32_t i = 0; o.train_counts != NULL && i < k; i++)
-        if (o.train_counts[i] < 0)
-            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: train_counts[%d] = %lld is negative", fn, (int)i,
-                    (long long)o.train_counts[i]);
-    if (calib != NULL && mislas_calib_num_classes(calib) != k)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: calib was made for %d classes, the model has %d", fn,
-                (int)mislas_calib_num_classes(calib), (int)k);
-
+    int32_t k = mislas_model_num_classes(model);
     mislas_calib *own = NULL;
     if (calib == NULL) {
         status = mislas_calib_new(&own, k, 15);
@@ -175,25 +208,14 @@ int mislas_evaluate(mislas_model *model, const mislas_dataset *test, const misla
     mislas_calib_summary_init(&s);
     if (status == MISLAS_OK)
         status = mislas_calib_summarize(calib, &s);
+    mislas_eval_report out;
+    mislas_eval_report_init(&out);
+    if (status == MISLAS_OK)
+        status = make_report(fn, model, &o, &t, &s, &out);
     if (status == MISLAS_OK) {
-        out.count = t.count;
-        out.top1 = (double)t.correct / (double)t.count;
-        out.ece = s.ece;
-        out.mce = s.mce;
-        out.nll = s.nll;
-        out.brier = s.brier;
-        const int64_t *counts = o.train_counts != NULL ? o.train_counts : model->class_counts;
-        if (counts != NULL) {
-            out.many = split_accuracy(&t, counts, k, MANY_ABOVE + 1, INT64_MAX, &out.many_classes);
-            out.medium = split_accuracy(&t, counts, k, FEW_BELOW, MANY_ABOVE, &out.medium_classes);
-            out.few = split_accuracy(&t, counts, k, 0, FEW_BELOW - 1, &out.few_classes);
-        } else {
-            out.many = out.medium = out.few = NAN;
-        }
         for (int32_t i = 0; class_accuracy != NULL && i < k; i++)
             class_accuracy[i] = t.totals[i] > 0 ? (double)t.hits[i] / (double)t.totals[i] : NAN;
-        out.struct_size = report->struct_size;
-        memcpy(report, &out, report->struct_size < sizeof out ? report->struct_size : sizeof out);
+        mislasi_write_output(report, &out, sizeof out);
     }
     mislasi_free(t.hits);
     mislasi_free(t.totals);

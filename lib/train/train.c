@@ -10,11 +10,8 @@
  * the optimiser's momentum, and it continues bit for bit. */
 #include <mislas/train.h>
 
-#include "checkpoint_internal.h"
-#include "fileio.h"
-#include "internal.h"
-#include "optim_internal.h"
-#include "threads.h"
+#include "model/model.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -148,15 +145,6 @@ static int run_alloc(run *r)
     return MISLAS_OK;
 }
 
-static size_t arg_max(const float *row, int32_t k)
-{
-    size_t best = 0;
-    for (int32_t j = 1; j < k; j++)
-        if (row[j] > row[best])
-            best = (size_t)j;
-    return best;
-}
-
 static int step_failed(const run *r, int32_t epoch, size_t step, int status)
 {
     char prefix[160];
@@ -190,7 +178,7 @@ static int train_step(run *r, int32_t epoch, size_t step, size_t n, double *loss
         return step_failed(r, epoch, step, status);
     *loss_sum += (double)loss * (double)n;
     for (size_t i = 0; i < n; i++) {
-        size_t pred = arg_max(r->logits + i * (size_t)r->k, r->k);
+        size_t pred = mislasi_arg_max(r->logits + i * (size_t)r->k, (size_t)r->k);
         if (r->mixup_alpha > 0)
             *hits += lambda * (pred == (size_t)r->labels[i]) + (1.0 - lambda) * (pred == (size_t)r->labels_b[i]);
         else
@@ -258,22 +246,13 @@ static int resume_from_checkpoint(run *r, int32_t *first_epoch)
                 "%s: %s holds %s, not this run (other options or data); remove it or choose another path",
                 r->fn, r->checkpoint_path, rec.stage == 0 ? "no training run" : rec.stage != r->stage
                 ? (rec.stage == 1 ? "a stage-1 run" : "a stage-2 run") : "another run of this stage");
-    else if (saved->opts.arch != m->opts.arch || saved->opts.num_classes != m->opts.num_classes
-            || saved->opts.in_channels != m->opts.in_channels || saved->opts.height != m->opts.height
-            || saved->opts.width != m->opts.width || saved->head != m->head || saved->mode != m->mode
-            || saved->frozen != m->frozen || saved_opt == NULL)
+    else if (saved_opt == NULL || !mislasi_model_same_kind(saved, m))
         status = mislasi_fail(MISLAS_ERR_STATE, "%s: %s holds a model or optimiser of another shape than this run's",
                 r->fn, r->checkpoint_path);
-    for (int32_t t = 0; status == MISLAS_OK && t < m->num_tensors; t++)
-        status = mislas_model_set_tensor(m, m->tensors[t].name, mislasi_tensor_values(saved, (size_t)t),
-                m->tensors[t].count);
-    for (int g = 0; status == MISLAS_OK && g < MISLASI_GROUPS; g++)
-        if (r->opt->groups[g].size > 0 && r->opt->groups[g].size == saved_opt->groups[g].size)
-            memcpy(r->opt->groups[g].velocity, saved_opt->groups[g].velocity,
-                    r->opt->groups[g].size * sizeof(float));
+    if (status == MISLAS_OK)
+        status = mislasi_model_take_state(m, saved);
     if (status == MISLAS_OK) {
-        r->opt->steps = saved_opt->steps;
-        r->opt->lr = saved_opt->lr;
+        mislasi_optimizer_take_state(r->opt, saved_opt);
         *first_epoch = rec.epochs_done;
     }
     mislas_optimizer_free(saved_opt);
@@ -389,8 +368,9 @@ void mislas_stage1_options_init(mislas_stage1_options *o)
     o->augment = 1;
 }
 
-static int check_stage1(const char *fn, const mislas_stage1_options *o, int32_t channels)
+static int check_stage1(const char *fn, const void *options, int32_t channels)
 {
+    const mislas_stage1_options *o = options;
     int status = check_sgd(fn, o->epochs, o->batch_size, o->lr, o->momentum, o->weight_decay);
     if (status != MISLAS_OK)
         return status;
@@ -413,6 +393,54 @@ static int check_stage1(const char *fn, const mislas_stage1_options *o, int32_t 
                     "%s: milestones[%d] = %d: milestones must be positive and increasing", fn, (int)i,
                     (int)o->milestones[i]);
     return check_normalisation(fn, o->mean, o->std, channels);
+}
+
+/* The model's input channels (the data set's, once their shapes match). */
+static int32_t model_channels(const mislas_model *model)
+{
+    mislas_model_options mo;
+    mislas_model_options_init(&mo);
+    mislas_model_get_options(model, &mo);
+    return mo.in_channels;
+}
+
+/* What both stages check before anything changes: the caller's options
+ * (given, or NULL) read over the defaults in `o`, the data set against the
+ * model, the stage's own options (check, given the images' channels) and at
+ * least two training images (batch norm cannot train on one). */
+static int check_stage_input(const char *fn, const mislas_model *model, const mislas_dataset *train, void *o,
+        size_t o_size, const void *given, int (*check)(const char *fn, const void *o, int32_t channels))
+{
+    int status = given != NULL ? mislasi_read_options(fn, o, o_size, given) : MISLAS_OK;
+    if (status == MISLAS_OK)
+        status = mislasi_model_fits_data(fn, model, train);
+    if (status == MISLAS_OK)
+        status = check(fn, o, model_channels(model));
+    if (status != MISLAS_OK)
+        return status;
+    size_t n = mislas_dataset_size(train);
+    if (n < 2)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the training set has %zu images; at least 2 are needed",
+                fn, n);
+    return MISLAS_OK;
+}
+
+int mislas_stage1_default_milestones(int32_t *milestones, int32_t *count, int32_t epochs)
+{
+    static const char fn[] = "mislas_stage1_default_milestones";
+    MISLASI_CHECK_NOT_NULL(fn, milestones);
+    MISLASI_CHECK_NOT_NULL(fn, count);
+    if (epochs < 1)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: epochs = %d; at least 1 is needed", fn, (int)epochs);
+    static const int32_t reference[MISLAS_DEFAULT_MILESTONES_MAX] = {160, 180}, reference_epochs = 200;
+    int32_t n = 0;
+    for (int32_t i = 0; i < MISLAS_DEFAULT_MILESTONES_MAX; i++) {
+        int32_t m = (int32_t)((int64_t)epochs * reference[i] / reference_epochs);
+        if (m >= 1 && (n == 0 || m > milestones[n - 1]))
+            milestones[n++] = m;
+    }
+    *count = n;
+    return MISLAS_OK;
 }
 
 static uint64_t stage1_digest(const mislas_stage1_options *o, const int32_t *milestones, int32_t num_milestones,
@@ -441,32 +469,16 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
     MISLASI_CHECK_NOT_NULL(fn, train);
     mislas_stage1_options o;
     mislas_stage1_options_init(&o);
-    if (opts != NULL) {
-        int status = mislasi_read_options(fn, &o, sizeof o, opts);
-        if (status != MISLAS_OK)
-            return status;
-    }
-    int status = mislasi_model_fits_data(fn, model, train);
-    if (status == MISLAS_OK)
-        status = check_stage1(fn, &o, model->opts.in_channels);
+    int status = check_stage_input(fn, model, train, &o, sizeof o, opts, check_stage1);
     if (status != MISLAS_OK)
         return status;
-    if (model->head != MISLAS_HEAD_LINEAR)
+    if (mislas_model_head(model) != MISLAS_HEAD_LINEAR)
         return mislasi_fail(MISLAS_ERR_STATE, "%s: the model's head is not MISLAS_HEAD_LINEAR (stage 1 trains a "
                 "plain classifier; stage 2 sets the others)", fn);
     size_t n = mislas_dataset_size(train);
-    if (n < 2)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the training set has %zu images; at least 2 are needed",
-                fn, n);
 
-    /* The reference's CIFAR milestones 160 and 180 of 200, scaled; those
-     * that scale to 0 or to the one before are dropped (short runs). */
-    int32_t default_milestones[2], num_milestones = 0;
-    for (int32_t i = 0; i < 2; i++) {
-        int32_t m = (int32_t)((int64_t)o.epochs * (160 + 20 * i) / 200);
-        if (m >= 1 && (num_milestones == 0 || m > default_milestones[num_milestones - 1]))
-            default_milestones[num_milestones++] = m;
-    }
+    int32_t default_milestones[MISLAS_DEFAULT_MILESTONES_MAX], num_milestones;
+    mislas_stage1_default_milestones(default_milestones, &num_milestones, o.epochs);
     const int32_t *milestones = default_milestones;
     if (o.milestones != NULL) {
         milestones = o.milestones;
@@ -486,7 +498,7 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
         r.last_batch = r.batch;
     }
     r.record = (mislasi_run_record){.stage = 1, .epochs = o.epochs,
-            .digest = stage1_digest(&o, milestones, num_milestones, model->opts.in_channels, train)};
+            .digest = stage1_digest(&o, milestones, num_milestones, model_channels(model), train)};
     batch_options(&r.batch_opts, o.augment, o.mean, o.std, o.seed);
     status = run_alloc(&r);
     for (int32_t e = 0; status == MISLAS_OK && e < o.epochs; e++)
@@ -544,8 +556,9 @@ void mislas_stage2_options_init(mislas_stage2_options *o)
     o->augment = 1;
 }
 
-static int check_stage2(const char *fn, const mislas_stage2_options *o, int32_t channels)
+static int check_stage2(const char *fn, const void *options, int32_t channels)
 {
+    const mislas_stage2_options *o = options;
     int status = check_sgd(fn, o->epochs, o->batch_size, o->lr, o->momentum, o->weight_decay);
     if (status != MISLAS_OK)
         return status;
@@ -611,20 +624,10 @@ int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const 
     MISLASI_CHECK_NOT_NULL(fn, train);
     mislas_stage2_options o;
     mislas_stage2_options_init(&o);
-    if (opts != NULL) {
-        int status = mislasi_read_options(fn, &o, sizeof o, opts);
-        if (status != MISLAS_OK)
-            return status;
-    }
-    int status = mislasi_model_fits_data(fn, model, train);
-    if (status == MISLAS_OK)
-        status = check_stage2(fn, &o, model->opts.in_channels);
+    int status = check_stage_input(fn, model, train, &o, sizeof o, opts, check_stage2);
     if (status != MISLAS_OK)
         return status;
     size_t n = mislas_dataset_size(train);
-    if (n < 2)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the training set has %zu images; at least 2 are needed",
-                fn, n);
     run r = {.fn = fn, .stage = 2, .model = model, .data = train, .seed = o.seed, .epochs = o.epochs,
              .batch = (size_t)o.batch_size, .checkpoint_path = o.checkpoint_path, .progress = o.progress,
              .progress_data = o.progress_data};
@@ -632,7 +635,7 @@ int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const 
     r.steps = o.epoch_steps > 0 ? o.epoch_steps : (n + r.batch - 1) / r.batch + 1;
     r.last_batch = r.batch;
     r.record = (mislasi_run_record){.stage = 2, .epochs = o.epochs,
-            .digest = stage2_digest(&o, r.steps, model->opts.in_channels, train)};
+            .digest = stage2_digest(&o, r.steps, model_channels(model), train)};
     batch_options(&r.batch_opts, o.augment, o.mean, o.std, o.seed);
     status = run_alloc(&r);
     for (int32_t e = 0; status == MISLAS_OK && e < o.epochs; e++)

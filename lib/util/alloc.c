@@ -2,7 +2,7 @@
  * Each block carries a 64-byte header holding the allocator that made it:
  * changing the hook later cannot send a block to the wrong release function,
  * and the payload comes out 64-byte aligned for vector code. */
-#include "internal.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #include <mislas/model.h>
 
 #include "blas.h"
-#include "internal.h"
+#include "util.h"
 
 #include <blis.h>
 #include <pthread.h>

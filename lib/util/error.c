@@ -1,5 +1,5 @@
 /* Status names and the thread-local last-error message. */
-#include "internal.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>

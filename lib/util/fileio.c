@@ -1,7 +1,7 @@
 /* Whole-file input and gzip decompression for the readers (fileio.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "fileio.h"
-#include "internal.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

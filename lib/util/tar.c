@@ -13,7 +13,7 @@
  * "size" for members over 8 GiB) are not needed for the data sets read here
  * and are ignored. */
 #include "tar.h"
-#include "internal.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -131,10 +131,56 @@ static void copy_name(char *dst, size_t cap, const uint8_t *a, size_t a_len, con
     dst[n] = 0;
 }
 
+/* The archive being read, for the messages. */
+typedef struct scan {
+    const char *fn, *archive;
+    const char *where;          /* "" or " of the decompressed archive" */
+    const uint8_t *data;
+    size_t size;
+} scan;
+
+/* Verifies the header at byte offset off (its checksum, its size field, its
+ * data within the archive) and returns the size of the member's data. */
+static int check_header(const scan *t, size_t off, size_t *member_size)
+{
+    const uint8_t *h = t->data + off;
+    /* the first header failing says more plainly what is wrong */
+    const char *not_tar = off == 0 ? "not a tar archive: " : "";
+    uint64_t stored;
+    if (!parse_number(h + CHKSUM_AT, CHKSUM_LEN, &stored))
+        return mislasi_fail(MISLAS_ERR_FORMAT,
+                "%s: %s: %sno tar header at byte offset %zu%s (its checksum field is not a number)",
+                t->fn, t->archive, not_tar, off, t->where);
+    /* the checksum: the header's bytes summed with the checksum field
+     * counted as spaces; some old tars summed signed chars, accept both */
+    uint64_t sum = 0;
+    int64_t signed_sum = 0;
+    for (size_t i = 0; i < BLOCK; i++) {
+        uint8_t b = i >= CHKSUM_AT && i < CHKSUM_AT + CHKSUM_LEN ? (uint8_t)' ' : h[i];
+        sum += b;
+        signed_sum += (int8_t)b;
+    }
+    if (stored != sum && (int64_t)stored != signed_sum)
+        return mislasi_fail(MISLAS_ERR_FORMAT,
+                "%s: %s: %sbad tar header checksum at byte offset %zu%s (stored %llu, computed %llu)",
+                t->fn, t->archive, not_tar, off, t->where, (unsigned long long)stored, (unsigned long long)sum);
+    uint64_t n;
+    if (!parse_number(h + SIZE_AT, SIZE_LEN, &n))
+        return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s: bad tar size field at byte offset %zu%s",
+                t->fn, t->archive, off + SIZE_AT, t->where);
+    if (n > t->size - (off + BLOCK))
+        return mislasi_fail(MISLAS_ERR_FORMAT,
+                "%s: %s: the tar member at byte offset %zu%s has %llu bytes, running past the end "
+                "of the archive (%zu bytes): truncated", t->fn, t->archive, off, t->where,
+                (unsigned long long)n, t->size);
+    *member_size = (size_t)n;
+    return MISLAS_OK;
+}
+
 int mislasi_tar_find(const char *fn, const char *archive, bool decompressed,
         const uint8_t *data, size_t size, const char *base, mislasi_tar_member *member)
 {
-    const char *where = decompressed ? " of the decompressed archive" : "";
+    const scan t = {fn, archive, decompressed ? " of the decompressed archive" : "", data, size};
     const uint8_t *long_name = NULL;     /* from an 'L' or 'x' entry, for the next header */
     size_t long_len = 0;
     size_t off = 0;
@@ -142,45 +188,19 @@ int mislasi_tar_find(const char *fn, const char *archive, bool decompressed,
         if (off == size)
             return mislasi_fail(MISLAS_ERR_FORMAT,
                     "%s: %s: the tar archive is truncated: it ends at byte offset %zu%s without "
-                    "its end-of-archive block", fn, archive, off, where);
+                    "its end-of-archive block", fn, archive, off, t.where);
         if (size - off < BLOCK)
             return mislasi_fail(MISLAS_ERR_FORMAT,
                     "%s: %s: the tar archive is truncated: only %zu bytes of a header at byte offset %zu%s",
-                    fn, archive, size - off, off, where);
+                    fn, archive, size - off, off, t.where);
         const uint8_t *h = data + off;
         if (is_zero_block(h))
             break;
-        /* the checksum: the header's bytes summed with the checksum field
-         * counted as spaces; some old tars summed signed chars, accept both */
-        /* the first header failing says more plainly what is wrong */
-        const char *not_tar = off == 0 ? "not a tar archive: " : "";
-        uint64_t stored;
-        if (!parse_number(h + CHKSUM_AT, CHKSUM_LEN, &stored))
-            return mislasi_fail(MISLAS_ERR_FORMAT,
-                    "%s: %s: %sno tar header at byte offset %zu%s (its checksum field is not a number)",
-                    fn, archive, not_tar, off, where);
-        uint64_t sum = 0;
-        int64_t signed_sum = 0;
-        for (size_t i = 0; i < BLOCK; i++) {
-            uint8_t b = i >= CHKSUM_AT && i < CHKSUM_AT + CHKSUM_LEN ? (uint8_t)' ' : h[i];
-            sum += b;
-            signed_sum += (int8_t)b;
-        }
-        if (stored != sum && (int64_t)stored != signed_sum)
-            return mislasi_fail(MISLAS_ERR_FORMAT,
-                    "%s: %s: %sbad tar header checksum at byte offset %zu%s (stored %llu, computed %llu)",
-                    fn, archive, not_tar, off, where, (unsigned long long)stored, (unsigned long long)sum);
-        uint64_t member_size;
-        if (!parse_number(h + SIZE_AT, SIZE_LEN, &member_size))
-            return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s: bad tar size field at byte offset %zu%s",
-                    fn, archive, off + SIZE_AT, where);
+        size_t n = 0;
+        int status = check_header(&t, off, &n);
+        if (status != MISLAS_OK)
+            return status;
         size_t data_at = off + BLOCK;
-        if (member_size > size - data_at)
-            return mislasi_fail(MISLAS_ERR_FORMAT,
-                    "%s: %s: the tar member at byte offset %zu%s has %llu bytes, running past the end "
-                    "of the archive (%zu bytes): truncated", fn, archive, off, where,
-                    (unsigned long long)member_size, size);
-        size_t n = (size_t)member_size;
         size_t pad = (BLOCK - n % BLOCK) % BLOCK;
         size_t next = data_at + n + (pad <= size - data_at - n ? pad : size - data_at - n);
         const uint8_t *body = data + data_at;
@@ -201,7 +221,7 @@ int mislasi_tar_find(const char *fn, const char *archive, bool decompressed,
             bool found;
             if (!pax_path(body, n, &path, &path_len, &found))
                 return mislasi_fail(MISLAS_ERR_FORMAT,
-                        "%s: %s: malformed pax extended header at byte offset %zu%s", fn, archive, off, where);
+                        "%s: %s: malformed pax extended header at byte offset %zu%s", fn, archive, off, t.where);
             if (found) {
                 long_name = path;
                 long_len = path_len;

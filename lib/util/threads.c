@@ -5,7 +5,7 @@
 #define _GNU_SOURCE
 #include <mislas/common.h>
 
-#include "internal.h"
+#include "util.h"
 #include "threads.h"
 
 #include <errno.h>

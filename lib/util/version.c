@@ -1,5 +1,5 @@
 /* The version of the library that is actually loaded. */
-#include "internal.h"
+#include "util.h"
 
 const char *mislas_version(void)
 {
