@@ -693,6 +693,8 @@ static void probe_no_alloc(void)
     const int32_t milestones[2] = { 3, 5 };
     ck_assert(mislas_lr_multistep(0.1, 4, 1, milestones, 2, 0.1) > 0);
     ck_assert(mislas_lr_cosine(0.1, 2, 10) > 0);
+    int32_t default_milestones[MISLAS_DEFAULT_MILESTONES_MAX], num_default_milestones;
+    ck_assert_status(mislas_stage1_default_milestones(default_milestones, &num_default_milestones, 200), MISLAS_OK);
     /* data sets */
     int32_t ch, h, w;
     ck_assert_int_eq((int)mislas_dataset_size(data), 44);
@@ -805,7 +807,7 @@ static const entry INVENTORY[] = {
     PROBED(mislas_stage2_options_init), PROBED(mislas_eval_options_init), PROBED(mislas_eval_report_init),
     PROBED(mislas_calib_summary_init),
     PROBED(mislas_long_tail_counts), PROBED(mislas_class_shots), PROBED(mislas_lr_multistep),
-    PROBED(mislas_lr_cosine),
+    PROBED(mislas_lr_cosine), PROBED(mislas_stage1_default_milestones),
     /* data sets */
     SWEEP(mislas_dataset_from_memory, nothing, call_from_memory, release_nothing, false),
     SWEEP(mislas_dataset_load_idx, nothing, call_loaders, release_nothing, false),

@@ -150,6 +150,50 @@ static int watch(const mislas_progress *p, void *user)
 
 /* ---------------------------------------------------------------- stage 1 */
 
+/* The reference decays after epochs 160 and 180 of 200; worked by hand for
+ * shorter runs: 30 -> 24, 27; 7 -> 5.6, 6.3 -> 5, 6; 5 -> 4, 4.5 -> 4 (the
+ * repeat dropped); 1 -> 0.8, 0.9 -> none. */
+START_TEST(stage1_default_milestones_scale_the_reference_schedule)
+{
+    static const struct { int32_t epochs, count, m[2]; } cases[] = {
+        { 200, 2, { 160, 180 } }, { 30, 2, { 24, 27 } }, { 7, 2, { 5, 6 } }, { 10, 2, { 8, 9 } },
+        { 5, 1, { 4, 0 } }, { 2, 1, { 1, 0 } }, { 1, 0, { 0, 0 } },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t m[MISLAS_DEFAULT_MILESTONES_MAX] = { 0, 0 }, count = -1;
+        ck_assert_status(mislas_stage1_default_milestones(m, &count, cases[i].epochs), MISLAS_OK);
+        ck_assert_int_eq(count, cases[i].count);
+        for (int32_t j = 0; j < count; j++)
+            ck_assert_int_eq(m[j], cases[i].m[j]);
+    }
+    int32_t m[MISLAS_DEFAULT_MILESTONES_MAX], count;
+    ck_assert_status(mislas_stage1_default_milestones(m, &count, 0), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mislas_last_error(), "epochs = 0"));
+    ck_assert_status(mislas_stage1_default_milestones(NULL, &count, 10), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_stage1_default_milestones(m, NULL, 10), MISLAS_ERR_INVALID_ARGUMENT);
+
+    /* and they are what a run without milestones decays at: 7 epochs, lr
+     * 0.1 through epoch 5, x 0.1 after epochs 5 and 6 */
+    mislas_dataset *d = make_dataset(TRAIN_COUNTS);
+    mislas_model *model = new_model(1);
+    seen s = { .cancel_epoch = -1 };
+    mislas_stage1_options o;
+    stage1_defaults(&o, 7);
+    o.batch_size = 100;
+    o.lr = 0.1;
+    o.warmup_epochs = 0;
+    o.progress = watch;
+    o.progress_data = &s;
+    ck_assert_status(mislas_train_stage1(model, d, &o), MISLAS_OK);
+    for (int e = 0; e < 5; e++)
+        ck_assert_close(s.lr[e], 0.1, 1e-15, 0);
+    ck_assert_close(s.lr[5], 0.01, 1e-15, 0);
+    ck_assert_close(s.lr[6], 0.001, 1e-15, 0);
+    mislas_model_free(model);
+    mislas_dataset_free(d);
+}
+END_TEST
+
 START_TEST(stage1_accounting_schedule_and_checkpoint)
 {
     make_tmp_dir();
@@ -753,6 +797,7 @@ int main(void)
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("train");
     tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, stage1_default_milestones_scale_the_reference_schedule);
     tcase_add_test(tc, stage1_accounting_schedule_and_checkpoint);
     tcase_add_test(tc, stage1_learns_the_classes);
     tcase_add_test(tc, stage1_is_deterministic_across_threads);

@@ -67,9 +67,7 @@ typedef struct mislas_stage1_options {
     mislas_schedule schedule;   /* default MISLAS_SCHEDULE_MULTISTEP */
     int32_t warmup_epochs;      /* multistep only; default 5 */
     const int32_t *milestones;  /* multistep: lr x gamma once epoch (1-based) passes each;
-                                   NULL: epochs * 160/200 and epochs * 180/200 (integer
-                                   division), the CIFAR schedule scaled to `epochs`, less
-                                   any that come to 0 or repeat the one before */
+                                   NULL: mislas_stage1_default_milestones(epochs) */
     int32_t num_milestones;
     double gamma;               /* default 0.1 */
     float mixup_alpha;          /* Beta(alpha, alpha); <= 0 turns mixup off; default 1 */
@@ -82,6 +80,17 @@ typedef struct mislas_stage1_options {
     void *progress_data;
 } mislas_stage1_options;
 MISLAS_API void mislas_stage1_options_init(mislas_stage1_options *opts);
+
+/* The most milestones mislas_stage1_default_milestones writes. */
+#define MISLAS_DEFAULT_MILESTONES_MAX 2
+
+/* The milestones mislas_train_stage1 uses for `epochs` when opts->milestones
+ * is NULL: the reference's CIFAR decays after epochs 160 and 180 of 200,
+ * scaled (epochs * 160 / 200 and epochs * 180 / 200, integer division), less
+ * any that come to 0 or repeat the one before (short runs). Writes them to
+ * milestones, which has room for MISLAS_DEFAULT_MILESTONES_MAX, and their
+ * number (0 to 2) to *count. epochs must be at least 1. */
+MISLAS_API int mislas_stage1_default_milestones(int32_t *milestones, int32_t *count, int32_t epochs);
 
 /* Trains `model` (head LINEAR, which a new model has) on `train` and records
  * the training set's class counts in it. The model's shape must match the
