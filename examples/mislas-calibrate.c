@@ -9,8 +9,12 @@
  *   mislas-stage2 --preset fmnist-calibrated --in s1.ckpt --out s2.ckpt
  *   mislas-calibrate --preset fmnist-calibrated s2.ckpt --out calibrated.ckpt
  *   mislas-eval calibrated.ckpt
+ *
+ * run_calibration is the stage: the library calls, in order. The measuring,
+ * the fixes and the fit it calls, the command line that fills its settings
+ * and main follow it; the plumbing is in cli/.
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -23,8 +27,8 @@ enum method { METHOD_NONE = 0, METHOD_TEMPERATURE = 1, METHOD_VECTOR = 2 };
 static const cli_choice method_choices[] = {
     {"none", METHOD_NONE}, {"temperature", METHOD_TEMPERATURE}, {"vector", METHOD_VECTOR}, {NULL, 0}};
 
-typedef struct settings {
-    const cli_preset *preset;
+/* What the flags ask for. */
+typedef struct calibrate_settings {
     const char *in, *out, *data_dir;
     const cli_dataset *dataset;     /* NULL: the one the checkpoint's model fits */
     double imb_factor;
@@ -33,10 +37,208 @@ typedef struct settings {
     uint64_t subset_seed;
     float tau_norm, logit_adjust;
     double l2;
-    int quiet, help;
-} settings;
+    int quiet;
+    /* the flags' own, read by parse_command_line */
+    const cli_preset *preset;
+    int help;
+} calibrate_settings;
 
-static void apply_preset(settings *s, const cli_preset *p)
+static bool same_training_set(const calibrate_settings *s, const mislas_model *model, const mislas_dataset *train);
+static bool fix_classifier(const calibrate_settings *s, mislas_model *model, const mislas_dataset *train);
+static bool fit_scaling(const calibrate_settings *s, mislas_model *model, const mislas_dataset *val,
+        const cli_dataset *dataset);
+static bool print_figures(const char *when, mislas_model *model, const mislas_dataset *val,
+        const cli_dataset *dataset, int32_t bins);
+
+/* The post-hoc stage on the --holdout images of the model's training set:
+ * the figures before, the chosen fixes and the fitted scaling applied to
+ * the model, the figures after, the model written with --out. 0, or
+ * CLI_EXIT_FAILURE after saying why. */
+static int run_calibration(const calibrate_settings *s)
+{
+    mislas_model *model = NULL;
+    mislas_dataset *full = NULL, *train = NULL, *val = NULL;
+    const cli_dataset *dataset = s->dataset;    /* NULL: the one the model fits */
+    bool ok = cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
+            && cli_succeeded(mislas_checkpoint_load(s->in, &model, NULL), "cannot load %s", s->in)
+            && (dataset != NULL || (dataset = cli_dataset_of_model(model, s->in)) != NULL)
+            && cli_dataset_fits(dataset, model, s->in)
+            && cli_succeeded(mislas_dataset_open(&full, dataset->name, s->data_dir, MISLAS_SPLIT_TRAIN),
+                    "cannot open the training split");
+    ok = ok && cli_succeeded(mislas_dataset_long_tail(&train, full, s->imb_factor, (mislas_imbalance)s->imb_type,
+            s->subset_seed), "cannot take the long-tailed subset");
+    mislas_dataset_free(full);
+    ok = ok && cli_hold_out(&train, &val, s->holdout) && same_training_set(s, model, train);
+    if (ok)
+        printf("%s: %zu held-out images (%d per class)\n", s->in, mislas_dataset_size(val), (int)s->holdout);
+    ok = ok && print_figures("before", model, val, dataset, s->bins)
+            && fix_classifier(s, model, train)
+            && fit_scaling(s, model, val, dataset)
+            /* in-sample when something was fitted: the fit saw these images */
+            && print_figures("after", model, val, dataset, s->bins);
+    if (ok && s->out != NULL) {
+        ok = cli_succeeded(mislas_checkpoint_save(s->out, model, NULL), "cannot write %s", s->out);
+        if (ok)
+            printf("calibrated model: %s\n", s->out);
+    }
+    mislas_dataset_free(train);
+    mislas_dataset_free(val);
+    mislas_model_free(model);
+    return ok ? 0 : CLI_EXIT_FAILURE;
+}
+
+/* ------------------------------------------------------------- the measuring */
+
+/* The model's logits on every image of d (n x K, malloc'ed), or NULL after
+ * saying why. */
+static float *logits_of(mislas_model *model, const mislas_dataset *d, const cli_dataset *dataset)
+{
+    enum { BATCH = 256 };
+    const size_t n = mislas_dataset_size(d), k = (size_t)mislas_model_num_classes(model);
+    const size_t image = (size_t)dataset->channels * (size_t)dataset->size * (size_t)dataset->size;
+    float *logits = malloc(n * k * sizeof *logits), *images = malloc(BATCH * image * sizeof *images);
+    size_t *indices = malloc(BATCH * sizeof *indices);
+    bool ok = logits != NULL && images != NULL && indices != NULL;
+    if (!ok)
+        cli_report_failure("out of memory");
+    mislas_batch_options bo;
+    mislas_batch_options_init(&bo);
+    bo.mean = dataset->mean;
+    bo.std = dataset->std;
+    for (size_t start = 0; ok && start < n; start += BATCH) {
+        size_t len = n - start < BATCH ? n - start : BATCH;
+        for (size_t i = 0; i < len; i++)
+            indices[i] = start + i;
+        if (mislas_dataset_batch(d, indices, len, &bo, 0, images, NULL) != MISLAS_OK
+                || mislas_model_predict(model, images, len, logits + start * k) != MISLAS_OK) {
+            cli_report_library_failure("cannot run the model on the held-out images");
+            ok = false;
+        }
+    }
+    free(images);
+    free(indices);
+    if (!ok) {
+        free(logits);
+        return NULL;
+    }
+    return logits;
+}
+
+/* One line of validation figures; false after saying why if one cannot be computed. */
+static bool report(const char *when, const float *logits, const int32_t *labels, size_t n, int32_t k, int32_t bins)
+{
+    mislas_calib *c = NULL;
+    mislas_calib_summary s;
+    mislas_calib_summary_init(&s);
+    double adaptive = NAN, classwise = NAN;
+    bool ok = mislas_calib_new(&c, k, bins) == MISLAS_OK && mislas_calib_add_logits(c, logits, labels, n) == MISLAS_OK
+            && mislas_calib_summarize(c, &s) == MISLAS_OK
+            && mislas_adaptive_ece(logits, labels, n, k, bins, &adaptive) == MISLAS_OK
+            && mislas_classwise_ece(logits, labels, n, k, bins, &classwise) == MISLAS_OK;
+    mislas_calib_free(c);
+    if (!ok) {
+        cli_report_library_failure("cannot measure the calibration");
+        return false;
+    }
+    printf("%-7s top-1 %6.2f%%  ECE %5.2f%%  adaptive ECE %5.2f%%  classwise ECE %5.2f%%  RMS %5.2f%%  NLL %.4f\n",
+            when, 100 * s.accuracy, 100 * s.ece, 100 * adaptive, 100 * classwise, 100 * s.rms, s.nll);
+    return true;
+}
+
+/* The model's figures on the held-out images, one line; false after saying why. */
+static bool print_figures(const char *when, mislas_model *model, const mislas_dataset *val,
+        const cli_dataset *dataset, int32_t bins)
+{
+    float *logits = logits_of(model, val, dataset);
+    bool ok = logits != NULL && report(when, logits, mislas_dataset_labels(val), mislas_dataset_size(val),
+            mislas_model_num_classes(model), bins);
+    free(logits);
+    return ok;
+}
+
+/* ----------------------------------------------------------------- the check */
+
+/* The model's recorded training counts must be the ones this holdout leaves. */
+static bool same_training_set(const calibrate_settings *s, const mislas_model *model, const mislas_dataset *train)
+{
+    const int32_t k = mislas_model_num_classes(model);
+    int64_t *recorded = calloc((size_t)k, sizeof *recorded), *rebuilt = calloc((size_t)k, sizeof *rebuilt);
+    bool same = recorded != NULL && rebuilt != NULL
+            && mislas_model_class_counts(model, recorded, k) == MISLAS_OK
+            && mislas_dataset_class_counts(train, rebuilt) == MISLAS_OK
+            && memcmp(recorded, rebuilt, (size_t)k * sizeof *recorded) == 0;
+    if (!same)
+        cli_report_failure("%s was not trained on the images --holdout %d --imb-factor %g leave (or records no "
+                "training counts); pass the --holdout, --imb-factor, --imb-type and --subset-seed stage 1 and "
+                "stage 2 were given", s->in, (int)s->holdout, s->imb_factor);
+    free(recorded);
+    free(rebuilt);
+    return same;
+}
+
+/* ------------------------------------------------------- the fixes and the fit */
+
+/* --tau-norm and --logit-adjust, when given: the classifier fixed before the fit. */
+static bool fix_classifier(const calibrate_settings *s, mislas_model *model, const mislas_dataset *train)
+{
+    const int32_t k = mislas_model_num_classes(model);
+    int64_t *counts = calloc((size_t)k, sizeof *counts);
+    bool ok = counts != NULL && mislas_dataset_class_counts(train, counts) == MISLAS_OK;
+    if (ok && s->tau_norm > 0 && mislas_model_tau_normalize(model, s->tau_norm) != MISLAS_OK)
+        ok = false;
+    if (ok && s->logit_adjust > 0 && mislas_model_adjust_logits_by_prior(model, counts, k, s->logit_adjust) != MISLAS_OK)
+        ok = false;
+    free(counts);
+    if (!ok)
+        cli_report_library_failure("cannot fix the classifier");
+    return ok;
+}
+
+/* --method: temperature or vector scaling fitted on the held-out logits and
+ * applied to the model's (none: the model as it is). */
+static bool fit_scaling(const calibrate_settings *s, mislas_model *model, const mislas_dataset *val,
+        const cli_dataset *dataset)
+{
+    const int32_t k = mislas_model_num_classes(model);
+    const size_t n = mislas_dataset_size(val);
+    const int32_t *labels = mislas_dataset_labels(val);
+    float *logits = logits_of(model, val, dataset);
+    if (logits == NULL)
+        return false;
+    float *scale = calloc((size_t)k, sizeof *scale), *bias = calloc((size_t)k, sizeof *bias);
+    bool ok = scale != NULL && bias != NULL;
+    if (ok && s->method == METHOD_TEMPERATURE) {
+        double t;
+        ok = mislas_fit_temperature(logits, labels, n, k, NULL, &t) == MISLAS_OK;
+        for (int32_t j = 0; ok && j < k; j++)
+            scale[j] = (float)(1.0 / t);
+        if (ok)
+            printf("temperature %.4f\n", t);
+    } else if (ok && s->method == METHOD_VECTOR) {
+        mislas_fit_options fo;
+        mislas_fit_options_init(&fo);
+        fo.l2 = s->l2;
+        ok = mislas_fit_vector_scaling(logits, labels, n, k, &fo, scale, bias) == MISLAS_OK;
+        if (ok) {
+            printf("vector scaling:");
+            for (int32_t j = 0; j < k; j++)
+                printf(" %.3f%+.3f", (double)scale[j], (double)bias[j]);
+            printf("\n");
+        }
+    }
+    if (ok && s->method != METHOD_NONE)
+        ok = mislas_model_scale_logits(model, scale, bias) == MISLAS_OK;
+    free(scale);
+    free(bias);
+    free(logits);
+    if (!ok)
+        cli_report_library_failure("cannot fit the scaling");
+    return ok;
+}
+
+/* ------------------------------------------------------------ the command line */
+
+static void apply_preset(calibrate_settings *s, const cli_preset *p)
 {
     if (p->dataset != NULL)
         s->dataset = p->dataset;
@@ -50,7 +252,7 @@ static void apply_preset(settings *s, const cli_preset *p)
             s->method = c->value;
 }
 
-static void parse_command_line(settings *s, int argc, char **argv)
+static void parse_command_line(calibrate_settings *s, int argc, char **argv)
 {
     s->imb_factor = 0.01;
     s->imb_type = MISLAS_IMBALANCE_EXP;
@@ -109,175 +311,9 @@ static void parse_command_line(settings *s, int argc, char **argv)
         cli_usage_error("--out must differ from the checkpoint it calibrates");
 }
 
-/* The model's logits on every image of d (n x K, malloc'ed), or NULL after
- * saying why. */
-static float *logits_of(mislas_model *model, const mislas_dataset *d, const cli_dataset *dataset)
-{
-    enum { BATCH = 256 };
-    const size_t n = mislas_dataset_size(d), k = (size_t)mislas_model_num_classes(model);
-    const size_t image = (size_t)dataset->channels * (size_t)dataset->size * (size_t)dataset->size;
-    float *logits = malloc(n * k * sizeof *logits), *images = malloc(BATCH * image * sizeof *images);
-    size_t *indices = malloc(BATCH * sizeof *indices);
-    bool ok = logits != NULL && images != NULL && indices != NULL;
-    if (!ok)
-        cli_report_failure("out of memory");
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
-    bo.mean = dataset->mean;
-    bo.std = dataset->std;
-    for (size_t start = 0; ok && start < n; start += BATCH) {
-        size_t len = n - start < BATCH ? n - start : BATCH;
-        for (size_t i = 0; i < len; i++)
-            indices[i] = start + i;
-        if (mislas_dataset_batch(d, indices, len, &bo, 0, images, NULL) != MISLAS_OK
-                || mislas_model_predict(model, images, len, logits + start * k) != MISLAS_OK) {
-            cli_report_library_failure("cannot run the model on the held-out images");
-            ok = false;
-        }
-    }
-    free(images);
-    free(indices);
-    if (!ok) {
-        free(logits);
-        return NULL;
-    }
-    return logits;
-}
-
-/* One line of validation figures; false after saying why if one cannot be computed. */
-static bool report(const char *when, const float *logits, const int32_t *labels, size_t n, int32_t k, int32_t bins)
-{
-    mislas_calib *c = NULL;
-    mislas_calib_summary s;
-    mislas_calib_summary_init(&s);
-    double adaptive = NAN, classwise = NAN;
-    bool ok = mislas_calib_new(&c, k, bins) == MISLAS_OK && mislas_calib_add_logits(c, logits, labels, n) == MISLAS_OK
-            && mislas_calib_summarize(c, &s) == MISLAS_OK
-            && mislas_adaptive_ece(logits, labels, n, k, bins, &adaptive) == MISLAS_OK
-            && mislas_classwise_ece(logits, labels, n, k, bins, &classwise) == MISLAS_OK;
-    mislas_calib_free(c);
-    if (!ok) {
-        cli_report_library_failure("cannot measure the calibration");
-        return false;
-    }
-    printf("%-7s top-1 %6.2f%%  ECE %5.2f%%  adaptive ECE %5.2f%%  classwise ECE %5.2f%%  RMS %5.2f%%  NLL %.4f\n",
-            when, 100 * s.accuracy, 100 * s.ece, 100 * adaptive, 100 * classwise, 100 * s.rms, s.nll);
-    return true;
-}
-
-/* The model's recorded training counts must be the ones this holdout leaves. */
-static bool same_training_set(const settings *s, const mislas_model *model, const mislas_dataset *train)
-{
-    const int32_t k = mislas_model_num_classes(model);
-    int64_t *recorded = calloc((size_t)k, sizeof *recorded), *rebuilt = calloc((size_t)k, sizeof *rebuilt);
-    bool same = recorded != NULL && rebuilt != NULL
-            && mislas_model_class_counts(model, recorded, k) == MISLAS_OK
-            && mislas_dataset_class_counts(train, rebuilt) == MISLAS_OK
-            && memcmp(recorded, rebuilt, (size_t)k * sizeof *recorded) == 0;
-    if (!same)
-        cli_report_failure("%s was not trained on the images --holdout %d --imb-factor %g leave (or records no "
-                "training counts); pass the --holdout, --imb-factor, --imb-type and --subset-seed stage 1 and "
-                "stage 2 were given", s->in, (int)s->holdout, s->imb_factor);
-    free(recorded);
-    free(rebuilt);
-    return same;
-}
-
-/* Applies the chosen fixes and the fitted scaling to the model. */
-static int calibrate(const settings *s, mislas_model *model, const mislas_dataset *train, const mislas_dataset *val,
-        const cli_dataset *dataset)
-{
-    const int32_t k = mislas_model_num_classes(model);
-    const size_t n = mislas_dataset_size(val);
-    const int32_t *labels = mislas_dataset_labels(val);
-    printf("%s: %zu held-out images (%d per class)\n", s->in, n, (int)s->holdout);
-    float *logits = logits_of(model, val, dataset);
-    if (logits == NULL || !report("before", logits, labels, n, k, s->bins)) {
-        free(logits);
-        return CLI_EXIT_FAILURE;
-    }
-    free(logits);
-    int64_t *counts = calloc((size_t)k, sizeof *counts);
-    bool ok = counts != NULL && mislas_dataset_class_counts(train, counts) == MISLAS_OK;
-    if (ok && s->tau_norm > 0 && mislas_model_tau_normalize(model, s->tau_norm) != MISLAS_OK)
-        ok = false;
-    if (ok && s->logit_adjust > 0 && mislas_model_adjust_logits_by_prior(model, counts, k, s->logit_adjust) != MISLAS_OK)
-        ok = false;
-    free(counts);
-    if (!ok || (logits = logits_of(model, val, dataset)) == NULL) {
-        if (!ok)
-            cli_report_library_failure("cannot fix the classifier");
-        return CLI_EXIT_FAILURE;
-    }
-    float *scale = calloc((size_t)k, sizeof *scale), *bias = calloc((size_t)k, sizeof *bias);
-    ok = scale != NULL && bias != NULL;
-    if (ok && s->method == METHOD_TEMPERATURE) {
-        double t;
-        ok = mislas_fit_temperature(logits, labels, n, k, NULL, &t) == MISLAS_OK;
-        for (int32_t j = 0; ok && j < k; j++)
-            scale[j] = (float)(1.0 / t);
-        if (ok)
-            printf("temperature %.4f\n", t);
-    } else if (ok && s->method == METHOD_VECTOR) {
-        mislas_fit_options fo;
-        mislas_fit_options_init(&fo);
-        fo.l2 = s->l2;
-        ok = mislas_fit_vector_scaling(logits, labels, n, k, &fo, scale, bias) == MISLAS_OK;
-        if (ok) {
-            printf("vector scaling:");
-            for (int32_t j = 0; j < k; j++)
-                printf(" %.3f%+.3f", (double)scale[j], (double)bias[j]);
-            printf("\n");
-        }
-    }
-    if (ok && s->method != METHOD_NONE)
-        ok = mislas_model_scale_logits(model, scale, bias) == MISLAS_OK;
-    free(scale);
-    free(bias);
-    free(logits);
-    if (!ok) {
-        cli_report_library_failure("cannot fit the scaling");
-        return CLI_EXIT_FAILURE;
-    }
-    if ((logits = logits_of(model, val, dataset)) == NULL)
-        return CLI_EXIT_FAILURE;
-    /* in-sample when something was fitted: the fit saw these images */
-    ok = report("after", logits, labels, n, k, s->bins);
-    free(logits);
-    if (ok && s->out != NULL) {
-        ok = mislas_checkpoint_save(s->out, model, NULL) == MISLAS_OK;
-        if (ok)
-            printf("calibrated model: %s\n", s->out);
-        else
-            cli_report_library_failure("cannot write %s", s->out);
-    }
-    return ok ? 0 : CLI_EXIT_FAILURE;
-}
-
-static int run(const settings *s)
-{
-    mislas_model *model = cli_load_model(s->in, s->threads);
-    if (model == NULL)
-        return CLI_EXIT_FAILURE;
-    int code = CLI_EXIT_FAILURE;
-    const cli_dataset *dataset = s->dataset != NULL ? s->dataset : cli_dataset_of_model(model, s->in);
-    if (dataset != NULL && !cli_dataset_fits(dataset, model, s->in))
-        dataset = NULL;
-    mislas_dataset *val = NULL, *train = NULL;
-    if (dataset != NULL)
-        train = cli_open_long_tailed_train(dataset, s->data_dir, s->imb_factor, (mislas_imbalance)s->imb_type,
-                s->subset_seed, s->holdout, &val);
-    if (train != NULL && same_training_set(s, model, train))
-        code = calibrate(s, model, train, val, dataset);
-    mislas_dataset_free(train);
-    mislas_dataset_free(val);
-    mislas_model_free(model);
-    return code;
-}
-
 int main(int argc, char **argv)
 {
-    settings s = {0};
+    calibrate_settings s = {0};
     parse_command_line(&s, argc, argv);
-    return cli_exit_status(run(&s));
+    return cli_exit_status(run_calibration(&s));
 }

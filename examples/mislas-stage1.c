@@ -3,30 +3,73 @@
  *
  *   mislas-stage1 --preset fmnist --out stage1.ckpt
  *   mislas-stage2 --preset fmnist --in stage1.ckpt --out stage2.ckpt --eval
+ *
+ * run_stage1 is the stage: the library calls, in order. The command line
+ * that fills its settings follows it; the plumbing is in cli/.
  */
-#include "cli.h"
+#include "cli/cli.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 
 const char cli_program_name[] = "mislas-stage1";
 
-typedef struct settings {
+/* What the flags ask for. */
+typedef struct stage1_settings {
     mislas_stage1_options train;
-    cli_int_list milestones;
-    const cli_preset *preset;
+    mislas_model_options model;
     const cli_dataset *dataset;
     const char *data_dir, *out;
     double imb_factor;
-    int imb_type, arch, schedule;
-    int32_t holdout;
+    int imb_type;
     uint64_t subset_seed;
-    int32_t threads;
-    int no_augment, resume, eval, quiet, print_schedule, help;
-} settings;
+    int32_t holdout, threads;
+    int resume, eval, quiet;
+    /* the flags' own, read by parse_command_line */
+    cli_int_list milestones;
+    const cli_preset *preset;
+    int arch, schedule, no_augment, print_schedule, help;
+} stage1_settings;
 
-static void apply_preset(settings *s, const cli_preset *p)
+/* Stage 1: a new model trained on the training split's long-tailed subset
+ * (less any --holdout images); with --eval, its figures on the test split.
+ * 0, or the exit code after saying why. */
+static int run_stage1(const stage1_settings *s)
+{
+    mislas_dataset *full = NULL, *train = NULL;
+    mislas_model *model = NULL;
+    if (!cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
+            || !cli_succeeded(mislas_dataset_open(&full, s->dataset->name, s->data_dir, MISLAS_SPLIT_TRAIN),
+                    "cannot open the training split"))
+        return CLI_EXIT_FAILURE;
+    bool ok = cli_succeeded(mislas_dataset_long_tail(&train, full, s->imb_factor, (mislas_imbalance)s->imb_type,
+            s->subset_seed), "cannot take the long-tailed subset");
+    mislas_dataset_free(full);
+    ok = ok && cli_hold_out(&train, NULL, s->holdout)
+            && cli_succeeded(mislas_model_new(&model, &s->model), "cannot make the model")
+            && cli_announce_checkpoint(s->out, s->resume, s->quiet);
+    int code = CLI_EXIT_FAILURE;
+    if (ok) {
+        cli_describe_training_set(train, s->dataset, s->imb_factor, (mislas_imbalance)s->imb_type, s->quiet);
+        mislas_stage1_options options = s->train;
+        options.checkpoint_path = s->out;   /* written after every epoch */
+        options.resume = s->resume;
+        cli_training run;
+        cli_training_start(&run, 1, s->out, options.epochs, s->quiet);
+        options.progress = cli_progress_callback;
+        options.progress_data = &run.progress;
+        code = cli_training_finish(&run, mislas_train_stage1(model, train, &options));
+    }
+    if (code == 0 && s->eval)
+        code = cli_evaluate_and_print(model, s->dataset, s->data_dir, s->quiet, s->out);
+    mislas_model_free(model);
+    mislas_dataset_free(train);
+    return code;
+}
+
+/* ------------------------------------------------------------ the command line */
+
+static void apply_preset(stage1_settings *s, const cli_preset *p)
 {
     if (p->dataset != NULL)
         s->dataset = p->dataset;
@@ -45,7 +88,7 @@ static void apply_preset(settings *s, const cli_preset *p)
 }
 
 /* Everything but the flags, which then settle what is left. */
-static void parse_command_line(settings *s, int argc, char **argv)
+static void parse_command_line(stage1_settings *s, int argc, char **argv)
 {
     mislas_stage1_options_init(&s->train);
     s->dataset = cli_dataset_named("fashion-mnist");
@@ -124,11 +167,17 @@ static void parse_command_line(settings *s, int argc, char **argv)
         s->train.milestones = s->milestones.values;
         s->train.num_milestones = s->milestones.count;
     }
+    mislas_model_options_init(&s->model);
+    s->model.arch = (mislas_arch)s->arch;
+    s->model.in_channels = s->dataset->channels;
+    s->model.height = s->model.width = s->dataset->size;
+    s->model.num_classes = s->dataset->classes;
+    s->model.seed = s->train.seed;
 }
 
 /* What the run will do, as a phrase ("10 epochs of lr 0.1 after ..."), for
  * reports such as scripts/demo's. */
-static void print_schedule(const settings *s)
+static void print_schedule(const stage1_settings *s)
 {
     const mislas_stage1_options *t = &s->train;
     printf("%d epoch%s of ", (int)t->epochs, t->epochs == 1 ? "" : "s");
@@ -138,17 +187,16 @@ static void print_schedule(const settings *s)
         printf("lr %g", t->lr);
         if (t->warmup_epochs > 0)
             printf(" after a %d-epoch linear warm-up", (int)t->warmup_epochs);
-        /* With no milestones given, the library's: epochs * 160/200 and
-         * * 180/200, leaving out those a short run rounds to 0 or repeats. */
+        /* with no milestones given, the library's for these epochs */
+        _Static_assert(CLI_LIST_MAX >= MISLAS_DEFAULT_MILESTONES_MAX, "room for the library's milestones");
         cli_int_list decays = s->milestones;
-        for (int32_t i = 0; s->milestones.count == 0 && i < 2; i++) {
-            int32_t m = (int32_t)((int64_t)t->epochs * (160 + 20 * i) / 200);
-            if (m >= 1 && (decays.count == 0 || m > decays.values[decays.count - 1]))
-                decays.values[decays.count++] = m;
+        if (decays.count == 0 && mislas_stage1_default_milestones(decays.values, &decays.count, t->epochs)
+                != MISLAS_OK)
+            decays.count = 0;
+        if (decays.count > 0) {
+            printf(", divided by 10 after ");
+            cli_print_epochs(stdout, decays.values, decays.count);
         }
-        for (int32_t i = 0; i < decays.count; i++)
-            printf("%s%d", i == 0 ? (decays.count == 1 ? ", divided by 10 after epoch " : ", divided by 10 after epochs ")
-                    : i + 1 == decays.count ? " and " : ", ", (int)decays.values[i]);
     }
     printf(", batch %d, weight decay %g, ", (int)t->batch_size, t->weight_decay);
     if (t->mixup_alpha > 0)
@@ -159,82 +207,13 @@ static void print_schedule(const settings *s)
             1 / s->imb_factor);
 }
 
-static void describe_training_set(const mislas_dataset *train, const settings *s)
-{
-    int32_t k = mislas_dataset_num_classes(train);
-    int64_t *counts = malloc((size_t)k * sizeof *counts);
-    if (!s->quiet && counts != NULL && mislas_dataset_class_counts(train, counts) == MISLAS_OK) {
-        int64_t largest = counts[0], smallest = counts[0];
-        for (int32_t c = 1; c < k; c++) {
-            largest = counts[c] > largest ? counts[c] : largest;
-            smallest = counts[c] < smallest ? counts[c] : smallest;
-        }
-        fprintf(stderr, "%s: %s-LT (IF %g, %s profile): %zu images, %" PRId64 " to %" PRId64 " per class\n",
-                cli_program_name, s->dataset->name, 1 / s->imb_factor,
-                s->imb_type == MISLAS_IMBALANCE_EXP ? "exp" : "step", mislas_dataset_size(train), largest,
-                smallest);
-    }
-    free(counts);
-}
-
-static int train(const settings *s, mislas_model *model, const mislas_dataset *data)
-{
-    if (!cli_announce_checkpoint(s->out, s->resume, s->quiet))
-        return CLI_EXIT_FAILURE;
-    describe_training_set(data, s);
-    mislas_stage1_options options = s->train;
-    cli_progress progress;
-    options.checkpoint_path = s->out;
-    options.resume = s->resume;
-    options.progress = cli_progress_callback;
-    options.progress_data = &progress;
-    cli_progress_start(&progress, s->quiet);
-    double start = cli_seconds();
-    int status = mislas_train_stage1(model, data, &options);
-    cli_progress_stop(&progress);
-    int code = cli_training_outcome(status, s->out, &progress);
-    if (code == 0)
-        cli_print_training_summary(1, &progress, s->train.epochs, cli_seconds() - start, s->out);
-    return code;
-}
-
-static int run(const settings *s)
-{
-    if (mislas_set_num_threads(s->threads) != MISLAS_OK) {
-        cli_report_library_failure("cannot use %d threads", (int)s->threads);
-        return CLI_EXIT_FAILURE;
-    }
-    mislas_dataset *data = cli_open_long_tailed_train(s->dataset, s->data_dir, s->imb_factor,
-            (mislas_imbalance)s->imb_type, s->subset_seed, s->holdout, NULL);
-    if (data == NULL)
-        return CLI_EXIT_FAILURE;
-    mislas_model_options shape;
-    mislas_model_options_init(&shape);
-    shape.arch = (mislas_arch)s->arch;
-    shape.in_channels = s->dataset->channels;
-    shape.height = shape.width = s->dataset->size;
-    shape.num_classes = s->dataset->classes;
-    shape.seed = s->train.seed;
-    mislas_model *model = NULL;
-    int code = CLI_EXIT_FAILURE;
-    if (mislas_model_new(&model, &shape) != MISLAS_OK)
-        cli_report_library_failure("cannot make the model");
-    else
-        code = train(s, model, data);
-    if (code == 0 && s->eval)
-        code = cli_evaluate_and_print(model, s->dataset, s->data_dir, s->quiet, s->out);
-    mislas_model_free(model);
-    mislas_dataset_free(data);
-    return code;
-}
-
 int main(int argc, char **argv)
 {
-    settings s = {0};
+    stage1_settings s = {0};
     parse_command_line(&s, argc, argv);
     if (s.print_schedule) {
         print_schedule(&s);
         return cli_exit_status(0);
     }
-    return cli_exit_status(run(&s));
+    return cli_exit_status(run_stage1(&s));
 }

@@ -4,8 +4,12 @@
  * or off (every row of the paper's ablation).
  *
  *   mislas-stage2 --preset fmnist --in stage1.ckpt --out stage2.ckpt --eval
+ *
+ * run_stage2 is the stage: the library calls, in order. Its two checks, the
+ * command line that fills its settings and main follow it; the plumbing is
+ * in cli/.
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -14,24 +18,123 @@
 
 const char cli_program_name[] = "mislas-stage2";
 
-/* Flags whose default depends on --method. */
-enum { BY_METHOD = -1 };
-
-typedef struct settings {
+/* What the flags ask for. */
+typedef struct stage2_settings {
     mislas_stage2_options train;
-    const cli_preset *preset;
     const cli_dataset *dataset;     /* NULL: the one whose shape the checkpoint's model has */
     const char *data_dir, *in, *out;
     double imb_factor;
-    int imb_type, method, loss, las_shape, shift_bn;
+    int imb_type;
+    uint64_t subset_seed;
+    int32_t holdout, threads;
+    int resume, eval, quiet;
+    /* the flags' own, read by parse_command_line */
+    const cli_preset *preset;
+    int method, loss, las_shape, shift_bn;
     int32_t mislas_shift_bn;        /* --shift-bn's default for MiSLAS (a preset's) */
-    int32_t holdout;
-    uint64_t subset_seed, epoch_steps;
-    int32_t threads;
-    int no_augment, resume, eval, quiet, print_schedule, help;
-} settings;
+    uint64_t epoch_steps;
+    int no_augment, print_schedule, help;
+} stage2_settings;
 
-static void apply_preset(settings *s, const cli_preset *p)
+static bool check_stage1_checkpoint(const char *path);
+static bool same_training_set(const stage2_settings *s, const cli_dataset *dataset, const mislas_model *model,
+        const mislas_dataset *train);
+
+/* Stage 2: the classifier of a stage-1 checkpoint trained again on the same
+ * long-tailed training set; with --eval, its figures on the test split.
+ * 0, or the exit code after saying why. */
+static int run_stage2(const stage2_settings *s)
+{
+    mislas_model *model = NULL;
+    mislas_dataset *full = NULL, *train = NULL;
+    const cli_dataset *dataset = s->dataset;    /* NULL: the one the model fits */
+    bool ok = cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
+            && cli_succeeded(mislas_checkpoint_load(s->in, &model, NULL), "cannot load %s", s->in)
+            && check_stage1_checkpoint(s->in)
+            && (dataset != NULL || (dataset = cli_dataset_of_model(model, s->in)) != NULL)
+            && cli_succeeded(mislas_dataset_open(&full, dataset->name, s->data_dir, MISLAS_SPLIT_TRAIN),
+                    "cannot open the training split");
+    ok = ok && cli_succeeded(mislas_dataset_long_tail(&train, full, s->imb_factor, (mislas_imbalance)s->imb_type,
+            s->subset_seed), "cannot take the long-tailed subset");
+    mislas_dataset_free(full);
+    ok = ok && cli_hold_out(&train, NULL, s->holdout) && same_training_set(s, dataset, model, train)
+            && cli_announce_checkpoint(s->out, s->resume, s->quiet);
+    int code = CLI_EXIT_FAILURE;
+    if (ok) {
+        mislas_stage2_options options = s->train;
+        options.mean = dataset->mean;
+        options.std = dataset->std;
+        options.checkpoint_path = s->out;   /* written after every epoch */
+        options.resume = s->resume;
+        cli_training run;
+        cli_training_start(&run, 2, s->out, options.epochs, s->quiet);
+        options.progress = cli_progress_callback;
+        options.progress_data = &run.progress;
+        code = cli_training_finish(&run, mislas_train_stage2(model, train, &options));
+    }
+    if (code == 0 && s->eval)
+        code = cli_evaluate_and_print(model, dataset, s->data_dir, s->quiet, s->out);
+    mislas_dataset_free(train);
+    mislas_model_free(model);
+    return code;
+}
+
+/* ----------------------------------------------------------------- the checks */
+
+/* Warns when the checkpoint is not a finished stage-1 run; false, after
+ * saying why, when its training record cannot be read. */
+static bool check_stage1_checkpoint(const char *path)
+{
+    int32_t stage, done, epochs;
+    if (!cli_succeeded(mislas_checkpoint_training(path, &stage, &done, &epochs), "cannot load %s", path))
+        return false;
+    if (stage == 2)
+        cli_report_failure("warning: %s is a stage-2 checkpoint; its classifier is trained again", path);
+    else if (stage == 1 && done < epochs)
+        cli_report_failure("warning: %s holds an unfinished stage-1 run (%d of %d epochs)", path, (int)done,
+                (int)epochs);
+    return true;
+}
+
+/* Stage 2 must see stage 1's training set: the checkpoint recorded its
+ * class counts, so a different --imb-factor or --imb-type shows. */
+static bool same_training_set(const stage2_settings *s, const cli_dataset *dataset, const mislas_model *model,
+        const mislas_dataset *train)
+{
+    int32_t k = mislas_dataset_num_classes(train);
+    int64_t *recorded = calloc((size_t)k, sizeof *recorded), *rebuilt = calloc((size_t)k, sizeof *rebuilt);
+    bool same = false;
+    if (recorded == NULL || rebuilt == NULL) {
+        cli_report_failure("out of memory");
+    } else if (mislas_model_num_classes(model) != k) {
+        cli_report_failure("%s has %d classes but %s has %d", s->in, (int)mislas_model_num_classes(model),
+                dataset->name, (int)k);
+    } else if (mislas_dataset_class_counts(train, rebuilt) != MISLAS_OK) {
+        cli_report_library_failure("cannot count the training set's classes");
+    } else {
+        int status = mislas_model_class_counts(model, recorded, k);
+        /* MISLAS_ERR_STATE: no counts recorded (an imported checkpoint) */
+        same = status == MISLAS_ERR_STATE
+                || (status == MISLAS_OK && memcmp(recorded, rebuilt, (size_t)k * sizeof *recorded) == 0);
+        if (status != MISLAS_OK && status != MISLAS_ERR_STATE)
+            cli_report_library_failure("cannot read the training counts of %s", s->in);
+        else if (!same)
+            cli_report_failure("%s was trained on other class counts (%" PRId64 "..%" PRId64 ") than --imb-factor "
+                    "%g --imb-type %s give (%" PRId64 "..%" PRId64 "); pass stage 1's values", s->in, recorded[0],
+                    recorded[k - 1], s->imb_factor, s->imb_type == MISLAS_IMBALANCE_EXP ? "exp" : "step",
+                    rebuilt[0], rebuilt[k - 1]);
+    }
+    free(recorded);
+    free(rebuilt);
+    return same;
+}
+
+/* ------------------------------------------------------------ the command line */
+
+/* Flags whose default depends on --method. */
+enum { BY_METHOD = -1 };
+
+static void apply_preset(stage2_settings *s, const cli_preset *p)
 {
     if (p->dataset != NULL)
         s->dataset = p->dataset;
@@ -53,7 +156,7 @@ static void apply_preset(settings *s, const cli_preset *p)
     }
 }
 
-static void parse_command_line(settings *s, int argc, char **argv)
+static void parse_command_line(stage2_settings *s, int argc, char **argv)
 {
     mislas_stage2_options_init(&s->train);
     s->imb_factor = 0.01;
@@ -150,7 +253,7 @@ static void parse_command_line(settings *s, int argc, char **argv)
 
 /* What the run will do, as a phrase ("10 epochs of cosine decay ..."), for
  * reports such as scripts/demo's. */
-static void print_schedule(const settings *s)
+static void print_schedule(const stage2_settings *s)
 {
     const mislas_stage2_options *t = &s->train;
     printf("%d epoch%s of cosine decay from lr %g, batch %d, weight decay %g, ", (int)t->epochs,
@@ -162,116 +265,13 @@ static void print_schedule(const settings *s)
     printf(" of class-balanced batches\n");
 }
 
-/* The model as stage 1 left it, and the data set it was trained on. */
-static mislas_model *load_stage1(settings *s)
-{
-    mislas_model *model = NULL;
-    if (mislas_checkpoint_load(s->in, &model, NULL) != MISLAS_OK) {
-        cli_report_library_failure("cannot load %s", s->in);
-        return NULL;
-    }
-    int32_t stage, done, epochs;
-    if (mislas_checkpoint_training(s->in, &stage, &done, &epochs) != MISLAS_OK) {
-        cli_report_library_failure("cannot load %s", s->in);
-        mislas_model_free(model);
-        return NULL;
-    }
-    if (stage == 2)
-        cli_report_failure("warning: %s is a stage-2 checkpoint; its classifier is trained again", s->in);
-    else if (stage == 1 && done < epochs)
-        cli_report_failure("warning: %s holds an unfinished stage-1 run (%d of %d epochs)", s->in, (int)done,
-                (int)epochs);
-    if (s->dataset == NULL)
-        s->dataset = cli_dataset_of_model(model, s->in);
-    if (s->dataset == NULL) {
-        mislas_model_free(model);
-        return NULL;
-    }
-    s->train.mean = s->dataset->mean;
-    s->train.std = s->dataset->std;
-    return model;
-}
-
-/* Stage 2 must see stage 1's training set: the checkpoint recorded its
- * class counts, so a different --imb-factor or --imb-type shows. */
-static bool same_training_set(const settings *s, const mislas_model *model, const mislas_dataset *data)
-{
-    int32_t k = mislas_dataset_num_classes(data);
-    int64_t *recorded = calloc((size_t)k, sizeof *recorded), *rebuilt = calloc((size_t)k, sizeof *rebuilt);
-    bool same = false;
-    if (recorded == NULL || rebuilt == NULL) {
-        cli_report_failure("out of memory");
-    } else if (mislas_model_num_classes(model) != k) {
-        cli_report_failure("%s has %d classes but %s has %d", s->in, (int)mislas_model_num_classes(model),
-                s->dataset->name, (int)k);
-    } else if (mislas_dataset_class_counts(data, rebuilt) != MISLAS_OK) {
-        cli_report_library_failure("cannot count the training set's classes");
-    } else {
-        int status = mislas_model_class_counts(model, recorded, k);
-        /* MISLAS_ERR_STATE: no counts recorded (an imported checkpoint) */
-        same = status == MISLAS_ERR_STATE
-                || (status == MISLAS_OK && memcmp(recorded, rebuilt, (size_t)k * sizeof *recorded) == 0);
-        if (status != MISLAS_OK && status != MISLAS_ERR_STATE)
-            cli_report_library_failure("cannot read the training counts of %s", s->in);
-        else if (!same)
-            cli_report_failure("%s was trained on other class counts (%" PRId64 "..%" PRId64 ") than --imb-factor "
-                    "%g --imb-type %s give (%" PRId64 "..%" PRId64 "); pass stage 1's values", s->in, recorded[0],
-                    recorded[k - 1], s->imb_factor, s->imb_type == MISLAS_IMBALANCE_EXP ? "exp" : "step",
-                    rebuilt[0], rebuilt[k - 1]);
-    }
-    free(recorded);
-    free(rebuilt);
-    return same;
-}
-
-static int train(const settings *s, mislas_model *model, const mislas_dataset *data)
-{
-    if (!cli_announce_checkpoint(s->out, s->resume, s->quiet))
-        return CLI_EXIT_FAILURE;
-    mislas_stage2_options options = s->train;
-    cli_progress progress;
-    options.checkpoint_path = s->out;
-    options.resume = s->resume;
-    options.progress = cli_progress_callback;
-    options.progress_data = &progress;
-    cli_progress_start(&progress, s->quiet);
-    double start = cli_seconds();
-    int status = mislas_train_stage2(model, data, &options);
-    cli_progress_stop(&progress);
-    int code = cli_training_outcome(status, s->out, &progress);
-    if (code == 0)
-        cli_print_training_summary(2, &progress, s->train.epochs, cli_seconds() - start, s->out);
-    return code;
-}
-
-static int run(settings *s)
-{
-    if (mislas_set_num_threads(s->threads) != MISLAS_OK) {
-        cli_report_library_failure("cannot use %d threads", (int)s->threads);
-        return CLI_EXIT_FAILURE;
-    }
-    mislas_model *model = load_stage1(s);
-    if (model == NULL)
-        return CLI_EXIT_FAILURE;
-    mislas_dataset *data = cli_open_long_tailed_train(s->dataset, s->data_dir, s->imb_factor,
-            (mislas_imbalance)s->imb_type, s->subset_seed, s->holdout, NULL);
-    int code = CLI_EXIT_FAILURE;
-    if (data != NULL && same_training_set(s, model, data))
-        code = train(s, model, data);
-    if (code == 0 && s->eval)
-        code = cli_evaluate_and_print(model, s->dataset, s->data_dir, s->quiet, s->out);
-    mislas_dataset_free(data);
-    mislas_model_free(model);
-    return code;
-}
-
 int main(int argc, char **argv)
 {
-    settings s = {0};
+    stage2_settings s = {0};
     parse_command_line(&s, argc, argv);
     if (s.print_schedule) {
         print_schedule(&s);
         return cli_exit_status(0);
     }
-    return cli_exit_status(run(&s));
+    return cli_exit_status(run_stage2(&s));
 }

@@ -1,0 +1,40 @@
+/* The programs' messages and exit statuses: every message on stderr starts
+ * with the program's name. */
+#ifndef MISLAS_EXAMPLES_CLI_MESSAGES_H
+#define MISLAS_EXAMPLES_CLI_MESSAGES_H
+
+#include <stdbool.h>
+
+/* Each program defines its own name, which prefixes every message. */
+extern const char cli_program_name[];
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CLI_PRINTF_LIKE(format_index, first_arg) __attribute__((format(printf, format_index, first_arg)))
+#else
+#define CLI_PRINTF_LIKE(format_index, first_arg)
+#endif
+
+/* "<program>: <what>: <mislas_last_error()>" on stderr, what printf-formatted. */
+void cli_report_library_failure(const char *what_format, ...) CLI_PRINTF_LIKE(1, 2);
+/* "<program>: <message>" on stderr. */
+void cli_report_failure(const char *format, ...) CLI_PRINTF_LIKE(1, 2);
+
+/* Whether a library call returned MISLAS_OK; when it did not, says so as
+ * cli_report_library_failure does (what_format says what failed):
+ *   cli_succeeded(mislas_model_new(&model, &shape), "cannot make the model") */
+bool cli_succeeded(int status, const char *what_format, ...) CLI_PRINTF_LIKE(2, 3);
+
+/* Exit codes: 1 for a failure while running, 2 for a bad command line, and
+ * 128 + the signal's number when SIGINT or SIGTERM stopped a run (the
+ * shells' convention). */
+enum { CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
+
+/* A command-line error detected after parsing: message, exit CLI_EXIT_USAGE. */
+_Noreturn void cli_usage_error(const char *format, ...) CLI_PRINTF_LIKE(1, 2);
+
+/* The program's exit status once the standard output is flushed: `status`,
+ * or CLI_EXIT_FAILURE after saying so if what was printed could not all be
+ * written (a full disk under a redirection, a closed pipe). */
+int cli_exit_status(int status);
+
+#endif

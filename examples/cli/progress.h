@@ -1,0 +1,41 @@
+/* The progress line of a long library call, and stopping one cleanly on
+ * SIGINT or SIGTERM. */
+#ifndef MISLAS_EXAMPLES_CLI_PROGRESS_H
+#define MISLAS_EXAMPLES_CLI_PROGRESS_H
+
+#include <mislas/mislas.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The progress line on stderr, fed by the library's progress callback. On a
+ * terminal it is redrawn in place (at most ten times a second) and ends
+ * with a newline at each epoch's end; otherwise a plain line is printed at
+ * each epoch's end and at most every 30 s between. SIGINT or SIGTERM while
+ * a reporter is active cancels the running call at its next step. */
+typedef struct cli_progress {
+    bool quiet;             /* nothing printed; cancelling and the figures still work */
+    bool terminal;
+    bool line_open;         /* a redrawn line is on the terminal without its newline */
+    double start, last_print;
+    int32_t first_epoch;    /* the first epoch this process ran (a resume starts later) */
+    int32_t epochs;         /* in the run */
+    bool started;
+    int32_t epochs_done;    /* epochs this process finished */
+    double last_loss, last_accuracy;    /* of the last finished epoch */
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, bool quiet);
+/* For mislas_*_options.progress, with the cli_progress as progress_data. */
+int cli_progress_callback(const mislas_progress *progress, void *user);
+/* Ends a line left open and restores the default signal handling. */
+void cli_progress_stop(cli_progress *p);
+/* The signal that cancelled the last call reported to a progress line, or
+ * 0: a run stopped by it exits with 128 + its number. */
+int cli_progress_signal(void);
+/* Seconds on a monotonic clock. */
+double cli_seconds(void);
+/* "5m12s", "1h02m" or "12s" into buf. */
+void cli_format_duration(char *buf, size_t size, double seconds);
+
+#endif
