@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Time PyTorch's CPU training step and inference for the CIFAR ResNet-32
-(He et al., option-A shortcuts, as METHOD.md describes it), batch 128, at
+(He et al., option-A shortcuts, as docs/method.md describes it), batch 128, at
 3 x 32 x 32 with 100 classes and 1 x 28 x 28 with 10 classes, on 1 and 2
 threads: the baseline bench_resnet compares libmislas with in the same run.
 A training step is forward, cross-entropy, backward and an SGD step with

@@ -4,7 +4,7 @@
 For several batches (each LAS shape, K from 10 to 1000) this script writes
 logits, targets and class counts to a file, runs tests/ref_dump (the library)
 on it, and compares:
-  - the per-class smoothing factors with METHOD.md's formulas in NumPy;
+  - the per-class smoothing factors with docs/method.md's formulas in NumPy;
   - the LAS loss and its gradient with log_softmax + gather + mean in PyTorch
     and autograd, plain and as the mixup criterion;
   - accuracy, mean confidence, ECE, MCE and the bin counts with a float32
@@ -31,7 +31,7 @@ except ImportError as e:  # pragma: no cover - depends on the machine
 
 
 def smoothing(counts, head, tail, shape, power):
-    """METHOD.md's eps_c in double, from the float32 options, as float32."""
+    """docs/method.md's eps_c in double, from the float32 options, as float32."""
     c = np.asarray(counts, dtype=np.float64)
     hi, lo = c.max(), c.min()
     head, tail = float(np.float32(head)), float(np.float32(tail))

@@ -1,4 +1,4 @@
-/* Losses: smoothing factors against METHOD.md's formulas, values against
+/* Losses: smoothing factors against docs/method.md's formulas, values against
  * cases worked by hand, gradients against central finite differences. */
 #include "testutil.h"
 

@@ -1,9 +1,9 @@
-/* Samplers: index streams for long-tailed training (sampler.h, METHOD.md
- * "Stage 2" for the class-aware sampler).
+/* Samplers: index streams for long-tailed training (sampler.h; docs/method.md,
+ * "Class-aware sampler").
  *
  * Nothing here compares the library with its own earlier output. The
  * structural properties (permutations, class visits, per-class item cycles,
- * per-epoch balance) are checked against what sampler.h / METHOD.md and the
+ * per-epoch balance) are checked against what sampler.h / docs/method.md and the
  * MiSLAS reference sampler (ClassAwareSampler, class_aware_sample_generator)
  * prescribe; the i.i.d. kinds are checked against class probabilities
  * computed here from the class sizes; set_epoch and chunking are checked
@@ -160,7 +160,7 @@ static void assert_permutation(const size_t *stream, size_t from, size_t n, cons
     free(seen);
 }
 
-/* The class-aware sampler as METHOD.md and the MiSLAS reference define it:
+/* The class-aware sampler as docs/method.md and the MiSLAS reference define it:
  * - each epoch of L positions is cut into visits of spc positions from its
  *   start (a visit cut by the epoch's end shows fewer), each visit one class;
  * - visits, numbered across epochs, come from shuffled cycles of the classes
@@ -573,7 +573,7 @@ START_TEST(test_class_aware_long_tail)
 }
 END_TEST
 
-/* METHOD.md's stage-2 length: (ceil(N / 128) + 1) * 128 for batch 128 */
+/* The stage-2 length (docs/method.md, "Stage-2 epoch length"): (ceil(N / 128) + 1) * 128 for batch 128 */
 START_TEST(test_class_aware_stage2_length)
 {
     /* CIFAR-10-LT IF 100 at 500 per class (python:

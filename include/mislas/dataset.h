@@ -1,6 +1,6 @@
 /* Image data sets for long-tailed training: readers, long-tailed subsets,
- * augmentation, batch assembly and mixup (METHOD.md, "The long-tailed
- * training set" and "Stage 1").
+ * augmentation, batch assembly and mixup (docs/method.md, "Long-tailed
+ * training set", "Augmentation and normalisation" and "Mixup").
  *
  * A mislas_dataset holds n images of C x H x W uint8 pixels (planar, as
  * CIFAR's binary files store them) and their int32 labels in [0, K). It is
@@ -92,10 +92,11 @@ MISLAS_API int mislas_dataset_subset(mislas_dataset **out, const mislas_dataset 
  * fewer images than asked for is MISLAS_ERR_INVALID_ARGUMENT. */
 MISLAS_API int mislas_dataset_subset_by_counts(mislas_dataset **out, const mislas_dataset *d,
         const int64_t *counts, uint64_t seed);
-/* METHOD.md's long-tailed subset: counts from mislas_long_tail_counts with
- * n_max = the largest class of d (a class with fewer images than its count
- * keeps all it has), then mislas_dataset_subset_by_counts. On a balanced set
- * this gives exactly mislas_long_tail_counts. */
+/* The long-tailed subset (docs/method.md, "Long-tailed training set"):
+ * counts from mislas_long_tail_counts with n_max = the largest class of d (a
+ * class with fewer images than its count keeps all it has), then
+ * mislas_dataset_subset_by_counts. On a balanced set this gives exactly
+ * mislas_long_tail_counts. */
 MISLAS_API int mislas_dataset_long_tail(mislas_dataset **out, const mislas_dataset *d,
         double imb_factor, mislas_imbalance type, uint64_t seed);
 

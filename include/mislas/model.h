@@ -98,7 +98,7 @@ MISLAS_API mislas_mode mislas_model_mode(const mislas_model *model);
 MISLAS_API int mislas_model_freeze_backbone(mislas_model *model, int frozen);
 MISLAS_API int mislas_model_backbone_frozen(const mislas_model *model);
 
-/* The classifier head (METHOD.md, stage 2).
+/* The classifier head (docs/method.md, "Classifier heads").
  *   LINEAR  z = W f + b, W and b learn (stage 1).
  *   CRT     W and b re-initialised from `seed` as at creation, then learn; s = 1.
  *   LWS     W and b frozen; s reset to 1 and learns.

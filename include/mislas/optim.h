@@ -1,4 +1,5 @@
-/* SGD for a mislas_model, and the learning-rate schedules of METHOD.md.
+/* SGD for a mislas_model, and the learning-rate schedules
+ * (docs/method.md, "Optimiser" and "Learning-rate schedules").
  *
  * The update is PyTorch's (torch.optim.SGD, dampening 0, no Nesterov), per
  * parameter w with gradient g:

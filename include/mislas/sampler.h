@@ -44,7 +44,7 @@ typedef struct mislas_sampler mislas_sampler;
 
 typedef enum mislas_sampler_kind {
     MISLAS_SAMPLER_INSTANCE = 0,      /* shuffle, each sample once per epoch */
-    MISLAS_SAMPLER_CLASS_AWARE = 1,   /* METHOD.md's class-balanced sampler */
+    MISLAS_SAMPLER_CLASS_AWARE = 1,   /* MiSLAS's (docs/method.md) */
     MISLAS_SAMPLER_SQRT = 2,          /* class probability proportional to sqrt(N_c) */
     MISLAS_SAMPLER_PROGRESSIVE = 3,   /* instance -> class-balanced, linear in epoch/total */
     MISLAS_SAMPLER_REVERSED = 4       /* class probability proportional to 1/N_c (BBN) */

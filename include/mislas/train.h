@@ -6,7 +6,7 @@
  * with a class-aware sampler: cRT, LWS or MiSLAS, with label-aware smoothing
  * or cross-entropy and shifted batch norm on or off, which together produce
  * every row of the paper's ablation. mislas_evaluate fills a mislas_calib and
- * reports top-1 and Many / Medium / Few accuracy. METHOD.md is the recipe;
+ * reports top-1 and Many / Medium / Few accuracy. docs/method.md is the recipe;
  * docs/training.md says what each option does.
  *
  * Each stage writes a checkpoint after every epoch when given a path (the
@@ -52,7 +52,7 @@ typedef int (*mislas_progress_fn)(const mislas_progress *progress, void *user);
 
 typedef enum mislas_schedule {
     MISLAS_SCHEDULE_MULTISTEP = 0,  /* linear warm-up, then x gamma at each milestone */
-    MISLAS_SCHEDULE_COSINE = 1      /* per epoch, METHOD.md */
+    MISLAS_SCHEDULE_COSINE = 1      /* per epoch (docs/method.md) */
 } mislas_schedule;
 
 /* ------------------------------------------------------------------ stage 1 */

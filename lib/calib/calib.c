@@ -1,4 +1,4 @@
-/* Streaming calibration metrics (METHOD.md, "Calibration"). The state is a
+/* Streaming calibration metrics (docs/method.md, "Calibration"). The state is a
  * handful of sums per bin, so memory is O(num_bins) whatever the sample
  * count. A batch is turned into per-sample records chunk by chunk (in
  * parallel), then the records are added to the sums one by one in sample

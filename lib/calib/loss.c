@@ -1,4 +1,4 @@
-/* Every loss of loss.h as one object (METHOD.md, "Label-aware smoothing",
+/* Every loss of loss.h as one object (docs/method.md, "Label-aware smoothing",
  * for the first three). With m = max_j u_j and S = sum_j exp(u_j - m), the
  * smoothing part is stable for logits of any finite magnitude:
  *   (1 - eps_y) (log S - (u_y - m)) + eps_y (log S - mean_j (u_j - m))

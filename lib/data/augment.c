@@ -1,4 +1,5 @@
-/* Batch assembly (METHOD.md, "Stage 1: ... Augmentation"): gather images into
+/* Batch assembly (docs/method.md, "Augmentation and
+ * normalisation"): gather images into
  * a float NCHW batch, optionally pad-crop-flip each raw image, and normalise
  * per channel exactly as torchvision's ToTensor + Normalize compute it,
  * ((float)p / 255 - mean) / std, through a 256-entry table per channel. Each

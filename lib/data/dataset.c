@@ -1,5 +1,5 @@
 /* The data set object: construction from memory, accessors and subsets
- * (METHOD.md, "The long-tailed training set"). Readers of files live in
+ * (docs/method.md, "Long-tailed training set"). Readers of files live in
  * their own files and hand their arrays over through mislasi_dataset_adopt. */
 #include "data.h"
 #include "util/util.h"

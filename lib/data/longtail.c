@@ -1,4 +1,4 @@
-/* Class counts of the long-tailed training sets (METHOD.md, "The long-tailed
+/* Class counts of the long-tailed training sets (docs/method.md, "Long-tailed
  * training set"), computed exactly as the reference does in double and
  * truncated toward zero. */
 #include <mislas/longtail.h>

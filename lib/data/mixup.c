@@ -1,4 +1,4 @@
-/* mixup on an assembled batch (METHOD.md, "Stage 1"): one lambda from
+/* mixup on an assembled batch (docs/method.md, "Mixup"): one lambda from
  * Beta(alpha, alpha) and one permutation per batch, drawn from
  * (seed, batch_id) with the library's own generator. The images are mixed in
  * place by walking the permutation's cycles, which needs one spare image

@@ -1,4 +1,4 @@
-/* The ResNets of METHOD.md as tensors and blocks (model_internal.h): the
+/* The ResNets of docs/method.md ("Models") as tensors and blocks (model_internal.h): the
  * CIFAR family with option-A shortcuts and the ImageNet family with
  * projection shortcuts, named as the MiSLAS reference's PyTorch modules
  * name them. */

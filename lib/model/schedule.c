@@ -1,4 +1,5 @@
-/* The learning-rate schedules of METHOD.md (optim.h). */
+/* The learning-rate schedules (optim.h; docs/method.md, "Learning-rate
+ * schedules"). */
 #include <mislas/optim.h>
 
 #include <math.h>

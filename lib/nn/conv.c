@@ -1,11 +1,11 @@
-/* 2-D convolution as matrix products through BLIS (layers.h).
+/* 2-D convolution as matrix products through BLIS (nn.h).
  *
  * The batch is cut into groups of whole images whose working set stays in
  * the core's cache (about 1000-1300 product columns: one 32x32 image or
  * several smaller ones). Each group is an independent job on one thread:
  * unfold, one BLIS product, fold back. Unfolding a whole batch at once
  * streams a ~75 MB column matrix through memory per layer and runs at a
- * third of the speed (FIELD-NOTES.md).
+ * third of the speed (docs/models.md, "How the convolutions are computed").
  *
  * Two ways to unfold:
  *   - im2col, any kernel / stride / padding: rows (ci, i, j), one column per

@@ -1,5 +1,5 @@
 /* Evaluation of a model on a test set (train.h): calibration state, top-1,
- * per-class accuracy and the Many / Medium / Few splits of METHOD.md. */
+ * per-class accuracy and the Many / Medium / Few splits (docs/method.md, "Class splits"). */
 #include <mislas/longtail.h>
 #include <mislas/train.h>
 
