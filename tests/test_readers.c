@@ -7,13 +7,16 @@
 #define _XOPEN_SOURCE 700       /* mkdtemp, nftw */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -514,6 +517,76 @@ START_TEST(idx_gz_round_trip)
     free(im.p);
     free(a.p);
     free(b.p);
+}
+END_TEST
+
+/* A child process that writes `first` into the FIFO at path_a, then
+ * `second` (if not NULL) into the one at path_b, each as one stream a
+ * reader sees as a pipe; a reader that stops early ends its writes (EPIPE). */
+static pid_t feed_fifos(const char *path_a, const bytes *first, const char *path_b, const bytes *second)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid > 0)
+        return pid;
+    signal(SIGPIPE, SIG_IGN);
+    const char *paths[2] = { path_a, path_b };
+    const bytes *data[2] = { first, second };
+    for (int i = 0; i < 2 && data[i] != NULL; i++) {
+        int fd = open(paths[i], O_WRONLY);
+        for (size_t done = 0; fd >= 0 && done < data[i]->n;) {
+            ssize_t wrote = write(fd, data[i]->p + done, data[i]->n - done);
+            if (wrote <= 0)
+                _exit(0);
+            done += (size_t)wrote;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    _exit(0);
+}
+
+/* Files that are not regular (a FIFO here; a device, a pipe from another
+ * program) are read header first too: a good pair loads as from disk, data
+ * after the announced end is counted and refused with the same message, and
+ * a bad magic number ends the read after the header, however much the
+ * writer has left to send (64 MiB here). */
+START_TEST(idx_through_fifos)
+{
+    const char *ip = tpath("images.fifo"), *lp = tpath("labels.fifo");
+    ck_assert_int_eq(mkfifo(ip, 0600), 0);
+    ck_assert_int_eq(mkfifo(lp, 0600), 0);
+    bytes im = idx_images(IDX_N, IDX_ROWS, IDX_COLS), lb = idx_labels(IDX_N);
+    mislas_dataset *d = NOT_NULL;
+    pid_t child = feed_fifos(ip, &im, lp, &lb);
+    ck_assert_status(mislas_dataset_load_idx(&d, ip, lp, 10), MISLAS_OK);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    check_idx_data(d, 10);
+    mislas_dataset_free(d);
+
+    bytes longer = { NULL, 0, 0 };
+    put(&longer, im.p, im.n);
+    put(&longer, "12345", 5);
+    d = NOT_NULL;
+    child = feed_fifos(ip, &longer, NULL, NULL);
+    EXPECT_ERROR(mislas_dataset_load_idx(&d, ip, lp, 10), MISLAS_ERR_FORMAT, &d,
+            "5 bytes follow the data, from byte offset 232");
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+
+    bytes bad = { NULL, 0, 0 };
+    put_be32(&bad, 0x00000803 + 0x100);
+    bad.n = (size_t)64 << 20;
+    bad.p = realloc(bad.p, bad.n);
+    ck_assert_ptr_nonnull(bad.p);
+    memset(bad.p + 4, 0, bad.n - 4);
+    child = feed_fifos(ip, &bad, NULL, NULL);
+    EXPECT_ERROR(mislas_dataset_load_idx(&d, ip, lp, 10), MISLAS_ERR_FORMAT, &d,
+            "bad magic number 00 00 09 03 at byte offset 0");
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    free(im.p);
+    free(lb.p);
+    free(longer.p);
+    free(bad.p);
 }
 END_TEST
 
@@ -1111,6 +1184,7 @@ static Suite *readers_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, idx_plain_round_trip);
     tcase_add_test(tc, idx_gz_round_trip);
+    tcase_add_test(tc, idx_through_fifos);
     tcase_add_test(tc, idx_malformed);
     tcase_add_test(tc, corrupt_gzip);
     tcase_add_test(tc, missing_files_and_arguments);

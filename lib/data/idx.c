@@ -32,39 +32,62 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-/* Checks the header for `ndims` dimensions and that the data that follows
- * is exactly as long as they say. */
-static int parse_header(idx_file *f, int ndims, const char *what)
+/* The header of an IDX file of `ndims` dimensions, as a mislasi_header_check:
+ * its magic number and dimensions, checked before the data is read. */
+typedef struct idx_expect {
+    idx_file *f;
+    int ndims;
+    const char *what;       /* "image" or "label", for the message */
+    size_t data_size;       /* what the dimensions announce */
+} idx_expect;
+
+static int check_header(void *ctx, const uint8_t *b, size_t got, size_t *total)
 {
+    idx_expect *e = ctx;
+    idx_file *f = e->f;
+    const int ndims = e->ndims;
     const size_t header = 4 + 4 * (size_t)ndims;
-    if (f->size < 4)
+    if (got < 4)
         return mislasi_fail(MISLAS_ERR_FORMAT,
                 "%s: %s: short header: the file ends at byte offset %zu%s, inside the 4-byte magic number",
-                FN, f->path, f->size, offset_note(f));
-    const uint8_t *b = f->bytes;
+                FN, f->path, got, offset_note(f));
     if (b[0] != 0 || b[1] != 0 || b[2] != 0x08 || b[3] != ndims)
         return mislasi_fail(MISLAS_ERR_FORMAT,
                 "%s: %s: bad magic number %02x %02x %02x %02x at byte offset 0%s; an IDX %s file starts "
                 "00 00 08 %02x (unsigned bytes, %d dimension%s)", FN, f->path, b[0], b[1], b[2], b[3],
-                offset_note(f), what, ndims, ndims, ndims == 1 ? "" : "s");
-    if (f->size < header)
+                offset_note(f), e->what, ndims, ndims, ndims == 1 ? "" : "s");
+    if (got < header)
         return mislasi_fail(MISLAS_ERR_FORMAT,
                 "%s: %s: short header: the file ends at byte offset %zu%s, inside the %zu-byte header",
-                FN, f->path, f->size, offset_note(f), header);
+                FN, f->path, got, offset_note(f), header);
     size_t expected = 1;
     for (int i = 0; i < ndims; i++) {
         f->dims[i] = be32(b + 4 + 4 * i);
         if (f->dims[i] == 0)
             return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s: dimension %d is 0 at byte offset %d%s",
                     FN, f->path, i, 4 + 4 * i, offset_note(f));
-        if (f->dims[i] > (uint32_t)INT32_MAX || expected > SIZE_MAX / f->dims[i])
+        if (f->dims[i] > (uint32_t)INT32_MAX || expected > (SIZE_MAX - header) / f->dims[i])
             return mislasi_fail(MISLAS_ERR_FORMAT,
                     "%s: %s: dimension %d is %lu at byte offset %d%s, too large", FN, f->path, i,
                     (unsigned long)f->dims[i], 4 + 4 * i, offset_note(f));
         expected *= f->dims[i];
     }
     f->data_at = header;
-    size_t have = f->size - header;
+    e->data_size = expected;
+    *total = header + expected;
+    return MISLAS_OK;
+}
+
+/* Reads an IDX file of `ndims` dimensions, header first, and checks that
+ * the data that follows is exactly as long as the header says. */
+static int read_idx(idx_file *f, int ndims, const char *what)
+{
+    idx_expect e = {.f = f, .ndims = ndims, .what = what};
+    int rc = mislasi_read_expected(FN, f->path, true, 4 + 4 * (size_t)ndims, check_header, &e, &f->bytes, &f->size,
+            &f->gz);
+    if (rc != MISLAS_OK)
+        return rc;
+    size_t have = f->size - f->data_at, expected = e.data_size;
     if (have < expected)
         return mislasi_fail(MISLAS_ERR_FORMAT,
                 "%s: %s: short data: the header announces %zu bytes of data but the file ends at byte "
@@ -73,7 +96,7 @@ static int parse_header(idx_file *f, int ndims, const char *what)
     if (have > expected)
         return mislasi_fail(MISLAS_ERR_FORMAT,
                 "%s: %s: %zu bytes follow the data, from byte offset %zu%s: not the file the header describes",
-                FN, f->path, have - expected, header + expected, offset_note(f));
+                FN, f->path, have - expected, f->data_at + expected, offset_note(f));
     return MISLAS_OK;
 }
 
@@ -94,13 +117,9 @@ int mislas_dataset_load_idx(mislas_dataset **out, const char *images_path,
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d is negative", FN, (int)num_classes);
 
     idx_file images = { .path = images_path }, labels = { .path = labels_path };
-    int rc = mislasi_read_maybe_gzip(FN, images_path, &images.bytes, &images.size, &images.gz);
+    int rc = read_idx(&images, 3, "image");
     if (rc == MISLAS_OK)
-        rc = parse_header(&images, 3, "image");
-    if (rc == MISLAS_OK)
-        rc = mislasi_read_maybe_gzip(FN, labels_path, &labels.bytes, &labels.size, &labels.gz);
-    if (rc == MISLAS_OK)
-        rc = parse_header(&labels, 1, "label");
+        rc = read_idx(&labels, 1, "label");
     if (rc == MISLAS_OK && images.dims[0] != labels.dims[0])
         rc = mislasi_fail(MISLAS_ERR_FORMAT,
                 "%s: count mismatch: %s holds %lu images (byte offset 4) but %s holds %lu labels (byte offset 4)",

@@ -480,11 +480,13 @@ static int read_optimizer_section(in_buf *sec, mislas_model *m, mislas_optimizer
 #endif
 
 /* The decompressed content, after every header check. */
-static int inflate_content(const char *path, const uint8_t *file, size_t size, uint8_t **content,
-        size_t *content_size)
+/* The file's 40-byte header, checked before the rest is read (a file that
+ * is not a checkpoint costs those bytes only); the file's length is the
+ * header's plus the compressed size it states. */
+static int check_file_header(void *ctx, const uint8_t *file, size_t got, size_t *total)
 {
-    *content = NULL;
-    if (size < HEADER_SIZE || memcmp(file, MAGIC, 8) != 0)
+    const char *path = ctx;
+    if (got < HEADER_SIZE || memcmp(file, MAGIC, 8) != 0)
         return mislasi_fail(MISLAS_ERR_FORMAT, LOAD_FN ": %s is not a libmislas checkpoint (no MISLASCK header)", path);
     uint32_t header_crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), file, 36);
     if (header_crc != get_u32_at(file + 36) && !SKIP_CHECKSUMS)
@@ -495,6 +497,16 @@ static int inflate_content(const char *path, const uint8_t *file, size_t size, u
                 path, version, FORMAT_VERSION);
     if (flags != 0)
         return mislasi_fail(MISLAS_ERR_FORMAT, LOAD_FN ": %s: unknown flags 0x%x", path, flags);
+    uint64_t compressed = get_u64_at(file + 24);
+    *total = compressed < MISLASI_INPUT_LIMIT ? HEADER_SIZE + (size_t)compressed : MISLASI_INPUT_LIMIT;
+    return MISLAS_OK;
+}
+
+/* The content of a file whose header check_file_header passed. */
+static int inflate_content(const char *path, const uint8_t *file, size_t size, uint8_t **content,
+        size_t *content_size)
+{
+    *content = NULL;
     uint64_t expect = get_u64_at(file + 16), compressed = get_u64_at(file + 24);
     if (compressed != size - HEADER_SIZE)
         return mislasi_fail(MISLAS_ERR_FORMAT, LOAD_FN ": %s: the file has %zu bytes, its header promises %llu "
@@ -639,7 +651,8 @@ int mislasi_checkpoint_read(const char *path, mislas_model **model, mislas_optim
     MISLASI_CHECK_NOT_NULL(LOAD_FN, path);
     uint8_t *file;
     size_t size;
-    int status = mislasi_read_file(LOAD_FN, path, &file, &size);
+    int status = mislasi_read_expected(LOAD_FN, path, false, HEADER_SIZE, check_file_header, (void *)path, &file,
+            &size, NULL);
     if (status != MISLAS_OK)
         return status;
     uint8_t *content;

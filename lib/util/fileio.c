@@ -43,11 +43,11 @@ static bool grow(uint8_t **buf, size_t used, size_t new_cap)
     return true;
 }
 
-int mislasi_read_file(const char *fn, const char *path, uint8_t **data, size_t *size)
+/* Opens path for reading: a file descriptor, and its fstat in *st. A folder,
+ * or a regular file longer than MISLASI_INPUT_LIMIT, is refused. */
+static int open_input(const char *fn, const char *path, struct stat *st, int *fd_out)
 {
     char why[128];
-    *data = NULL;
-    *size = 0;
     int fd;
     do
         fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -55,66 +55,101 @@ int mislasi_read_file(const char *fn, const char *path, uint8_t **data, size_t *
     if (fd < 0)
         return mislasi_fail(MISLAS_ERR_IO, "%s: cannot open %s: %s", fn, path,
                 error_text(errno, why, sizeof why));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, st) != 0) {
         int err = errno;
         close(fd);
         return mislasi_fail(MISLAS_ERR_IO, "%s: cannot read %s: %s", fn, path, error_text(err, why, sizeof why));
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(st->st_mode)) {
         close(fd);
         return mislasi_fail(MISLAS_ERR_IO, "%s: %s is a folder, not a file", fn, path);
     }
-    /* A regular file's length sizes the buffer, plus one byte so that the
-     * end is seen without growing; anything else (a pipe) grows as it comes. */
-    size_t cap = 1 << 16;
-    if (S_ISREG(st.st_mode)) {
-        if (st.st_size < 0 || (uintmax_t)st.st_size >= MISLASI_INPUT_LIMIT) {
-            close(fd);
-            return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %s: %jd bytes is more than the %zu a data file may have",
-                    fn, path, (intmax_t)st.st_size, (size_t)MISLASI_INPUT_LIMIT);
-        }
-        cap = (size_t)st.st_size + 1;
-    }
-    uint8_t *buf = mislasi_alloc(cap);
-    if (buf == NULL) {
+    if (S_ISREG(st->st_mode) && (st->st_size < 0 || (uintmax_t)st->st_size >= MISLASI_INPUT_LIMIT)) {
         close(fd);
-        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the %zu bytes of %s", fn, cap, path);
+        return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %s: %jd bytes is more than the %zu a data file may have",
+                fn, path, (intmax_t)st->st_size, (size_t)MISLASI_INPUT_LIMIT);
     }
-    size_t len = 0;
-    for (;;) {
-        if (len == cap) {   /* the file grew while being read, or is not a regular file */
-            if (cap >= MISLASI_INPUT_LIMIT) {
-                mislasi_free(buf);
-                close(fd);
-                return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %s: more than the %zu bytes a data file may have",
-                        fn, path, (size_t)MISLASI_INPUT_LIMIT);
-            }
-            size_t new_cap = cap < MISLASI_INPUT_LIMIT / 2 ? cap * 2 : MISLASI_INPUT_LIMIT;
-            if (!grow(&buf, len, new_cap)) {
-                mislasi_free(buf);
-                close(fd);
+    *fd_out = fd;
+    return MISLAS_OK;
+}
+
+/* Reads from fd after the `*len` bytes *buf already holds (room for *cap),
+ * growing the buffer as data comes, until the end of the input or until
+ * `most` bytes are held. */
+static int read_more(const char *fn, const char *path, int fd, uint8_t **buf, size_t *cap, size_t *len,
+        size_t most)
+{
+    char why[128];
+    while (*len < most) {
+        if (*len == *cap) {     /* the file grew while being read, or is not a regular file */
+            size_t new_cap = *cap < most / 2 ? *cap * 2 : most;
+            if (!grow(buf, *len, new_cap))
                 return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the %zu bytes of %s",
                         fn, new_cap, path);
-            }
-            cap = new_cap;
+            *cap = new_cap;
         }
-        size_t want = cap - len < READ_CHUNK ? cap - len : READ_CHUNK;
-        ssize_t got = read(fd, buf + len, want);
+        size_t want = *cap - *len < READ_CHUNK ? *cap - *len : READ_CHUNK;
+        ssize_t got = read(fd, *buf + *len, want);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
-            int err = errno;
-            mislasi_free(buf);
-            close(fd);
-            return mislasi_fail(MISLAS_ERR_IO, "%s: cannot read %s at byte offset %zu: %s", fn, path, len,
-                    error_text(err, why, sizeof why));
+            return mislasi_fail(MISLAS_ERR_IO, "%s: cannot read %s at byte offset %zu: %s", fn, path, *len,
+                    error_text(errno, why, sizeof why));
         }
         if (got == 0)
             break;
-        len += (size_t)got;
+        *len += (size_t)got;
     }
+    return MISLAS_OK;
+}
+
+/* Counts what is left to read from fd (at most MISLASI_INPUT_LIMIT - *len
+ * more) into *len without keeping it. */
+static int count_rest(const char *fn, const char *path, int fd, size_t *len)
+{
+    char why[128];
+    uint8_t scratch[1 << 14];
+    for (;;) {
+        ssize_t got = read(fd, scratch, sizeof scratch);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return mislasi_fail(MISLAS_ERR_IO, "%s: cannot read %s at byte offset %zu: %s", fn, path, *len,
+                    error_text(errno, why, sizeof why));
+        if (got == 0)
+            return MISLAS_OK;
+        *len += (size_t)got;
+        if (*len >= MISLASI_INPUT_LIMIT)
+            return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %s: more than the %zu bytes a data file may have",
+                    fn, path, (size_t)MISLASI_INPUT_LIMIT);
+    }
+}
+
+int mislasi_read_file(const char *fn, const char *path, uint8_t **data, size_t *size)
+{
+    *data = NULL;
+    *size = 0;
+    int fd;
+    struct stat st;
+    int rc = open_input(fn, path, &st, &fd);
+    if (rc != MISLAS_OK)
+        return rc;
+    /* A regular file's length sizes the buffer, plus one byte so that the
+     * end is seen without growing; anything else (a pipe) grows as it comes. */
+    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 1 << 16, len = 0;
+    uint8_t *buf = mislasi_alloc(cap);
+    if (buf == NULL)
+        rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the %zu bytes of %s", fn, cap, path);
+    if (rc == MISLAS_OK)
+        rc = read_more(fn, path, fd, &buf, &cap, &len, MISLASI_INPUT_LIMIT);
+    if (rc == MISLAS_OK && len == MISLASI_INPUT_LIMIT)
+        rc = mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %s: more than the %zu bytes a data file may have",
+                fn, path, (size_t)MISLASI_INPUT_LIMIT);
     close(fd);
+    if (rc != MISLAS_OK) {
+        mislasi_free(buf);
+        return rc;
+    }
     *data = buf;
     *size = len;
     return MISLAS_OK;
@@ -165,11 +200,20 @@ static size_t first_capacity(const uint8_t *in, size_t in_size)
     return hint < 64 ? 64 : hint;
 }
 
-int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t in_size,
-        uint8_t **out, size_t *out_size)
+/* How far an inflation got: the content's bytes produced (stored or only
+ * counted) and the compressed bytes consumed. */
+typedef struct inflation {
+    size_t length, consumed;
+} inflation;
+
+/* Decompresses the gzip stream in[0..in_size-1] (members joined), storing
+ * the first `cap` bytes of the content in out and counting the rest through
+ * a scratch block, until the stream ends or `stop` bytes have come (then
+ * length >= stop: there may be more). The failures are mislasi_gunzip's. */
+static int inflate_counted(const char *fn, const char *name, const uint8_t *in, size_t in_size, uint8_t *out,
+        size_t cap, size_t stop, inflation *done)
 {
-    *out = NULL;
-    *out_size = 0;
+    memset(done, 0, sizeof *done);
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     mislasi_zlib_use_library_memory(&zs);
@@ -180,34 +224,17 @@ int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t i
     if (zrc != Z_OK)
         return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: zlib cannot start decompressing %s: %s", fn, name,
                 zs.msg ? zs.msg : zError(zrc));
-    size_t cap = first_capacity(in, in_size);
-    uint8_t *buf = mislasi_alloc(cap);
-    int rc = MISLAS_OK;
-    if (buf == NULL) {
-        inflateEnd(&zs);
-        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory to decompress %s", fn, name);
-    }
+    uint8_t scratch[1 << 14];
     size_t in_pos = 0, out_pos = 0;
-    for (;;) {
-        if (out_pos == cap) {
-            if (cap >= MISLASI_INPUT_LIMIT) {
-                rc = mislasi_fail(MISLAS_ERR_UNSUPPORTED,
-                        "%s: %s decompresses to more than %zu bytes (at compressed byte offset %zu), "
-                        "more than any data set read here", fn, name, cap, in_pos);
-                break;
-            }
-            size_t new_cap = cap < MISLASI_INPUT_LIMIT / 2 ? cap * 2 : MISLASI_INPUT_LIMIT;
-            if (!grow(&buf, out_pos, new_cap)) {
-                rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory to decompress %s", fn, name);
-                break;
-            }
-            cap = new_cap;
-        }
+    int rc = MISLAS_OK;
+    while (out_pos < stop) {
         /* zlib counts in uInt: feed and drain in pieces it can count */
-        size_t in_left = in_size - in_pos, out_left = cap - out_pos;
+        uint8_t *to = out_pos < cap ? out + out_pos : scratch;
+        size_t in_left = in_size - in_pos, out_left = out_pos < cap ? cap - out_pos : sizeof scratch;
+        out_left = out_left < stop - out_pos ? out_left : stop - out_pos;
         zs.next_in = (Bytef *)(uintptr_t)(in + in_pos);   /* zlib does not write through next_in */
         zs.avail_in = in_left < UINT_MAX ? (uInt)in_left : UINT_MAX;
-        zs.next_out = buf + out_pos;
+        zs.next_out = to;
         zs.avail_out = out_left < UINT_MAX ? (uInt)out_left : UINT_MAX;
         uInt fed = zs.avail_in, room = zs.avail_out;
         zrc = inflate(&zs, Z_NO_FLUSH);
@@ -231,7 +258,7 @@ int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t i
             continue;
         if (zrc == Z_BUF_ERROR) {
             if (in_pos < in_size)
-                continue;       /* out of output room: grow and go on */
+                continue;       /* out of output room: the next round has more */
             rc = mislasi_fail(MISLAS_ERR_FORMAT,
                     "%s: %s: the gzip data is truncated: it ends at compressed byte offset %zu "
                     "before the end of the stream", fn, name, in_pos);
@@ -248,12 +275,60 @@ int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t i
         break;
     }
     inflateEnd(&zs);
+    done->length = out_pos;
+    done->consumed = in_pos;
+    return rc;
+}
+
+static int too_long(const char *fn, const char *name, const inflation *done)
+{
+    return mislasi_fail(MISLAS_ERR_UNSUPPORTED,
+            "%s: %s decompresses to more than %zu bytes (at compressed byte offset %zu), "
+            "more than any data set read here", fn, name, (size_t)MISLASI_INPUT_LIMIT, done->consumed);
+}
+
+/* The content's whole length: counted up to MISLASI_INPUT_LIMIT, beyond
+ * which it is refused. */
+static int gunzip_length(const char *fn, const char *name, const uint8_t *in, size_t in_size, size_t *length)
+{
+    inflation done;
+    int rc = inflate_counted(fn, name, in, in_size, NULL, 0, MISLASI_INPUT_LIMIT, &done);
+    if (rc == MISLAS_OK && done.length >= MISLASI_INPUT_LIMIT)
+        rc = too_long(fn, name, &done);
+    *length = done.length;
+    return rc;
+}
+
+int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t in_size,
+        uint8_t **out, size_t *out_size)
+{
+    *out = NULL;
+    *out_size = 0;
+    /* One pass when the trailer's size is right (a single member under
+     * 4 GiB); otherwise the length is counted first and a second pass fills
+     * a buffer of exactly that size. */
+    size_t cap = first_capacity(in, in_size);
+    uint8_t *buf = mislasi_alloc(cap);
+    if (buf == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory to decompress %s", fn, name);
+    inflation done;
+    int rc = inflate_counted(fn, name, in, in_size, buf, cap, cap, &done);
+    size_t length = done.length;
+    if (rc == MISLAS_OK && length >= cap) {
+        mislasi_free(buf);
+        buf = NULL;
+        rc = gunzip_length(fn, name, in, in_size, &length);
+        if (rc == MISLAS_OK && (buf = mislasi_alloc(length == 0 ? 1 : length)) == NULL)
+            rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory to decompress %s", fn, name);
+        if (rc == MISLAS_OK)
+            rc = inflate_counted(fn, name, in, in_size, buf, length, length, &done);
+    }
     if (rc != MISLAS_OK) {
         mislasi_free(buf);
         return rc;
     }
     *out = buf;
-    *out_size = out_pos;
+    *out_size = length;
     return MISLAS_OK;
 }
 
@@ -279,6 +354,132 @@ int mislasi_read_maybe_gzip(const char *fn, const char *path, uint8_t **data, si
     rc = mislasi_gunzip(fn, path, raw, raw_size, data, size);
     mislasi_free(raw);
     return rc;
+}
+
+/* read_expected for plain content: the header from fd, then at most
+ * `total` bytes kept; a regular file's length is its size, anything else
+ * (a pipe, a device) is read, and counted past total, to its end. */
+static int read_plain_expected(const char *fn, const char *path, int fd, const struct stat *st, uint8_t **buf,
+        size_t *cap, size_t got, size_t total, size_t *length)
+{
+    size_t keep = total;
+    if (S_ISREG(st->st_mode) && (size_t)st->st_size < keep)
+        keep = (size_t)st->st_size;
+    if (keep > *cap) {
+        size_t first = S_ISREG(st->st_mode) ? keep : (keep < (1 << 16) ? keep : 1 << 16);
+        if (first > *cap && !grow(buf, got, first))
+            return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the %zu bytes of %s",
+                    fn, first, path);
+        *cap = first > *cap ? first : *cap;
+    }
+    *length = got;
+    int rc = read_more(fn, path, fd, buf, cap, length, keep);
+    if (rc != MISLAS_OK || *length < keep)
+        return rc;
+    if (S_ISREG(st->st_mode)) {
+        *length = (size_t)st->st_size > *length ? (size_t)st->st_size : *length;
+        return MISLAS_OK;
+    }
+    return count_rest(fn, path, fd, length);
+}
+
+/* read_expected for gzip content: the compressed file whole (it is what is
+ * on disk), the header inflated alone, then the content's length (the
+ * trailer's when it agrees with the header, else counted) and at most
+ * `total` bytes of it kept. */
+static int read_gzip_expected(const char *fn, const char *path, int fd, uint8_t **buf, size_t *cap, size_t got,
+        size_t header, mislasi_header_check check, void *ctx, size_t *length)
+{
+    int rc = read_more(fn, path, fd, buf, cap, &got, MISLASI_INPUT_LIMIT);
+    if (rc == MISLAS_OK && got == MISLASI_INPUT_LIMIT)
+        rc = mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: %s: more than the %zu bytes a data file may have",
+                fn, path, (size_t)MISLASI_INPUT_LIMIT);
+    uint8_t *raw = *buf, *head = NULL, *content = NULL;
+    *buf = NULL;
+    inflation done = {0, 0};
+    size_t total = 0;
+    if (rc == MISLAS_OK && (head = mislasi_alloc(header == 0 ? 1 : header)) == NULL)
+        rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory to decompress %s", fn, path);
+    if (rc == MISLAS_OK)
+        rc = inflate_counted(fn, path, raw, got, head, header, header, &done);
+    if (rc == MISLAS_OK)
+        rc = check(ctx, head, done.length < header ? done.length : header, &total);
+    /* A trailer that agrees with the header sizes the one pass that fills
+     * the buffer and counts what may follow (deflate cannot expand more than
+     * about 1032:1, so a forged trailer cannot ask for much more than the
+     * data could hold). Otherwise the length is counted first, and the data
+     * kept only when it is exactly what the header announces. */
+    size_t keep = 0, stop = 0;
+    bool agrees = false;
+    if (rc == MISLAS_OK) {
+        size_t isize = got >= 18 ? (size_t)raw[got - 4] | (size_t)raw[got - 3] << 8 | (size_t)raw[got - 2] << 16
+                | (size_t)raw[got - 1] << 24 : 0;
+        agrees = isize == (total & 0xFFFFFFFFu) && total / 1032 <= got;
+        if (agrees) {
+            keep = total;
+            stop = MISLASI_INPUT_LIMIT;
+        } else {
+            rc = gunzip_length(fn, path, raw, got, length);
+            keep = stop = *length == total ? total : *length < header ? *length : header;
+        }
+    }
+    if (rc == MISLAS_OK && (content = mislasi_alloc(keep == 0 ? 1 : keep)) == NULL)
+        rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the %zu bytes of %s", fn, keep, path);
+    if (rc == MISLAS_OK)
+        rc = inflate_counted(fn, path, raw, got, content, keep, stop, &done);
+    if (rc == MISLAS_OK && agrees) {
+        *length = done.length;
+        if (*length >= MISLASI_INPUT_LIMIT)
+            rc = too_long(fn, path, &done);
+    }
+    mislasi_free(raw);
+    mislasi_free(head);
+    if (rc != MISLAS_OK) {
+        mislasi_free(content);
+        return rc;
+    }
+    *buf = content;
+    *cap = keep;
+    return MISLAS_OK;
+}
+
+int mislasi_read_expected(const char *fn, const char *path, bool gzip, size_t header, mislasi_header_check check,
+        void *ctx, uint8_t **data, size_t *size, bool *was_gzip)
+{
+    *data = NULL;
+    *size = 0;
+    if (was_gzip != NULL)
+        *was_gzip = false;
+    int fd;
+    struct stat st;
+    int rc = open_input(fn, path, &st, &fd);
+    if (rc != MISLAS_OK)
+        return rc;
+    size_t cap = header < 2 ? 2 : header, got = 0, length = 0;
+    uint8_t *buf = mislasi_alloc(cap);
+    if (buf == NULL)
+        rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory to read %s", fn, path);
+    if (rc == MISLAS_OK)
+        rc = read_more(fn, path, fd, &buf, &cap, &got, cap);
+    bool gz = rc == MISLAS_OK && gzip && mislasi_is_gzip(buf, got);
+    if (was_gzip != NULL)
+        *was_gzip = gz;
+    size_t total = 0;
+    if (rc == MISLAS_OK && gz) {
+        rc = read_gzip_expected(fn, path, fd, &buf, &cap, got, header, check, ctx, &length);
+    } else if (rc == MISLAS_OK) {
+        rc = check(ctx, buf, got < header ? got : header, &total);
+        if (rc == MISLAS_OK)
+            rc = read_plain_expected(fn, path, fd, &st, &buf, &cap, got, total, &length);
+    }
+    close(fd);
+    if (rc != MISLAS_OK) {
+        mislasi_free(buf);
+        return rc;
+    }
+    *data = buf;
+    *size = length;
+    return MISLAS_OK;
 }
 
 mislasi_path_kind mislasi_path_kind_of(const char *path)

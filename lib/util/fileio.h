@@ -49,6 +49,24 @@ int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t i
 int mislasi_read_maybe_gzip(const char *fn, const char *path, uint8_t **data, size_t *size,
         bool *was_gzip);
 
+/* A reader's check of a file's first bytes: head holds the first `got`
+ * bytes of the content (fewer than asked only when the content is that
+ * short). It either refuses them (records the failure, returns its status)
+ * or sets *total, the content length they announce. */
+typedef int (*mislasi_header_check)(void *ctx, const uint8_t *head, size_t got, size_t *total);
+
+/* A file read header first, so that a file whose first bytes are wrong
+ * costs no more than those bytes, and one whose header overstates its data
+ * costs no more than the data there is. The content (gzip-decompressed when
+ * `gzip` allows and it starts 1f 8b; *was_gzip, may be NULL, says so before
+ * check runs) is read as far as `header` bytes and given to check; then at
+ * most total bytes of it are kept in *data (mislasi_alloc'ed), and *size is
+ * its true length, counted rather than kept beyond total, so that the
+ * caller's messages can say how long or short the file is. Failures to
+ * read are mislasi_read_file's and mislasi_gunzip's. */
+int mislasi_read_expected(const char *fn, const char *path, bool gzip, size_t header, mislasi_header_check check,
+        void *ctx, uint8_t **data, size_t *size, bool *was_gzip);
+
 /* What is at `path`: a folder, a file (anything else that exists), or
  * nothing (errno then says why). */
 typedef enum mislasi_path_kind {
