@@ -7,15 +7,20 @@
  * temporary file behind; legal short writes must lose nothing. A training
  * run whose checkpoint write fails stops with MISLAS_ERR_IO, keeps the last
  * epoch's checkpoint, and resumes from it to the same bits as a run that
- * never failed. */
+ * never failed. A link at the path stays a link (its file is replaced), and
+ * a FIFO or device is written in place. */
 #define _GNU_SOURCE
 #include "faultyio.h"
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { K = 4, SIDE = 8 };
@@ -236,6 +241,98 @@ START_TEST(a_failed_epoch_checkpoint_stops_the_run_and_resumes_exactly)
 }
 END_TEST
 
+/* What is at a path and the bytes of the file a link leads to. */
+static bool is_link(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+static void expect_file_bytes(const char *path, const unsigned char *bytes, size_t size)
+{
+    size_t got = 0;
+    unsigned char *read = test_read_file(path, &got);
+    ck_assert_msg(read != NULL && got == size && memcmp(read, bytes, size) == 0,
+            "%s does not hold the checkpoint's bytes", path);
+    free(read);
+}
+
+/* A symbolic link at the path stays a link: the file it leads to is
+ * replaced (atomically, beside it) or made, whether the link is absolute,
+ * relative, dangling or one of a chain. */
+START_TEST(a_link_stays_a_link_and_its_file_is_replaced)
+{
+    fixture f;
+    fixture_open(&f);
+    char real[160], link[160], chain[160], dangling[160], made[160];
+    snprintf(real, sizeof real, "%s/real.ck", f.dir);
+    snprintf(link, sizeof link, "%s/link.ck", f.dir);
+    snprintf(chain, sizeof chain, "%s/chain.ck", f.dir);
+    snprintf(dangling, sizeof dangling, "%s/dangling.ck", f.dir);
+    snprintf(made, sizeof made, "%s/made.ck", f.dir);
+    ck_assert_status(mislas_checkpoint_save(real, f.old_model, NULL), MISLAS_OK);
+    ck_assert_int_eq(symlink(real, link), 0);           /* absolute */
+    ck_assert_int_eq(symlink("link.ck", chain), 0);     /* relative, to a link */
+    ck_assert_int_eq(symlink("made.ck", dangling), 0);  /* to nothing yet */
+    ck_assert_status(mislas_checkpoint_save(chain, f.new_model, NULL), MISLAS_OK);
+    ck_assert(is_link(link) && is_link(chain));
+    expect_file_bytes(real, f.new_bytes, f.new_size);
+    ck_assert_status(mislas_checkpoint_save(link, f.old_model, NULL), MISLAS_OK);
+    ck_assert(is_link(link));
+    expect_file_bytes(real, f.old_bytes, f.old_size);
+    ck_assert_status(mislas_checkpoint_save(dangling, f.new_model, NULL), MISLAS_OK);
+    ck_assert(is_link(dangling));
+    expect_file_bytes(made, f.new_bytes, f.new_size);
+    /* the loader follows the link to the same model */
+    mislas_model *loaded = NULL;
+    ck_assert_status(mislas_checkpoint_load(dangling, &loaded, NULL), MISLAS_OK);
+    mislas_model_free(loaded);
+    fixture_close(&f);
+}
+END_TEST
+
+/* A FIFO, and a device reached through a link (/dev/null: the test never
+ * names it directly, so the old behaviour would only have replaced the
+ * link), are written in place: the FIFO's reader gets the checkpoint's
+ * bytes, and both stay what they were. */
+START_TEST(devices_and_fifos_are_written_not_replaced)
+{
+    fixture f;
+    fixture_open(&f);
+    char fifo[160], copy[160], null_link[160];
+    snprintf(fifo, sizeof fifo, "%s/pipe.ck", f.dir);
+    snprintf(copy, sizeof copy, "%s/from-the-pipe", f.dir);
+    snprintf(null_link, sizeof null_link, "%s/null", f.dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    pid_t reader = fork();
+    ck_assert_int_ge(reader, 0);
+    if (reader == 0) {
+        int in = open(fifo, O_RDONLY), out = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char buf[4096];
+        ssize_t n;
+        while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+            if (write(out, buf, (size_t)n) != n)
+                _exit(1);
+        _exit(in >= 0 && out >= 0 && close(out) == 0 ? 0 : 1);
+    }
+    ck_assert_status(mislas_checkpoint_save(fifo, f.new_model, NULL), MISLAS_OK);
+    int status = -1;
+    ck_assert_int_eq(waitpid(reader, &status, 0), reader);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct stat st;
+    ck_assert(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    expect_file_bytes(copy, f.new_bytes, f.new_size);
+
+    if (stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode)) {
+        ck_assert_int_eq(symlink("/dev/null", null_link), 0);
+        ck_assert_status(mislas_checkpoint_save(null_link, f.new_model, NULL), MISLAS_OK);
+        ck_assert(is_link(null_link));
+        ck_assert(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
+    }
+    fixture_close(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("writes");
@@ -245,6 +342,8 @@ int main(void)
     tcase_add_test(tc, every_kind_of_failure_is_an_io_error);
     tcase_add_test(tc, short_writes_lose_nothing);
     tcase_add_test(tc, a_failed_epoch_checkpoint_stops_the_run_and_resumes_exactly);
+    tcase_add_test(tc, a_link_stays_a_link_and_its_file_is_replaced);
+    tcase_add_test(tc, devices_and_fifos_are_written_not_replaced);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -26,7 +26,10 @@ extern "C" {
  * Nothing is written (and the previous file stays) when a value is not
  * finite (MISLAS_ERR_NUMERIC), when the optimiser's groups no longer match
  * the model's head, mode and freezing (MISLAS_ERR_STATE), or when writing
- * fails (MISLAS_ERR_IO). */
+ * fails (MISLAS_ERR_IO). The file is replaced atomically (a temporary file
+ * beside it, renamed over it); a symbolic link at path stays a link and the
+ * file it leads to is replaced; a device, FIFO or socket is written in
+ * place, never replaced by a file. */
 MISLAS_API int mislas_checkpoint_save(const char *path, const mislas_model *model,
         const mislas_optimizer *optimizer);
 

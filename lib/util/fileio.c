@@ -525,35 +525,93 @@ static mode_t creation_mode(const char *path)
     return (mode_t)(0666 & ~mask);
 }
 
-int mislasi_write_file_atomic(const char *fn, const char *path, const void *data, size_t size)
+/* The file a write to `path` is meant for: path itself, or, when it is a
+ * symbolic link, what the chain of links ends at (which need not exist yet),
+ * so that the file is replaced and the link stays a link. */
+static int resolve_links(const char *fn, const char *path, char *out)
 {
-    char tmp[MISLASI_PATH_MAX], err[128];
-    int len = snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
-    if (len < 0 || (size_t)len >= sizeof tmp)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: path \"%s\" is too long", fn, path);
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot create a temporary file beside %s: %s", fn, path,
-                error_text(errno, err, sizeof err));
-    const uint8_t *p = data;
-    size_t left = size;
-    int saved = fchmod(fd, creation_mode(path)) == 0 ? 0 : errno;
-    while (saved == 0 && left > 0) {
+    char err[128], target[MISLASI_PATH_MAX];
+    snprintf(out, MISLASI_PATH_MAX, "%s", path);
+    for (int depth = 0; depth < 40; depth++) {     /* Linux's own limit */
+        struct stat st;
+        if (lstat(out, &st) != 0 || !S_ISLNK(st.st_mode))
+            return MISLAS_OK;
+        ssize_t n = readlink(out, target, sizeof target - 1);
+        if (n < 0)
+            return mislasi_fail(MISLAS_ERR_IO, "%s: cannot follow the link %s: %s", fn, out,
+                    error_text(errno, err, sizeof err));
+        target[n] = '\0';
+        char *slash = strrchr(out, '/');
+        if (target[0] == '/' || slash == NULL) {
+            snprintf(out, MISLASI_PATH_MAX, "%s", target);
+        } else {
+            slash[1] = '\0';
+            if (strlen(out) + (size_t)n >= MISLASI_PATH_MAX)
+                return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: the link %s leads to too long a path", fn,
+                        path);
+            strcat(out, target);
+        }
+    }
+    return mislasi_fail(MISLAS_ERR_IO, "%s: cannot write %s: %s", fn, path, error_text(ELOOP, err, sizeof err));
+}
+
+/* All of data to fd, retrying short writes and interruptions: 0 or errno. */
+static int write_all(int fd, const uint8_t *p, size_t left)
+{
+    while (left > 0) {
         ssize_t wrote = write(fd, p, left);
         if (wrote < 0 && errno == EINTR)
             continue;
-        if (wrote <= 0) {
-            saved = wrote < 0 ? errno : ENOSPC;
-            break;
-        }
+        if (wrote <= 0)
+            return wrote < 0 ? errno : ENOSPC;
         p += wrote;
         left -= (size_t)wrote;
     }
+    return 0;
+}
+
+/* A device, FIFO or socket at the path is written as it is, the way a shell
+ * redirection writes it: renaming a file over it would put a regular file
+ * where /dev/null or a pipe was. */
+static int write_in_place(const char *fn, const char *path, const void *data, size_t size)
+{
+    char err[128];
+    int fd;
+    do
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    int saved = fd < 0 ? errno : write_all(fd, data, size);
+    if (fd >= 0 && close(fd) != 0 && saved == 0)
+        saved = errno;
+    if (saved != 0)
+        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot write %s: %s", fn, path, error_text(saved, err, sizeof err));
+    return MISLAS_OK;
+}
+
+int mislasi_write_file_atomic(const char *fn, const char *path, const void *data, size_t size)
+{
+    char file[MISLASI_PATH_MAX], tmp[MISLASI_PATH_MAX], err[128];
+    int rc = resolve_links(fn, path, file);
+    if (rc != MISLAS_OK)
+        return rc;
+    struct stat st;
+    if (stat(file, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return write_in_place(fn, path, data, size);
+    int len = snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", file);
+    if (len < 0 || (size_t)len >= sizeof tmp)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: path \"%s\" is too long", fn, file);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot create a temporary file beside %s: %s", fn, file,
+                error_text(errno, err, sizeof err));
+    int saved = fchmod(fd, creation_mode(file)) == 0 ? 0 : errno;
+    if (saved == 0)
+        saved = write_all(fd, data, size);
     if (saved == 0 && fsync(fd) != 0)
         saved = errno;
     if (close(fd) != 0 && saved == 0)
         saved = errno;
-    if (saved == 0 && rename(tmp, path) != 0)
+    if (saved == 0 && rename(tmp, file) != 0)
         saved = errno;
     if (saved != 0) {
         unlink(tmp);
@@ -562,7 +620,7 @@ int mislasi_write_file_atomic(const char *fn, const char *path, const void *data
     }
     /* The rename itself reaches the disk when the folder is synced. */
     char dir[MISLASI_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
+    snprintf(dir, sizeof dir, "%s", file);
     char *slash = strrchr(dir, '/');
     if (slash == NULL)
         snprintf(dir, sizeof dir, ".");

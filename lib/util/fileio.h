@@ -86,7 +86,10 @@ void mislasi_zlib_use_library_memory(z_stream *zs);
 /* Writes data to path atomically: a temporary file beside it, written,
  * flushed to disk and renamed over path, then the folder synced. On any
  * failure (MISLAS_ERR_IO with strerror) the temporary file is removed and
- * whatever was at path is untouched. */
+ * whatever was at path is untouched. A symbolic link at path stays a link:
+ * the file it leads to (made if missing) is the one replaced. A device, FIFO
+ * or socket is written in place, as a shell redirection would, never
+ * replaced by a file. */
 int mislasi_write_file_atomic(const char *fn, const char *path, const void *data, size_t size);
 
 #endif
