@@ -1066,6 +1066,7 @@ static void m_long_values(content *c)
 }
 static void m_nan(content *c) { set_tensor_value(c, "layer2.0.conv1.weight", 17, NAN); }
 static void m_inf(content *c) { set_tensor_value(c, "bn1.running_var", 3, INFINITY); }
+static void m_negative_variance(content *c) { set_tensor_value(c, "layer1.0.bn2.running_var", 5, -0.25f); }
 static void m_nan_scale(content *c) { set_tensor_value(c, "learned_norm", FX_K - 1, -NAN); }
 static void m_unknown_tag(content *c) { content_insert(c, 5, tag("XTRA"), "abcd", 4); }
 static void m_unknown_tag_end(content *c) { content_insert(c, c->count, tag("modl"), "", 0); }
@@ -1191,6 +1192,7 @@ START_TEST(inconsistent_content)
         { m_long_values, "a value too many" },
         { m_nan, "a NaN weight" },
         { m_inf, "an infinite running variance" },
+        { m_negative_variance, "a negative running variance" },
         { m_nan_scale, "a NaN scale" },
         { m_unknown_tag, "an unknown section" },
         { m_unknown_tag_end, "a lower-case tag" },
@@ -1562,6 +1564,18 @@ START_TEST(allocation_failures_are_clean)
 }
 END_TEST
 
+/* Each message names the function the caller called, also when that one
+ * reads the checkpoint through another. */
+START_TEST(training_record_messages_name_their_call)
+{
+    int32_t stage, done, epochs;
+    ck_assert_status(mislas_checkpoint_training(NULL, &stage, &done, &epochs), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strncmp(mislas_last_error(), "mislas_checkpoint_training: ", 28) == 0, "%s", mislas_last_error());
+    ck_assert_status(mislas_checkpoint_training(in_scratch("missing.ck"), &stage, &done, &epochs), MISLAS_ERR_IO);
+    ck_assert_msg(strncmp(mislas_last_error(), "mislas_checkpoint_training: ", 28) == 0, "%s", mislas_last_error());
+}
+END_TEST
+
 int main(void)
 {
     mislas_set_num_threads(2);
@@ -1583,6 +1597,7 @@ int main(void)
     tcase_add_test(tc, save_arguments_and_refusals);
     tcase_add_test(tc, atomic_replacement);
     tcase_add_test(tc, allocation_failures_are_clean);
+    tcase_add_test(tc, training_record_messages_name_their_call);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -524,6 +524,22 @@ START_TEST(allocation_failures_are_clean)
 }
 END_TEST
 
+/* With num_classes 0 the classes are counted from the largest label, so a
+ * bad label can only be a negative one, and the message says so (not
+ * "outside [0, 1)", a range the caller never gave). */
+START_TEST(a_negative_label_is_named_as_negative)
+{
+    const uint8_t pixels[2] = { 1, 2 };
+    const int32_t labels[2] = { 0, -1 };
+    mislas_dataset *d = NULL;
+    ck_assert_status(mislas_dataset_from_memory(&d, pixels, labels, 2, 1, 1, 1, 0, MISLAS_COPY),
+            MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(d);
+    ck_assert_msg(strstr(mislas_last_error(), "label 1 is -1: labels are class indices, from 0") != NULL, "%s",
+            mislas_last_error());
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dataset");
@@ -541,6 +557,7 @@ int main(void)
     tcase_add_test(tc, mixup_invariants);
     tcase_add_test(tc, beta_moments);
     tcase_add_test(tc, allocation_failures_are_clean);
+    tcase_add_test(tc, a_negative_label_is_named_as_negative);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -2182,6 +2182,31 @@ START_TEST(out_of_memory_forward_then_recovery)
 }
 END_TEST
 
+/* A batch too large to hold names the call that was given it, before any
+ * image is read; a negative running variance is refused (evaluation would
+ * take its square root). */
+START_TEST(oversized_batches_and_negative_variances_are_refused)
+{
+    mislas_model *m = test_new_model(MISLAS_RESNET20, 1, 8, 8, 4, 0);
+    float image[64] = { 0 }, logits[4];
+    size_t huge = SIZE_MAX / 8;
+    ck_assert_status(mislas_model_predict(m, image, huge, logits), MISLAS_ERR_OUT_OF_MEMORY);
+    ck_assert_msg(strstr(mislas_last_error(), "mislas_model_predict: a batch of") != NULL, "%s", mislas_last_error());
+    ck_assert_status(mislas_model_forward(m, image, huge, logits), MISLAS_ERR_OUT_OF_MEMORY);
+    ck_assert_msg(strstr(mislas_last_error(), "mislas_model_forward: a batch of") != NULL, "%s", mislas_last_error());
+    float var[16];
+    for (int i = 0; i < 16; i++)
+        var[i] = 1.0f;
+    var[3] = -0.5f;
+    ck_assert_status(mislas_model_set_tensor(m, "bn1.running_var", var, 16), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(mislas_last_error(), "\"bn1.running_var\"[3] = -0.5 is negative") != NULL, "%s",
+            mislas_last_error());
+    var[3] = 0.0f;      /* zero is a variance (a constant channel) */
+    ck_assert_status(mislas_model_set_tensor(m, "bn1.running_var", var, 16), MISLAS_OK);
+    mislas_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     mislas_set_num_threads(2);
@@ -2218,6 +2243,7 @@ int main(void)
     tcase_add_test(tc, optimizer_does_not_outlive_its_groups);
     tcase_add_test(tc, allocation_failures_are_clean);
     tcase_add_test(tc, out_of_memory_forward_then_recovery);
+    tcase_add_test(tc, oversized_batches_and_negative_variances_are_refused);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

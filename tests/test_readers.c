@@ -1025,6 +1025,28 @@ END_TEST
 
 /* ------------------------------------------------------------- open by name */
 
+/* A folder where an IDX file should be is named as such, not as missing. */
+START_TEST(a_folder_in_place_of_an_idx_file)
+{
+    make_dir("fm");
+    write_idx_pair(tpath("fm/train-images-idx3-ubyte"), tpath("fm/train-labels-idx1-ubyte"), false, false);
+    make_dir("fm/t10k-images-idx3-ubyte");
+    write_idx_pair(tpath("fm/unused-images"), tpath("fm/t10k-labels-idx1-ubyte"), false, false);
+    mislas_dataset *d = NOT_NULL;
+    EXPECT_ERROR(mislas_dataset_open(&d, "fashion-mnist", tpath("fm"), MISLAS_SPLIT_TEST), MISLAS_ERR_IO, &d,
+            "t10k-images-idx3-ubyte is a folder, not an IDX file");
+    /* a folder named as the .gz: the plain file beside it is read; with
+     * no plain file, the folder is what the message names */
+    make_dir("fm/train-labels-idx1-ubyte.gz");
+    ck_assert_status(mislas_dataset_open(&d, "fashion-mnist", tpath("fm"), MISLAS_SPLIT_TRAIN), MISLAS_OK);
+    mislas_dataset_free(d);
+    ck_assert_int_eq(unlink(tpath("fm/train-labels-idx1-ubyte")), 0);
+    d = NOT_NULL;
+    EXPECT_ERROR(mislas_dataset_open(&d, "fashion-mnist", tpath("fm"), MISLAS_SPLIT_TRAIN), MISLAS_ERR_IO, &d,
+            "train-labels-idx1-ubyte.gz is a folder, not an IDX file");
+}
+END_TEST
+
 START_TEST(open_by_name)
 {
     mislas_dataset *d = NOT_NULL;
@@ -1194,6 +1216,7 @@ static Suite *readers_suite(void)
     tcase_add_test(tc, cifar_malformed);
     tcase_add_test(tc, tar_malformed);
     tcase_add_test(tc, open_by_name);
+    tcase_add_test(tc, a_folder_in_place_of_an_idx_file);
     tcase_add_test(tc, real_fashion_mnist);
     tcase_add_test(tc, allocation_failure_sweep);
     suite_add_tcase(s, tc);

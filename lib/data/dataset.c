@@ -50,7 +50,8 @@ static int make(mislas_dataset **out, const char *fn, const char *source,
                 fn, source ? source : "", source ? ": " : "");
     if (num_classes < 0)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d is negative", fn, (int)num_classes);
-    if (num_classes == 0) {
+    bool counted = num_classes == 0;
+    if (counted) {
         int32_t largest = largest_label(labels, n);
         if (largest < 0 || largest == INT32_MAX)
             return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: %s%sthe largest label, %d, gives no class count",
@@ -58,6 +59,10 @@ static int make(mislas_dataset **out, const char *fn, const char *source,
         num_classes = largest + 1;
     }
     size_t bad = mislasi_find_bad_label(labels, n, num_classes);
+    if (bad < n && counted)     /* only a negative label can be outside the classes counted from the largest */
+        return mislasi_fail(source != NULL ? MISLAS_ERR_FORMAT : MISLAS_ERR_INVALID_ARGUMENT,
+                "%s: %s%slabel %zu is %d: labels are class indices, from 0", fn, source ? source : "",
+                source ? ": " : "", bad, (int)labels[bad]);
     if (bad < n) {
         if (source != NULL)
             return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s: label %zu is %d, outside [0, %d)",

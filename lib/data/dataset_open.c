@@ -12,18 +12,27 @@ static const char FASHION_MNIST_DIR[] = "/usr/share/datasets/fashion-mnist";
 
 static const char NAMES[] = "\"fashion-mnist\", \"mnist\", \"cifar10\" or \"cifar100\"";
 
-/* dir/file.gz if it exists, else dir/file if that does; false if neither. */
-static bool find_idx(char *path, size_t cap, const char *dir, const char *file, bool *too_long)
+/* dir/file.gz if it is a file, else dir/file; what is there in *kind
+ * (a folder, say, where the file should be). */
+static bool find_idx(char *path, size_t cap, const char *dir, const char *file, bool *too_long,
+        mislasi_path_kind *kind)
 {
     char gz[128];
     snprintf(gz, sizeof gz, "%s.gz", file);
     *too_long = !mislasi_path_join(path, cap, dir, gz);
     if (*too_long)
         return false;
-    if (mislasi_path_kind_of(path) == MISLASI_PATH_FILE)
+    *kind = mislasi_path_kind_of(path);
+    if (*kind == MISLASI_PATH_FILE)
         return true;
+    mislasi_path_kind gz_kind = *kind;
     mislasi_path_join(path, cap, dir, file);    /* shorter than the .gz name, so it fits */
-    return mislasi_path_kind_of(path) == MISLASI_PATH_FILE;
+    *kind = mislasi_path_kind_of(path);
+    if (*kind == MISLASI_PATH_MISSING && gz_kind == MISLASI_PATH_DIR) {
+        mislasi_path_join(path, cap, dir, gz);
+        *kind = MISLASI_PATH_DIR;
+    }
+    return *kind == MISLASI_PATH_FILE;
 }
 
 /* The reader's message under this call's name. */
@@ -49,10 +58,13 @@ static int open_idx(mislas_dataset **out, const char *name, bool fashion, const 
     char paths[2][MISLASI_PATH_MAX];
     for (int i = 0; i < 2; i++) {
         bool too_long;
-        if (find_idx(paths[i], sizeof paths[i], dir, files[i], &too_long))
+        mislasi_path_kind kind;
+        if (find_idx(paths[i], sizeof paths[i], dir, files[i], &too_long, &kind))
             continue;
         if (too_long)
             return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: data_dir is too long: %s", FN, dir);
+        if (kind == MISLASI_PATH_DIR)
+            return mislasi_fail(MISLAS_ERR_IO, "%s: %s: %s is a folder, not an IDX file", FN, name, paths[i]);
         const char *advice = !fashion ? "pass the folder holding MNIST's four IDX files as data_dir"
                 : data_dir == NULL ? "install Debian's dataset-fashion-mnist (apt install dataset-fashion-mnist) "
                                      "or pass data_dir, a folder holding Fashion-MNIST's four IDX files"

@@ -388,6 +388,11 @@ static int read_tensor_section(in_buf *sec, mislas_model *m, bool *seen)
     if (bad != tensor->count)
         return mislasi_fail(MISLAS_ERR_FORMAT, LOAD_FN ": %s: tensor \"%s\" value %zu is not finite", sec->path,
                 name, bad);
+    const float *values = mislasi_tensor_values(m, (size_t)t);
+    bad = mislasi_first_negative_variance(m, t, values, tensor->count);
+    if (bad != tensor->count)
+        return mislasi_fail(MISLAS_ERR_FORMAT, LOAD_FN ": %s: tensor \"%s\" value %zu is %g, a negative variance",
+                sec->path, name, bad, (double)values[bad]);
     return MISLAS_OK;
 }
 
@@ -626,12 +631,14 @@ int mislas_checkpoint_load(const char *path, mislas_model **model, mislas_optimi
 
 int mislas_checkpoint_training(const char *path, int32_t *stage, int32_t *epochs_done, int32_t *epochs)
 {
+    static const char fn[] = "mislas_checkpoint_training";
+    MISLASI_CHECK_NOT_NULL(fn, path);
     mislas_model *m = NULL;
     mislasi_run_record run;
     int status = mislasi_checkpoint_read(path, &m, NULL, &run);
     mislas_model_free(m);
     if (status != MISLAS_OK)
-        return status;
+        return mislasi_fail_within(status, fn);
     if (stage != NULL)
         *stage = run.stage;
     if (epochs_done != NULL)

@@ -335,6 +335,20 @@ int mislas_model_get_gradient(const mislas_model *m, const char *name, float *va
     return MISLAS_OK;
 }
 
+size_t mislasi_first_negative_variance(const mislas_model *m, int32_t t, const float *values, size_t count)
+{
+    static const char suffix[] = ".running_var";
+    const char *name = m->tensors[t].name;
+    size_t len = strlen(name);
+    if (m->tensors[t].role != MISLASI_ROLE_BN_STAT || len < sizeof suffix - 1
+            || strcmp(name + len - (sizeof suffix - 1), suffix) != 0)
+        return count;
+    for (size_t i = 0; i < count; i++)
+        if (values[i] < 0)
+            return i;
+    return count;
+}
+
 int mislas_model_set_tensor(mislas_model *m, const char *name, const float *values, size_t count)
 {
     int32_t t;
@@ -345,6 +359,11 @@ int mislas_model_set_tensor(mislas_model *m, const char *name, const float *valu
     for (size_t i = 0; i < count; i++)
         if (!isfinite(values[i]))
             return mislasi_fail(MISLAS_ERR_NUMERIC, "mislas_model_set_tensor: \"%s\"[%zu] is not finite", name, i);
+    size_t negative = mislasi_first_negative_variance(m, t, values, count);
+    if (negative < count)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
+                "mislas_model_set_tensor: \"%s\"[%zu] = %g is negative, which a variance cannot be", name,
+                negative, (double)values[negative]);
     memcpy(mislasi_tensor_values(m, (size_t)t), values, count * sizeof(float));
     forget_pass(m);
     return MISLAS_OK;

@@ -133,6 +133,10 @@ void mislasi_init_classifier(mislas_model *m, uint64_t seed);
 void mislasi_model_drop_activations(mislas_model *m);
 /* The tensor named `name`, or -1. */
 int32_t mislasi_model_find_tensor(const mislas_model *m, const char *name);
+/* The index of the first negative value when tensor t is a batch norm's
+ * running variance (which cannot be negative: evaluation would take the
+ * square root of it), else count. */
+size_t mislasi_first_negative_variance(const mislas_model *m, int32_t t, const float *values, size_t count);
 /* Whether a tensor learns under the model's head, mode and freezing. */
 bool mislasi_tensor_learns(const mislas_model *m, const mislasi_tensor *t);
 

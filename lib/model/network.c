@@ -117,8 +117,13 @@ void mislasi_model_drop_activations(mislas_model *m)
     m->batch = 0;
 }
 
+static int batch_too_large(const char *fn, size_t n)
+{
+    return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: a batch of %zu images is too large", fn, n);
+}
+
 /* Activations for n images and conv scratch for the current thread count. */
-static int reserve(mislas_model *m, size_t n, size_t threads)
+static int reserve(mislas_model *m, size_t n, size_t threads, const char *fn)
 {
     if (n <= m->capacity && threads <= m->scratch_threads)
         return MISLAS_OK;
@@ -128,7 +133,7 @@ static int reserve(mislas_model *m, size_t n, size_t threads)
     if (z.slice_scratch * threads > z.scratch)
         z.scratch = z.slice_scratch * threads;
     if (z.total > SIZE_MAX / sizeof(float) / 2)
-        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "mislas_model_forward: a batch of %zu images is too large", n);
+        return batch_too_large(fn, n);
     float *act = mislasi_alloc(z.total * sizeof(float));
     float *scratch = mislasi_alloc(z.scratch * sizeof(float));
     if (act == NULL || scratch == NULL) {
@@ -137,8 +142,8 @@ static int reserve(mislas_model *m, size_t n, size_t threads)
         /* the old layout's pointers were overwritten by the measuring pass */
         mislasi_model_drop_activations(m);
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY,
-                "mislas_model_forward: out of memory for the activations of %zu images (%zu MB)",
-                n, (z.total + z.scratch) * sizeof(float) >> 20);
+                "%s: out of memory for the activations of %zu images (%zu MB)",
+                fn, n, (z.total + z.scratch) * sizeof(float) >> 20);
     }
     mislasi_free(m->activations);
     mislasi_free(m->scratch);
@@ -320,12 +325,15 @@ static int run_forward(mislas_model *m, const float *images, size_t n, float *lo
     m->have_grads = false;
     /* checked first: a NaN would otherwise reach BN's running statistics
      * (for good) even though the logits come out finite */
-    size_t in_count = n * (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
+    size_t image_size = (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
+    if (n > SIZE_MAX / sizeof(float) / image_size)
+        return batch_too_large(fn, n);
+    size_t in_count = n * image_size;
     for (size_t i = 0; i < in_count; i++)
         if (!isfinite(images[i]))
             return mislasi_fail(MISLAS_ERR_NUMERIC, "%s: images[%zu] (image %zu) is not finite", fn, i,
                     i / (in_count / n));
-    int status = reserve(m, n, threads);
+    int status = reserve(m, n, threads, fn);
     if (status != MISLAS_OK)
         return status;
     size_t k = (size_t)m->opts.num_classes;
