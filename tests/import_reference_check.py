@@ -25,10 +25,16 @@ nn.DataParallel ('module.' keys); ResNet-32, 1x28x28, K=10, stage 1 (no
 learned_norm), plain keys; ResNet-20, 3x32x32, K=13, stage 2, in PyTorch's
 legacy (pre-1.6) serialisation, only the backbone wrapped in DataParallel.
 Then it feeds the importer broken inputs (not a checkpoint, wrong object,
-missing / unknown / misshapen / non-finite tensors, uneven stages, a pickle
-naming a function to call) and checks that each exits with 1, prints a
-message and no traceback, leaves an existing OUTPUT untouched and runs
-nothing from the file.
+missing / unknown / misshapen / non-finite tensors, uneven stages, more input
+channels than the library takes, a pickle naming a function to call, a zip
+file with one byte of a tensor record flipped) and checks that each exits
+with 1, prints a message and no traceback, leaves an existing OUTPUT
+untouched and runs nothing from the file. The image sizes: --size outside
+the library's [1, 4096] exits with 2 and writes nothing, the smallest size
+(1x1) imports and gives PyTorch's logits, the largest (4096 per side)
+imports into a file the library loads. OUTPUT naming INPUT (the same path,
+another spelling of it, a symbolic or hard link to it) exits with 2, names
+both and leaves INPUT as it was.
 With --mislas-eval PATH, the 1x28x28 case's converted checkpoint is also
 evaluated by that program on Fashion-MNIST's 10,000 test images (Debian's
 dataset-fashion-mnist; this part is skipped without it), and its JSON must
@@ -239,8 +245,8 @@ def run(cmd, **kw):
 WRAPPER = shlex.split(os.environ.get("MISLAS_TEST_WRAPPER", ""))
 
 
-def importer(*args):
-    return run([sys.executable, IMPORTER, *[str(a) for a in args]])
+def importer(*args, **kw):
+    return run([sys.executable, IMPORTER, *[str(a) for a in args]], **kw)
 
 
 def reference_dict(model, clf, scale, wrap_model, wrap_clf):
@@ -422,6 +428,9 @@ def check_rejections(tmp, good):
          variant(lambda d: sd(d).__setitem__("module.bn1.weight", [1.0] * 16))),
         ("a pickle naming a function to call",
          variant(lambda d: d.__setitem__("extra", Boom(marker)))),
+        ("conv1.weight with 4097 input channels (the library takes 1 to 4096)",
+         variant(lambda d: sd(d).__setitem__("module.conv1.weight",
+                                              torch.zeros(16, 4097, 3, 3)))),
     ]
     print("importer rejections (exit 1, message, OUTPUT untouched):")
     sentinel = b"previous checkpoint\n"
@@ -449,6 +458,116 @@ def check_rejections(tmp, good):
     r = importer("--help")
     assert r.returncode == 0 and "usage" in r.stdout, "--help"
     print("  --help: exit 0")
+
+
+def flip_tensor_byte(src, dst):
+    """dst: src, a zip-format PyTorch file, with one byte in the middle of
+    its largest tensor record flipped; returns that member's name."""
+    import zipfile
+    data = bytearray(open(src, "rb").read())
+    with zipfile.ZipFile(src) as z:
+        records = [i for i in z.infolist() if "/data/" in i.filename and i.file_size > 0]
+        assert records, f"{src}: no tensor records"
+        info = max(records, key=lambda i: i.file_size)
+    assert info.compress_type == zipfile.ZIP_STORED, "PyTorch stores tensor records uncompressed"
+    at = info.header_offset
+    assert data[at:at + 4] == b"PK\x03\x04", "local header"
+    name_len, extra_len = struct.unpack_from("<HH", data, at + 26)
+    data[at + 30 + name_len + extra_len + info.file_size // 2] ^= 0x10
+    with open(dst, "wb") as f:
+        f.write(data)
+    with zipfile.ZipFile(dst) as z:
+        assert z.testzip() == info.filename, "the flipped byte is not where it was meant to be"
+    return info.filename
+
+
+def check_damaged_zip(tmp, good):
+    """A zip-format file whose CRC-32 check fails is refused, not imported."""
+    src, bad, out = (os.path.join(tmp, n) for n in ("zip-good.pth", "zip-bad.pth", "z.ckpt"))
+    torch.save(good, src)
+    member = flip_tensor_byte(src, bad)
+    sentinel = b"previous checkpoint\n"
+    with open(out, "wb") as f:
+        f.write(sentinel)
+    r = importer(bad, out)
+    assert r.returncode == 1, \
+        f"a flipped byte in {member}: exit {r.returncode}, want 1 ({r.stderr.strip()})"
+    assert member in r.stderr and "Traceback" not in r.stderr, \
+        f"a flipped byte in {member}: the message does not name the member: {r.stderr!r}"
+    assert open(out, "rb").read() == sentinel, "a damaged zip: OUTPUT was changed"
+    leftovers = [n for n in os.listdir(tmp) if n.endswith(".tmp")]
+    assert not leftovers, f"a damaged zip: temporary files left: {leftovers}"
+    print(f"  a flipped byte in tensor record {member}: "
+          f"{r.stderr.strip().splitlines()[-1].strip()}")
+    r = importer(src, out, "-q")
+    assert r.returncode == 0, f"the same file undamaged: exit {r.returncode} ({r.stderr.strip()})"
+
+
+def check_same_file(tmp, good):
+    """OUTPUT that is INPUT, however spelt, is a bad command line."""
+    folder = os.path.join(tmp, "same")
+    os.mkdir(folder)
+    src = os.path.join(folder, "same.pth")
+    torch.save(good, src)
+    original = open(src, "rb").read()
+    os.symlink("same.pth", os.path.join(folder, "link.pth"))
+    os.link(src, os.path.join(folder, "hard.pth"))
+    print("OUTPUT naming INPUT (exit 2, both named, INPUT untouched):")
+    for title, a, b in [("the same path", "same.pth", "same.pth"),
+                        ("./same.pth and same.pth", "./same.pth", "same.pth"),
+                        ("an absolute and a relative path", src, "same.pth"),
+                        ("a symbolic link to INPUT as OUTPUT", "same.pth", "link.pth"),
+                        ("a symbolic link as INPUT, its target as OUTPUT", "link.pth", "same.pth"),
+                        ("a hard link to INPUT as OUTPUT", "same.pth", "hard.pth")]:
+        r = importer(a, b, cwd=folder)
+        assert r.returncode == 2, f"{title}: exit {r.returncode}, want 2 ({r.stderr.strip()})"
+        assert a in r.stderr and b in r.stderr and "Traceback" not in r.stderr, \
+            f"{title}: the message does not name both paths: {r.stderr!r}"
+        assert open(src, "rb").read() == original, f"{title}: INPUT was changed"
+        assert os.path.islink(os.path.join(folder, "link.pth")), f"{title}: the link was replaced"
+        assert os.stat(os.path.join(folder, "hard.pth")).st_ino == os.stat(src).st_ino, \
+            f"{title}: the hard link was replaced"
+        leftovers = [n for n in os.listdir(folder) if n.endswith(".tmp")]
+        assert not leftovers, f"{title}: temporary files left: {leftovers}"
+        print(f"  {title}: {r.stderr.strip().splitlines()[-1].strip()}")
+    r = importer("same.pth", "other.ckpt", "-q", cwd=folder)
+    assert r.returncode == 0, f"an OUTPUT that does not exist yet: exit {r.returncode}"
+
+
+MIN_SIDE, MAX_SIDE = 1, 4096    # the library's (mislas_model_new)
+
+
+def check_sizes(tmp, driver, good):
+    """--size: exactly the library's range, and the files at its ends load."""
+    src, out = os.path.join(tmp, "sizes.pth"), os.path.join(tmp, "sizes.ckpt")
+    torch.save(good, src)
+    print(f"--size outside [{MIN_SIDE}, {MAX_SIDE}] (exit 2, the range named, nothing written):")
+    for h, w in [(5000, 5000), (MAX_SIDE + 1, 32), (32, MAX_SIDE + 1), (0, 32), (32, 0),
+                 (-1, 32)]:
+        r = importer(src, out, "--size", h, w)
+        assert r.returncode == 2, f"--size {h} {w}: exit {r.returncode}, want 2"
+        assert f"[{MIN_SIDE}, {MAX_SIDE}]" in r.stderr, f"--size {h} {w}: message {r.stderr!r}"
+        assert not os.path.exists(out), f"--size {h} {w}: OUTPUT was written"
+        print(f"  --size {h} {w}: {r.stderr.strip().splitlines()[-1].strip()}")
+    r = importer("--help")
+    assert f"[{MIN_SIDE}, {MAX_SIDE}]" in " ".join(r.stdout.split()), \
+        f"--help does not give the range [{MIN_SIDE}, {MAX_SIDE}]"
+    # The largest sizes: the library loads the file (a forward pass at
+    # 4096x4096 would need gigabytes): eval_dump, given no images, gets past
+    # loading the checkpoint and reading its options and stops at the images.
+    empty = os.path.join(tmp, "no-images.bin")
+    open(empty, "wb").close()
+    for h, w in [(MAX_SIDE, MAX_SIDE), (MIN_SIDE, MAX_SIDE), (MAX_SIDE, MIN_SIDE)]:
+        r = importer(src, out, "--size", h, w, "-q")
+        assert r.returncode == 0, f"--size {h} {w}: exit {r.returncode} ({r.stderr.strip()})"
+        modl, _ = read_checkpoint(out)
+        assert (modl["height"], modl["width"]) == (h, w), f"--size {h} {w}: MODL {modl}"
+        r = run(WRAPPER + [driver, out, empty, "1", os.path.join(tmp, "unused.bin")])
+        loaded = any(line.startswith(f"eval_dump: {empty}:") for line in r.stderr.splitlines())
+        assert r.returncode == 1 and loaded, \
+            f"--size {h} {w}: the library does not load the file: {r.stderr.strip()}"
+        print(f"  --size {h} {w}: imported, and the library loads it")
+        os.unlink(out)
 
 
 def main():
@@ -479,7 +598,12 @@ def main():
         check_case(tmp, driver, "ResNet-20 3x32x32 K=13, learned_norm, legacy format, "
                    "backbone keys only with 'module.'", 3, 0, 3, 32, 32, 13, True, True, False,
                    True, 3)
+        check_case(tmp, driver, "ResNet-20 3x1x1 K=7, learned_norm, the smallest --size",
+                   3, 0, 3, 1, 1, 7, True, False, False, False, 4)
         check_rejections(tmp, good)
+        check_damaged_zip(tmp, good)
+        check_same_file(tmp, good)
+        check_sizes(tmp, driver, good)
     print("all import checks passed")
     return 0
 

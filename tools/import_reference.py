@@ -13,7 +13,7 @@ from fc.weight, head MiSLAS when learned_norm is present (LINEAR otherwise,
 with the scales set to 1), mode EVAL. See docs/import.md.
 
 Exit status: 0 done, 1 the input cannot be imported (the message says why;
-OUTPUT is left as it was), 2 bad command line.
+OUTPUT is left as it was), 2 bad command line (OUTPUT being INPUT included).
 """
 
 import argparse
@@ -25,6 +25,7 @@ import struct
 import sys
 import tempfile
 import types
+import zipfile
 import zlib
 
 FORMAT_VERSION = 1
@@ -39,6 +40,15 @@ STAGE_PLANES = (16, 32, 64)
 FEATURES = 64
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
 BLOCK_RE = re.compile(r"layer(\d+)\.(\d+)\.")
+# The library's limits (lib/model/model.c, checked by mislas_model_new and so
+# by the checkpoint loader): image sides, input channels and classes outside
+# them make a file the library refuses. The CIFAR ResNets have no smaller
+# minimum side: 3x3 convolutions with padding 1 take a 1x1 map.
+MIN_SIDE, MAX_SIDE = 1, 4096
+MAX_CHANNELS, MAX_CLASSES = 4096, 1 << 20
+# What PyTorch's zip format (1.6 and later) starts with: torch.load reads
+# such a file as a zip archive, the others as its legacy pickle stream.
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 class Reject(Exception):
@@ -109,7 +119,42 @@ def restricted_pickle_module(torch):
     return mod
 
 
-def torch_load(torch, path, unsafe):
+def read_input(path):
+    """The whole file, read once: the bytes checked are the bytes loaded."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise Reject(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise Reject(f"{path}: is a directory") from None
+    except OSError as e:
+        raise Reject(f"{path}: {e.strerror or e}") from None
+
+
+def check_zip_members(path, data):
+    """PyTorch's zip reader does not check the members' CRC-32s, so a
+    damaged file would load with wrong weights: read every member of a
+    zip-format file through zipfile, which checks each one's CRC-32 at its
+    end, and Reject the file at the first member that fails."""
+    if not data.startswith(ZIP_MAGIC):
+        return
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except Exception as e:  # BadZipFile, or worse for a mangled directory
+        raise Reject(f"{path}: a damaged zip container ({type(e).__name__}: {e})") from None
+    with archive:
+        for info in archive.infolist():
+            try:
+                with archive.open(info) as member:
+                    while member.read(1 << 20):
+                        pass
+            except Exception as e:  # BadZipFile (bad CRC-32 or header), zlib.error, EOFError
+                raise Reject(f"{path}: damaged: member {info.filename} of the zip container "
+                             f"fails its check ({type(e).__name__}: {e})") from None
+
+
+def torch_load(torch, path, data, unsafe):
     kwargs = {"map_location": "cpu"}
     try:
         import inspect
@@ -145,15 +190,9 @@ def torch_load(torch, path, unsafe):
             if restricted.resolved == 0:
                 raise Reject("this PyTorch bypasses the restricted unpickler; use --unsafe-load "
                              "if you trust the file")
-        return torch.load(path, **kwargs)
+        return torch.load(io.BytesIO(data), **kwargs)
     except Reject:
         raise
-    except FileNotFoundError:
-        raise Reject(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise Reject(f"{path}: is a directory") from None
-    except PermissionError as e:
-        raise Reject(f"{path}: {e.strerror}") from None
     except Exception as e:  # torch raises many kinds for a foreign or corrupt file
         text = str(e).strip()
         msg = text.splitlines()[0] if text else type(e).__name__
@@ -311,8 +350,12 @@ def collect(torch, ckpt):
                      f"{shape_str(fcw.shape)}, "
                      f"want [K, {FEATURES}]")
     k = int(fcw.shape[0])
-    if k > 2**31 - 1 or in_channels > 2**31 - 1:
-        raise Reject("too many classes or channels")
+    if in_channels > MAX_CHANNELS:
+        raise Reject(f"'state_dict_model': {model['conv1.weight'][0]} has {in_channels} input "
+                     f"channels; libmislas models take 1 to {MAX_CHANNELS}")
+    if k > MAX_CLASSES:
+        raise Reject(f"'state_dict_classifier': {classifier['fc.weight'][0]} has {k} classes; "
+                     f"libmislas models take 1 to {MAX_CLASSES}")
 
     sources = {}
     for name, (key, t) in model.items():
@@ -423,6 +466,16 @@ def write_atomically(path, data):
 
 # ----------------------------------------------------------------- main
 
+def same_file(a, b):
+    """Whether paths a and b name one file (symbolic links followed); a path
+    that does not exist yet is no file."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Convert a checkpoint saved by the MiSLAS reference's training scripts "
@@ -432,21 +485,27 @@ def parse_args(argv):
                "'state_dict_lws_model', LINEAR (scales 1) otherwise. Input channels and the "
                "number of classes come from the weights; the image size does not, so give "
                "--size for anything but 32x32 (28 28 for MNIST and Fashion-MNIST). "
-               "Exit status: 0 done, 1 the input cannot be imported, 2 bad command line. "
+               "Exit status: 0 done, 1 the input cannot be imported, 2 bad command line "
+               "(OUTPUT being INPUT included). "
                "See docs/import.md.")
     p.add_argument("input", metavar="INPUT", help="the reference's .pth / .pth.tar file")
     p.add_argument("output", metavar="OUTPUT", help="the libmislas checkpoint to write "
-                   "(replaced atomically)")
+                   "(replaced atomically; not INPUT)")
     p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=[32, 32],
-                   help="input image height and width the model is made for (default 32 32)")
+                   help="input image height and width the model is made for, each in "
+                        f"[{MIN_SIDE}, {MAX_SIDE}] (the library's limit; default 32 32)")
     p.add_argument("--unsafe-load", action="store_true",
                    help="unpickle with Python's full pickle (runs whatever code the file "
                         "names: only for files you trust that the default loader refuses)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     args = p.parse_args(argv)
     h, w = args.size
-    if not (8 <= h <= 65536 and 8 <= w <= 65536):
-        p.error("--size: height and width must be between 8 and 65536")
+    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        p.error(f"--size {h} {w}: height and width must each be in [{MIN_SIDE}, {MAX_SIDE}] "
+                "(the library's limit)")
+    if same_file(args.input, args.output):
+        p.error(f"INPUT {args.input} and OUTPUT {args.output} are the same file: writing "
+                "OUTPUT would replace the input; give another OUTPUT")
     return args
 
 
@@ -460,7 +519,9 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     try:
-        ckpt = torch_load(torch, args.input, args.unsafe_load)
+        raw = read_input(args.input)
+        check_zip_members(args.input, raw)
+        ckpt = torch_load(torch, args.input, raw, args.unsafe_load)
         arch, arch_name, cin, k, head, tensors = collect(torch, ckpt)
         h, w = args.size
         data = checkpoint_bytes(arch, cin, h, w, k, head, tensors)
