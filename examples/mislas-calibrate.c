@@ -40,7 +40,7 @@ typedef struct calibrate_settings {
     int quiet;
     /* the flags' own, read by parse_command_line */
     const cli_preset *preset;
-    int help;
+    int help, version;
 } calibrate_settings;
 
 static bool same_training_set(const calibrate_settings *s, const mislas_model *model, const mislas_dataset *train);
@@ -286,6 +286,7 @@ static void parse_command_line(calibrate_settings *s, int argc, char **argv)
         CLI_THREADS_FLAG(&s->threads),
         CLI_QUIET_FLAG(&s->quiet),
         CLI_HELP_FLAG(&s->help),
+        CLI_VERSION_FLAG(&s->version),
     };
     const size_t num_flags = sizeof flags / sizeof flags[0];
     const char *positionals[1];
@@ -299,6 +300,8 @@ static void parse_command_line(calibrate_settings *s, int argc, char **argv)
                 flags, num_flags, true);
         exit(cli_exit_status(0));
     }
+    if (s->version)
+        cli_print_version();
     if (s->preset != NULL)
         apply_preset(s, s->preset);
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_LATE, positionals, 1, &num_positionals);
@@ -307,13 +310,21 @@ static void parse_command_line(calibrate_settings *s, int argc, char **argv)
     s->in = positionals[0];
     if (s->holdout < 1)
         cli_usage_error("--holdout N is required: the validation images are the ones stage 1 and 2 held out");
-    if (s->out != NULL && strcmp(s->out, s->in) == 0)
-        cli_usage_error("--out must differ from the checkpoint it calibrates");
+    /* --l2 is vector scaling's; a preset's method never conflicts */
+    bool method_given = cli_given(flags, num_flags, argc, argv, "method");
+    bool method_from_preset = !method_given && s->preset != NULL && s->preset->recipe != NULL;
+    if (s->method != METHOD_VECTOR && !method_from_preset && cli_given(flags, num_flags, argc, argv, "l2"))
+        cli_usage_error("--l2 and --method %s%s conflict: --l2 is vector scaling's (--method vector)",
+                cli_choice_name(method_choices, s->method), cli_default_note(method_given));
 }
 
 int main(int argc, char **argv)
 {
     calibrate_settings s = {0};
     parse_command_line(&s, argc, argv);
+    cli_check_thread_environment(s.threads);
+    cli_check_files(&(cli_files){.inputs = {{.what = "the checkpoint", .path = s.in}},
+            .outputs = {{.what = "--out", .path = s.out}}, .dataset = s.dataset, .data_dir = s.data_dir,
+            .train_split = true});
     return cli_exit_status(run_calibration(&s));
 }

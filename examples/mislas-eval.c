@@ -23,7 +23,7 @@ typedef struct eval_settings {
     double imb_factor;              /* 0: the checkpoint's training counts */
     int imb_type;
     int32_t bins, threads;
-    int quiet, help;
+    int quiet, help, version;
 } eval_settings;
 
 /* The evaluation: the checkpoint's model run on the test split, its figures
@@ -61,7 +61,10 @@ static int run_eval(const eval_settings *s)
         code = cli_evaluation_outcome(status);
     }
     if (code == 0) {
-        cli_print_evaluation(stdout, s->checkpoint, &e);
+        /* --svg or --json on the standard output keeps it to itself: the figures go to stderr */
+        bool taken = (s->svg != NULL && cli_output_is_stdout(s->svg))
+                || (s->json != NULL && cli_output_is_stdout(s->json));
+        cli_print_evaluation(taken ? stderr : stdout, s->checkpoint, &e);
         code = cli_write_evaluation_files(&e, s->checkpoint, s->svg, s->json);
     }
     cli_evaluation_free(&e);
@@ -95,6 +98,7 @@ static void parse_command_line(eval_settings *s, int argc, char **argv)
         CLI_THREADS_FLAG(&s->threads),
         CLI_QUIET_FLAG(&s->quiet),
         CLI_HELP_FLAG(&s->help),
+        CLI_VERSION_FLAG(&s->version),
     };
     const size_t num_flags = sizeof flags / sizeof flags[0];
     const char *positionals[1];
@@ -107,6 +111,8 @@ static void parse_command_line(eval_settings *s, int argc, char **argv)
                 flags, num_flags, false);
         exit(cli_exit_status(0));
     }
+    if (s->version)
+        cli_print_version();
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_LATE, positionals, 1, &num_positionals);
     if (num_positionals != 1)
         cli_usage_error("a CHECKPOINT to evaluate is required");
@@ -120,5 +126,10 @@ int main(int argc, char **argv)
 {
     eval_settings s = {0};
     parse_command_line(&s, argc, argv);
+    cli_check_thread_environment(s.threads);
+    cli_check_files(&(cli_files){.inputs = {{.what = "the checkpoint", .path = s.checkpoint}},
+            .outputs = {{.what = "--svg", .path = s.svg, .dash_is_stdout = true},
+                        {.what = "--json", .path = s.json, .dash_is_stdout = true}},
+            .dataset = s.dataset, .data_dir = s.data_dir, .test_split = true});
     return cli_exit_status(run_eval(&s));
 }

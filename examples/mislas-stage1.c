@@ -10,7 +10,9 @@
 #include "cli/cli.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char cli_program_name[] = "mislas-stage1";
 
@@ -28,7 +30,7 @@ typedef struct stage1_settings {
     /* the flags' own, read by parse_command_line */
     cli_int_list milestones;
     const cli_preset *preset;
-    int arch, schedule, no_augment, print_schedule, help;
+    int arch, schedule, no_augment, print_schedule, help, version;
 } stage1_settings;
 
 /* Stage 1: a new model trained on the training split's long-tailed subset
@@ -87,6 +89,38 @@ static void apply_preset(stage1_settings *s, const cli_preset *p)
         s->holdout = p->recipe->holdout;
 }
 
+/* A flag given on the command line that the other settings would ignore,
+ * or cut short, is refused; a preset's values never conflict. */
+static void refuse_conflicts(const stage1_settings *s, const cli_flag *flags, size_t num_flags, int argc,
+        char **argv)
+{
+    bool milestones = cli_given(flags, num_flags, argc, argv, "milestones");
+    bool warmup = cli_given(flags, num_flags, argc, argv, "warmup-epochs");
+    bool epochs_given = cli_given(flags, num_flags, argc, argv, "epochs");
+    int32_t epochs = s->train.epochs;
+    if (s->schedule == MISLAS_SCHEDULE_COSINE) {
+        /* the default is multistep: cosine came from the flag or a preset */
+        if (!cli_given(flags, num_flags, argc, argv, "schedule"))
+            return;
+        if (milestones)
+            cli_usage_error("--milestones and --schedule cosine conflict: milestones are the multistep "
+                    "schedule's");
+        if (warmup)
+            cli_usage_error("--warmup-epochs and --schedule cosine conflict: the warm-up is the multistep "
+                    "schedule's");
+        return;
+    }
+    if (!epochs_given && s->preset != NULL)
+        return;     /* the preset's epochs */
+    if (milestones && s->milestones.values[s->milestones.count - 1] >= epochs)
+        cli_usage_error("--milestones %d and --epochs %d%s conflict: the run ends before that decay (each "
+                "milestone must be below --epochs)", (int)s->milestones.values[s->milestones.count - 1],
+                (int)epochs, cli_default_note(epochs_given));
+    if (warmup && s->train.warmup_epochs > epochs)
+        cli_usage_error("--warmup-epochs %d and --epochs %d%s conflict: the run would end before the warm-up "
+                "reaches --lr", (int)s->train.warmup_epochs, (int)epochs, cli_default_note(epochs_given));
+}
+
 /* Everything but the flags, which then settle what is left. */
 static void parse_command_line(stage1_settings *s, int argc, char **argv)
 {
@@ -127,9 +161,10 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
         {.name = "schedule", .kind = CLI_CHOICE, .target = &s->schedule, .choices = cli_schedule_choices,
          .help = "learning-rate schedule"},
         {.name = "warmup-epochs", .kind = CLI_INT32, .target = &s->train.warmup_epochs, .value_name = "N",
-         .min = 0, .max = 100000, .help = "linear warm-up (multistep)"},
+         .min = 0, .max = 100000, .help = "linear warm-up (multistep), at most --epochs (a preset's or the "
+         "default one longer than the run is cut short)"},
         {.name = "milestones", .kind = CLI_LIST, .target = &s->milestones, .value_name = "A,B,..",
-         .help = "epochs after which the lr falls tenfold (multistep)",
+         .help = "epochs after which the lr falls tenfold (multistep), each below --epochs",
          .default_text = "epochs*160/200,epochs*180/200"},
         {.name = "mixup-alpha", .kind = CLI_FLOAT, .target = &s->train.mixup_alpha, .value_name = "X", .min = 0,
          .max = INFINITY, .help = "mixup's Beta(alpha, alpha); 0 turns mixup off"},
@@ -142,6 +177,7 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
         CLI_QUIET_FLAG(&s->quiet),
         CLI_PRINT_SCHEDULE_FLAG(&s->print_schedule),
         CLI_HELP_FLAG(&s->help),
+        CLI_VERSION_FLAG(&s->version),
     };
     const size_t num_flags = sizeof flags / sizeof flags[0];
     size_t num_positionals;
@@ -154,11 +190,14 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
                 flags, num_flags, true);
         exit(cli_exit_status(0));
     }
+    if (s->version)
+        cli_print_version();
     if (s->preset != NULL)
         apply_preset(s, s->preset);
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_LATE, NULL, 0, &num_positionals);
     if (s->out == NULL && !s->print_schedule)
         cli_usage_error("--out FILE is required");
+    refuse_conflicts(s, flags, num_flags, argc, argv);
     s->train.schedule = (mislas_schedule)s->schedule;
     s->train.augment = !s->no_augment;
     s->train.mean = s->dataset->mean;
@@ -175,8 +214,38 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
     s->model.seed = s->train.seed;
 }
 
+/* The decays after the warm-up, from the rates themselves: ", divided by 10
+ * after epochs 8 and 9" (a milestone past the run never shows; one inside
+ * the warm-up shows as a decay after it). */
+static void print_decays(const stage1_settings *s, const int32_t *milestones, int32_t count, int32_t from)
+{
+    const mislas_stage1_options *t = &s->train;
+    int32_t epochs[CLI_LIST_MAX + 1], n = 0;
+    char factor[32] = "", last[32] = "";
+    for (int32_t e = from; e < t->epochs; e++) {
+        double before = mislas_lr_multistep(t->lr, e - 1, t->warmup_epochs, milestones, count, t->gamma);
+        double now = mislas_lr_multistep(t->lr, e, t->warmup_epochs, milestones, count, t->gamma);
+        if (now == before)
+            continue;
+        snprintf(factor, sizeof factor, "%g", before / now);
+        if (n > 0 && strcmp(factor, last) != 0) {
+            cli_print_epochs(stdout, epochs, n);
+            n = 0;
+        }
+        if (n == 0)
+            printf("%s by %s after ", last[0] == '\0' ? ", divided" : ",", factor);
+        snprintf(last, sizeof last, "%s", factor);
+        if (n < CLI_LIST_MAX + 1)
+            epochs[n++] = e;      /* 0-based e is epoch e + 1: the decay comes after epoch e */
+    }
+    if (n > 0)
+        cli_print_epochs(stdout, epochs, n);
+}
+
 /* What the run will do, as a phrase ("10 epochs of lr 0.1 after ..."), for
- * reports such as scripts/demo's. */
+ * reports such as scripts/demo's: read from the per-epoch rates the library
+ * computes (mislas_lr_multistep, mislas_lr_cosine), so a warm-up the run
+ * ends first or a milestone past the run shows as what really happens. */
 static void print_schedule(const stage1_settings *s)
 {
     const mislas_stage1_options *t = &s->train;
@@ -184,18 +253,32 @@ static void print_schedule(const stage1_settings *s)
     if (t->schedule == MISLAS_SCHEDULE_COSINE) {
         printf("cosine decay from lr %g", t->lr);
     } else {
-        printf("lr %g", t->lr);
-        if (t->warmup_epochs > 0)
-            printf(" after a %d-epoch linear warm-up", (int)t->warmup_epochs);
         /* with no milestones given, the library's for these epochs */
         _Static_assert(CLI_LIST_MAX >= MISLAS_DEFAULT_MILESTONES_MAX, "room for the library's milestones");
         cli_int_list decays = s->milestones;
         if (decays.count == 0 && mislas_stage1_default_milestones(decays.values, &decays.count, t->epochs)
                 != MISLAS_OK)
             decays.count = 0;
-        if (decays.count > 0) {
-            printf(", divided by 10 after ");
-            cli_print_epochs(stdout, decays.values, decays.count);
+        const int32_t *m = decays.values, count = decays.count, warmup = t->warmup_epochs, last = t->epochs - 1;
+        double first = mislas_lr_multistep(t->lr, 0, warmup, m, count, t->gamma);
+        double at_last = mislas_lr_multistep(t->lr, last, warmup, m, count, t->gamma);
+        if (warmup >= 2 && warmup >= t->epochs) {
+            /* the whole run is warm-up (a 1-epoch warm-up starts at the full rate) */
+            if (t->epochs == 1)
+                printf("lr %g", first);
+            else
+                printf("lr rising linearly from %g to %g", first, at_last);
+            if (warmup > t->epochs)
+                printf(" (a %d-epoch linear warm-up to lr %g, cut short by the end of the run)", (int)warmup, t->lr);
+            else
+                printf(" (a %d-epoch linear warm-up)", (int)warmup);
+        } else if (warmup >= 2) {
+            printf("lr %g after a %d-epoch linear warm-up", mislas_lr_multistep(t->lr, warmup - 1, warmup, m,
+                    count, t->gamma), (int)warmup);
+            print_decays(s, m, count, warmup);
+        } else {
+            printf("lr %g", first);
+            print_decays(s, m, count, 1);
         }
     }
     printf(", batch %d, weight decay %g, ", (int)t->batch_size, t->weight_decay);
@@ -215,5 +298,8 @@ int main(int argc, char **argv)
         print_schedule(&s);
         return cli_exit_status(0);
     }
+    cli_check_thread_environment(s.threads);
+    cli_check_files(&(cli_files){.outputs = {{.what = "--out", .path = s.out}}, .dataset = s.dataset,
+            .data_dir = s.data_dir, .train_split = true, .test_split = s.eval});
     return cli_exit_status(run_stage1(&s));
 }

@@ -13,6 +13,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ typedef struct stage2_settings {
     int method, loss, las_shape, shift_bn;
     int32_t mislas_shift_bn;        /* --shift-bn's default for MiSLAS (a preset's) */
     uint64_t epoch_steps;
-    int no_augment, print_schedule, help;
+    int no_augment, print_schedule, help, version;
 } stage2_settings;
 
 static bool check_stage1_checkpoint(const char *path);
@@ -119,10 +120,8 @@ static bool same_training_set(const stage2_settings *s, const cli_dataset *datas
         if (status != MISLAS_OK && status != MISLAS_ERR_STATE)
             cli_report_library_failure("cannot read the training counts of %s", s->in);
         else if (!same)
-            cli_report_failure("%s was trained on other class counts (%" PRId64 "..%" PRId64 ") than --imb-factor "
-                    "%g --imb-type %s give (%" PRId64 "..%" PRId64 "); pass stage 1's values", s->in, recorded[0],
-                    recorded[k - 1], s->imb_factor, s->imb_type == MISLAS_IMBALANCE_EXP ? "exp" : "step",
-                    rebuilt[0], rebuilt[k - 1]);
+            cli_report_count_mismatch(s->in, recorded, rebuilt, k, s->imb_factor, (mislas_imbalance)s->imb_type,
+                    s->holdout);
     }
     free(recorded);
     free(rebuilt);
@@ -154,6 +153,36 @@ static void apply_preset(stage2_settings *s, const cli_preset *p)
         s->loss = p->recipe->label_aware_smoothing;
         s->shift_bn = p->recipe->shift_bn;
     }
+}
+
+/* A flag given on the command line that the other settings would ignore
+ * is refused; a preset's values never conflict (s->train is settled). */
+static void refuse_conflicts(const stage2_settings *s, const cli_flag *flags, size_t num_flags, int argc,
+        char **argv)
+{
+    const char *method = cli_choice_name(cli_stage2_method_choices, s->method);
+    /* the default is mislas: another method came from the flag or a preset */
+    bool method_given = cli_given(flags, num_flags, argc, argv, "method");
+    if (s->method != MISLAS_STAGE2_MISLAS && method_given && cli_given(flags, num_flags, argc, argv, "lr-factor"))
+        cli_usage_error("--lr-factor and --method %s conflict: the lr factor is --method mislas's (the "
+                "classifier's lr as a fraction of --lr)", method);
+    static const char *const las_flags[] = {"smooth-head", "smooth-tail", "las-shape", "las-power"};
+    if (!s->train.label_aware_smoothing) {
+        /* cross-entropy: from --loss ce, from --method's default loss, or from a preset */
+        char why[96] = "";
+        if (cli_given(flags, num_flags, argc, argv, "loss"))
+            snprintf(why, sizeof why, "--loss ce");
+        else if (s->loss == BY_METHOD && method_given)
+            snprintf(why, sizeof why, "--method %s (whose loss is ce unless --loss las)", method);
+        for (size_t i = 0; why[0] != '\0' && i < sizeof las_flags / sizeof las_flags[0]; i++)
+            if (cli_given(flags, num_flags, argc, argv, las_flags[i]))
+                cli_usage_error("--%s and %s conflict: --%s is label-aware smoothing's (--loss las)", las_flags[i],
+                        why, las_flags[i]);
+    }
+    if (s->train.las_shape != MISLAS_LAS_POWER && cli_given(flags, num_flags, argc, argv, "las-power"))
+        cli_usage_error("--las-power and --las-shape %s%s conflict: the exponent is --las-shape power's",
+                cli_choice_name(cli_las_shape_choices, s->las_shape),
+                cli_default_note(cli_given(flags, num_flags, argc, argv, "las-shape")));
 }
 
 static void parse_command_line(stage2_settings *s, int argc, char **argv)
@@ -223,6 +252,7 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
         CLI_QUIET_FLAG(&s->quiet),
         CLI_PRINT_SCHEDULE_FLAG(&s->print_schedule),
         CLI_HELP_FLAG(&s->help),
+        CLI_VERSION_FLAG(&s->version),
     };
     const size_t num_flags = sizeof flags / sizeof flags[0];
     size_t num_positionals;
@@ -235,13 +265,13 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
                 flags, num_flags, true);
         exit(cli_exit_status(0));
     }
+    if (s->version)
+        cli_print_version();
     if (s->preset != NULL)
         apply_preset(s, s->preset);
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_LATE, NULL, 0, &num_positionals);
     if ((s->in == NULL || s->out == NULL) && !s->print_schedule)
         cli_usage_error("--in FILE and --out FILE are required");
-    if (s->in != NULL && s->out != NULL && strcmp(s->in, s->out) == 0)
-        cli_usage_error("--out must differ from --in (the stage-1 checkpoint would be overwritten)");
     bool mislas = s->method == MISLAS_STAGE2_MISLAS;
     s->train.method = (mislas_stage2_method)s->method;
     s->train.label_aware_smoothing = s->loss != BY_METHOD ? s->loss : mislas;
@@ -249,6 +279,7 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
     s->train.shift_bn = s->shift_bn != BY_METHOD ? s->shift_bn : mislas ? s->mislas_shift_bn : 0;
     s->train.epoch_steps = (size_t)s->epoch_steps;
     s->train.augment = !s->no_augment;
+    refuse_conflicts(s, flags, num_flags, argc, argv);
 }
 
 /* What the run will do, as a phrase ("10 epochs of cosine decay ..."), for
@@ -273,5 +304,9 @@ int main(int argc, char **argv)
         print_schedule(&s);
         return cli_exit_status(0);
     }
+    cli_check_thread_environment(s.threads);
+    cli_check_files(&(cli_files){.inputs = {{.what = "--in", .path = s.in}},
+            .outputs = {{.what = "--out", .path = s.out}}, .dataset = s.dataset, .data_dir = s.data_dir,
+            .train_split = true, .test_split = s.eval});
     return cli_exit_status(run_stage2(&s));
 }

@@ -8,7 +8,14 @@ training split of a few hundred images) is written to a temporary folder;
 then stage 1, stage 2 (LWS and MiSLAS) and the evaluation run on it, the SVG
 and JSON outputs are checked, a run with a held-out split is calibrated on
 it, corrupt checkpoints must be refused without
-writing anything, and bad flags must exit with 2. With LIBFAULTYIO (the
+writing anything, and bad flags must exit with 2. Where outputs go: "-" is
+the standard output for --svg and --json (and then nothing else is printed
+there), a FIFO or device node is written in place (a device only as root,
+which mknod needs), a symbolic link's target is replaced and the link kept;
+an output that is an input (a checkpoint, a data file) or the other output,
+by any name, and an output whose folder is missing or not a folder, are
+refused with 2 before any work; a checkpoint name that is not UTF-8 still
+gives UTF-8 JSON and well-formed SVG. With LIBFAULTYIO (the
 tests' write-failure shim, tests/faultyio.c) the programs also run with
 failing writes preloaded: a full disk at several points, EIO, writes of
 nothing, failing fsync, close and rename must each exit 1 saying so and
@@ -18,6 +25,8 @@ import json
 import os
 import random
 import shlex
+import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -166,6 +175,248 @@ def check_failing_writes(tmp, faultyio, programs):
             check(not [f for f in os.listdir(tmp) if ".tmp-" in f], what + ": no temporary file left behind")
 
 
+def program(args, cwd=None):
+    """A program's run, its output as bytes (a name in it may not be UTF-8)."""
+    return subprocess.run(WRAPPER + args, capture_output=True, timeout=TIMEOUT, cwd=cwd)
+
+
+def expect_exit(result, code, what):
+    check(result.returncode == code, "%s exits %d (%d; stderr: %s)"
+          % (what, code, result.returncode, result.stderr.decode(errors="replace").strip()))
+
+
+def no_temporary_files(folder):
+    return not [f for f in os.listdir(folder) if ".tmp-" in f]
+
+
+def check_special_outputs(tmp, evaluate, stage2, checkpoint, stage1_checkpoint, dataset):
+    """--svg and --json: "-" is the standard output, and then holds nothing
+    else; a device or FIFO is written in place, never replaced by a file; a
+    symbolic link's target is replaced and the link stays a link."""
+    here = os.path.join(tmp, "special")
+    os.mkdir(here)
+    quiet = ["--quiet"] + dataset
+
+    result = program([evaluate, checkpoint, "--json", "-"] + quiet, cwd=here)
+    expect_exit(result, 0, "mislas-eval --json -")
+    try:
+        figures = json.loads(result.stdout.decode("utf-8"))
+        check(figures.get("count") == CLASSES * TEST_PER_CLASS, "--json - writes the figures")
+    except ValueError:
+        check(False, "--json - gives pure JSON on stdout: %r" % result.stdout[:200])
+    check(b"top-1" in result.stderr, "--json -: the figures' block goes to stderr")
+    check(not os.path.lexists(os.path.join(here, "-")), "--json - creates no file named -")
+
+    result = program([evaluate, checkpoint, "--svg", "-"] + quiet, cwd=here)
+    expect_exit(result, 0, "mislas-eval --svg -")
+    try:
+        check(ET.fromstring(result.stdout).tag == SVG + "svg", "--svg - writes the SVG on stdout")
+    except ET.ParseError:
+        check(False, "--svg - gives pure SVG on stdout: %r" % result.stdout[:200])
+    check(not os.path.lexists(os.path.join(here, "-")), "--svg - creates no file named -")
+
+    result = program([evaluate, checkpoint, "--svg", "-", "--json", "-"] + quiet, cwd=here)
+    expect_exit(result, 2, "mislas-eval --svg - --json -")
+    check(b"standard output" in result.stderr, "--svg - --json - is refused, saying why")
+
+    # a FIFO, read by this process: written through, still a FIFO
+    fifo = os.path.join(here, "diagram.fifo")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)     # the SVG fits the pipe's buffer
+    try:
+        result = program([evaluate, checkpoint, "--svg", fifo] + quiet)
+        received = b""
+        while True:
+            try:
+                chunk = os.read(reader, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        os.close(reader)
+    expect_exit(result, 0, "mislas-eval --svg FIFO")
+    check(stat.S_ISFIFO(os.lstat(fifo).st_mode), "--svg FIFO leaves the FIFO a FIFO")
+    try:
+        check(ET.fromstring(received).tag == SVG + "svg", "--svg FIFO writes the SVG through it")
+    except ET.ParseError:
+        check(False, "--svg FIFO writes the SVG through it: %r" % received[:200])
+
+    # a character device (root only: mknod); /dev/null's numbers
+    device = os.path.join(here, "null")
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError):
+        device = None
+    if device is not None:
+        result = program([evaluate, checkpoint, "--svg", device, "--json", device] + quiet)
+        expect_exit(result, 0, "mislas-eval --svg DEVICE --json DEVICE")
+        check(stat.S_ISCHR(os.lstat(device).st_mode), "--svg DEVICE leaves the device node a device")
+        # --out is written by the library's mislas_checkpoint_save, which writes a device in place too
+        result = program([stage2, "--in", stage1_checkpoint, "--out", device, "--method", "lws", "--epochs", "1"]
+                         + quiet + COMMON)
+        expect_exit(result, 0, "mislas-stage2 --out DEVICE")
+        check(stat.S_ISCHR(os.lstat(device).st_mode), "--out DEVICE leaves the device node a device")
+    else:
+        print("examples: no device node made (not root?); that case skipped", file=sys.stderr)
+
+    # a link to the standard output: the JSON goes there, alone, and the link stays
+    link = os.path.join(here, "to-stdout.json")
+    os.symlink("/proc/self/fd/1", link)
+    result = program([evaluate, checkpoint, "--json", link] + quiet)
+    expect_exit(result, 0, "mislas-eval --json LINK-TO-STDOUT")
+    try:
+        json.loads(result.stdout.decode("utf-8"))
+    except ValueError:
+        check(False, "--json LINK-TO-STDOUT writes pure JSON on stdout: %r" % result.stdout[:200])
+    check(os.path.islink(link), "--json LINK-TO-STDOUT leaves the link a link")
+
+    # links to a file elsewhere, relative, existing or not yet: the target replaced, the link kept
+    elsewhere = os.path.join(here, "elsewhere")
+    os.mkdir(elsewhere)
+    with open(os.path.join(elsewhere, "figures.json"), "w") as f:
+        f.write("old\n")
+    os.chmod(os.path.join(elsewhere, "figures.json"), 0o640)
+    json_link, svg_link = os.path.join(here, "figures-link.json"), os.path.join(here, "diagram-link.svg")
+    os.symlink("elsewhere/figures.json", json_link)
+    os.symlink("elsewhere/new.svg", svg_link)                # dangling until written
+    result = program([evaluate, checkpoint, "--json", json_link, "--svg", svg_link] + quiet)
+    expect_exit(result, 0, "mislas-eval --json LINK --svg DANGLING-LINK")
+    check(os.path.islink(json_link) and os.readlink(json_link) == "elsewhere/figures.json",
+          "--json LINK leaves the link as it was")
+    check(os.path.islink(svg_link) and os.readlink(svg_link) == "elsewhere/new.svg",
+          "--svg DANGLING-LINK leaves the link as it was")
+    try:
+        figures = json.load(open(os.path.join(elsewhere, "figures.json")))
+        check(figures.get("count") == CLASSES * TEST_PER_CLASS, "--json LINK writes the link's target")
+    except ValueError:
+        check(False, "--json LINK writes the link's target")
+    check(stat.S_IMODE(os.stat(os.path.join(elsewhere, "figures.json")).st_mode) == 0o640,
+          "--json LINK keeps the replaced file's mode")
+    check(os.path.isfile(os.path.join(elsewhere, "new.svg")), "--svg DANGLING-LINK creates the link's target")
+    check(no_temporary_files(here) and no_temporary_files(elsewhere), "links: no temporary file left behind")
+
+
+def check_same_files(tmp, programs, checkpoints, dataset):
+    """An output that is an input (a checkpoint, a data file) or another
+    output, by whatever name, is refused with 2 before any work, naming
+    both; nothing is written."""
+    stage1, stage2, evaluate, calibrate = programs
+    stage1_checkpoint, held_stage2 = checkpoints
+    here = os.path.join(tmp, "same")
+    os.mkdir(here)
+    data = os.path.join(here, "data")          # a copy: the old programs overwrote it
+    shutil.copytree(dataset[1], data)
+    shutil.copy(stage1_checkpoint, os.path.join(here, "same.ck"))
+    shutil.copy(held_stage2, os.path.join(here, "h1.ck"))
+    os.symlink("same.ck", os.path.join(here, "alias.ck"))
+
+    def contents():
+        return {name: open(os.path.join(root, name), "rb").read() if os.path.isfile(os.path.join(root, name))
+                else None for root, _, names in os.walk(here) for name in names}
+
+    train = ["--data-dir", data] + COMMON + ["--epochs", "1", "--quiet"]
+    cases = [
+        ("mislas-stage2 --in ./same.ck --out same.ck",
+         [stage2, "--in", "./same.ck", "--out", "same.ck", "--method", "lws"] + train, ["./same.ck", "same.ck"]),
+        ("mislas-stage2 --in alias.ck --out same.ck (a link)",
+         [stage2, "--in", "alias.ck", "--out", "same.ck", "--method", "lws"] + train, ["alias.ck", "same.ck"]),
+        ("mislas-calibrate ./h1.ck --out h1.ck",
+         [calibrate, "./h1.ck", "--out", "h1.ck", "--holdout", "2", "--imb-factor", str(IMB_FACTOR), "--data-dir",
+          data], ["./h1.ck", "h1.ck"]),
+        ("mislas-stage1 --out DATA/train-images-idx3-ubyte.gz (the name read first)",
+         [stage1, "--arch", "resnet20", "--out", "data/train-images-idx3-ubyte.gz"] + train,
+         ["data/train-images-idx3-ubyte.gz"]),
+        ("mislas-stage1 --out data/../data/train-labels-idx1-ubyte",
+         [stage1, "--arch", "resnet20", "--out", "data/../data/train-labels-idx1-ubyte"] + train,
+         ["data/../data/train-labels-idx1-ubyte", "train-labels-idx1-ubyte"]),
+        ("mislas-stage2 --eval --out DATA/t10k-images-idx3-ubyte (--eval reads the test split)",
+         [stage2, "--in", "same.ck", "--out", "data/t10k-images-idx3-ubyte", "--method", "lws", "--eval"] + train,
+         ["data/t10k-images-idx3-ubyte"]),
+        ("mislas-eval --json DATA/t10k-labels-idx1-ubyte",
+         [evaluate, "same.ck", "--data-dir", data, "--json", "data/t10k-labels-idx1-ubyte"],
+         ["data/t10k-labels-idx1-ubyte"]),
+        ("mislas-eval alias.ck --json same.ck (a link)",
+         [evaluate, "alias.ck", "--data-dir", data, "--json", "same.ck"], ["alias.ck", "same.ck"]),
+        ("mislas-eval --svg d.svg --json ./d.svg",
+         [evaluate, "same.ck", "--data-dir", data, "--svg", "d.svg", "--json", "./d.svg"], ["d.svg", "./d.svg"]),
+    ]
+    for what, args, named in cases:
+        before = contents()
+        result = program(args, cwd=here)
+        expect_exit(result, 2, what)
+        for path in named:
+            check(path.encode() in result.stderr, what + ": the message names " + path)
+        check(contents() == before, what + ": nothing is written")
+    # the test split is no input of a run without --eval: that name is free
+    result = program([stage2, "--in", "same.ck", "--out", "data/t10k-images-idx3-ubyte.gz", "--method", "lws"]
+                     + train, cwd=here)
+    expect_exit(result, 0, "mislas-stage2 --out DATA/t10k-images-idx3-ubyte.gz without --eval")
+
+
+def check_output_folders(tmp, programs, checkpoints, dataset):
+    """Every output's folder must exist and be writable, checked before any
+    work: exit 2 naming it."""
+    stage1, stage2, evaluate, calibrate = programs
+    stage1_checkpoint, held_stage2 = checkpoints
+    missing = os.path.join(tmp, "missing", "dir")
+    not_folder = os.path.join(tmp, "a-file")
+    with open(not_folder, "w") as f:
+        f.write("not a folder\n")
+    train = dataset + COMMON + ["--epochs", "1", "--quiet"]
+    for folder, why in ((missing, "does not exist"), (not_folder, "not a folder")):
+        cases = [
+            ("mislas-stage1 --out", [stage1, "--arch", "resnet20", "--out", os.path.join(folder, "o.ck")] + train),
+            ("mislas-stage2 --out", [stage2, "--in", stage1_checkpoint, "--out", os.path.join(folder, "o.ck"),
+                                     "--method", "lws"] + train),
+            ("mislas-calibrate --out", [calibrate, held_stage2, "--out", os.path.join(folder, "o.ck"), "--holdout",
+                                        "2", "--imb-factor", str(IMB_FACTOR)] + dataset),
+            ("mislas-eval --svg", [evaluate, stage1_checkpoint, "--svg", os.path.join(folder, "o.svg")] + dataset),
+            ("mislas-eval --json", [evaluate, stage1_checkpoint, "--json", os.path.join(folder, "o.json")] + dataset),
+        ]
+        for what, args in cases:
+            result = program(args)
+            what = "%s into a folder that %s" % (what, why)
+            expect_exit(result, 2, what)
+            check(folder.encode() in result.stderr and why.encode() in result.stderr, what + ": says so")
+            check(b"epoch" not in result.stdout + result.stderr and b"top-1" not in result.stdout,
+                  what + ": refused before any work")
+    if os.geteuid() != 0:       # root writes anywhere
+        locked = os.path.join(tmp, "locked")
+        os.mkdir(locked, 0o555)
+        result = program([evaluate, stage1_checkpoint, "--json", os.path.join(locked, "o.json")] + dataset)
+        expect_exit(result, 2, "mislas-eval --json into a read-only folder")
+        check(locked.encode() in result.stderr, "a read-only folder is named")
+
+
+def check_unicode_names(tmp, evaluate, checkpoint, dataset):
+    """A checkpoint name that is not UTF-8, with control characters: the
+    JSON is still UTF-8 JSON, the SVG still well-formed XML, each with
+    U+FFFD in place of what cannot be written."""
+    name = b"bad\xff\x01utf\xed\xa0\x80\xef\xbf\xbe\r.ck"   # bad byte, control, surrogate, U+FFFE, return
+    bad = os.path.join(os.fsencode(tmp), name)
+    shutil.copy(os.fsencode(checkpoint), bad)
+    svg, figures = os.path.join(tmp, "unicode.svg"), os.path.join(tmp, "unicode.json")
+    result = program([os.fsdecode(evaluate), os.fsdecode(bad), "--svg", svg, "--json", figures, "--quiet"]
+                     + dataset)
+    expect_exit(result, 0, "mislas-eval on a checkpoint named with bytes that are not UTF-8")
+    try:
+        decoded = json.loads(open(figures, "rb").read().decode("utf-8", "strict"))
+        check(decoded.get("checkpoint") == bad.decode("utf-8", "replace"),
+              "JSON: the name with U+FFFD for each bad sequence (%r)" % decoded.get("checkpoint"))
+    except (OSError, ValueError) as e:
+        check(False, "the JSON of a non-UTF-8 name is UTF-8 JSON (%s)" % e)
+    try:
+        root = ET.parse(svg).getroot()
+        title = "".join(root.find(SVG + "title").itertext())
+        expected = bad.decode("utf-8", "replace").replace("\x01", "\ufffd").replace("\ufffe", "\ufffd")
+        check(title.endswith(os.path.basename(expected)), "SVG: the name with U+FFFD (%r)" % title)
+    except (OSError, ET.ParseError, AttributeError) as e:
+        check(False, "the SVG of a non-UTF-8 name is well-formed XML (%s)" % e)
+    os.unlink(bad)
+
+
 def main():
     stage1, stage2, evaluate, calibrate = (os.path.abspath(p) for p in sys.argv[1:5])
     faultyio = os.path.abspath(sys.argv[5]) if len(sys.argv) > 5 else None
@@ -216,6 +467,12 @@ def main():
         result = run([calibrate, h2, "--holdout", "50", "--imb-factor", str(IMB_FACTOR)] + dataset, 1)
         check("hold out fewer" in result.stderr, "a hold-out larger than a class is refused")
         run([stage2, "--in", h1, "--out", h2, "--epochs", "1", "--quiet"] + dataset + COMMON, 1)
+
+        # what is written where: "-", devices, FIFOs and links; no output over an input; folders
+        check_special_outputs(tmp, evaluate, stage2, mislas, s1, dataset)
+        check_same_files(tmp, (stage1, stage2, evaluate, calibrate), (s1, h2), dataset)
+        check_output_folders(tmp, (stage1, stage2, evaluate, calibrate), (s1, h2), dataset)
+        check_unicode_names(tmp, evaluate, mislas, dataset)
 
         for bad in corrupt_copies(tmp, mislas):
             out, bad_svg, bad_json = (os.path.join(tmp, "from-bad." + ext) for ext in ("ckpt", "svg", "json"))

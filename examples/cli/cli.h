@@ -12,7 +12,8 @@
  *   progress.h         the progress line; SIGINT and SIGTERM stop a call cleanly
  *   training.h         around mislas_train_stage1 and mislas_train_stage2
  *   evaluation.h       around mislas_evaluate, and --eval
- *   output.h           output files written atomically
+ *   output.h           output files written atomically; "-", devices and FIFOs in place
+ *   paths.h            the files a run reads and writes, checked before it starts
  *   reliability_svg.h  mislas-eval --svg
  *   figures_json.h     mislas-eval --json
  */
@@ -26,6 +27,7 @@
 #include "holdout.h"
 #include "messages.h"
 #include "output.h"
+#include "paths.h"
 #include "presets.h"
 #include "progress.h"
 #include "reliability_svg.h"

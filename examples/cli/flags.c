@@ -170,44 +170,99 @@ static void store(const cli_flag *f, const char *text)
     }
 }
 
+/* The flag argv[*i] names, with its value in *value (NULL for a switch),
+ * *i advanced past a value given as the next argument; or NULL for a
+ * positional argument, then in *value. *flags_ended is set at "--", after
+ * which every argument is positional. */
+static const cli_flag *next_argument(const cli_flag *flags, size_t num_flags, int argc, char **argv, int *i,
+        bool *flags_ended, const char **value)
+{
+    const char *arg = argv[*i];
+    *value = NULL;
+    if (!*flags_ended && strcmp(arg, "--") == 0) {
+        *flags_ended = true;
+        return NULL;
+    }
+    if (*flags_ended || arg[0] != '-' || arg[1] == '\0') {
+        *value = arg;
+        return NULL;
+    }
+    const cli_flag *f = NULL;
+    if (arg[1] != '-') {
+        for (size_t j = 0; j < num_flags && f == NULL && arg[2] == '\0'; j++)
+            if (flags[j].short_name != 0 && flags[j].short_name == arg[1])
+                f = &flags[j];
+        if (f == NULL)
+            cli_usage_error("unknown flag %s (flags are spelt --name)", arg);
+        if (f->kind != CLI_SWITCH) {
+            if (*i + 1 >= argc)
+                cli_usage_error("%s needs a value", arg);
+            *value = argv[++*i];
+        }
+        return f;
+    }
+    const char *name = arg + 2, *equals = strchr(name, '=');
+    size_t name_length = equals != NULL ? (size_t)(equals - name) : strlen(name);
+    for (size_t j = 0; j < num_flags && f == NULL; j++)
+        if (strlen(flags[j].name) == name_length && strncmp(flags[j].name, name, name_length) == 0)
+            f = &flags[j];
+    if (f == NULL)
+        cli_usage_error("unknown flag --%.*s", (int)name_length, name);
+    if (f->kind == CLI_SWITCH) {
+        if (equals != NULL)
+            cli_usage_error("--%s takes no value", f->name);
+    } else if (equals != NULL) {
+        *value = equals + 1;
+    } else if (*i + 1 < argc) {
+        *value = argv[++*i];
+    } else {
+        cli_usage_error("--%s needs a value", f->name);
+    }
+    return f;
+}
+
 void cli_parse(const cli_flag *flags, size_t num_flags, int argc, char **argv, cli_pass pass,
         const char **positionals, size_t max_positionals, size_t *num_positionals)
 {
     *num_positionals = 0;
+    bool flags_ended = false;
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (arg[0] != '-' || arg[1] == '\0') {
-            if (pass == CLI_PASS_EARLY)
+        const char *value;
+        const cli_flag *f = next_argument(flags, num_flags, argc, argv, &i, &flags_ended, &value);
+        if (f == NULL) {
+            if (pass == CLI_PASS_EARLY || value == NULL)    /* NULL: the "--" itself */
                 continue;
             if (*num_positionals == max_positionals)
-                cli_usage_error("unexpected argument \"%s\"", arg);
-            positionals[(*num_positionals)++] = arg;
+                cli_usage_error("unexpected argument \"%s\"", value);
+            positionals[(*num_positionals)++] = value;
             continue;
-        }
-        if (arg[1] != '-')
-            cli_usage_error("unknown flag %s (flags are spelt --name)", arg);
-        const char *name = arg + 2, *equals = strchr(name, '=');
-        size_t name_length = equals != NULL ? (size_t)(equals - name) : strlen(name);
-        const cli_flag *f = NULL;
-        for (size_t j = 0; j < num_flags && f == NULL; j++)
-            if (strlen(flags[j].name) == name_length && strncmp(flags[j].name, name, name_length) == 0)
-                f = &flags[j];
-        if (f == NULL)
-            cli_usage_error("unknown flag --%.*s", (int)name_length, name);
-        const char *value = NULL;
-        if (f->kind == CLI_SWITCH) {
-            if (equals != NULL)
-                cli_usage_error("--%s takes no value", f->name);
-        } else if (equals != NULL) {
-            value = equals + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            cli_usage_error("--%s needs a value", f->name);
         }
         if (f->early == (pass == CLI_PASS_EARLY))
             store(f, value);
     }
+}
+
+bool cli_given(const cli_flag *flags, size_t num_flags, int argc, char **argv, const char *name)
+{
+    bool flags_ended = false;
+    for (int i = 1; i < argc; i++) {
+        const char *value;
+        const cli_flag *f = next_argument(flags, num_flags, argc, argv, &i, &flags_ended, &value);
+        if (f != NULL && strcmp(f->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *cli_default_note(bool given)
+{
+    return given ? "" : " (the default)";
+}
+
+void cli_print_version(void)
+{
+    printf("%s (libmislas) %s\nBLIS kernels: %s\n", cli_program_name, mislas_version(), mislas_blas_kernels());
+    exit(cli_exit_status(0));
 }
 
 /* ===================================================================== help */
@@ -290,7 +345,8 @@ void cli_print_help(FILE *out, const char *usage, const char *description, const
         char value[160], fallback[160];
         describe_value(f, value, sizeof value);
         describe_default(f, fallback, sizeof fallback);
-        int width = fprintf(out, "  --%s%s", f->name, value);
+        int width = f->short_name != 0 ? fprintf(out, "  -%c, --%s%s", f->short_name, f->name, value)
+                : fprintf(out, "  --%s%s", f->name, value);
         if (width >= COLUMN)
             fprintf(out, "\n%*s", COLUMN, "");
         else
@@ -300,6 +356,8 @@ void cli_print_help(FILE *out, const char *usage, const char *description, const
             fprintf(out, " (default: %s)", fallback);
         fputc('\n', out);
     }
+    fprintf(out, "  --%*sends the flags: every argument after it is positional, even one starting with -\n",
+            COLUMN - 4, "");
     if (with_presets)
         cli_print_presets(out);
 }

@@ -43,7 +43,8 @@ typedef struct cli_flag {
     const cli_choice *choices;  /* CLI_CHOICE: ends with a NULL name */
     int switch_value;           /* CLI_SWITCH */
     const char *default_text;   /* --help's default when the target's value would mislead */
-    bool early;                 /* parsed in the first pass (--preset, --help) */
+    bool early;                 /* parsed in the first pass (--preset, --help, --version) */
+    char short_name;            /* a one-letter spelling, "-h" for --help; 0: none */
 } cli_flag;
 
 typedef enum cli_pass {
@@ -51,17 +52,33 @@ typedef enum cli_pass {
     CLI_PASS_LATE       /* every other flag is stored, and positionals collected */
 } cli_pass;
 
-/* Parses argv ("--name value" or "--name=value") in two passes, so that a
- * preset found in the first can be applied before the second stores the
- * flags that override it. A malformed value, an unknown flag or a surplus
- * argument prints a message naming it and exits with CLI_EXIT_USAGE.
- * positionals (max_positionals entries) receives the non-flag arguments in
- * the late pass; *num_positionals their count. */
+/* Parses argv ("--name value" or "--name=value"; "-h" for a flag whose
+ * short_name is 'h') in two passes, so that a preset found in the first can
+ * be applied before the second stores the flags that override it. "--" ends
+ * the flags: every argument after it is positional, even one starting with
+ * "-". A malformed value, an unknown flag or a surplus argument prints a
+ * message naming it and exits with CLI_EXIT_USAGE. positionals
+ * (max_positionals entries) receives the non-flag arguments in the late
+ * pass; *num_positionals their count. */
 void cli_parse(const cli_flag *flags, size_t num_flags, int argc, char **argv, cli_pass pass,
         const char **positionals, size_t max_positionals, size_t *num_positionals);
 
+/* Whether the flag `name` (without "--") was given on the command line, as
+ * opposed to holding a preset's value or the default; argv as cli_parse
+ * accepted it. A preset's values never conflict with each other or with a
+ * flag; the programs refuse only a flag given on the command line that the
+ * other settings would ignore. */
+bool cli_given(const cli_flag *flags, size_t num_flags, int argc, char **argv, const char *name);
+/* For a conflict's message about a setting the flags did not give: " (the
+ * default)" when not given, "" when given. */
+const char *cli_default_note(bool given);
+
+/* --version: the program's name, the library's version (mislas_version())
+ * and BLIS's kernel set (mislas_blas_kernels()) on stdout; exits 0. */
+_Noreturn void cli_print_version(void);
+
 /* --help: usage, description, every flag with its current value as the
- * default, and the presets when `with_presets`. */
+ * default, what "--" does, and the presets when `with_presets`. */
 void cli_print_help(FILE *out, const char *usage, const char *description,
         const cli_flag *flags, size_t num_flags, bool with_presets);
 
@@ -80,7 +97,7 @@ const char *cli_choice_name(const cli_choice *choices, int value);
 /* Flags every program takes, with the defaults they describe. */
 #define CLI_THREADS_FLAG(variable) \
     {.name = "threads", .kind = CLI_INT32, .target = (variable), .value_name = "N", .min = 0, .max = 256, \
-     .help = "worker threads; 0: one per CPU, or MISLAS_NUM_THREADS"}
+     .help = "worker threads; 0: MISLAS_NUM_THREADS if it is 1 to 256, else one per CPU"}
 #define CLI_DATA_DIR_FLAG(variable) \
     {.name = "data-dir", .kind = CLI_TEXT, .target = (variable), .value_name = "DIR", \
      .help = "folder of the data set's files", \
@@ -96,7 +113,10 @@ const char *cli_choice_name(const cli_choice *choices, int value);
      .help = "print the schedule these flags give, in words, and exit"}
 #define CLI_HELP_FLAG(variable) \
     {.name = "help", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, .early = true, \
-     .help = "print this help and exit"}
+     .short_name = 'h', .help = "print this help and exit"}
+#define CLI_VERSION_FLAG(variable) \
+    {.name = "version", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, .early = true, \
+     .help = "print the program, library and BLIS kernel versions and exit"}
 /* The --holdout flag of the programs that read the training split. */
 #define CLI_HOLDOUT_FLAG(variable) \
     {.name = "holdout", .kind = CLI_INT32, .target = (variable), .value_name = "N", .min = 0, .max = 1 << 30, \

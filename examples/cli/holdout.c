@@ -6,11 +6,58 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+/* A long-tailed subset with a class of no image: the message and exit 2. */
+static void refuse_empty_class(mislas_dataset *subset)
+{
+    const int32_t k = mislas_dataset_num_classes(subset);
+    int64_t *counts = calloc((size_t)k, sizeof *counts);
+    if (counts == NULL || mislas_dataset_class_counts(subset, counts) != MISLAS_OK) {
+        free(counts);
+        return;     /* cli_hold_out counts again, and says why it cannot */
+    }
+    int32_t empty = -1;
+    int64_t largest = 0;
+    for (int32_t c = 0; c < k; c++) {
+        if (counts[c] == 0 && empty < 0)
+            empty = c;
+        largest = counts[c] > largest ? counts[c] : largest;
+    }
+    free(counts);
+    if (empty < 0)
+        return;
+    mislas_dataset_free(subset);
+    cli_usage_error("--imb-factor leaves class %d with 0 training images (the largest class has %" PRId64 "): "
+            "the long-tailed subset must keep an image of every class; raise --imb-factor", (int)empty, largest);
+}
+
+void cli_report_count_mismatch(const char *checkpoint, const int64_t *recorded, const int64_t *rebuilt, int32_t k,
+        double imb_factor, mislas_imbalance imb_type, int32_t holdout)
+{
+    /* rebuilt = n - holdout and recorded = n - h in every class: h = holdout + rebuilt - recorded */
+    int64_t implied = (int64_t)holdout + rebuilt[0] - recorded[0];
+    for (int32_t c = 1; c < k && implied >= 0; c++)
+        if ((int64_t)holdout + rebuilt[c] - recorded[c] != implied)
+            implied = -1;
+    const char *type = imb_type == MISLAS_IMBALANCE_EXP ? "exp" : "step";
+    if (implied >= 0 && implied != holdout)
+        cli_report_failure("%s was trained with --holdout %" PRId64 ", not %d: of the subset --imb-factor %g "
+                "--imb-type %s give, --holdout %" PRId64 " leaves its class counts (%" PRId64 "..%" PRId64 ") and "
+                "--holdout %d leaves %" PRId64 "..%" PRId64 "; pass stage 1's --holdout", checkpoint, implied,
+                (int)holdout, imb_factor, type, implied, recorded[0], recorded[k - 1], (int)holdout, rebuilt[0],
+                rebuilt[k - 1]);
+    else
+        cli_report_failure("%s was trained on other class counts (%" PRId64 "..%" PRId64 ") than --imb-factor %g "
+                "--imb-type %s --holdout %d give (%" PRId64 "..%" PRId64 "); pass stage 1's values (--holdout "
+                "must match stage 1's too)", checkpoint, recorded[0], recorded[k - 1], imb_factor, type,
+                (int)holdout, rebuilt[0], rebuilt[k - 1]);
+}
+
 bool cli_hold_out(mislas_dataset **train, mislas_dataset **held_out, int32_t holdout)
 {
     if (held_out != NULL)
         *held_out = NULL;
     mislas_dataset *subset = *train;
+    refuse_empty_class(subset);
     if (holdout == 0)
         return true;
     /* The subset lists each class's kept images as a seeded shuffle, class

@@ -14,7 +14,18 @@
  * receives the held-out images, or NULL when holdout is 0.
  * Which images are held out depends on subset_seed too, which the class
  * counts a model records cannot show: every program must be given the same.
+ * A subset with a class of no image (an --imb-factor too small for the
+ * data) is a bad command line: says so, naming the class, and exits with
+ * CLI_EXIT_USAGE. A holdout that leaves a class no training image fails.
  * On failure prints why, frees *train, sets it to NULL and returns false. */
 bool cli_hold_out(mislas_dataset **train, mislas_dataset **held_out, int32_t holdout);
+
+/* A checkpoint's recorded class counts differ from `rebuilt`, the ones the
+ * flags (imb_factor, imb_type, holdout) leave: says so on stderr, naming
+ * --holdout, with the --holdout the recorded counts imply when they differ
+ * from rebuilt by the same number in every class (a subset of another
+ * --imb-factor or --imb-type never does). */
+void cli_report_count_mismatch(const char *checkpoint, const int64_t *recorded, const int64_t *rebuilt, int32_t k,
+        double imb_factor, mislas_imbalance imb_type, int32_t holdout);
 
 #endif

@@ -53,6 +53,28 @@ void cli_usage_error(const char *format, ...)
     exit(CLI_EXIT_USAGE);
 }
 
+void cli_check_thread_environment(int threads)
+{
+    const char *env = getenv("MISLAS_NUM_THREADS");
+    if (threads != 0 || env == NULL || env[0] == '\0')
+        return;     /* --threads wins over the variable; an empty one is none */
+    /* what lib/util/threads.c does: strtol, then 1 to 256 or the default */
+    enum { MAX_THREADS = 256 };
+    char *end;
+    errno = 0;
+    long v = strtol(env, &end, 10);
+    if (errno != 0 || v < 1 || v > MAX_THREADS) {
+        /* the default the library falls back to, the variable being unusable */
+        cli_report_failure("MISLAS_NUM_THREADS=%s is not a thread count from 1 to %d; using the default (%d)",
+                env, MAX_THREADS, (int)mislas_num_threads());
+        return;
+    }
+    while (*end == ' ' || *end == '\t' || *end == '\n')
+        end++;
+    if (*end != '\0')
+        cli_report_failure("MISLAS_NUM_THREADS=%s is read as %ld (what follows the number is ignored)", env, v);
+}
+
 int cli_exit_status(int status)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -32,6 +32,13 @@ enum { CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 /* A command-line error detected after parsing: message, exit CLI_EXIT_USAGE. */
 _Noreturn void cli_usage_error(const char *format, ...) CLI_PRINTF_LIKE(1, 2);
 
+/* Before a run with `threads` (--threads; 0 lets the library choose): one
+ * line on stderr when MISLAS_NUM_THREADS holds what the library does not
+ * take as a thread count (it then falls back to one thread per CPU
+ * without a word: the library never prints), or a number with something
+ * after it, which the library reads as the number. */
+void cli_check_thread_environment(int threads);
+
 /* The program's exit status once the standard output is flushed: `status`,
  * or CLI_EXIT_FAILURE after saying so if what was printed could not all be
  * written (a full disk under a redirection, a closed pipe). */

@@ -48,7 +48,8 @@ static const cli_preset PRESETS[] = {
      .stage2 = {10, 128, 0.1, 2e-4, 0.5, 0.3f, 0.0f, 0},
      .recipe = &(const cli_recipe){.holdout = 10, .method = MISLAS_STAGE2_CRT, .label_aware_smoothing = 0,
                                    .shift_bn = 0, .calibration = "temperature"}},
-    /* A run short enough to watch: decays at 4 and 5. */
+    /* A run short enough to watch: decays after epochs 8 and 9 (a 1-epoch
+     * warm-up starts at the full rate). */
     {.name = "fmnist-demo", .summary = "Fashion-MNIST-LT, IF 100, a short demonstration",
      .dataset = &cli_datasets[CLI_FASHION_MNIST], .arch = MISLAS_RESNET32, .imb_factor = 0.01,
      .stage1 = {10, 128, 1, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP, 1.0f},
