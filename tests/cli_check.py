@@ -3,9 +3,9 @@
 
 Usage: cli_check.py MISLAS_STAGE1 MISLAS_STAGE2 MISLAS_EVAL MISLAS_CALIBRATE
 
-On a tiny synthetic Fashion-MNIST-shaped folder (the one examples_check.py
-writes, copied here so that this check stands alone), one short stage-1 run
-gives the checkpoint the rest use. Checked, each a defect once:
+On the tiny synthetic Fashion-MNIST-shaped folder of program_check.py (the
+one examples_check.py trains on too), one short stage-1 run gives the
+checkpoint the rest use. Checked, each a defect once:
   - --print-schedule says what the per-epoch rates are, a warm-up longer than
     the run included (the rates the progress line shows are the ones printed);
   - flags given on the command line that other flags would silently ignore
@@ -17,74 +17,11 @@ gives the checkpoint the rest use. Checked, each a defect once:
   - an --imb-factor that leaves a class without an image is refused (exit 2).
 """
 import os
-import random
 import re
-import shlex
-import struct
-import subprocess
 import sys
 import tempfile
 
-CLASSES = 10
-TRAIN_MAX = 60          # images of the largest class
-IMB_FACTOR = 0.1        # the split below is already this long tail
-TEST_PER_CLASS = 20
-COMMON = ["--imb-factor", str(IMB_FACTOR), "--batch-size", "32", "--threads", "2"]
-
-failures = []
-# MISLAS_TEST_WRAPPER (e.g. "valgrind --error-exitcode=99") runs every program
-# under a checker, with ample time.
-WRAPPER = shlex.split(os.environ.get("MISLAS_TEST_WRAPPER", ""))
-TIMEOUT = 60 * (30 if WRAPPER else 1)
-
-
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
-
-
-# ------------------------------------------------ the data set (as examples_check.py's)
-
-def write_idx(folder, prefix, labels, rng):
-    """A bright bar whose place tells the class, on noise: learnable, tiny."""
-    pixels = bytearray()
-    for label in labels:
-        image = bytearray(rng.randrange(40) for _ in range(28 * 28))
-        top, left = 2 + (label // 5) * 12, 2 + (label % 5) * 5
-        for row in range(top, top + 10):
-            for col in range(left, left + 4):
-                image[row * 28 + col] = 200 + rng.randrange(56)
-        pixels += image
-    with open(os.path.join(folder, prefix + "-images-idx3-ubyte"), "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, len(labels), 28, 28) + pixels)
-    with open(os.path.join(folder, prefix + "-labels-idx1-ubyte"), "wb") as f:
-        f.write(struct.pack(">II", 0x801, len(labels)) + bytes(labels))
-
-
-def make_dataset(folder):
-    rng = random.Random(7)
-    counts = [int(TRAIN_MAX * IMB_FACTOR ** (c / (CLASSES - 1))) for c in range(CLASSES)]
-    train = [c for c in range(CLASSES) for _ in range(counts[c])]
-    test = [c for c in range(CLASSES) for _ in range(TEST_PER_CLASS)]
-    rng.shuffle(train)
-    rng.shuffle(test)
-    write_idx(folder, "train", train, rng)
-    write_idx(folder, "t10k", test, rng)
-
-
-def run(args, expect=None, env=None, cwd=None):
-    """The program's result; a failure unless it exited `expect` (None: any)."""
-    full_env = dict(os.environ)
-    full_env.pop("MISLAS_NUM_THREADS", None)
-    full_env.update(env or {})
-    result = subprocess.run(WRAPPER + args, capture_output=True, text=True, timeout=TIMEOUT, env=full_env, cwd=cwd)
-    name = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(args))
-    if expect is not None and result.returncode != expect:
-        failures.append(name)
-        print("FAIL: %s exited %d, not %d\nstdout: %s\nstderr: %s"
-              % (name, result.returncode, expect, result.stdout, result.stderr), file=sys.stderr)
-    return result
+from program_check import COMMON, IMB_FACTOR, check, failures, make_dataset, run
 
 
 def refused(args, flags, what):
