@@ -516,8 +516,7 @@ static int inflate_content(const char *path, const uint8_t *file, size_t size, u
     if (compressed != size - HEADER_SIZE)
         return mislasi_fail(MISLAS_ERR_FORMAT, LOAD_FN ": %s: the file has %zu bytes, its header promises %llu "
                 "(truncated or extended)", path, size, (unsigned long long)(compressed + HEADER_SIZE));
-    /* deflate cannot expand data by more than about 1032:1 */
-    if (expect / 1032 > compressed + 1 || expect > MISLASI_INPUT_LIMIT || compressed > UINT32_MAX || expect > UINT32_MAX)
+    if (expect / MISLASI_DEFLATE_MAX_RATIO > compressed + 1 || expect > MISLASI_INPUT_LIMIT || compressed > UINT32_MAX || expect > UINT32_MAX)
         return mislasi_fail(MISLAS_ERR_FORMAT, LOAD_FN ": %s: the header's sizes are implausible", path);
     uint8_t *out = mislasi_alloc(expect == 0 ? 1 : (size_t)expect);
     if (out == NULL)

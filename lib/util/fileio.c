@@ -187,14 +187,21 @@ void mislasi_zlib_use_library_memory(z_stream *zs)
  * what deflate can possibly expand to (about 1032:1) so that a forged
  * trailer cannot ask for gigabytes, plus one byte so that the end of the
  * stream is reached without growing. */
+/* The size the last gzip member's trailer states (ISIZE, the length mod
+ * 2^32), or `none` when the data is too short to hold a member. */
+static size_t trailer_size(const uint8_t *in, size_t in_size, size_t none)
+{
+    if (in_size < 18)
+        return none;
+    const uint8_t *t = in + in_size - 4;
+    return (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+}
+
 static size_t first_capacity(const uint8_t *in, size_t in_size)
 {
-    size_t hint = 1 << 16;
-    if (in_size >= 18) {
-        const uint8_t *t = in + in_size - 4;
-        hint = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
-    }
-    size_t bound = in_size < MISLASI_INPUT_LIMIT / 1032 ? in_size * 1032 : MISLASI_INPUT_LIMIT;
+    size_t hint = trailer_size(in, in_size, 1 << 16);
+    size_t bound = in_size < MISLASI_INPUT_LIMIT / MISLASI_DEFLATE_MAX_RATIO ? in_size * MISLASI_DEFLATE_MAX_RATIO
+            : MISLASI_INPUT_LIMIT;
     hint = hint < bound ? hint : bound;
     hint = hint < MISLASI_INPUT_LIMIT ? hint + 1 : MISLASI_INPUT_LIMIT;
     return hint < 64 ? 64 : hint;
@@ -405,16 +412,14 @@ static int read_gzip_expected(const char *fn, const char *path, int fd, uint8_t 
     if (rc == MISLAS_OK)
         rc = check(ctx, head, done.length < header ? done.length : header, &total);
     /* A trailer that agrees with the header sizes the one pass that fills
-     * the buffer and counts what may follow (deflate cannot expand more than
-     * about 1032:1, so a forged trailer cannot ask for much more than the
-     * data could hold). Otherwise the length is counted first, and the data
-     * kept only when it is exactly what the header announces. */
+     * the buffer and counts what may follow (deflate's expansion bound
+     * keeps a forged trailer from asking for much more than the data could
+     * hold). Otherwise the length is counted first, and the data kept only
+     * when it is exactly what the header announces. */
     size_t keep = 0, stop = 0;
     bool agrees = false;
     if (rc == MISLAS_OK) {
-        size_t isize = got >= 18 ? (size_t)raw[got - 4] | (size_t)raw[got - 3] << 8 | (size_t)raw[got - 2] << 16
-                | (size_t)raw[got - 1] << 24 : 0;
-        agrees = isize == (total & 0xFFFFFFFFu) && total / 1032 <= got;
+        agrees = trailer_size(raw, got, 0) == (total & 0xFFFFFFFFu) && total / MISLASI_DEFLATE_MAX_RATIO <= got;
         if (agrees) {
             keep = total;
             stop = MISLASI_INPUT_LIMIT;

@@ -43,6 +43,10 @@ int mislasi_gunzip(const char *fn, const char *name, const uint8_t *in, size_t i
 #define MISLASI_INPUT_LIMIT (SIZE_MAX / 2)
 #endif
 
+/* The most deflate can expand its input (about 1032:1): a stream claiming
+ * more output than this times its size is lying. */
+enum { MISLASI_DEFLATE_MAX_RATIO = 1032 };
+
 /* mislasi_read_file, then mislasi_gunzip if the content starts with 1f 8b
  * (the content decides, not the name). *was_gzip (may be NULL) tells which,
  * so that messages can say that offsets are in the decompressed data. */
