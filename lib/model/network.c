@@ -307,6 +307,20 @@ static void run_slices(void *ctx, size_t begin, size_t end)
     }
 }
 
+/* The caller's images (NCHW, as data sets and PyTorch hold them) into the
+ * network's layout (NHWC: nn.h), the only conversion between the two. */
+static void to_channels_last(mislas_model *m, const float *images, size_t n)
+{
+    size_t c = (size_t)m->opts.in_channels, hw = (size_t)m->opts.height * (size_t)m->opts.width;
+    for (size_t i = 0; i < n; i++) {
+        const float *src = images + i * c * hw;
+        float *dst = m->input + i * c * hw;
+        for (size_t p = 0; p < hw; p++)
+            for (size_t ch = 0; ch < c; ch++)
+                dst[p * c + ch] = src[ch * hw + p];
+    }
+}
+
 /* forward (keep = true: the mode's BN, ready for backward) or predict
  * (keep = false: running statistics, nothing kept). */
 static int run_forward(mislas_model *m, const float *images, size_t n, float *logits, bool keep, const char *fn)
@@ -337,7 +351,7 @@ static int run_forward(mislas_model *m, const float *images, size_t n, float *lo
     if (status != MISLAS_OK)
         return status;
     size_t k = (size_t)m->opts.num_classes;
-    memcpy(m->input, images, in_count * sizeof(float));
+    to_channels_last(m, images, n);
 
     /* the weights change only through the optimiser and the model's setters */
     if (!m->prepared_current) {
@@ -392,8 +406,8 @@ static void unit_backward(mislas_model *m, mislasi_conv_bn *u, const float *x, c
             mislasi_tensor_grads(m, u->gamma), mislasi_tensor_grads(m, u->beta));
     mislasi_conv_shape s = u->conv;
     s.n = n;
-    mislasi_conv_backward_prepared(&s, x, mislasi_tensor_values(m, u->weight), u->prepared, dz,
-            mislasi_tensor_grads(m, u->weight), dx, m->scratch, threads);
+    mislasi_conv_backward_prepared(&s, x, u->prepared, dz, mislasi_tensor_grads(m, u->weight), dx,
+            m->scratch, threads);
 }
 
 /* dout (the gradient of the block's output; overwritten by the shortcut

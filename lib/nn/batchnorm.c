@@ -1,122 +1,116 @@
-/* Batch normalisation (layers.h). Work is split by channel; each channel's
- * sums run in a fixed order (16 float lanes across a plane, the planes
- * added in double), so results do not depend on the thread count and the
- * lanes vectorise. */
+/* Batch normalisation (nn.h) on NHWC activations: an image is hw rows of c
+ * channels, so every loop runs over the channels innermost, where they are
+ * contiguous and each vector lane is one channel. No sum ever crosses
+ * lanes, so the vector width changes no bit, and the per-channel sums over
+ * pixels run in a fixed order: float over blocks of BLOCK rows (short float
+ * partial sums keep a few ulps of their largest term, at full vector
+ * width), the blocks added in double. Channels are taken CHUNK at a time,
+ * so that the per-channel state lives on the stack whatever c is. Work is
+ * spread over the threads by rows or by groups of images fixed by the
+ * shape, and what spans groups is added up on the caller in group order,
+ * so results do not depend on the thread count. */
 #include "nn.h"
 
 #include "util/util.h"
 
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 #define BN_EPS 1e-5
 #define BN_MOMENTUM 0.1
 
-/* Sums over a plane run in 16 float lanes (four 4-wide vectors, written
- * with the compilers' vector extension so that they vectorise on every
- * x86-64 and stay in one fixed order); the lanes then add up in double. */
-typedef float vf4 __attribute__((vector_size(16)));
-typedef int32_t vi4 __attribute__((vector_size(16)));
-enum { LANES = 16 };
+/* ROW_GRAIN: floats per piece of a pass over rows, enough to pay for
+ * handing the piece to a thread. */
+enum { CHUNK = 256, BLOCK = 16, ROW_GRAIN = 1 << 15 };
 
-static inline vf4 load4(const float *p)
+/* The block sums are added in double at the end of every BLOCK rows, tested
+ * row by row in one loop over the rows: in the nested form (a loop over
+ * blocks around a loop over their rows) GCC unrolls and jams the rows in
+ * pairs, which read memory up to three times slower where measured. */
+static bool ends_block(size_t p, size_t hw)
 {
-    vf4 v;
-    memcpy(&v, p, sizeof v);
-    return v;
+    return (p + 1) % BLOCK == 0 || p + 1 == hw;
 }
 
-/* g where y > 0, else 0 */
-static inline vf4 mask_positive(vf4 g, vf4 y)
+static size_t chunk_width(size_t c, size_t c0)
 {
-    const vf4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
-    return (vf4)((vi4)g & (vi4)(y > zero));
+    return c - c0 < CHUNK ? c - c0 : CHUNK;
 }
 
-static double lanes_total(const vf4 acc[4])
+static size_t row_grain(size_t cn)
 {
-    double t = 0.0;
-    for (int v = 0; v < 4; v++)
-        for (int l = 0; l < 4; l++)
-            t += acc[v][l];
-    return t;
+    return ROW_GRAIN / cn + 1;
 }
-
-/* sum of p[i] and of (p[i] - shift)^2 over one plane */
-static void plane_moments(const float *p, size_t len, float shift, double *sum, double *squares)
-{
-    vf4 s[4] = {{0}}, q[4] = {{0}};
-    const vf4 c = {shift, shift, shift, shift};
-    size_t i = 0;
-    for (; i + LANES <= len; i += LANES)
-        for (int v = 0; v < 4; v++) {
-            vf4 x = load4(p + i + 4 * v), d = x - c;
-            s[v] += x;
-            q[v] += d * d;
-        }
-    double ts = lanes_total(s), tq = lanes_total(q);
-    for (; i < len; i++) {
-        double d = (double)p[i] - shift;
-        ts += p[i];
-        tq += d * d;
-    }
-    *sum += ts;
-    *squares += tq;
-}
-
 
 void mislasi_bn_image_moments(const mislasi_bn_shape *s, const float *x_image, double *moments)
 {
-    for (size_t c = 0; c < s->c; c++) {
-        const float *p = x_image + c * s->hw;
-        /* shifted by the plane's first value, which keeps the squares'
-         * cancellation small when the mean is large next to the spread */
-        double sum = 0.0, squares = 0.0;
-        plane_moments(p, s->hw, p[0], &sum, &squares);
-        double off = sum - (double)s->hw * p[0];
-        double m2 = squares - off * off / (double)s->hw;
-        moments[2 * c] = sum;
-        moments[2 * c + 1] = m2 > 0.0 ? m2 : 0.0;
+    for (size_t c0 = 0; c0 < s->c; c0 += CHUNK) {
+        size_t cn = chunk_width(s->c, c0);
+        const float *x = x_image + c0;
+        /* Sums of the deviations from each channel's first value: when the
+         * mean is large next to the spread, they are small and nearly
+         * exact, and so are the sum (hw shift + their sum) and the
+         * squares' cancellation. */
+        float shift[CHUNK], bd[CHUNK], bq[CHUNK];
+        double dev[CHUNK], squares[CHUNK];
+        for (size_t k = 0; k < cn; k++) {
+            shift[k] = x[k];
+            bd[k] = bq[k] = 0.0f;
+            dev[k] = squares[k] = 0.0;
+        }
+        for (size_t p = 0; p < s->hw; p++) {
+            const float *row = x + p * s->c;
+            for (size_t k = 0; k < cn; k++) {
+                float d = row[k] - shift[k];
+                bd[k] += d;
+                bq[k] += d * d;
+            }
+            if (ends_block(p, s->hw))
+                for (size_t k = 0; k < cn; k++) {
+                    dev[k] += bd[k];
+                    squares[k] += bq[k];
+                    bd[k] = bq[k] = 0.0f;
+                }
+        }
+        for (size_t k = 0; k < cn; k++) {
+            double m2 = squares[k] - dev[k] * dev[k] / (double)s->hw;
+            moments[2 * (c0 + k)] = (double)s->hw * shift[k] + dev[k];
+            moments[2 * (c0 + k) + 1] = m2 > 0.0 ? m2 : 0.0;
+        }
     }
 }
 
-typedef struct fwd_job {
-    const mislasi_bn_shape *s;
-    const float *x, *gamma, *beta;
-    const double *moments;
-    float *running_mean, *running_var, *mean, *invstd, *y;
+/* y = scale x + shift (+ residual), then ReLU, on channels [c0, c0 + cn)
+ * of rows of c floats; the expression and the NaN-keeping ReLU of
+ * mislasi_affine_plane, so that every affine path gives the same bits. */
+typedef struct affine_job {
+    const float *x, *residual, *scale, *shift;
+    float *y;
+    size_t c, c0, cn;
     bool relu;
-    const float *residual;
-} fwd_job;
+} affine_job;
 
-static void forward_train_channels(void *ctx, size_t begin, size_t end)
+static void affine_rows(void *ctx, size_t begin, size_t end)
 {
-    const fwd_job *j = ctx;
-    const mislasi_bn_shape *s = j->s;
-    double hw = (double)s->hw;
-    for (size_t c = begin; c < end; c++) {
-        /* the images' moments combined in image order (Chan et al.) */
-        double count = 0.0, mean = 0.0, m2 = 0.0;
-        for (size_t i = 0; i < s->n; i++) {
-            const double *mo = j->moments + (i * s->c + c) * 2;
-            double mean_i = mo[0] / hw, delta = mean_i - mean, total = count + hw;
-            mean += delta * hw / total;
-            m2 += mo[1] + delta * delta * count * hw / total;
-            count = total;
-        }
-        double var = m2 / count;
-        double invstd = 1.0 / sqrt(var + BN_EPS);
-        j->mean[c] = (float)mean;
-        j->invstd[c] = (float)invstd;
-        double unbiased = count > 1.0 ? m2 / (count - 1.0) : var;
-        j->running_mean[c] = (float)((1.0 - BN_MOMENTUM) * j->running_mean[c] + BN_MOMENTUM * mean);
-        j->running_var[c] = (float)((1.0 - BN_MOMENTUM) * j->running_var[c] + BN_MOMENTUM * unbiased);
-        float a = (float)(j->gamma[c] * invstd);
-        float b = (float)(j->beta[c] - mean * j->gamma[c] * invstd);
-        for (size_t i = 0; i < s->n; i++) {
-            size_t off = (i * s->c + c) * s->hw;
-            mislasi_affine_plane(j->x + off, j->y + off, s->hw, a, b, j->relu, j->residual == NULL ? NULL : j->residual + off);
+    const affine_job *j = ctx;
+    const float *a = j->scale, *b = j->shift;
+    for (size_t p = begin; p < end; p++) {
+        size_t at = p * j->c + j->c0;
+        const float *x = j->x + at;
+        float *y = j->y + at;
+        if (j->residual != NULL) {
+            const float *r = j->residual + at;
+            for (size_t k = 0; k < j->cn; k++) {
+                float v = a[k] * x[k] + b[k] + r[k];
+                y[k] = j->relu && v <= 0.0f ? 0.0f : v;
+            }
+        } else if (j->relu) {
+            for (size_t k = 0; k < j->cn; k++) {
+                float v = a[k] * x[k] + b[k];
+                y[k] = v <= 0.0f ? 0.0f : v;
+            }
+        } else {
+            for (size_t k = 0; k < j->cn; k++)
+                y[k] = a[k] * x[k] + b[k];
         }
     }
 }
@@ -125,10 +119,40 @@ void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x,
         const float *gamma, const float *beta, float *running_mean, float *running_var,
         float *mean, float *invstd, float *y, bool relu, const float *residual)
 {
-    fwd_job j = {.s = s, .x = x, .moments = moments, .gamma = gamma, .beta = beta,
-                 .running_mean = running_mean, .running_var = running_var, .mean = mean,
-                 .invstd = invstd, .y = y, .relu = relu, .residual = residual};
-    mislasi_parallel_for(s->c, 1, forward_train_channels, &j);
+    double hw = (double)s->hw;
+    for (size_t c0 = 0; c0 < s->c; c0 += CHUNK) {
+        size_t cn = chunk_width(s->c, c0);
+        /* the images' moments combined in image order (Chan et al.) */
+        double count = 0.0, mu[CHUNK], m2[CHUNK];
+        for (size_t k = 0; k < cn; k++)
+            mu[k] = m2[k] = 0.0;
+        for (size_t i = 0; i < s->n; i++) {
+            const double *mo = moments + 2 * (i * s->c + c0);
+            double total = count + hw;
+            for (size_t k = 0; k < cn; k++) {
+                double mean_i = mo[2 * k] / hw, delta = mean_i - mu[k];
+                mu[k] += delta * hw / total;
+                m2[k] += mo[2 * k + 1] + delta * delta * count * hw / total;
+            }
+            count = total;
+        }
+        float scale[CHUNK], shift[CHUNK];
+        for (size_t k = 0; k < cn; k++) {
+            size_t c = c0 + k;
+            double var = m2[k] / count;
+            double is = 1.0 / sqrt(var + BN_EPS);
+            mean[c] = (float)mu[k];
+            invstd[c] = (float)is;
+            double unbiased = count > 1.0 ? m2[k] / (count - 1.0) : var;
+            running_mean[c] = (float)((1.0 - BN_MOMENTUM) * running_mean[c] + BN_MOMENTUM * mu[k]);
+            running_var[c] = (float)((1.0 - BN_MOMENTUM) * running_var[c] + BN_MOMENTUM * unbiased);
+            scale[k] = (float)(gamma[c] * is);
+            shift[k] = (float)(beta[c] - mu[k] * gamma[c] * is);
+        }
+        affine_job j = {.x = x, .residual = residual, .scale = scale, .shift = shift, .y = y,
+                        .c = s->c, .c0 = c0, .cn = cn, .relu = relu};
+        mislasi_parallel_for(s->n * s->hw, row_grain(cn), affine_rows, &j);
+    }
 }
 
 void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, const float *running_mean,
@@ -144,9 +168,9 @@ void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, con
 void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, const float *scale,
         const float *shift, float *y_image, bool relu, const float *residual)
 {
-    for (size_t c = 0; c < s->c; c++)
-        mislasi_affine_plane(x_image + c * s->hw, y_image + c * s->hw, s->hw, scale[c], shift[c], relu,
-                residual == NULL ? NULL : residual + c * s->hw);
+    affine_job j = {.x = x_image, .residual = residual, .scale = scale, .shift = shift, .y = y_image,
+                    .c = s->c, .c0 = 0, .cn = s->c, .relu = relu};
+    affine_rows(&j, 0, s->hw);
 }
 
 void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd)
@@ -155,97 +179,134 @@ void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd)
         invstd[i] = (float)(1.0 / sqrt((double)running_var[i] + BN_EPS));
 }
 
+/* The backward's sums run over GROUPS groups of consecutive images (fewer
+ * when n is smaller), each group into a slot of its own, so that the
+ * threads can share the groups out and the slots still be added in group
+ * order. The slots live on the caller's stack (32 KiB), since lib/nn
+ * allocates nothing (the caller owns every buffer); that bounds GROUPS,
+ * and so how many threads share the sums (all of them share dx). */
+enum { GROUPS = 8 };
+
+/* The backward on channels [c0, c0 + cn). g = dy, masked by y > 0 when y
+ * is given (a fused ReLU). */
 typedef struct bwd_job {
     const mislasi_bn_shape *s;
-    const float *x, *y, *dy, *gamma, *mean, *invstd;
-    bool batch_stats;
-    float *dx, *dgamma, *dbeta;
+    const float *x, *y, *dy, *mean;
+    float *dx;
+    size_t c0, cn, groups;
+    double *slots;                      /* per group: cn sums of g, cn of g (x - mean) */
+    const float *coef;                  /* a, bx, b0: cn each */
 } bwd_job;
 
-/* Over one plane: sum of g and of g * (x - mean), g = dy masked by y > 0
- * when y is given (a fused ReLU). */
-static void plane_grad_sums(const float *x, const float *y, const float *dy, size_t len,
-        float mean, double *sum_g, double *sum_gx)
+/* Group g's sums, over its images' rows in order, into its slot. */
+static void group_grad_sums(const bwd_job *j, size_t g)
 {
-    vf4 s[4] = {{0}}, q[4] = {{0}};
-    const vf4 m = {mean, mean, mean, mean};
-    size_t i = 0;
-    for (; i + LANES <= len; i += LANES)
-        for (int v = 0; v < 4; v++) {
-            size_t at = i + 4 * (size_t)v;
-            vf4 g = load4(dy + at);
-            if (y != NULL)
-                g = mask_positive(g, load4(y + at));
-            s[v] += g;
-            q[v] += g * (load4(x + at) - m);
-        }
-    double ts = lanes_total(s), tq = lanes_total(q);
-    for (; i < len; i++) {
-        float g = y == NULL || y[i] > 0.0f ? dy[i] : 0.0f;
-        ts += g;
-        tq += (double)g * ((double)x[i] - mean);
+    const mislasi_bn_shape *s = j->s;
+    size_t cn = j->cn, begin = s->n * g / j->groups * s->hw, end = s->n * (g + 1) / j->groups * s->hw;
+    const float *m = j->mean + j->c0;
+    double *sum_g = j->slots + 2 * cn * g, *sum_gx = sum_g + cn;
+    float bg[CHUNK], bq[CHUNK];
+    for (size_t k = 0; k < cn; k++) {
+        bg[k] = bq[k] = 0.0f;
+        sum_g[k] = sum_gx[k] = 0.0;
     }
-    *sum_g += ts;
-    *sum_gx += tq;
-}
-
-/* dx = a g + bx (x - mean) + b0 over one plane. */
-static void plane_grad(const float *x, const float *y, const float *dy, float *dx, size_t len,
-        float mean, float a, float bx, float b0)
-{
-    if (y != NULL) {
-        for (size_t p = 0; p < len; p++) {
-            float d = dy[p];
-            float g = y[p] > 0.0f ? d : 0.0f;
-            dx[p] = a * g + bx * (x[p] - mean) + b0;
+    for (size_t p = begin; p < end; p++) {
+        size_t at = p * s->c + j->c0;
+        const float *x = j->x + at, *dy = j->dy + at;
+        if (j->y != NULL) {
+            const float *y = j->y + at;
+            for (size_t k = 0; k < cn; k++) {
+                float d = dy[k];
+                float g = y[k] > 0.0f ? d : 0.0f;
+                bg[k] += g;
+                bq[k] += g * (x[k] - m[k]);
+            }
+        } else {
+            for (size_t k = 0; k < cn; k++) {
+                bg[k] += dy[k];
+                bq[k] += dy[k] * (x[k] - m[k]);
+            }
         }
-    } else {
-        for (size_t p = 0; p < len; p++)
-            dx[p] = a * dy[p] + bx * (x[p] - mean) + b0;
+        if (ends_block(p - begin, end - begin))
+            for (size_t k = 0; k < cn; k++) {
+                sum_g[k] += bg[k];
+                sum_gx[k] += bq[k];
+                bg[k] = bq[k] = 0.0f;
+            }
     }
 }
 
-static void backward_channels(void *ctx, size_t begin, size_t end)
+static void grad_sums_groups(void *ctx, size_t begin, size_t end)
 {
     const bwd_job *j = ctx;
-    const mislasi_bn_shape *s = j->s;
-    double m = (double)(s->n * s->hw);
-    for (size_t c = begin; c < end; c++) {
-        float mean = j->mean[c];
-        double invstd = j->invstd[c];
-        double sum_g = 0.0, sum_gx = 0.0;
-        for (size_t i = 0; i < s->n; i++) {
-            size_t off = (i * s->c + c) * s->hw;
-            plane_grad_sums(j->x + off, j->y == NULL ? NULL : j->y + off, j->dy + off, s->hw,
-                    mean, &sum_g, &sum_gx);
-        }
-        if (j->dbeta != NULL)
-            j->dbeta[c] = (float)sum_g;
-        if (j->dgamma != NULL)
-            j->dgamma[c] = (float)(sum_gx * invstd);
-        if (j->dx == NULL)
-            continue;
-        /* dx = gamma invstd (g - mean(g) - xhat mean(g xhat)) with batch
-         * statistics, gamma invstd g with fixed ones; as a g + b (x - mean) + c. */
-        float a = (float)(j->gamma[c] * invstd);
-        float bx = 0.0f, b0 = 0.0f;
-        if (j->batch_stats) {
-            bx = (float)(-j->gamma[c] * invstd * sum_gx * invstd * invstd / m);
-            b0 = (float)(-j->gamma[c] * invstd * sum_g / m);
-        }
-        for (size_t i = 0; i < s->n; i++) {
-            size_t off = (i * s->c + c) * s->hw;
-            plane_grad(j->x + off, j->y == NULL ? NULL : j->y + off, j->dy + off, j->dx + off, s->hw,
-                    mean, a, bx, b0);
+    for (size_t g = begin; g < end; g++)
+        group_grad_sums(j, g);
+}
+
+/* dx = a g + bx (x - mean) + b0 */
+static void grad_rows(void *ctx, size_t begin, size_t end)
+{
+    const bwd_job *j = ctx;
+    size_t cn = j->cn;
+    const float *m = j->mean + j->c0, *a = j->coef, *bx = a + cn, *b0 = bx + cn;
+    for (size_t p = begin; p < end; p++) {
+        size_t at = p * j->s->c + j->c0;
+        const float *x = j->x + at, *dy = j->dy + at;
+        float *dx = j->dx + at;
+        if (j->y != NULL) {
+            const float *y = j->y + at;
+            for (size_t k = 0; k < cn; k++) {
+                float d = dy[k];
+                float g = y[k] > 0.0f ? d : 0.0f;
+                dx[k] = a[k] * g + bx[k] * (x[k] - m[k]) + b0[k];
+            }
+        } else {
+            for (size_t k = 0; k < cn; k++)
+                dx[k] = a[k] * dy[k] + bx[k] * (x[k] - m[k]) + b0[k];
         }
     }
 }
 
+/* Each chunk's dx is written only after its dy has been read, so dx may
+ * alias dy. */
 void mislasi_bn_backward(const mislasi_bn_shape *s, const float *x, const float *y,
         const float *dy, const float *gamma, const float *mean, const float *invstd,
         bool batch_stats, float *dx, float *dgamma, float *dbeta)
 {
-    bwd_job j = {.s = s, .x = x, .y = y, .dy = dy, .gamma = gamma, .mean = mean, .invstd = invstd,
-                 .batch_stats = batch_stats, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
-    mislasi_parallel_for(s->c, 1, backward_channels, &j);
+    double m = (double)(s->n * s->hw);
+    size_t groups = s->n < GROUPS ? s->n : GROUPS;
+    for (size_t c0 = 0; c0 < s->c; c0 += CHUNK) {
+        size_t cn = chunk_width(s->c, c0);
+        double slots[GROUPS * 2 * CHUNK], sum_g[CHUNK], sum_gx[CHUNK];
+        float coef[3 * CHUNK], *a = coef, *bx = a + cn, *b0 = bx + cn;
+        bwd_job j = {.s = s, .x = x, .y = y, .dy = dy, .mean = mean, .dx = dx, .c0 = c0, .cn = cn,
+                     .groups = groups, .slots = slots, .coef = coef};
+        mislasi_parallel_for(groups, 1, grad_sums_groups, &j);
+        for (size_t k = 0; k < cn; k++)
+            sum_g[k] = sum_gx[k] = 0.0;
+        for (size_t g = 0; g < groups; g++)
+            for (size_t k = 0; k < cn; k++) {
+                sum_g[k] += slots[2 * cn * g + k];
+                sum_gx[k] += slots[2 * cn * g + cn + k];
+            }
+        for (size_t k = 0; k < cn; k++) {
+            size_t c = c0 + k;
+            double is = invstd[c];
+            if (dbeta != NULL)
+                dbeta[c] = (float)sum_g[k];
+            if (dgamma != NULL)
+                dgamma[c] = (float)(sum_gx[k] * is);
+            /* dx = gamma invstd (g - mean(g) - xhat mean(g xhat)) with batch
+             * statistics, gamma invstd g with fixed ones; as a g + bx (x -
+             * mean) + b0. */
+            a[k] = (float)(gamma[c] * is);
+            bx[k] = b0[k] = 0.0f;
+            if (batch_stats) {
+                bx[k] = (float)(-gamma[c] * is * sum_gx[k] * is * is / m);
+                b0[k] = (float)(-gamma[c] * is * sum_g[k] / m);
+            }
+        }
+        if (dx != NULL)
+            mislasi_parallel_for(s->n * s->hw, row_grain(cn), grad_rows, &j);
+    }
 }

@@ -1,65 +1,76 @@
-/* 2-D convolution as matrix products through BLIS (nn.h).
+/* 2-D convolution on NHWC activations (nn.h), computed directly: no unfolded
+ * copy of the input, no matrix library. Each product is a run of tiles of
+ * conv_kernels.h, a tile holding up to 28 outputs of 16 channels in
+ * registers while it sums over the filter's taps and the input's channels.
  *
- * The batch is cut into groups of whole images whose working set stays in
- * the core's cache (about 1000-1300 product columns: one 32x32 image or
- * several smaller ones). Each group is an independent job on one thread:
- * unfold, one BLIS product, fold back. Unfolding a whole batch at once
- * streams a ~75 MB column matrix through memory per layer and runs at a
- * third of the speed (docs/models.md, "How the convolutions are computed").
+ *   forward       y[oh, ow, co] = sum over taps (kh, kw), then ci, of
+ *                 x[oh s + kh - pad, ow s + kw - pad, ci] w[co, ci, kh, kw]
+ *                 A tile is a run of pixels of one output row. The input
+ *                 image is first copied with zero columns either side
+ *                 (pad of them), so that every tap of every pixel reads
+ *                 memory; taps whose input row lies outside the image are
+ *                 left out of that row's list instead.
+ *   input grad.   dx[ih, iw, ci] = sum over the taps that reach (ih, iw),
+ *                 then co, of dy[oh, ow, co] w[co, ci, kh, kw], where
+ *                 oh s + kh - pad = ih and ow s + kw - pad = iw. With stride
+ *                 s, the input pixels of one row fall into s classes by
+ *                 iw mod s, each reached by a fixed set of kw: a tile is a
+ *                 run of one class's pixels (every s-th), over a copy of the
+ *                 image's dy with zero columns either side.
+ *   weight grad.  dw[co, ci, kh, kw] = sum over images, then output rows,
+ *                 then pixels of x[...] dy[...], the pixels restricted to
+ *                 those whose tap falls inside the image (a rectangle), so
+ *                 nothing is padded.
  *
- * Two ways to unfold:
- *   - im2col, any kernel / stride / padding: rows (ci, i, j), one column per
- *     output pixel; y = W * cols. The reference path.
- *   - row shift, for 3x3 stride-1 padding-1 convolutions (nearly all of a
- *     ResNet's work): only the three horizontal taps are unfolded, over the
- *     image's rows plus one zero row above and below, so that a vertical
- *     tap i is a shift by i rows, i.e. by i*w columns. The three vertical
- *     taps go into the product's M dimension instead of K:
- *         Y3 (3 c_out x cols) = W3 (3 c_out x 3 c_in) * rows3 (3 c_in x cols)
- *         y[co, p] = Y3[(0, co), p] + Y3[(1, co), p + w] + Y3[(2, co), p + 2w]
- *     The unfolded matrix is 3x the image instead of 9x, and BLIS runs the
- *     taller, shallower product at 1.2-1.9x the speed on ResNet-32's shapes
- *     (measured here; c_out = 16 wastes half of an AVX-512 kernel's rows).
- *     The backward products have the same shape.
- *
- * Every weight-gradient product writes its group's own slot and the slots
- * are summed in group order, so results are the same for any thread count. */
+ * Every output is one chain of fused multiply-adds in that fixed order, so
+ * the result does not depend on the tiles, the instruction set or the
+ * threads. The batch is cut into groups of images by shape alone (about
+ * GROUP_PIXELS output pixels each); each group sums its own weight gradient
+ * into a slot of the work area, and the slots are added in group order. */
 #include "nn.h"
+#include "conv_kernels.h"
 
 #include "util/util.h"
 
-#include <mislas/common.h>
-
 #include <stdint.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <xmmintrin.h>
+
+/* Output pixels a weight-gradient group aims for: its input and output
+ * gradient (a few hundred KB) stay in the core's cache across the taps. */
+enum { GROUP_PIXELS = 1024 };
+/* The most taps a filter has (k <= 8), and the pixel runs one
+ * weight-gradient kernel call sums (the call chain goes on past them). */
+enum { MAX_TAPS = 64, RUNS_PER_CALL = 64 };
+
+extern const mislasi_conv_kernels mislasi_conv_kernels_generic;
+#if defined(MISLAS_KERNELS_X86)
+extern const mislasi_conv_kernels mislasi_conv_kernels_avx2;
+extern const mislasi_conv_kernels mislasi_conv_kernels_avx512;
 #endif
 
-/* Product columns a group aims for. */
-enum { GROUP_COLUMNS = 1280 };
-
-/* Products run over a multiple of this many columns (the extra ones are
- * zero and their results unused): BLIS's AVX-512 kernel covers 32 columns
- * at a time (MR, after BLIS transposes our row-major products for it) and
- * handles a ragged last block through a slow element-wise copy, which cost
- * ~25 % on a 48 x 840 x 48 product. 32 is also a multiple of the AVX2
- * kernels' 16. */
-enum { COLUMN_BLOCK = 32 };
-
-static size_t padded(const mislasi_tile_kernel *t, size_t columns)
+static const mislasi_conv_kernels *kernels_for(mislasi_isa isa)
 {
-    size_t cb = t->col_block;
-    size_t block = COLUMN_BLOCK % cb == 0 ? COLUMN_BLOCK : COLUMN_BLOCK * cb;
-    return (columns + block - 1) / block * block;
+    switch (isa) {
+#if defined(MISLAS_KERNELS_X86)
+    case MISLASI_ISA_AVX2:
+        return &mislasi_conv_kernels_avx2;
+    case MISLASI_ISA_AVX512:
+        return &mislasi_conv_kernels_avx512;
+#endif
+    default:
+        return &mislasi_conv_kernels_generic;
+    }
 }
 
-/* Zeroes columns [from, to) of a rows x ld matrix. */
-static void zero_columns(float *m, size_t rows, size_t ld, size_t from, size_t to)
+const mislasi_conv_kernels *mislasi_conv_kernels_named(const char *name)
 {
-    if (to > from)
-        for (size_t r = 0; r < rows; r++)
-            memset(m + r * ld + from, 0, (to - from) * sizeof *m);
+    mislasi_isa isa;
+    return mislasi_isa_named(name, &isa) ? kernels_for(isa) : NULL;
+}
+
+const mislasi_conv_kernels *mislasi_conv_kernels_get(void)
+{
+    return kernels_for(mislasi_isa_get());
 }
 
 size_t mislasi_conv_out_h(const mislasi_conv_shape *s)
@@ -77,710 +88,238 @@ size_t mislasi_conv_threads(void)
     return (size_t)mislas_num_threads();
 }
 
-/* The row-shift layout of one image: rows3 (3 c_in x ld) from column col0
- * on holds (h + 1) w columns: a zero row, then the image's h rows. Stacked
- * images share the zero rows between them (the next image's first row, or
- * the group's closing zero row, ends this one), so a group of g images has
- * g (h + 1) w + w columns. Row (ci, j), column r w + c holds
- * x[ci, r - 1, c + j - 1] (zero outside the image). */
-static size_t shared_span(const mislasi_conv_shape *s)
-{
-    return (s->h + 1) * s->w;
-}
-
 typedef struct geometry {
-    bool row_shift;
-    bool direct;        /* 1x1, stride 1, no padding, one image per group: no unfolding */
-    size_t rows;        /* K of the forward product: c_in k k, or 3 c_in */
-    size_t outs;        /* M of the forward product: c_out, or 3 c_out */
-    size_t pixels;      /* output pixels per image */
-    size_t span;        /* product columns per image: pixels, or (h + 1) w */
-    size_t tail;        /* product columns after the last image: 0, or w */
-    size_t group;       /* images per group */
-    size_t groups;
-    const mislasi_tile_kernel *tile;
+    size_t oh, ow, taps;
+    size_t padded_w;        /* columns of the padded input copy: w + 2 pad */
+    size_t dy_margin;       /* zero columns either side of the padded output gradient */
+    size_t dy_w;            /* ow + 2 dy_margin */
+    size_t group, groups;   /* images per weight-gradient group, and groups */
+    size_t taps_floats;     /* taps x c_in x c_out: one weight panel set, one slot */
 } geometry;
 
 static geometry geometry_of(const mislasi_conv_shape *s)
 {
     geometry g;
-    g.tile = mislasi_tile_kernel_get();
-    g.row_shift = s->k == 3 && s->stride == 1 && s->pad == 1;
-    g.pixels = mislasi_conv_out_h(s) * mislasi_conv_out_w(s);
-    if (g.row_shift) {
-        g.rows = 3 * s->c_in;
-        g.outs = 3 * s->c_out;
-        g.span = shared_span(s);
-    } else {
-        g.rows = s->c_in * s->k * s->k;
-        g.outs = s->c_out;
-        g.span = g.pixels;
-    }
-    g.tail = g.row_shift ? s->w : 0;
-    g.group = g.span >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / g.span;
+    g.oh = mislasi_conv_out_h(s);
+    g.ow = mislasi_conv_out_w(s);
+    g.taps = s->k * s->k;
+    g.padded_w = s->w + 2 * s->pad;
+    /* an input pixel's taps read output columns down to -(k - 1) / s and up
+     * to (w - 1 + pad) / s, at most k past the last */
+    g.dy_margin = s->k + 1;
+    g.dy_w = g.ow + 2 * g.dy_margin;
+    size_t pixels = g.oh * g.ow;
+    g.group = pixels >= GROUP_PIXELS ? 1 : GROUP_PIXELS / pixels;
     if (g.group > s->n)
         g.group = s->n > 0 ? s->n : 1;     /* n = 0: a shape for preparing weights only */
     g.groups = (s->n + g.group - 1) / g.group;
-    g.direct = s->k == 1 && s->stride == 1 && s->pad == 0 && g.group == 1;
+    g.taps_floats = g.taps * s->c_in * s->c_out;
     return g;
 }
 
-/* The weights as the products read them ("prepared"): for im2col, W^T
- * (rows x outs; BLIS packs a transposed left operand with unit-stride
- * copies but a row-major one element by element); for the row shift, W3
- * in the tile kernel's panels (ceil(outs / out_block) panels of rows x
- * out_block) for the forward product, and W3 itself (outs x rows) for the
- * input gradient's. */
-/* Kernels load their operands with aligned vector moves: every panel and
- * buffer starts on a 64-byte boundary (mislasi_align_floats). */
-static size_t panel_stride(const geometry *g)
-{
-    return mislasi_align_floats(g->tile->out_block * g->rows);
-}
-
-static size_t panels_floats(const geometry *g)
-{
-    size_t ob = g->tile->out_block;
-    return (g->outs + ob - 1) / ob * panel_stride(g);
-}
-
-/* The input gradient's panels: W3^T, outputs = rows, depth = outs. */
-static size_t back_panel_stride(const geometry *g)
-{
-    return mislasi_align_floats(g->tile->out_block * g->outs);
-}
-
-static size_t back_panels_floats(const geometry *g)
-{
-    size_t ob = g->tile->out_block;
-    return (g->rows + ob - 1) / ob * back_panel_stride(g);
-}
-
-static size_t prepared_floats(const geometry *g)
-{
-    if (!g->row_shift)
-        return mislasi_align_floats(g->outs * g->rows);
-    return panels_floats(g) + mislasi_align_floats(g->outs * g->rows) + back_panels_floats(g);
-}
-
-/* Callers' buffers need not be aligned: the layer starts its own areas on
- * the next 64-byte boundary, which the sizes below leave room for. */
-static float *align64(float *p)
-{
-    return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
-}
-
+/* Prepared weights: the forward panels, tap by tap c_in x c_out (output
+ * channels contiguous), then the input gradient's, tap by tap c_out x c_in. */
 size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s)
 {
     geometry g = geometry_of(s);
-    return prepared_floats(&g) + 16;
+    return 2 * mislasi_align_floats(g.taps_floats);
 }
 
-/* Work: [per thread: unfolded (rows x columns), unfolded gradient (the
- * same), product or output gradient (outs x columns), the output gradient
- * in the tile kernel's panels (the same)] [per group: a weight-gradient
- * slot, rows x outs]. Columns are padded to whole panels. */
-static size_t per_thread_floats(const geometry *g)
+void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared)
 {
-    size_t columns = padded(g->tile, g->group * g->span + g->tail);
-    size_t ob = g->tile->out_block, cb = g->tile->col_block;
-    size_t transposed = mislasi_align_floats((g->rows + ob - 1) / ob * ob * columns) + (g->outs + cb - 1) / cb * cb * columns;
-    return 2 * g->rows * columns + 2 * g->outs * columns + (g->row_shift ? transposed : 0);
+    geometry g = geometry_of(s);
+    float *forward = prepared, *backward = prepared + mislasi_align_floats(g.taps_floats);
+    size_t ci_n = s->c_in, co_n = s->c_out;
+    for (size_t co = 0; co < co_n; co++)
+        for (size_t ci = 0; ci < ci_n; ci++)
+            for (size_t t = 0; t < g.taps; t++) {
+                float v = w[(co * ci_n + ci) * g.taps + t];
+                forward[(t * ci_n + ci) * co_n + co] = v;
+                backward[(t * co_n + co) * ci_n + ci] = v;
+            }
+}
+
+/* Work: per thread, a padded input or output-gradient image; then one
+ * weight-gradient slot per group. */
+static size_t per_thread_floats(const mislasi_conv_shape *s, const geometry *g)
+{
+    size_t in = s->h * g->padded_w * s->c_in, out = g->oh * g->dy_w * s->c_out;
+    return mislasi_align_floats(in > out ? in : out);
 }
 
 size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads)
 {
     geometry g = geometry_of(s);
-    size_t parts = threads < g.groups ? threads : g.groups;
-    return parts * per_thread_floats(&g) + g.groups * g.outs * g.rows + 16;
+    size_t parts = threads < s->n ? threads : s->n;
+    if (parts == 0)
+        parts = 1;
+    return parts * per_thread_floats(s, &g) + g.groups * mislasi_align_floats(g.taps_floats);
 }
 
-/* ---- im2col ---------------------------------------------------------------- */
+/* How a tile row of `count` outputs in blocks of 16 lanes is cut: the most
+ * blocks a tile takes (b) and the widest tile of that many blocks; tiles of
+ * a row share its pixels evenly, so that none is left with a short,
+ * latency-bound remainder. */
+typedef struct cut {
+    size_t blocks, tiles, per_tile;
+} cut;
 
-/* cols (rows x ld) columns [col0, col0 + pixels) = image x unfolded. */
-static void unfold(const mislasi_conv_shape *s, const float *x, float *cols, size_t ld, size_t col0)
+static size_t widest_blocks(const mislasi_conv_kernels *kn, size_t blocks)
 {
-    size_t oh_n = mislasi_conv_out_h(s), ow_n = mislasi_conv_out_w(s);
-    size_t k = s->k, stride = s->stride;
-    long pad = (long)s->pad, h = (long)s->h, w = (long)s->w;
-    for (size_t ci = 0; ci < s->c_in; ci++) {
-        const float *plane = x + ci * s->h * s->w;
-        for (size_t i = 0; i < k; i++) {
-            for (size_t j = 0; j < k; j++) {
-                float *row = cols + ((ci * k + i) * k + j) * ld + col0;
-                for (size_t oh = 0; oh < oh_n; oh++) {
-                    float *out = row + oh * ow_n;
-                    long ih = (long)(oh * stride + i) - pad;
-                    if (ih < 0 || ih >= h) {
-                        memset(out, 0, ow_n * sizeof *out);
-                        continue;
-                    }
-                    const float *in = plane + ih * w;
-                    for (size_t ow = 0; ow < ow_n; ow++) {
-                        long iw = (long)(ow * stride + j) - pad;
-                        out[ow] = iw < 0 || iw >= w ? 0.0f : in[iw];
-                    }
-                }
-            }
+    size_t b = blocks < MISLASI_TILE_BLOCKS ? blocks : MISLASI_TILE_BLOCKS;
+    while (b > 1 && kn->max_rows[b] < 3)
+        b--;
+    return b;
+}
+
+static cut cut_of(const mislasi_conv_kernels *kn, size_t blocks, size_t count)
+{
+    cut c;
+    c.blocks = widest_blocks(kn, blocks);
+    size_t most = kn->max_rows[c.blocks];
+    c.tiles = (count + most - 1) / most;
+    c.per_tile = (count + c.tiles - 1) / c.tiles;
+    return c;
+}
+
+/* Runs the tiles of one output row: `count` pixels of `lanes` channels,
+ * pixel p at out + p * t->out_step, reading from in_shift + p * in_step. */
+static void tile_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, size_t count, size_t lanes)
+{
+    float *out = t->out;
+    const float *scale = t->scale, *shift = t->shift, *residual = t->residual;
+    size_t in_shift = t->in_shift;
+    size_t blocks = lanes / MISLASI_LANES;
+    for (size_t b0 = 0; b0 < blocks;) {
+        cut c = cut_of(kn, blocks - b0, count);
+        size_t lane = b0 * MISLASI_LANES;
+        t->blocks = c.blocks;
+        t->w_shift = lane;
+        if (scale != NULL) {
+            t->scale = scale + lane;
+            t->shift = shift + lane;
         }
+        for (size_t p0 = 0; p0 < count; p0 += c.per_tile) {
+            t->pixels = count - p0 < c.per_tile ? count - p0 : c.per_tile;
+            t->in_shift = in_shift + p0 * t->in_step;
+            t->out = out + p0 * t->out_step + lane;
+            if (residual != NULL)
+                t->residual = residual + p0 * t->residual_step + lane;
+            kn->tile(t);
+        }
+        b0 += c.blocks;
     }
 }
 
-/* dx image = the unfolded gradient folded back (overwrites dx). */
-static void fold(const mislasi_conv_shape *s, const float *cols, size_t ld, size_t col0, float *dx)
-{
-    size_t oh_n = mislasi_conv_out_h(s), ow_n = mislasi_conv_out_w(s);
-    size_t k = s->k, stride = s->stride;
-    long pad = (long)s->pad, h = (long)s->h, w = (long)s->w;
-    memset(dx, 0, s->c_in * s->h * s->w * sizeof *dx);
-    for (size_t ci = 0; ci < s->c_in; ci++) {
-        float *plane = dx + ci * s->h * s->w;
-        for (size_t i = 0; i < k; i++) {
-            for (size_t j = 0; j < k; j++) {
-                const float *row = cols + ((ci * k + i) * k + j) * ld + col0;
-                for (size_t oh = 0; oh < oh_n; oh++) {
-                    const float *in = row + oh * ow_n;
-                    long ih = (long)(oh * stride + i) - pad;
-                    if (ih < 0 || ih >= h)
-                        continue;
-                    float *out = plane + ih * w;
-                    for (size_t ow = 0; ow < ow_n; ow++) {
-                        long iw = (long)(ow * stride + j) - pad;
-                        if (iw >= 0 && iw < w)
-                            out[iw] += in[ow];
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* ---- row shift (3x3, stride 1, padding 1) ----------------------------------- */
-
-static void unfold_rows(const mislasi_conv_shape *s, const float *x, float *rows3, size_t ld, size_t col0,
-        bool last)
-{
-    size_t h = s->h, w = s->w, hw = h * w;
-    for (size_t ci = 0; ci < s->c_in; ci++) {
-        const float *plane = x + ci * hw;
-        float *left = rows3 + (ci * 3 + 0) * ld + col0;
-        float *mid = rows3 + (ci * 3 + 1) * ld + col0;
-        float *right = rows3 + (ci * 3 + 2) * ld + col0;
-        memset(left, 0, w * sizeof(float));
-        memset(mid, 0, w * sizeof(float));
-        memset(right, 0, w * sizeof(float));
-        /* whole-plane copies shifted by one pixel, then the columns that
-         * wrapped around from the neighbouring row set to zero */
-        memcpy(mid + w, plane, hw * sizeof(float));
-        memcpy(left + w + 1, plane, (hw - 1) * sizeof(float));
-        memcpy(right + w, plane + 1, (hw - 1) * sizeof(float));
-        for (size_t r = 1; r <= h; r++) {
-            left[r * w] = 0.0f;
-            right[r * w + w - 1] = 0.0f;
-        }
-        if (last) {
-            memset(left + (h + 1) * w, 0, w * sizeof(float));
-            memset(mid + (h + 1) * w, 0, w * sizeof(float));
-            memset(right + (h + 1) * w, 0, w * sizeof(float));
-        }
-    }
-}
-
-/* The same rows in the tile kernel's data panels: column q of row k is at
- * panels[(q / cb) * rows * cb + k * cb + q % cb] (cb = col_block). */
-typedef struct panel_rows {
-    float *base;
-    size_t rows, cb;
-} panel_rows;
-
-static float *panel_at(const panel_rows *p, size_t k, size_t q)
-{
-    return p->base + (q / p->cb) * p->rows * p->cb + k * p->cb + q % p->cb;
-}
-
-/* Row k, columns [q, q + len) = src[0 .. len) (src NULL: zeros). */
-static void panel_write(const panel_rows *p, size_t k, size_t q, const float *src, size_t len)
-{
-    size_t off = q % p->cb, stride = p->rows * p->cb;
-    float *dst = panel_at(p, k, q);
-    while (len > 0) {
-        size_t run = p->cb - off;
-        if (run > len)
-            run = len;
-        if (src != NULL) {
-            memcpy(dst, src, run * sizeof(float));
-            src += run;
-        } else {
-            memset(dst, 0, run * sizeof(float));
-        }
-        len -= run;
-        dst += stride - off;    /* the next panel's first column of this row */
-        off = 0;
-    }
-}
-
-/* Zeroes row k at columns q, q + step, q + step * 2, ... (count of them),
- * walking the panels without dividing. */
-static void panel_zero_every(const panel_rows *p, size_t k, size_t q, size_t step, size_t count)
-{
-    size_t panel = q / p->cb, off = q % p->cb;
-    for (size_t i = 0; i < count; i++) {
-        p->base[panel * p->rows * p->cb + k * p->cb + off] = 0.0f;
-        off += step;
-        while (off >= p->cb) {
-            off -= p->cb;
-            panel++;
-        }
-    }
-}
-
-/* unfold_rows into panels: the image's (h + 1) w columns from col0 on. */
-static void unfold_rows_panels(const mislasi_conv_shape *s, const float *x, const panel_rows *p, size_t col0,
-        bool last)
-{
-    size_t h = s->h, w = s->w, hw = h * w;
-    for (size_t ci = 0; ci < s->c_in; ci++) {
-        const float *plane = x + ci * hw;
-        size_t left = ci * 3, mid = ci * 3 + 1, right = ci * 3 + 2;
-        for (size_t k = left; k <= right; k++)
-            panel_write(p, k, col0, NULL, w);
-        panel_write(p, mid, col0 + w, plane, hw);
-        panel_write(p, left, col0 + w + 1, plane, hw - 1);
-        panel_write(p, right, col0 + w, plane + 1, hw - 1);
-        /* the columns that wrapped around from the neighbouring row */
-        panel_zero_every(p, left, col0 + w, w, h);
-        panel_zero_every(p, right, col0 + w + w - 1, w, h);
-        if (last)
-            for (size_t k = left; k <= right; k++)
-                panel_write(p, k, col0 + (h + 1) * w, NULL, w);
-    }
-}
-
-/* y image (c_out x h w) = the three vertical taps of Y3 added, in tap order. */
-static void combine_taps(const mislasi_conv_shape *s, const float *y3, size_t ld, size_t col0, float *y)
-{
-    size_t hw = s->h * s->w, w = s->w;
-    for (size_t co = 0; co < s->c_out; co++) {
-        const float *t0 = y3 + co * ld + col0;
-        const float *t1 = y3 + (s->c_out + co) * ld + col0 + w;
-        const float *t2 = y3 + (2 * s->c_out + co) * ld + col0 + 2 * w;
-        float *out = y + co * hw;
-        for (size_t p = 0; p < hw; p++)
-            out[p] = t0[p] + t1[p] + t2[p];
-    }
-}
-
-/* The same with the affine step fused in (r: this image's residual or
- * NULL); the same arithmetic as combine_taps then mislasi_affine_plane, so
- * the same bits. */
-static void combine_taps_affine(const mislasi_conv_shape *s, const float *y3, size_t ld, size_t col0, float *y,
-        const mislasi_conv_affine *af, const float *r)
-{
-    size_t hw = s->h * s->w, w = s->w;
-    for (size_t co = 0; co < s->c_out; co++) {
-        const float *t0 = y3 + co * ld + col0;
-        const float *t1 = y3 + (s->c_out + co) * ld + col0 + w;
-        const float *t2 = y3 + (2 * s->c_out + co) * ld + col0 + 2 * w;
-        const float *rc = r == NULL ? NULL : r + co * hw;
-        float *out = y + co * hw;
-        float a = af->scale[co], b = af->shift[co];
-        if (rc != NULL) {
-            for (size_t p = 0; p < hw; p++) {
-                float v = a * (t0[p] + t1[p] + t2[p]) + b + rc[p];
-                out[p] = af->relu && v <= 0.0f ? 0.0f : v;
-            }
-        } else if (af->relu) {
-            for (size_t p = 0; p < hw; p++) {
-                float v = a * (t0[p] + t1[p] + t2[p]) + b;
-                out[p] = v <= 0.0f ? 0.0f : v;
-            }
-        } else {
-            for (size_t p = 0; p < hw; p++)
-                out[p] = a * (t0[p] + t1[p] + t2[p]) + b;
-        }
-    }
-}
-
-/* dY3 (3 c_out rows) in the tile kernel's panels: row (i, co) holds the
- * image's dy[co] at columns col0 + i w .. col0 + i w + h w - 1 and zeros
- * around it: between two stacked images a row has w zero columns, before
- * the first one i w and after the last one (2 - i) w. */
-static void spread_taps_panels(const mislasi_conv_shape *s, const float *dy, const panel_rows *p, size_t col0,
-        bool first, bool last)
-{
-    size_t hw = s->h * s->w, w = s->w;
-    for (size_t i = 0; i < 3; i++)
-        for (size_t co = 0; co < s->c_out; co++) {
-            size_t k = i * s->c_out + co;
-            if (first)
-                panel_write(p, k, col0, NULL, i * w);
-            panel_write(p, k, col0 + i * w, dy + co * hw, hw);
-            panel_write(p, k, col0 + i * w + hw, NULL, last ? (2 - i) * w : w);
-        }
-}
-
-/* dx image = the unfolded rows' gradient folded back (overwrites dx), the
- * three horizontal taps added in tap order. */
-static void fold_rows(const mislasi_conv_shape *s, const float *drows3, size_t ld, size_t col0, float *dx)
-{
-    size_t h = s->h, w = s->w, hw = h * w;
-    for (size_t ci = 0; ci < s->c_in; ci++) {
-        /* x[r, c] fed left[r + 1, c + 1], mid[r + 1, c] and right[r + 1, c - 1] */
-        const float *l = drows3 + (ci * 3 + 0) * ld + col0 + w + 1;
-        const float *m = drows3 + (ci * 3 + 1) * ld + col0 + w;
-        const float *q = drows3 + (ci * 3 + 2) * ld + col0 + w - 1;
-        float *out = dx + ci * hw;
-        for (size_t p = 0; p < hw; p++)
-            out[p] = l[p] + m[p] + q[p];
-        /* a row's first pixel has no left tap's partner, its last no right one */
-        for (size_t r = 0; r < h; r++) {
-            size_t first = r * w, last = r * w + w - 1;
-            out[first] = (w > 1 ? l[first] : 0.0f) + m[first] + 0.0f;
-            if (w > 1)
-                out[last] = 0.0f + m[last] + q[last];
-        }
-    }
-}
-
-/* W3[(i, co), (ci, j)] = w[co, ci, i, j] */
-static void arrange_taps(const mislasi_conv_shape *s, const float *w, float *w3)
-{
-    size_t rows = 3 * s->c_in;
-    for (size_t co = 0; co < s->c_out; co++)
-        for (size_t ci = 0; ci < s->c_in; ci++)
-            for (size_t i = 0; i < 3; i++)
-                for (size_t j = 0; j < 3; j++)
-                    w3[(i * s->c_out + co) * rows + ci * 3 + j] = w[((co * s->c_in + ci) * 3 + i) * 3 + j];
-}
-
-/* dst (depth-major panel: dst[p * block + i]) = rows [r0, r0 + nr) of the
- * row-major src (ld), columns [0, columns); rows nr .. block - 1 zero. A
- * transpose, 4 x 4 at a time with SSE where there is SSE. */
-static void transpose_panel(const float *src, size_t ld, size_t r0, size_t nr, size_t columns, float *dst,
-        size_t block)
-{
-    size_t i = 0;
-#if defined(__SSE2__)
-    for (; i + 4 <= nr; i += 4) {
-        const float *s0 = src + (r0 + i) * ld;
-        size_t p = 0;
-        for (; p + 4 <= columns; p += 4) {
-            __m128 a = _mm_loadu_ps(s0 + p), b = _mm_loadu_ps(s0 + ld + p);
-            __m128 c = _mm_loadu_ps(s0 + 2 * ld + p), d = _mm_loadu_ps(s0 + 3 * ld + p);
-            _MM_TRANSPOSE4_PS(a, b, c, d);
-            _mm_storeu_ps(dst + p * block + i, a);
-            _mm_storeu_ps(dst + (p + 1) * block + i, b);
-            _mm_storeu_ps(dst + (p + 2) * block + i, c);
-            _mm_storeu_ps(dst + (p + 3) * block + i, d);
-        }
-        for (; p < columns; p++)
-            for (size_t j = 0; j < 4; j++)
-                dst[p * block + i + j] = s0[j * ld + p];
-    }
-#endif
-    for (; i < nr; i++)
-        for (size_t p = 0; p < columns; p++)
-            dst[p * block + i] = src[(r0 + i) * ld + p];
-    for (size_t p = 0; p < columns; p++)
-        for (size_t j = nr; j < block; j++)
-            dst[p * block + j] = 0.0f;
-}
-
-/* slot (rows x outs) = cols (rows x columns, row-major) * dY3^T through the
- * tile kernel, on both operands transposed into its panels (depth = the
- * columns): BLIS's own packing of these operands is an element-by-element
- * loop. dY3 comes in the kernel's panels already, and is transposed one
- * 32 x 32 block at a time. */
-static void weight_gradient_tiles(const geometry *g, const float *cols, size_t ld, const panel_rows *dy3,
-        size_t columns, float *panels, float *slot)
-{
-    const mislasi_tile_kernel *t = g->tile;
-    size_t ob = t->out_block, cb = t->col_block;
-    float *wp = panels, *dp = panels + mislasi_align_floats((g->rows + ob - 1) / ob * ob * columns);
-    for (size_t r = 0; r < g->rows; r += ob)
-        transpose_panel(cols, ld, r, g->rows - r < ob ? g->rows - r : ob, columns, wp + r * columns, ob);
-    for (size_t o = 0; o < g->outs; o += cb)
-        for (size_t q = 0; q < columns; q += dy3->cb)
-            transpose_panel(dy3->base + q * dy3->rows, dy3->cb, o, g->outs - o < cb ? g->outs - o : cb,
-                    columns - q < dy3->cb ? columns - q : dy3->cb, dp + o * columns + q * cb, cb);
-    for (size_t r = 0; r < g->rows; r += ob)
-        for (size_t o = 0; o < g->outs; o += cb)
-            mislasi_tile(t, columns, g->rows - r < ob ? g->rows - r : ob, g->outs - o < cb ? g->outs - o : cb,
-                    wp + r * columns, dp + o * columns, slot + r * g->outs + o, g->outs);
-}
-
-/* ---- the jobs ---------------------------------------------------------------- */
+/* ---- forward ------------------------------------------------------------ */
 
 typedef struct job {
     const mislasi_conv_shape *s;
     geometry g;
-    const float *x, *w, *dy;
+    const mislasi_conv_kernels *kn;
+    const float *x, *dy;
+    const float *forward, *backward;    /* the prepared panels */
     float *y, *dw, *dx;
-    const float *weights;       /* w, or W3 when row-shifting (outs x rows) */
-    const float *forward_weights;   /* W^T (rows x outs), or W3 in tile panels */
-    const float *back_weights;      /* W3^T in tile panels (row shift) */
-    float *scratch;             /* the work area */
-    float *slots;
+    float *scratch, *slots;
     size_t parts;
     mislasi_image_fn then;
     void *then_ctx;
     const mislasi_conv_affine *affine;
 } job;
 
-static size_t images_in(const job *jb, size_t group, size_t *first)
+/* The image's rows with pad zero columns either side (the image itself
+ * when there is no padding). */
+static const float *padded_input(const job *jb, const float *x, float *area)
 {
-    *first = group * jb->g.group;
-    return jb->s->n - *first < jb->g.group ? jb->s->n - *first : jb->g.group;
+    const mislasi_conv_shape *s = jb->s;
+    if (s->pad == 0)
+        return x;
+    size_t c = s->c_in, side = s->pad * c, row = s->w * c;
+    for (size_t r = 0; r < s->h; r++) {
+        float *dst = area + r * jb->g.padded_w * c;
+        memset(dst, 0, side * sizeof *dst);
+        memcpy(dst + side, x + r * row, row * sizeof *dst);
+        memset(dst + side + row, 0, side * sizeof *dst);
+    }
+    return area;
 }
 
-static void finish_images(const job *jb, size_t first, size_t count)
-{
-    size_t pixels = jb->g.pixels;
-    if (jb->affine != NULL && !jb->g.row_shift)
-        for (size_t i = first; i < first + count; i++)
-            for (size_t co = 0; co < jb->s->c_out; co++) {
-                float *y = jb->y + (i * jb->s->c_out + co) * pixels;
-                mislasi_affine_plane(y, y, pixels, jb->affine->scale[co], jb->affine->shift[co], jb->affine->relu,
-                        jb->affine->residual == NULL ? NULL : jb->affine->residual + (i * jb->s->c_out + co) * pixels);
-            }
-    if (jb->then == NULL)
-        return;
-    size_t out_size = jb->s->c_out * jb->g.pixels;
-    for (size_t i = first; i < first + count; i++)
-        jb->then(jb->then_ctx, i, jb->y + i * out_size);
-}
-
-static void produce_group(const job *jb, float *area, size_t group);
-
-static void forward_group(const job *jb, float *area, size_t group)
-{
-    size_t first, count = images_in(jb, group, &first);
-    produce_group(jb, area, group);
-    finish_images(jb, first, count);
-}
-
-static void produce_group(const job *jb, float *area, size_t group)
+static void forward_image(const job *jb, float *area, size_t i)
 {
     const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
-    size_t first, count = images_in(jb, group, &first);
-    size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
-    size_t columns = count * g->span + g->tail;
-    const float *x = jb->x + first * in_size;
-    float *y = jb->y + first * out_size;
-    if (g->direct) {
-        mislasi_sgemm(true, false, s->c_out, g->pixels, g->rows, 1.0f, jb->forward_weights, g->outs,
-                x, g->pixels, 0.0f, y, g->pixels);
-        return;
-    }
-    size_t capacity = padded(g->tile, g->group * g->span + g->tail);
-    float *cols = area, *product = area + 2 * g->rows * capacity;
-    size_t ld = padded(g->tile, columns);
-    if (g->row_shift) {
-        /* unfold straight into the tile kernel's panels, then one tile per
-         * (column panel, output panel) */
-        const mislasi_tile_kernel *t = g->tile;
-        panel_rows p = {.base = cols, .rows = g->rows, .cb = t->col_block};
-        for (size_t i = 0; i < count; i++)
-            unfold_rows_panels(s, x + i * in_size, &p, i * g->span, i + 1 == count);
-        for (size_t k = 0; k < g->rows; k++)
-            panel_write(&p, k, columns, NULL, ld - columns);
-        for (size_t q = 0; q < ld; q += t->col_block)
-            for (size_t o = 0; o < g->outs; o += t->out_block) {
-                size_t no = g->outs - o < t->out_block ? g->outs - o : t->out_block;
-                mislasi_tile(t, g->rows, no, t->col_block, jb->forward_weights + o / t->out_block * panel_stride(g),
-                        cols + q * g->rows, product + o * ld + q, ld);
-            }
-        for (size_t i = 0; i < count; i++) {
-            if (jb->affine != NULL)
-                combine_taps_affine(s, product, ld, i * g->span, y + i * out_size, jb->affine,
-                        jb->affine->residual == NULL ? NULL : jb->affine->residual + (first + i) * out_size);
-            else
-                combine_taps(s, product, ld, i * g->span, y + i * out_size);
+    size_t in_size = s->h * s->w * s->c_in, out_size = g->oh * g->ow * s->c_out;
+    const float *src = padded_input(jb, jb->x + i * in_size, area);
+    size_t src_w = s->pad == 0 ? s->w : g->padded_w;
+    float *y = jb->y + i * out_size;
+    const float *in[MAX_TAPS], *w[MAX_TAPS];
+    for (size_t oh = 0; oh < g->oh; oh++) {
+        size_t row = oh * g->ow * s->c_out;
+        mislasi_conv_tile t = {.depth = s->c_in, .in = in, .w = w, .in_step = s->stride * s->c_in,
+                               .w_step = s->c_out, .out = y + row, .out_step = s->c_out};
+        const mislasi_conv_affine *af = jb->affine;
+        if (af != NULL) {
+            t.scale = af->scale;
+            t.shift = af->shift;
+            t.residual = af->residual == NULL ? NULL : af->residual + i * out_size + row;
+            t.residual_step = s->c_out;
+            t.relu = af->relu;
         }
-        return;
-    }
-    for (size_t i = 0; i < count; i++)
-        unfold(s, x + i * in_size, cols, ld, i * g->span);
-    if (count == 1 && ld == columns) {
-        mislasi_sgemm(true, false, s->c_out, columns, g->rows, 1.0f, jb->forward_weights, g->outs,
-                cols, columns, 0.0f, y, columns);
-        return;
-    }
-    zero_columns(cols, g->rows, ld, columns, ld);
-    mislasi_sgemm(true, false, g->outs, ld, g->rows, 1.0f, jb->forward_weights, g->outs,
-            cols, ld, 0.0f, product, ld);
-    for (size_t i = 0; i < count; i++)
-        for (size_t co = 0; co < s->c_out; co++)
-            memcpy(y + i * out_size + co * g->pixels, product + co * ld + i * g->pixels,
-                    g->pixels * sizeof(float));
-}
-
-/* The row shift's backward: dY3 straight into the tile kernel's panels;
- * the weight gradient from them and the unfolded input; the input gradient
- * by tiles, folded back. */
-static void backward_group_rows(const job *jb, float *area, size_t group)
-{
-    const mislasi_conv_shape *s = jb->s;
-    const geometry *g = &jb->g;
-    const mislasi_tile_kernel *t = g->tile;
-    size_t first, count = images_in(jb, group, &first);
-    size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
-    size_t columns = count * g->span + g->tail;
-    size_t capacity = padded(t, g->group * g->span + g->tail), ld = padded(t, columns);
-    const float *x = jb->x + first * in_size, *dy = jb->dy + first * out_size;
-    float *cols = area, *dcols = area + g->rows * capacity;
-    panel_rows dy3 = {.base = area + 2 * g->rows * capacity, .rows = g->outs, .cb = t->col_block};
-    float *transposed = dy3.base + 2 * g->outs * capacity;
-
-    for (size_t i = 0; i < count; i++)
-        spread_taps_panels(s, dy + i * out_size, &dy3, i * g->span, i == 0, i + 1 == count);
-    for (size_t k = 0; k < g->outs; k++)
-        panel_write(&dy3, k, columns, NULL, ld - columns);
-    for (size_t i = 0; i < count; i++)
-        unfold_rows(s, x + i * in_size, cols, ld, i * g->span, i + 1 == count);
-    weight_gradient_tiles(g, cols, ld, &dy3, columns, transposed, jb->slots + group * g->outs * g->rows);
-    if (jb->dx == NULL)
-        return;
-    for (size_t q = 0; q < ld; q += t->col_block)
-        for (size_t r = 0; r < g->rows; r += t->out_block) {
-            size_t nr = g->rows - r < t->out_block ? g->rows - r : t->out_block;
-            mislasi_tile(t, g->outs, nr, t->col_block, jb->back_weights + r / t->out_block * back_panel_stride(g),
-                    dy3.base + q * g->outs, dcols + r * ld + q, ld);
+        for (size_t kh = 0; kh < s->k; kh++) {
+            size_t ih = oh * s->stride + kh;    /* + pad, in padded rows */
+            if (ih < s->pad || ih - s->pad >= s->h)
+                continue;
+            for (size_t kw = 0; kw < s->k; kw++) {
+                /* input column ow s + kw - pad is padded column ow s + kw */
+                in[t.taps] = src + ((ih - s->pad) * src_w + kw) * s->c_in;
+                w[t.taps] = jb->forward + (kh * s->k + kw) * s->c_in * s->c_out;
+                t.taps++;
+            }
         }
-    for (size_t i = 0; i < count; i++)
-        fold_rows(s, dcols, ld, i * g->span, jb->dx + (first + i) * in_size);
+        /* A row whose taps all fall in the padding (pad >= k) sums one
+         * tap of zeros instead, so that the epilogue stays in one place:
+         * the padded copy's first pad x c_in floats. */
+        if (t.taps == 0) {
+            in[0] = area;
+            w[0] = jb->forward;
+            t.taps = 1;
+            t.in_step = 0;
+        }
+        tile_row(jb->kn, &t, g->ow, s->c_out);
+    }
+    if (jb->then != NULL)
+        jb->then(jb->then_ctx, i, y);
 }
 
-/* im2col's backward through bli_sgemm. */
-static void backward_group(const job *jb, float *area, size_t group)
-{
-    const mislasi_conv_shape *s = jb->s;
-    const geometry *g = &jb->g;
-    if (g->row_shift) {
-        backward_group_rows(jb, area, group);
-        return;
-    }
-    size_t first, count = images_in(jb, group, &first);
-    size_t in_size = s->c_in * s->h * s->w, out_size = s->c_out * g->pixels;
-    size_t columns = count * g->span;
-    const float *x = jb->x + first * in_size, *dy_images = jb->dy + first * out_size;
-    float *dx = jb->dx == NULL ? NULL : jb->dx + first * in_size;
-    float *slot = jb->slots + group * g->outs * g->rows;
-    size_t capacity = padded(g->tile, g->group * g->span), ld = padded(g->tile, columns);
-    float *cols = area, *dcols = area + g->rows * capacity;
-    float *spread = area + 2 * g->rows * capacity;
-
-    /* the output gradient as the product's columns */
-    const float *dy = dy_images;
-    size_t dy_ld = g->pixels;
-    if (count > 1) {
-        for (size_t i = 0; i < count; i++)
-            for (size_t co = 0; co < s->c_out; co++)
-                memcpy(spread + co * ld + i * g->pixels, dy_images + i * out_size + co * g->pixels,
-                        g->pixels * sizeof(float));
-        zero_columns(spread, g->outs, ld, columns, ld);
-        dy = spread;
-        dy_ld = ld;
-    }
-    const float *x_cols = x;
-    size_t x_ld = g->pixels;
-    if (!g->direct) {
-        for (size_t i = 0; i < count; i++)
-            unfold(s, x + i * in_size, cols, ld, i * g->span);
-        x_cols = cols;
-        x_ld = ld;
-    }
-    /* The group's weight gradient, transposed: cols (rows x columns) times
-     * dY^T. BLIS packs this orientation 2-3x faster than dY * cols^T on
-     * these shapes; the reduction transposes back. */
-    mislasi_sgemm(false, true, g->rows, g->outs, columns, 1.0f, x_cols, x_ld,
-            dy, dy_ld, 0.0f, slot, g->outs);
-    if (dx == NULL)
-        return;
-    if (g->direct) {
-        mislasi_sgemm(true, false, g->rows, columns, s->c_out, 1.0f, jb->weights, g->rows,
-                dy, dy_ld, 0.0f, dx, columns);
-        return;
-    }
-    /* dcols (rows x columns) = W^T * dY, over the padded columns when dY has them */
-    size_t n = dy == spread ? ld : columns;
-    mislasi_sgemm(true, false, g->rows, n, g->outs, 1.0f, jb->weights, g->rows,
-            dy, dy_ld, 0.0f, dcols, ld);
-    for (size_t i = 0; i < count; i++)
-        fold(s, dcols, ld, i * g->span, dx + i * in_size);
-}
-
-/* Part p of jb->parts takes a contiguous run of groups with its own area. */
-static void run_parts(void *ctx, size_t begin, size_t end, bool backward)
+/* Part p of jb->parts takes a contiguous run of images with its own area. */
+static void forward_parts(void *ctx, size_t begin, size_t end)
 {
     const job *jb = ctx;
     for (size_t p = begin; p < end; p++) {
-        float *area = jb->scratch + p * per_thread_floats(&jb->g);
-        size_t g0 = jb->g.groups * p / jb->parts, g1 = jb->g.groups * (p + 1) / jb->parts;
-        for (size_t group = g0; group < g1; group++) {
-            if (backward)
-                backward_group(jb, area, group);
-            else
-                forward_group(jb, area, group);
-        }
+        float *area = jb->scratch + p * per_thread_floats(jb->s, &jb->g);
+        size_t i0 = jb->s->n * p / jb->parts, i1 = jb->s->n * (p + 1) / jb->parts;
+        for (size_t i = i0; i < i1; i++)
+            forward_image(jb, area, i);
     }
 }
 
-static void forward_parts(void *ctx, size_t begin, size_t end)
+static job make_job(const mislasi_conv_shape *s, const float *prepared, float *work, size_t threads)
 {
-    run_parts(ctx, begin, end, false);
-}
-
-static void backward_parts(void *ctx, size_t begin, size_t end)
-{
-    run_parts(ctx, begin, end, true);
-}
-
-void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared)
-{
-    geometry g = geometry_of(s);
-    prepared = align64(prepared);
-    if (!g.row_shift) {
-        for (size_t o = 0; o < g.outs; o++)
-            for (size_t r = 0; r < g.rows; r++)
-                prepared[r * g.outs + o] = w[o * g.rows + r];
-        return;
-    }
-    float *panels = prepared, *w3 = prepared + panels_floats(&g);
-    float *back = w3 + mislasi_align_floats(g.outs * g.rows);
-    arrange_taps(s, w, w3);
-    size_t ob = g.tile->out_block;
-    for (size_t o0 = 0; o0 < g.outs; o0 += ob)
-        for (size_t r = 0; r < g.rows; r++)
-            for (size_t o = 0; o < ob; o++)
-                panels[o0 / ob * panel_stride(&g) + r * ob + o] = o0 + o < g.outs ? w3[(o0 + o) * g.rows + r] : 0.0f;
-    for (size_t r0 = 0; r0 < g.rows; r0 += ob)
-        for (size_t o = 0; o < g.outs; o++)
-            for (size_t r = 0; r < ob; r++)
-                back[r0 / ob * back_panel_stride(&g) + o * ob + r] = r0 + r < g.rows ? w3[o * g.rows + r0 + r] : 0.0f;
-}
-
-static job make_job(const mislasi_conv_shape *s, const float *x, const float *w, const float *given,
-        float *work, size_t threads)
-{
-    const float *prepared = align64((float *)given);
-    work = align64(work);
-    job jb = {.s = s, .g = geometry_of(s), .x = x, .w = w, .weights = w, .forward_weights = prepared,
+    job jb = {.s = s, .g = geometry_of(s), .kn = mislasi_conv_kernels_get(), .forward = prepared,
               .scratch = work};
-    jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
-    jb.slots = work + jb.parts * per_thread_floats(&jb.g);
-    if (jb.g.row_shift) {
-        jb.weights = prepared + panels_floats(&jb.g);
-        jb.back_weights = jb.weights + mislasi_align_floats(jb.g.outs * jb.g.rows);
-    }
+    jb.backward = prepared + mislasi_align_floats(jb.g.taps_floats);
+    jb.parts = threads < s->n ? threads : s->n;
+    if (jb.parts == 0)
+        jb.parts = 1;
+    jb.slots = work + jb.parts * per_thread_floats(s, &jb.g);
     return jb;
 }
 
 void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
         float *y, float *work, size_t threads, mislasi_image_fn then, void *ctx)
 {
-    job jb = make_job(s, x, NULL, prepared, work, threads);
+    job jb = make_job(s, prepared, work, threads);
+    jb.x = x;
     jb.y = y;
     jb.then = then;
     jb.then_ctx = ctx;
@@ -790,10 +329,133 @@ void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, 
 void mislasi_conv_forward_affine(const mislasi_conv_shape *s, const float *x, const float *prepared,
         float *y, float *work, size_t threads, const mislasi_conv_affine *affine)
 {
-    job jb = make_job(s, x, NULL, prepared, work, threads);
+    job jb = make_job(s, prepared, work, threads);
+    jb.x = x;
     jb.y = y;
     jb.affine = affine;
     mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
+}
+
+/* ---- backward ----------------------------------------------------------- */
+
+/* The output rows (or columns) whose tap at offset `tap` lands inside an
+ * input of `size`: out * stride + tap - pad in [0, size), out < outs. */
+static bool tap_range(size_t tap, size_t pad, size_t stride, size_t size, size_t outs, size_t *lo, size_t *hi)
+{
+    *lo = tap >= pad ? 0 : (pad - tap + stride - 1) / stride;
+    if (size + pad < tap + 1)
+        return false;
+    size_t last = (size + pad - tap - 1) / stride;
+    *hi = last + 1 < outs ? last + 1 : outs;
+    return *lo < *hi;
+}
+
+/* The group's slot = its images' weight gradient, tap by tap c_in x c_out. */
+static void weight_gradient(const job *jb, size_t first, size_t count, float *slot)
+{
+    const mislasi_conv_shape *s = jb->s;
+    const geometry *g = &jb->g;
+    size_t ci_n = s->c_in, co_n = s->c_out;
+    const float *xs[RUNS_PER_CALL], *dys[RUNS_PER_CALL];
+    for (size_t kh = 0; kh < s->k; kh++)
+        for (size_t kw = 0; kw < s->k; kw++) {
+            float *out = slot + (kh * s->k + kw) * ci_n * co_n;
+            size_t oh0, oh1, ow0, ow1;
+            if (!tap_range(kh, s->pad, s->stride, s->h, g->oh, &oh0, &oh1)
+                    || !tap_range(kw, s->pad, s->stride, s->w, g->ow, &ow0, &ow1)) {
+                memset(out, 0, ci_n * co_n * sizeof *out);
+                continue;
+            }
+            size_t rows = oh1 - oh0, runs = count * rows;
+            mislasi_conv_wgrad wg = {.length = ow1 - ow0, .x = xs, .dy = dys, .x_step = s->stride * ci_n,
+                                     .dy_step = co_n, .out_step = co_n};
+            size_t blocks = co_n / MISLASI_LANES;
+            for (size_t b0 = 0; b0 < blocks;) {
+                cut c = cut_of(jb->kn, blocks - b0, ci_n);
+                wg.blocks = c.blocks;
+                for (size_t ci0 = 0; ci0 < ci_n; ci0 += c.per_tile) {
+                    wg.rows = ci_n - ci0 < c.per_tile ? ci_n - ci0 : c.per_tile;
+                    wg.x_shift = ci0;
+                    wg.dy_shift = b0 * MISLASI_LANES;
+                    wg.out = out + ci0 * co_n + b0 * MISLASI_LANES;
+                    for (size_t r0 = 0; r0 < runs; r0 += RUNS_PER_CALL) {
+                        wg.runs = runs - r0 < RUNS_PER_CALL ? runs - r0 : RUNS_PER_CALL;
+                        for (size_t r = 0; r < wg.runs; r++) {
+                            size_t img = first + (r0 + r) / rows, oh = oh0 + (r0 + r) % rows;
+                            size_t ih = oh * s->stride + kh - s->pad, iw = ow0 * s->stride + kw - s->pad;
+                            xs[r] = jb->x + ((img * s->h + ih) * s->w + iw) * ci_n;
+                            dys[r] = jb->dy + ((img * g->oh + oh) * g->ow + ow0) * co_n;
+                        }
+                        wg.accumulate = r0 > 0;
+                        jb->kn->wgrad(&wg);
+                    }
+                }
+                b0 += c.blocks;
+            }
+        }
+}
+
+/* dx of image i from its output gradient, copied with zero margins. */
+static void input_gradient(const job *jb, float *area, size_t i)
+{
+    const mislasi_conv_shape *s = jb->s;
+    const geometry *g = &jb->g;
+    size_t ci_n = s->c_in, co_n = s->c_out, st = s->stride, margin = g->dy_margin;
+    const float *dy = jb->dy + i * g->oh * g->ow * co_n;
+    for (size_t r = 0; r < g->oh; r++) {
+        float *dst = area + r * g->dy_w * co_n;
+        memset(dst, 0, margin * co_n * sizeof *dst);
+        memcpy(dst + margin * co_n, dy + r * g->ow * co_n, g->ow * co_n * sizeof *dst);
+        memset(dst + (margin + g->ow) * co_n, 0, margin * co_n * sizeof *dst);
+    }
+    float *dx = jb->dx + i * s->h * s->w * ci_n;
+    const float *in[MAX_TAPS], *w[MAX_TAPS];
+    for (size_t ih = 0; ih < s->h; ih++)
+        for (size_t pw = 0; pw < st && pw < s->w; pw++) {
+            /* the pixels iw = pw + j st of this row, and the taps reaching them */
+            size_t count = (s->w - pw + st - 1) / st;
+            mislasi_conv_tile t = {.depth = co_n, .in = in, .w = w, .in_step = co_n, .w_step = ci_n,
+                                   .out = dx + (ih * s->w + pw) * ci_n, .out_step = st * ci_n};
+            for (size_t kh = 0; kh < s->k; kh++) {
+                size_t top = ih + s->pad;           /* oh st + kh = top */
+                if (top < kh || (top - kh) % st != 0 || (top - kh) / st >= g->oh)
+                    continue;
+                size_t oh = (top - kh) / st;
+                for (size_t kw = 0; kw < s->k; kw++) {
+                    /* ow = j + (pw + pad - kw) / st, exactly divisible */
+                    long num = (long)(pw + s->pad) - (long)kw;
+                    if (((num % (long)st) + (long)st) % (long)st != 0)
+                        continue;
+                    long col = num / (long)st + (long)margin;
+                    in[t.taps] = area + (oh * g->dy_w + (size_t)col) * co_n;
+                    w[t.taps] = jb->backward + (kh * s->k + kw) * co_n * ci_n;
+                    t.taps++;
+                }
+            }
+            if (t.taps == 0) {
+                for (size_t j = 0; j < count; j++)
+                    memset(t.out + j * t.out_step, 0, ci_n * sizeof(float));
+                continue;
+            }
+            tile_row(jb->kn, &t, count, ci_n);
+        }
+}
+
+static void backward_parts(void *ctx, size_t begin, size_t end)
+{
+    const job *jb = ctx;
+    for (size_t p = begin; p < end; p++) {
+        float *area = jb->scratch + p * per_thread_floats(jb->s, &jb->g);
+        size_t g0 = jb->g.groups * p / jb->parts, g1 = jb->g.groups * (p + 1) / jb->parts;
+        for (size_t group = g0; group < g1; group++) {
+            size_t first = group * jb->g.group;
+            size_t count = jb->s->n - first < jb->g.group ? jb->s->n - first : jb->g.group;
+            weight_gradient(jb, first, count, jb->slots + group * mislasi_align_floats(jb->g.taps_floats));
+            if (jb->dx != NULL)
+                for (size_t i = first; i < first + count; i++)
+                    input_gradient(jb, area, i);
+        }
+    }
 }
 
 /* Slot 0 += every other group's slot, in group order, over slot entries
@@ -801,45 +463,28 @@ void mislasi_conv_forward_affine(const mislasi_conv_shape *s, const float *x, co
 static void sum_slots(void *ctx, size_t begin, size_t end)
 {
     const job *jb = ctx;
-    size_t size = jb->g.rows * jb->g.outs;
+    size_t stride = mislasi_align_floats(jb->g.taps_floats);
     for (size_t group = 1; group < jb->g.groups; group++) {
-        const float *slot = jb->slots + group * size;
+        const float *slot = jb->slots + group * stride;
         for (size_t e = begin; e < end; e++)
             jb->slots[e] += slot[e];
     }
 }
 
-/* dw from the summed slot, which is rows x outs: (ci k k) x co for
- * im2col, (ci 3 + j) x (i c_out + co) when row-shifting. */
-static void slot_to_dw(const job *jb)
+void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
+        const float *dy, float *dw, float *dx, float *work, size_t threads)
 {
-    const mislasi_conv_shape *s = jb->s;
-    const geometry *g = &jb->g;
-    size_t per_co = s->c_in * s->k * s->k;
-    for (size_t co = 0; co < s->c_out; co++) {
-        float *out = jb->dw + co * per_co;
-        for (size_t e = 0; e < per_co; e++) {
-            size_t at;
-            if (g->row_shift) {
-                size_t ci = e / 9, i = e / 3 % 3, j = e % 3;
-                at = (ci * 3 + j) * g->outs + i * s->c_out + co;
-            } else {
-                at = e * g->outs + co;
-            }
-            out[e] = jb->slots[at];
-        }
-    }
-}
-
-void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *w,
-        const float *prepared, const float *dy, float *dw, float *dx, float *work, size_t threads)
-{
-    job jb = make_job(s, x, w, prepared, work, threads);
+    job jb = make_job(s, prepared, work, threads);
+    jb.x = x;
     jb.dy = dy;
     jb.dw = dw;
     jb.dx = dx;
+    jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
     mislasi_parallel_for(jb.parts, 1, backward_parts, &jb);
-    mislasi_parallel_for(jb.g.rows * jb.g.outs, 4096, sum_slots, &jb);
-    slot_to_dw(&jb);
+    mislasi_parallel_for(jb.g.taps_floats, 4096, sum_slots, &jb);
+    size_t ci_n = s->c_in, co_n = s->c_out;
+    for (size_t co = 0; co < co_n; co++)
+        for (size_t ci = 0; ci < ci_n; ci++)
+            for (size_t t = 0; t < jb.g.taps; t++)
+                dw[(co * ci_n + ci) * jb.g.taps + t] = jb.slots[(t * ci_n + ci) * co_n + co];
 }
-

@@ -1,10 +1,12 @@
 /* What lib/nn offers the layers above (lib/model): the network's layers, as
- * plain forward / backward pairs over flat NCHW float
- * arrays (n images, c channels, h x w pixels), one concept per file. Forward
- * functions write their outputs; backward functions write (never add to)
- * the gradients they are given, so the caller owns every buffer and decides
- * what to keep. Work is spread over the library's threads in fixed pieces,
- * so results do not depend on the thread count. Not installed. */
+ * plain forward / backward pairs over flat NHWC float arrays (n images of
+ * h x w pixels of c channels; image i's pixel (row r, column q) has channel
+ * ch at ((i h + r) w + q) c + ch, the channels contiguous), one concept per
+ * file. Forward functions write their outputs; backward functions write
+ * (never add to) the gradients they are given, so the caller owns every
+ * buffer and decides what to keep. Work is spread over the library's
+ * threads in fixed pieces, so results do not depend on the thread count.
+ * Not installed. */
 #ifndef MISLAS_NN_H
 #define MISLAS_NN_H
 
@@ -13,9 +15,12 @@
 #include <stdint.h>
 
 /* ---- 2-D convolution (conv.c), no bias ---------------------------------
- * y[n, co, oh, ow] = sum over ci, i, j of
- *     w[co, ci, i, j] * x[n, ci, oh*stride + i - pad, ow*stride + j - pad]
- * (zero outside the image); oh < (h + 2 pad - k) / stride + 1, likewise ow. */
+ * y[n, oh, ow, co] = sum over kh, kw, ci of
+ *     w[co, ci, kh, kw] * x[n, oh*stride + kh - pad, ow*stride + kw - pad, ci]
+ * (zero outside the image); oh < (h + 2 pad - k) / stride + 1, likewise ow.
+ * The weights keep PyTorch's layout. c_out is a multiple of 16 (the
+ * kernels' lanes), and so is c_in wherever the input's gradient is wanted;
+ * k <= 8. */
 typedef struct mislasi_conv_shape {
     size_t n, c_in, h, w;       /* input */
     size_t c_out, k, stride, pad;
@@ -26,7 +31,7 @@ size_t mislasi_conv_out_w(const mislasi_conv_shape *s);
  * thread, while it is still in cache), so that the next layer's per-image
  * work needs no second trip through memory. */
 typedef void (*mislasi_image_fn)(void *ctx, size_t image, float *y_image);
-/* The weights are rearranged for the products once (prepare, into
+/* The weights are rearranged for the kernels once (prepare, into
  * prepared_floats), then used by any number of calls on slices of a batch,
  * forward and backward; each call is given work of work_floats (the conv
  * layer's memory is the caller's like all else). The n in the shape does not
@@ -38,15 +43,15 @@ size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads);
 void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared);
 void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
         float *y, float *work, size_t threads, mislasi_image_fn then, void *ctx);
-void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *w,
-        const float *prepared, const float *dy, float *dw, float *dx, float *work, size_t threads);
-/* A per-channel affine step, a residual and a ReLU applied to each image's
- * output as the convolution produces it (batch norm's evaluation form and
- * the end of a residual block, in the same pass as the convolution's last
- * one): y = act(scale[c] conv + shift[c] (+ residual)). */
+void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
+        const float *dy, float *dw, float *dx, float *work, size_t threads);
+/* A per-channel affine step, a residual and a ReLU applied to each output
+ * row as the convolution produces it (batch norm's evaluation form and the
+ * end of a residual block): y = act(scale[c] conv + shift[c] (+ residual)),
+ * with the arithmetic of mislasi_bn_affine_image. */
 typedef struct mislasi_conv_affine {
     const float *scale, *shift;
-    const float *residual;      /* n x c_out x oh x ow, or NULL */
+    const float *residual;      /* n x oh x ow x c_out, or NULL */
     bool relu;
 } mislasi_conv_affine;
 void mislasi_conv_forward_affine(const mislasi_conv_shape *s, const float *x, const float *prepared,
@@ -55,6 +60,7 @@ void mislasi_conv_forward_affine(const mislasi_conv_shape *s, const float *x, co
 size_t mislasi_conv_threads(void);
 
 /* ---- batch normalisation (batchnorm.c), eps 1e-5 ------------------------
+ * NHWC: value (image i, pixel p, channel ch) at (i hw + p) c + ch.
  * Training form: per channel the batch mean and (biased) variance over n*h*w
  * values normalise x; mean and invstd are saved for backward, and the
  * running statistics move: r = 0.9 r + 0.1 batch (variance unbiased).
@@ -100,7 +106,7 @@ void mislasi_add(size_t count, float *y, const float *r);
 void mislasi_add_masked(size_t count, float *y, const float *r, const float *mask);
 
 /* ---- option-A shortcut (shortcut.c) -------------------------------------
- * y (n x c_out x ceil(h/2) x ceil(w/2)) = x[:, :, ::2, ::2] with
+ * y (n x ceil(h/2) x ceil(w/2) x c_out, NHWC) = x[:, ::2, ::2, :] with
  * (c_out - c_in) / 2 zero channels before and after. */
 typedef struct mislasi_shortcut_shape {
     size_t n, c_in, h, w, c_out;
@@ -110,8 +116,9 @@ void mislasi_shortcut_a_forward(const mislasi_shortcut_shape *s, const float *x,
 void mislasi_shortcut_a_backward_add(const mislasi_shortcut_shape *s, const float *dy, float *dx);
 
 /* ---- pooling (pool.c) --------------------------------------------------- */
-/* 3x3 max pool, stride 2, padding 1 (the ImageNet stem); argmax (n x c x oh x ow,
- * indices into the input plane) is kept for backward. */
+/* 3x3 max pool, stride 2, padding 1 (the ImageNet stem), NHWC; argmax (n x oh x
+ * ow x c, like y) holds each output's input pixel within its image, ih w + iw
+ * (the first maximum in the window's row-major order), for backward. */
 typedef struct mislasi_pool_shape {
     size_t n, c, h, w, k, stride, pad;
 } mislasi_pool_shape;
@@ -120,7 +127,8 @@ size_t mislasi_pool_out_w(const mislasi_pool_shape *s);
 void mislasi_maxpool_forward(const mislasi_pool_shape *s, const float *x, float *y, int32_t *argmax);
 void mislasi_maxpool_backward(const mislasi_pool_shape *s, const float *dy, const int32_t *argmax,
         float *dx);
-/* y (n x c) = the mean over each h*w plane. */
+/* y (n x c) = per image and channel the mean over the hw pixels (x NHWC);
+ * backward writes dy / hw to every pixel. */
 void mislasi_avgpool_forward(size_t n, size_t c, size_t hw, const float *x, float *y);
 void mislasi_avgpool_backward(size_t n, size_t c, size_t hw, const float *dy, float *dx);
 

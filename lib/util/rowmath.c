@@ -1,53 +1,38 @@
-/* Picks the row kernels for the CPU we run on. Each instruction set's copy is
+/* The row kernels of the instruction set in use (isa.h). Each set's copy is
  * compiled separately with its own -m flags (lib/meson.build), which keeps
  * both GCC and Clang happy and needs no ifunc. */
 #include "rowmath.h"
+#include "isa.h"
 
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stddef.h>
 
 extern const mislasi_rowmath mislasi_rowmath_generic;
-#if defined(MISLAS_ROWMATH_X86)
+#if defined(MISLAS_KERNELS_X86)
 extern const mislasi_rowmath mislasi_rowmath_avx2;
 extern const mislasi_rowmath mislasi_rowmath_avx512;
 #endif
 
-const mislasi_rowmath *mislasi_rowmath_named(const char *isa)
+static const mislasi_rowmath *table(mislasi_isa isa)
 {
-    if (isa == NULL)
-        return NULL;
-    if (strcmp(isa, "generic") == 0)
-        return &mislasi_rowmath_generic;
-#if defined(MISLAS_ROWMATH_X86)
-    __builtin_cpu_init();
-    if (strcmp(isa, "avx2") == 0 && __builtin_cpu_supports("avx2"))
+    switch (isa) {
+#if defined(MISLAS_KERNELS_X86)
+    case MISLASI_ISA_AVX2:
         return &mislasi_rowmath_avx2;
-    if (strcmp(isa, "avx512") == 0 && __builtin_cpu_supports("avx512f"))
+    case MISLASI_ISA_AVX512:
         return &mislasi_rowmath_avx512;
 #endif
-    return NULL;
+    default:
+        return &mislasi_rowmath_generic;
+    }
 }
 
-static const mislasi_rowmath *detect(void)
+const mislasi_rowmath *mislasi_rowmath_named(const char *name)
 {
-    const mislasi_rowmath *forced = mislasi_rowmath_named(getenv("MISLAS_CPU"));
-    if (forced != NULL)
-        return forced;
-    const mislasi_rowmath *best = mislasi_rowmath_named("avx512");
-    if (best == NULL)
-        best = mislasi_rowmath_named("avx2");
-    return best != NULL ? best : &mislasi_rowmath_generic;
+    mislasi_isa isa;
+    return mislasi_isa_named(name, &isa) ? table(isa) : NULL;
 }
 
 const mislasi_rowmath *mislasi_rowmath_get(void)
 {
-    /* Threads racing here all store the same pointer. */
-    static _Atomic(const mislasi_rowmath *) chosen;
-    const mislasi_rowmath *rm = atomic_load_explicit(&chosen, memory_order_acquire);
-    if (rm == NULL) {
-        rm = detect();
-        atomic_store_explicit(&chosen, rm, memory_order_release);
-    }
-    return rm;
+    return table(mislasi_isa_get());
 }

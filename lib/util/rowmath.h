@@ -1,8 +1,7 @@
 /* Vector kernels over one row of K floats (a row of logits or probabilities),
  * the inner loops of the losses and calibration metrics. They exist once per
- * instruction set (generic x86-64 or other CPUs, AVX2, AVX-512); the fastest
- * one the CPU supports is used unless MISLAS_CPU=generic|avx2|avx512 says
- * otherwise. All copies give bit-identical results. */
+ * instruction set (generic x86-64 or other CPUs, AVX2, AVX-512); the one
+ * isa.h chooses is used. All copies give bit-identical results. */
 #ifndef MISLAS_ROWMATH_H
 #define MISLAS_ROWMATH_H
 

@@ -8,6 +8,7 @@
  * below, so that a folder above includes this one header only:
  *   blas.h     matrix products on BLIS and the choice of its kernel set
  *   fileio.h   whole-file reads, gzip, atomic writes, path checks
+ *   isa.h      which instruction set's copy of the vector kernels runs
  *   rng.h      the library's random numbers
  *   rowmath.h  per-row softmax kernels, one copy per instruction set
  *   tar.h      members of (compressed) tar archives
@@ -92,6 +93,7 @@ int mislasi_read_options(const char *fn, void *full, size_t full_size, const voi
 #include "blas.h"
 #include "fileio.h"
 #include "rng.h"
+#include "isa.h"
 #include "rowmath.h"
 #include "tar.h"
 #include "threads.h"
