@@ -1,16 +1,18 @@
-/* ResNet-32 on the CPU: images per second for a training step (forward,
+/* ResNets on the CPU: images per second for a training step (forward,
  * cross-entropy, backward, SGD step) and for inference (mislas_model_predict:
- * running statistics, nothing kept; PyTorch: eval mode under no_grad), batch
- * 128, at 3x32x32 with 100 classes and 1x28x28 with 10 classes, on 1
- * and 2 threads. Also the convolutions' effective GFLOP/s (the FLOPs a
- * direct convolution performs, over the whole step's time) against BLIS's
- * own sgemm on a large square product on the same threads.
+ * running statistics, nothing kept; PyTorch: eval mode under no_grad):
+ * ResNet-32, batch 128, at 3x32x32 with 100 classes and 1x28x28 with 10
+ * classes, on 1 and 2 threads; ResNet-50, batch 32, 3x224x224, 1000 classes,
+ * on 2 threads. Also the convolutions' effective GFLOP/s (the FLOPs a direct
+ * convolution performs, over the whole step's time) against BLIS's own
+ * sgemm on a large square product on the same threads (bench_conv sets the
+ * kernels against the machine's FMA peak instead).
  *
  * With MISLAS_BENCH_BASELINE_FILE naming the file bench/pytorch_resnet.py
  * wrote (keys like resnet32_train_3x32x32_t2 <images/s>), the PyTorch
  * figures and the ratios are printed beside ours.
  *
- * Usage: bench_resnet [--quick] */
+ * Usage: bench_resnet [--quick] [--no-resnet50] */
 #define _POSIX_C_SOURCE 200809L
 
 #include <mislas/mislas.h>
@@ -23,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BATCH = 128 };
 
 #define CHECK(call) do { \
         int rc_ = (call); \
@@ -34,7 +35,7 @@ enum { BATCH = 128 };
     } while (0)
 
 /* Multiply-adds of ResNet-32's convolutions per image, forward. */
-static double conv_macs(int c, int h, int w)
+static double resnet32_macs(int c, int h, int w)
 {
     double macs = (double)h * w * 16 * c * 9;   /* stem */
     int cin = 16;
@@ -49,6 +50,27 @@ static double conv_macs(int c, int h, int w)
             cin = planes;
         }
     }
+    return macs;
+}
+
+/* The same for torchvision's ResNet-50 at 224 x 224 (stride on the
+ * bottleneck's 3x3; projections where the shape changes). */
+static double resnet50_macs(void)
+{
+    double macs = 112.0 * 112 * 64 * 3 * 49;   /* stem */
+    int cin = 64, hw = 56;
+    static const int planes[4] = {64, 128, 256, 512}, blocks[4] = {3, 4, 6, 3};
+    for (int stage = 0; stage < 4; stage++)
+        for (int b = 0; b < blocks[stage]; b++) {
+            int p = planes[stage], out_hw = b == 0 && stage > 0 ? hw / 2 : hw;
+            macs += (double)hw * hw * cin * p;                  /* 1x1 */
+            macs += (double)out_hw * out_hw * p * p * 9;        /* 3x3, stride 1 or 2 */
+            macs += (double)out_hw * out_hw * p * p * 4;        /* 1x1 up */
+            if (b == 0)
+                macs += (double)out_hw * out_hw * cin * p * 4;  /* projection */
+            cin = p * 4;
+            hw = out_hw;
+        }
     return macs;
 }
 
@@ -86,12 +108,12 @@ typedef struct result {
     double train, infer;    /* images per second, medians */
 } result;
 
-static result run(int c, int hw, int k, int threads, int reps)
+static result run(mislas_arch arch, int batch, int c, int hw, int k, int threads, int reps)
 {
     CHECK(mislas_set_num_threads(threads));
     mislas_model_options o;
     mislas_model_options_init(&o);
-    o.arch = MISLAS_RESNET32;
+    o.arch = arch;
     o.in_channels = c;
     o.height = o.width = hw;
     o.num_classes = k;
@@ -101,10 +123,10 @@ static result run(int c, int hw, int k, int threads, int reps)
     CHECK(mislas_optimizer_new_sgd(&opt, m, NULL));
     mislas_loss *loss;
     CHECK(mislas_loss_new_cross_entropy(&loss, k));
-    size_t count = (size_t)BATCH * c * hw * hw;
-    float *images = malloc(count * sizeof *images), *logits = malloc(sizeof(float) * BATCH * k);
-    float *grad = malloc(sizeof(float) * BATCH * k);
-    int32_t *labels = malloc(sizeof(int32_t) * BATCH);
+    size_t count = (size_t)batch * c * hw * hw;
+    float *images = malloc(count * sizeof *images), *logits = malloc(sizeof(float) * batch * k);
+    float *grad = malloc(sizeof(float) * batch * k);
+    int32_t *labels = malloc(sizeof(int32_t) * batch);
     double *times = malloc(sizeof(double) * (size_t)reps);
     if (!images || !logits || !grad || !labels || !times) {
         fprintf(stderr, "bench_resnet: out of memory\n");
@@ -115,14 +137,14 @@ static result run(int c, int hw, int k, int threads, int reps)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         images[i] = (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
     }
-    for (int i = 0; i < BATCH; i++)
+    for (int i = 0; i < batch; i++)
         labels[i] = i % k;
 
     for (int r = -2; r < reps; r++) {
         double t0 = bench_now();
         float value;
-        CHECK(mislas_model_forward(m, images, BATCH, logits));
-        CHECK(mislas_loss_compute(loss, logits, labels, BATCH, &value, grad));
+        CHECK(mislas_model_forward(m, images, batch, logits));
+        CHECK(mislas_loss_compute(loss, logits, labels, batch, &value, grad));
         CHECK(mislas_model_backward(m, grad));
         CHECK(mislas_optimizer_step(opt));
         if (r >= 0)
@@ -130,15 +152,15 @@ static result run(int c, int hw, int k, int threads, int reps)
     }
     qsort(times, (size_t)reps, sizeof *times, bench_by_value);
     result res;
-    res.train = BATCH / times[reps / 2];
+    res.train = batch / times[reps / 2];
     for (int r = -2; r < reps; r++) {
         double t0 = bench_now();
-        CHECK(mislas_model_predict(m, images, BATCH, logits));
+        CHECK(mislas_model_predict(m, images, batch, logits));
         if (r >= 0)
             times[r] = bench_now() - t0;
     }
     qsort(times, (size_t)reps, sizeof *times, bench_by_value);
-    res.infer = BATCH / times[reps / 2];
+    res.infer = batch / times[reps / 2];
     free(images);
     free(logits);
     free(grad);
@@ -150,11 +172,11 @@ static result run(int c, int hw, int k, int threads, int reps)
     return res;
 }
 
-static void report(const char *what, const char *shape, int threads, double ours, double gflop_per_image,
-        double peak)
+static void report(const char *net, const char *what, const char *shape, int threads, double ours,
+        double gflop_per_image, double peak)
 {
     char key[96];
-    snprintf(key, sizeof key, "resnet32_%s_%s_t%d", what, shape, threads);
+    snprintf(key, sizeof key, "%s_%s_%s_t%d", net, what, shape, threads);
     double theirs = bench_baseline(key);
     double gflops = ours * gflop_per_image;
     printf("  %-9s %-8s %d thr  %7.0f img/s  conv %5.0f GFLOP/s (%3.0f%% of sgemm)", what, shape, threads, ours,
@@ -166,21 +188,31 @@ static void report(const char *what, const char *shape, int threads, double ours
 
 int main(int argc, char **argv)
 {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0, resnet50 = 1;
+    for (int i = 1; i < argc; i++) {
+        quick |= strcmp(argv[i], "--quick") == 0;
+        resnet50 &= strcmp(argv[i], "--no-resnet50") != 0;
+    }
     int reps = quick ? 3 : 11;
-    printf("ResNet-32, batch %d, BLIS kernels %s\n", BATCH, mislas_blas_kernels());
+    printf("ResNet-32, batch 128, and ResNet-50, batch 32; BLIS kernels %s\n", mislas_blas_kernels());
     double peak[3] = {0, sgemm_gflops(1, quick ? 1 : 3), sgemm_gflops(2, quick ? 1 : 3)};
     printf("  BLIS sgemm 2048^3: %.0f GFLOP/s on 1 thread, %.0f on 2\n", peak[1], peak[2]);
     static const struct { int c, hw, k; const char *name; } shapes[] = {
         {3, 32, 100, "3x32x32"}, {1, 28, 10, "1x28x28"}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        double fwd = 2.0 * conv_macs(shapes[s].c, shapes[s].hw, shapes[s].hw) * 1e-9;
+        double fwd = 2.0 * resnet32_macs(shapes[s].c, shapes[s].hw, shapes[s].hw) * 1e-9;
         for (int threads = 1; threads <= 2; threads++) {
-            result r = run(shapes[s].c, shapes[s].hw, shapes[s].k, threads, reps);
+            result r = run(MISLAS_RESNET32, 128, shapes[s].c, shapes[s].hw, shapes[s].k, threads, reps);
             /* a training step: forward, and backward's two products per layer */
-            report("train", shapes[s].name, threads, r.train, 3.0 * fwd, peak[threads]);
-            report("inference", shapes[s].name, threads, r.infer, fwd, peak[threads]);
+            report("resnet32", "train", shapes[s].name, threads, r.train, 3.0 * fwd, peak[threads]);
+            report("resnet32", "inference", shapes[s].name, threads, r.infer, fwd, peak[threads]);
         }
+    }
+    if (resnet50) {
+        double fwd = 2.0 * resnet50_macs() * 1e-9;
+        result r = run(MISLAS_RESNET50, 32, 3, 224, 1000, 2, quick ? 1 : 3);
+        report("resnet50", "train", "3x224x224", 2, r.train, 3.0 * fwd, peak[2]);
+        report("resnet50", "inference", "3x224x224", 2, r.infer, fwd, peak[2]);
     }
     return 0;
 }

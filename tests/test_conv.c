@@ -631,6 +631,68 @@ START_TEST(conv_kernels_agree_across_instruction_sets_and_tile_shapes)
 }
 END_TEST
 
+/* The row-tap kernel likewise: 16 lanes, each input row's value feeding
+ * three outputs through three panels; every instruction set and every
+ * tile width gives the generic kernel's bits, and the sums are the
+ * definition's within (3 rows depth + 2) U of their magnitudes. */
+START_TEST(conv_row_tap_kernels_agree)
+{
+    const mislasi_conv_kernels *generic = mislasi_conv_kernels_named("generic");
+    const char *names[] = { "avx2", "avx512" };
+    enum { PIXELS = 30, LANES = 16 };
+    for (size_t rows = 1; rows <= 3; rows++)
+        for (size_t depth = 1; depth <= 33; depth += 16) {
+            size_t in_step = depth + 1, in_n = (PIXELS + 2) * in_step, w_n = depth * LANES;
+            float *in = alloc_floats(rows * in_n), *w = alloc_floats(rows * 3 * w_n);
+            fill_uniform(in, rows * in_n, -1, 1);
+            fill_uniform(w, rows * 3 * w_n, -1, 1);
+            const float *in_ptr[3], *w_ptr[9];
+            for (size_t r = 0; r < rows; r++) {
+                in_ptr[r] = in + r * in_n;
+                for (size_t i = 0; i < 3; i++)
+                    w_ptr[3 * r + i] = w + (3 * r + i) * w_n;
+            }
+            float want[PIXELS * LANES], got[PIXELS * LANES];
+            for (size_t k = 0; k < 3; k++) {
+                const mislasi_conv_kernels *kn = k == 0 ? generic : mislasi_conv_kernels_named(names[k - 1]);
+                if (kn == NULL)
+                    continue;
+                for (size_t width = 1; width <= kn->max_row_pixels; width++) {
+                    refill_nan(got, PIXELS * LANES);
+                    for (size_t p0 = 0; p0 < PIXELS; p0 += width) {
+                        mislasi_conv_tile t = {.taps = rows, .depth = depth, .in = in_ptr, .w = w_ptr,
+                                               .in_shift = p0 * in_step, .in_step = in_step, .w_step = LANES,
+                                               .out = got + p0 * LANES, .out_step = LANES, .blocks = 1,
+                                               .pixels = PIXELS - p0 < width ? PIXELS - p0 : width};
+                        kn->row_tile(&t);
+                    }
+                    if (k == 0 && width == 1) {
+                        memcpy(want, got, sizeof want);
+                        for (size_t p = 0; p < PIXELS; p++)
+                            for (size_t l = 0; l < LANES; l++) {
+                                double sum = 0, mag = 0;
+                                for (size_t r = 0; r < rows; r++)
+                                    for (size_t i = 0; i < 3; i++)
+                                        for (size_t d = 0; d < depth; d++) {
+                                            double term = (double)in_ptr[r][(p + i) * in_step + d] *
+                                                          w_ptr[3 * r + i][d * LANES + l];
+                                            sum += term;
+                                            mag += fabs(term);
+                                        }
+                                expect_close("row-tap tile", p * LANES + l, want[p * LANES + l], sum,
+                                        ((double)(3 * rows * depth) + 2) * U * mag);
+                            }
+                    } else {
+                        expect_same_bits("row-tap tile (instruction set, width)", got, want, PIXELS * LANES);
+                    }
+                }
+            }
+            free(in);
+            free(w);
+        }
+}
+END_TEST
+
 /* The weight-gradient kernel likewise: out (rows x lanes) = sum over runs,
  * then pixels, of x dy, split over calls that go on accumulating. */
 START_TEST(conv_weight_gradient_kernels_agree)
@@ -716,6 +778,7 @@ int main(void)
     suite_add_tcase(s, conv);
     TCase *kernels = tcase_create("kernels");
     tcase_add_test(kernels, conv_kernels_agree_across_instruction_sets_and_tile_shapes);
+    tcase_add_test(kernels, conv_row_tap_kernels_agree);
     tcase_add_test(kernels, conv_weight_gradient_kernels_agree);
     suite_add_tcase(s, kernels);
     return test_run_suite(s);

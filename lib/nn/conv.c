@@ -211,6 +211,31 @@ static void tile_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, size_
     }
 }
 
+/* The row-tap kernel's shapes (conv_kernels.h): 3x3, stride 1, 16 lanes. A
+ * property of the layer, not of the instruction set, so that every copy
+ * sums in the same order. */
+static bool row_taps(const mislasi_conv_shape *s, size_t lanes)
+{
+    return s->k == MISLASI_ROW_TAPS && s->stride == 1 && lanes == MISLASI_LANES;
+}
+
+/* A row of `count` pixels through the row-tap kernel, in even tiles. */
+static void row_tap_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, size_t count)
+{
+    float *out = t->out;
+    const float *residual = t->residual;
+    size_t most = kn->max_row_pixels, tiles = (count + most - 1) / most, per_tile = (count + tiles - 1) / tiles;
+    t->blocks = 1;
+    for (size_t p0 = 0; p0 < count; p0 += per_tile) {
+        t->pixels = count - p0 < per_tile ? count - p0 : per_tile;
+        t->in_shift = p0 * t->in_step;
+        t->out = out + p0 * t->out_step;
+        if (residual != NULL)
+            t->residual = residual + p0 * t->residual_step;
+        kn->row_tile(t);
+    }
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
 typedef struct job {
@@ -253,6 +278,7 @@ static void forward_image(const job *jb, float *area, size_t i)
     size_t src_w = s->pad == 0 ? s->w : g->padded_w;
     float *y = jb->y + i * out_size;
     const float *in[MAX_TAPS], *w[MAX_TAPS];
+    bool rows = row_taps(s, s->c_out);
     for (size_t oh = 0; oh < g->oh; oh++) {
         size_t row = oh * g->ow * s->c_out;
         mislasi_conv_tile t = {.depth = s->c_in, .in = in, .w = w, .in_step = s->stride * s->c_in,
@@ -269,6 +295,14 @@ static void forward_image(const job *jb, float *area, size_t i)
             size_t ih = oh * s->stride + kh;    /* + pad, in padded rows */
             if (ih < s->pad || ih - s->pad >= s->h)
                 continue;
+            if (rows) {
+                /* one entry per input row, its three taps' panels apart */
+                in[t.taps] = src + (ih - s->pad) * src_w * s->c_in;
+                for (size_t kw = 0; kw < s->k; kw++)
+                    w[t.taps * s->k + kw] = jb->forward + (kh * s->k + kw) * s->c_in * s->c_out;
+                t.taps++;
+                continue;
+            }
             for (size_t kw = 0; kw < s->k; kw++) {
                 /* input column ow s + kw - pad is padded column ow s + kw */
                 in[t.taps] = src + ((ih - s->pad) * src_w + kw) * s->c_in;
@@ -281,11 +315,15 @@ static void forward_image(const job *jb, float *area, size_t i)
          * the padded copy's first pad x c_in floats. */
         if (t.taps == 0) {
             in[0] = area;
-            w[0] = jb->forward;
+            for (size_t kw = 0; kw < s->k; kw++)
+                w[kw] = jb->forward;
             t.taps = 1;
             t.in_step = 0;
         }
-        tile_row(jb->kn, &t, g->ow, s->c_out);
+        if (rows)
+            row_tap_row(jb->kn, &t, g->ow);
+        else
+            tile_row(jb->kn, &t, g->ow, s->c_out);
     }
     if (jb->then != NULL)
         jb->then(jb->then_ctx, i, y);
@@ -410,6 +448,7 @@ static void input_gradient(const job *jb, float *area, size_t i)
     }
     float *dx = jb->dx + i * s->h * s->w * ci_n;
     const float *in[MAX_TAPS], *w[MAX_TAPS];
+    bool rows = row_taps(s, ci_n);
     for (size_t ih = 0; ih < s->h; ih++)
         for (size_t pw = 0; pw < st && pw < s->w; pw++) {
             /* the pixels iw = pw + j st of this row, and the taps reaching them */
@@ -421,6 +460,16 @@ static void input_gradient(const job *jb, float *area, size_t i)
                 if (top < kh || (top - kh) % st != 0 || (top - kh) / st >= g->oh)
                     continue;
                 size_t oh = (top - kh) / st;
+                if (rows) {
+                    /* stride 1: dx[iw] takes dy[iw + pad - kw] through tap
+                     * kw; tap i of the kernel is kw = 2 - i, so that the
+                     * column it reads grows with i */
+                    in[t.taps] = area + (oh * g->dy_w + margin + s->pad - (s->k - 1)) * co_n;
+                    for (size_t i = 0; i < s->k; i++)
+                        w[t.taps * s->k + i] = jb->backward + (kh * s->k + (s->k - 1 - i)) * co_n * ci_n;
+                    t.taps++;
+                    continue;
+                }
                 for (size_t kw = 0; kw < s->k; kw++) {
                     /* ow = j + (pw + pad - kw) / st, exactly divisible */
                     long num = (long)(pw + s->pad) - (long)kw;
@@ -437,7 +486,10 @@ static void input_gradient(const job *jb, float *area, size_t i)
                     memset(t.out + j * t.out_step, 0, ci_n * sizeof(float));
                 continue;
             }
-            tile_row(jb->kn, &t, count, ci_n);
+            if (rows)
+                row_tap_row(jb->kn, &t, count);
+            else
+                tile_row(jb->kn, &t, count, ci_n);
         }
 }
 

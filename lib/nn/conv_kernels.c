@@ -35,6 +35,8 @@ INLINE vn vrelu(vn v) { return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vzero
 #define ROWS_2 14
 #define ROWS_3 9
 #define ROWS_4 6
+/* row-tap tiles: accumulators, three weight blocks and a broadcast */
+#define ROW_PIXELS 24
 #elif CONV_WIDTH == 8
 #include <immintrin.h>
 typedef __m256 vn;
@@ -51,6 +53,7 @@ INLINE vn vrelu(vn v) { return _mm256_blendv_ps(v, vzero(), _mm256_cmp_ps(v, vze
 #define ROWS_2 3
 #define ROWS_3 2
 #define ROWS_4 1
+#define ROW_PIXELS 4
 #elif CONV_WIDTH == 4
 #include <math.h>
 #include <string.h>
@@ -79,6 +82,7 @@ INLINE vn vrelu(vn v)
 #define ROWS_2 3
 #define ROWS_3 2
 #define ROWS_4 1
+#define ROW_PIXELS 4
 #else
 #error "CONV_WIDTH must be 4, 8 or 16"
 #endif
@@ -147,6 +151,52 @@ INLINE void tile_body(const mislasi_conv_tile *t, const int B, const int P)
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
                 vstore(t->out + p * t->out_step + b * MISLASI_LANES + v * CONV_WIDTH, acc[b][p][v]);
+}
+
+INLINE void row_tile_body(const mislasi_conv_tile *t, const int P)
+{
+    enum { KW = MISLASI_ROW_TAPS };
+    vn acc[MISLASI_TILE_BLOCKS][MISLASI_TILE_ROWS][NV];     /* block 0 only */
+#pragma GCC unroll 32
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[0][p][v] = vzero();
+    const size_t in_step = t->in_step, w_step = t->w_step, depth = t->depth;
+    for (size_t r = 0; r < t->taps; r++) {
+        const float *x = t->in[r] + t->in_shift;
+        const float *w[KW];
+        for (int i = 0; i < KW; i++)
+            w[i] = t->w[KW * r + i] + t->w_shift;
+        for (size_t c = 0; c < depth; c++, x++) {
+            vn wv[KW][NV];
+#pragma GCC unroll 3
+            for (int i = 0; i < KW; i++)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    wv[i][v] = vload(w[i] + c * w_step + v * CONV_WIDTH);
+            /* input pixel q feeds output q - i through tap i; walking q
+             * upwards gives each output its taps in order */
+            const float *xp = x;
+#pragma GCC unroll 32
+            for (int q = 0; q < P + KW - 1; q++, xp += in_step) {
+                vn xs = vsplat(*xp);
+#pragma GCC unroll 3
+                for (int i = 0; i < KW; i++)
+                    if (q - i >= 0 && q - i < P)
+#pragma GCC unroll 4
+                        for (int v = 0; v < NV; v++)
+                            acc[0][q - i][v] = vfma(xs, wv[i][v], acc[0][q - i][v]);
+            }
+        }
+    }
+    if (t->scale != NULL)
+        finish(t, 1, P, acc);
+#pragma GCC unroll 32
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            vstore(t->out + p * t->out_step + v * CONV_WIDTH, acc[0][p][v]);
 }
 
 INLINE void wgrad_body(const mislasi_conv_wgrad *g, const int B, const int I)
@@ -228,6 +278,10 @@ INLINE void wgrad_body(const mislasi_conv_wgrad *g, const int B, const int I)
     static void wgrad_##b##_##r(const mislasi_conv_wgrad *g) { wgrad_body(g, b, r); }
 FOR_SHAPES(DEFINE)
 
+#define DEFINE_ROW(unused, r) \
+    static void row_tile_##r(const mislasi_conv_tile *t) { row_tile_body(t, r); }
+CONCAT(UPTO_, ROW_PIXELS)(DEFINE_ROW, 0)
+
 typedef void (*tile_fn)(const mislasi_conv_tile *);
 typedef void (*wgrad_fn)(const mislasi_conv_wgrad *);
 #define TILE_ENTRY(b, r) [b][r] = tile_##b##_##r,
@@ -235,10 +289,18 @@ typedef void (*wgrad_fn)(const mislasi_conv_wgrad *);
 static const tile_fn tiles[MISLASI_TILE_BLOCKS + 1][MISLASI_TILE_ROWS + 1] = { FOR_SHAPES(TILE_ENTRY) };
 static const wgrad_fn wgrads[MISLASI_TILE_BLOCKS + 1][MISLASI_TILE_ROWS + 1] = { FOR_SHAPES(WGRAD_ENTRY) };
 
+#define ROW_ENTRY(unused, r) [r] = row_tile_##r,
+static const tile_fn row_tiles[MISLASI_TILE_ROWS + 1] = { CONCAT(UPTO_, ROW_PIXELS)(ROW_ENTRY, 0) };
+
 /* The caller keeps within max_rows (conv.c), so every entry it asks for exists. */
 static void tile(const mislasi_conv_tile *t)
 {
     tiles[t->blocks][t->pixels](t);
+}
+
+static void row_tile(const mislasi_conv_tile *t)
+{
+    row_tiles[t->pixels](t);
 }
 
 static void wgrad(const mislasi_conv_wgrad *g)
@@ -249,5 +311,7 @@ static void wgrad(const mislasi_conv_wgrad *g)
 const mislasi_conv_kernels CONCAT(mislasi_conv_kernels_, CONV_ISA) = {
     .max_rows = {0, ROWS_1, ROWS_2, ROWS_3, ROWS_4},
     .tile = tile,
+    .max_row_pixels = ROW_PIXELS,
+    .row_tile = row_tile,
     .wgrad = wgrad,
 };

@@ -61,11 +61,24 @@ typedef struct mislasi_conv_wgrad {
     bool accumulate;
 } mislasi_conv_wgrad;
 
+/* A variant for 16 lanes and three horizontal taps at a pixel step (a 3x3
+ * convolution of stride 1 with 16 outputs, or the input gradient of one
+ * with 16 inputs): each input value is broadcast once and feeds the three
+ * outputs it reaches, instead of once per tap. Same fields as a tile, with
+ * in[r] one input row's first pixel (its first tap) and w[3 r + i] the
+ * panel of tap i of that row; blocks is 1; the order of the sum changes:
+ *     out[p * out_step + l] = sum over rows r (in order), then c < depth
+ *         (in order), then i < 3 (in order), of
+ *         in[r][in_shift + (p + i) * in_step + c] * w[3 r + i][w_shift + c * w_step + l] */
+enum { MISLASI_ROW_TAPS = 3 };
+
 typedef struct mislasi_conv_kernels {
     /* The widest tile of b blocks (b = 1 .. MISLASI_TILE_BLOCKS): pixels
      * (or rows) from 1 to max_rows[b]. */
     size_t max_rows[MISLASI_TILE_BLOCKS + 1];
     void (*tile)(const mislasi_conv_tile *t);
+    size_t max_row_pixels;      /* the widest row-tap tile */
+    void (*row_tile)(const mislasi_conv_tile *t);
     void (*wgrad)(const mislasi_conv_wgrad *g);
 } mislasi_conv_kernels;
 

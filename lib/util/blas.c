@@ -94,47 +94,6 @@ void mislasi_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
             &beta, c, (inc_t)ldc, 1, NULL, &rntm);
 }
 
-static mislasi_tile_kernel tile_kernel;
-static pthread_once_t tile_once = PTHREAD_ONCE_INIT;
-
-static void find_tile_kernel(void)
-{
-    pthread_once(&blis_once, start_blis);
-    cntx_t *cntx = bli_gks_query_cntx();
-    size_t mr = (size_t)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MR, cntx);
-    size_t nr = (size_t)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_NR, cntx);
-    /* The kernel writes C column by column when it prefers columns: then
-     * its m (MR) runs along our C's columns and the data panel is its A. */
-    bool cols = bli_cntx_l3_nat_ukr_prefers_cols_dt(BLIS_FLOAT, BLIS_GEMM_UKR, cntx);
-    tile_kernel.cols_first = cols;
-    tile_kernel.col_block = cols ? mr : nr;
-    tile_kernel.out_block = cols ? nr : mr;
-    tile_kernel.ukernel = (void (*)(void))bli_cntx_get_l3_nat_ukr_dt(BLIS_FLOAT, BLIS_GEMM_UKR, cntx);
-    tile_kernel.context = cntx;
-}
-
-const mislasi_tile_kernel *mislasi_tile_kernel_get(void)
-{
-    pthread_once(&tile_once, find_tile_kernel);
-    return &tile_kernel;
-}
-
-void mislasi_tile(const mislasi_tile_kernel *t, size_t k, size_t no, size_t nq, const float *weights,
-        const float *data, float *c, size_t ldc)
-{
-    sgemm_ukr_ft kernel = (sgemm_ukr_ft)t->ukernel;
-    float one = 1.0f, zero = 0.0f;
-    auxinfo_t aux;
-    memset(&aux, 0, sizeof aux);
-    bli_auxinfo_set_next_ab((void *)data, (void *)weights, &aux);
-    if (t->cols_first)
-        kernel((dim_t)nq, (dim_t)no, (dim_t)k, &one, (float *)data, (float *)weights, &zero, c, 1, (inc_t)ldc,
-                &aux, (cntx_t *)t->context);
-    else
-        kernel((dim_t)no, (dim_t)nq, (dim_t)k, &one, (float *)weights, (float *)data, &zero, c, (inc_t)ldc, 1,
-                &aux, (cntx_t *)t->context);
-}
-
 const char *mislas_blas_kernels(void)
 {
     pthread_once(&blis_once, start_blis);
