@@ -8,7 +8,7 @@
  * alone: what bench_resnet's whole steps add on top is batch norm, the
  * element-wise passes and the classifier.
  *
- * Usage: bench_conv [--quick] */
+ * Usage: bench_conv [--quick] [TEXT]   (TEXT: only the layers whose name holds it) */
 #define _POSIX_C_SOURCE 200809L
 
 #include "nn/nn.h"
@@ -19,109 +19,9 @@
 #include <mislas/mislas.h>
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-/* ---- the FMA peak ---------------------------------------------------------- */
-
-/* Each loop keeps enough independent chains in flight to cover the FMA
- * latency on both pipes, and returns its sum so that nothing is optimised
- * away. FLOPs per iteration: chains x lanes x 2. */
-#if defined(__x86_64__)
-enum { CHAINS_512 = 16, CHAINS_256 = 12 };
-
-__attribute__((target("avx512f"))) static float fma_loop_512(long iters)
-{
-    __m512 acc[CHAINS_512];
-    for (int j = 0; j < CHAINS_512; j++)
-        acc[j] = _mm512_set1_ps((float)j);
-    __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
-    for (long i = 0; i < iters; i++)
-        for (int j = 0; j < CHAINS_512; j++)
-            acc[j] = _mm512_fmadd_ps(acc[j], m, a);
-    float out[16], sum = 0.0f;
-    for (int j = 1; j < CHAINS_512; j++)
-        acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    _mm512_storeu_ps(out, acc[0]);
-    for (int l = 0; l < 16; l++)
-        sum += out[l];
-    return sum;
-}
-
-__attribute__((target("avx2,fma"))) static float fma_loop_256(long iters)
-{
-    __m256 acc[CHAINS_256];
-    for (int j = 0; j < CHAINS_256; j++)
-        acc[j] = _mm256_set1_ps((float)j);
-    __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-6f);
-    for (long i = 0; i < iters; i++)
-        for (int j = 0; j < CHAINS_256; j++)
-            acc[j] = _mm256_fmadd_ps(acc[j], m, a);
-    float out[8], sum = 0.0f;
-    for (int j = 1; j < CHAINS_256; j++)
-        acc[0] = _mm256_add_ps(acc[0], acc[j]);
-    _mm256_storeu_ps(out, acc[0]);
-    for (int l = 0; l < 8; l++)
-        sum += out[l];
-    return sum;
-}
-#endif
-
-typedef struct peak_job {
-    mislasi_isa isa;
-    long iters;
-    volatile float sink;
-} peak_job;
-
-static double flops_per_iter(mislasi_isa isa)
-{
-#if defined(__x86_64__)
-    if (isa == MISLASI_ISA_AVX512)
-        return CHAINS_512 * 16 * 2;
-    if (isa == MISLASI_ISA_AVX2)
-        return CHAINS_256 * 8 * 2;
-#endif
-    (void)isa;
-    return 0;
-}
-
-static void *peak_thread(void *arg)
-{
-    peak_job *j = arg;
-#if defined(__x86_64__)
-    j->sink = j->isa == MISLASI_ISA_AVX512 ? fma_loop_512(j->iters) : fma_loop_256(j->iters);
-#endif
-    return NULL;
-}
-
-/* GFLOP/s of `threads` threads each running the loop at once (best of 3). */
-static double fma_peak(mislasi_isa isa, int threads)
-{
-    if (flops_per_iter(isa) == 0)
-        return NAN;
-    long iters = 20 * 1000 * 1000;
-    double best = INFINITY;
-    for (int r = 0; r < 3; r++) {
-        pthread_t tid[64];
-        peak_job jobs[64];
-        double t0 = bench_now();
-        for (int t = 0; t < threads; t++) {
-            jobs[t] = (peak_job){.isa = isa, .iters = iters};
-            pthread_create(&tid[t], NULL, peak_thread, &jobs[t]);
-        }
-        for (int t = 0; t < threads; t++)
-            pthread_join(tid[t], NULL);
-        double dt = bench_now() - t0;
-        if (dt < best)
-            best = dt;
-    }
-    return flops_per_iter(isa) * (double)iters * threads / best * 1e-9;
-}
 
 /* ---- the layers -------------------------------------------------------------- */
 
@@ -188,16 +88,24 @@ static double time_layer(const mislasi_conv_shape *s, bool backward, size_t thre
 
 int main(int argc, char **argv)
 {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else
+            only = argv[i];
+    }
     int reps = quick ? 3 : 9;
-    mislasi_isa isa = mislasi_isa_get();
     static const char *const isa_names[] = {"generic", "avx2", "avx512"};
-    double peak[3] = {0, fma_peak(isa, 1), fma_peak(isa, 2)};
-    printf("Convolution kernels: %s; FMA peak %.0f GFLOP/s on 1 thread, %.0f on 2\n", isa_names[isa], peak[1],
-            peak[2]);
+    const char *isa = isa_names[mislasi_isa_get()];
+    double peak[3] = {0, bench_fma_peak(isa, 1), bench_fma_peak(isa, 2)};
+    printf("Convolution kernels: %s; FMA peak %.0f GFLOP/s on 1 thread, %.0f on 2\n", isa, peak[1], peak[2]);
     printf("  %-34s %3s  %12s %6s  %12s %6s\n", "layer (batch)", "thr", "forward", "peak", "backward", "peak");
     for (size_t l = 0; l < sizeof LAYERS / sizeof LAYERS[0]; l++) {
         const layer *ly = &LAYERS[l];
+        if (only != NULL && strstr(ly->name, only) == NULL)
+            continue;
         mislasi_conv_shape s = {.n = ly->n, .c_in = ly->c_in, .h = ly->hw, .w = ly->hw, .c_out = ly->c_out,
                                 .k = ly->k, .stride = ly->stride, .pad = ly->pad};
         double flops = 2.0 * (double)(s.n * mislasi_conv_out_h(&s) * mislasi_conv_out_w(&s)) *

@@ -4,9 +4,9 @@
  * ResNet-32, batch 128, at 3x32x32 with 100 classes and 1x28x28 with 10
  * classes, on 1 and 2 threads; ResNet-50, batch 32, 3x224x224, 1000 classes,
  * on 2 threads. Also the convolutions' effective GFLOP/s (the FLOPs a direct
- * convolution performs, over the whole step's time) against BLIS's own
- * sgemm on a large square product on the same threads (bench_conv sets the
- * kernels against the machine's FMA peak instead).
+ * convolution performs, over the whole step's time) as a fraction of the
+ * machine's measured FMA peak in the kernels' instruction set on the same
+ * threads, beside BLIS's own sgemm on a large square product for scale.
  *
  * With MISLAS_BENCH_BASELINE_FILE naming the file bench/pytorch_resnet.py
  * wrote (keys like resnet32_train_3x32x32_t2 <images/s>), the PyTorch
@@ -18,6 +18,7 @@
 #include <mislas/mislas.h>
 
 #include "benchutil.h"
+#include "util/util.h"
 
 #include <blis.h>
 #include <math.h>
@@ -179,10 +180,10 @@ static void report(const char *net, const char *what, const char *shape, int thr
     snprintf(key, sizeof key, "%s_%s_%s_t%d", net, what, shape, threads);
     double theirs = bench_baseline(key);
     double gflops = ours * gflop_per_image;
-    printf("  %-9s %-8s %d thr  %7.0f img/s  conv %5.0f GFLOP/s (%3.0f%% of sgemm)", what, shape, threads, ours,
+    printf("  %-9s %-9s %d thr  %7.1f img/s  conv %4.0f GFLOP/s (%3.0f%% of peak)", what, shape, threads, ours,
             gflops, 100.0 * gflops / peak);
     if (isfinite(theirs))
-        printf("  PyTorch %6.0f img/s  ratio %.2fx", theirs, ours / theirs);
+        printf("  PyTorch %7.1f img/s  ratio %.2fx", theirs, ours / theirs);
     printf("\n");
 }
 
@@ -194,9 +195,13 @@ int main(int argc, char **argv)
         resnet50 &= strcmp(argv[i], "--no-resnet50") != 0;
     }
     int reps = quick ? 3 : 11;
-    printf("ResNet-32, batch 128, and ResNet-50, batch 32; BLIS kernels %s\n", mislas_blas_kernels());
-    double peak[3] = {0, sgemm_gflops(1, quick ? 1 : 3), sgemm_gflops(2, quick ? 1 : 3)};
-    printf("  BLIS sgemm 2048^3: %.0f GFLOP/s on 1 thread, %.0f on 2\n", peak[1], peak[2]);
+    static const char *const isa_names[] = {"generic", "avx2", "avx512"};
+    const char *isa = isa_names[mislasi_isa_get()];
+    printf("ResNet-32, batch 128, and ResNet-50, batch 32; kernels %s, BLIS kernels %s\n", isa,
+            mislas_blas_kernels());
+    double peak[3] = {0, bench_fma_peak(isa, 1), bench_fma_peak(isa, 2)};
+    printf("  FMA peak (%s): %.0f GFLOP/s on 1 thread, %.0f on 2; BLIS sgemm 2048^3: %.0f and %.0f\n", isa,
+            peak[1], peak[2], sgemm_gflops(1, quick ? 1 : 3), sgemm_gflops(2, quick ? 1 : 3));
     static const struct { int c, hw, k; const char *name; } shapes[] = {
         {3, 32, 100, "3x32x32"}, {1, 28, 10, "1x28x28"}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {

@@ -764,6 +764,74 @@ START_TEST(conv_weight_gradient_kernels_agree)
 }
 END_TEST
 
+/* The row-tap weight gradient likewise: three taps' sums from one
+ * broadcast, dy read up to two pixels before each run (zeros there). */
+START_TEST(conv_row_tap_weight_gradient_kernels_agree)
+{
+    const mislasi_conv_kernels *generic = mislasi_conv_kernels_named("generic");
+    const char *names[] = { "avx2", "avx512" };
+    enum { RUNS = 4, LENGTH = 13, CHANNELS = 19, LANES = 16, MARGIN = 2 };
+    size_t x_step = CHANNELS + 1, dy_step = LANES, dy_run = (LENGTH + MARGIN) * dy_step;
+    float *x = alloc_floats(RUNS * LENGTH * x_step), *dy = alloc_floats(RUNS * dy_run);
+    fill_uniform(x, RUNS * LENGTH * x_step, -1, 1);
+    fill_uniform(dy, RUNS * dy_run, -1, 1);
+    const float *xs[RUNS], *dys[RUNS];
+    for (size_t r = 0; r < RUNS; r++) {
+        xs[r] = x + r * LENGTH * x_step;
+        dys[r] = dy + r * dy_run + MARGIN * dy_step;
+    }
+    float want[3 * CHANNELS * LANES], got[3 * CHANNELS * LANES];
+    for (size_t k = 0; k < 3; k++) {
+        const mislasi_conv_kernels *kn = k == 0 ? generic : mislasi_conv_kernels_named(names[k - 1]);
+        if (kn == NULL)
+            continue;
+        for (size_t rows = 1; rows <= kn->max_row_wgrad_rows; rows++)
+            for (size_t split = 1; split <= 2; split++) {
+                memset(got, 0, sizeof got);
+                for (size_t j0 = 0; j0 < CHANNELS; j0 += rows) {
+                    mislasi_conv_wgrad g = {.length = LENGTH, .x_step = x_step, .dy_step = dy_step,
+                                            .out_step = LANES, .out_tap = CHANNELS * LANES, .x_shift = j0,
+                                            .blocks = 1, .rows = CHANNELS - j0 < rows ? CHANNELS - j0 : rows,
+                                            .out = got + j0 * LANES, .x = xs, .dy = dys};
+                    size_t first = split == 1 ? RUNS : 1;
+                    g.runs = first;
+                    kn->row_wgrad(&g);
+                    if (first < RUNS) {
+                        g.x = xs + first;
+                        g.dy = dys + first;
+                        g.runs = RUNS - first;
+                        g.accumulate = true;
+                        kn->row_wgrad(&g);
+                    }
+                }
+                if (k == 0 && rows == 1 && split == 1) {
+                    memcpy(want, got, sizeof want);
+                    for (size_t i = 0; i < 3; i++)
+                        for (size_t j = 0; j < CHANNELS; j++)
+                            for (size_t l = 0; l < LANES; l++) {
+                                double sum = 0, mag = 0;
+                                for (size_t r = 0; r < RUNS; r++)
+                                    for (size_t q = 0; q < LENGTH; q++) {
+                                        double term = (double)xs[r][q * x_step + j] *
+                                                      dys[r][((long)q - (long)i) * (long)dy_step + (long)l];
+                                        sum += term;
+                                        mag += fabs(term);
+                                    }
+                                size_t at = (i * CHANNELS + j) * LANES + l;
+                                expect_close("row-tap weight gradient", at, want[at], sum,
+                                        (RUNS * LENGTH + 2) * U * mag);
+                            }
+                } else {
+                    expect_same_bits("row-tap weight gradient (instruction set, rows, split)", got, want,
+                            3 * CHANNELS * LANES);
+                }
+            }
+    }
+    free(x);
+    free(dy);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conv");
@@ -780,6 +848,7 @@ int main(void)
     tcase_add_test(kernels, conv_kernels_agree_across_instruction_sets_and_tile_shapes);
     tcase_add_test(kernels, conv_row_tap_kernels_agree);
     tcase_add_test(kernels, conv_weight_gradient_kernels_agree);
+    tcase_add_test(kernels, conv_row_tap_weight_gradient_kernels_agree);
     suite_add_tcase(s, kernels);
     return test_run_suite(s);
 }

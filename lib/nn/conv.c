@@ -433,12 +433,11 @@ static void weight_gradient(const job *jb, size_t first, size_t count, float *sl
         }
 }
 
-/* dx of image i from its output gradient, copied with zero margins. */
-static void input_gradient(const job *jb, float *area, size_t i)
+/* Image i's output gradient into area, with dy_margin zero columns either side. */
+static void pad_output_gradient(const job *jb, float *area, size_t i)
 {
-    const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
-    size_t ci_n = s->c_in, co_n = s->c_out, st = s->stride, margin = g->dy_margin;
+    size_t co_n = jb->s->c_out, margin = g->dy_margin;
     const float *dy = jb->dy + i * g->oh * g->ow * co_n;
     for (size_t r = 0; r < g->oh; r++) {
         float *dst = area + r * g->dy_w * co_n;
@@ -446,6 +445,51 @@ static void input_gradient(const job *jb, float *area, size_t i)
         memcpy(dst + margin * co_n, dy + r * g->ow * co_n, g->ow * co_n * sizeof *dst);
         memset(dst + (margin + g->ow) * co_n, 0, margin * co_n * sizeof *dst);
     }
+}
+
+/* The row-tap weight gradient (3x3, stride 1, 16 output channels) of image
+ * i, added to the group's slot: each input pixel's value is broadcast once
+ * for its three horizontal taps, against the image's padded output
+ * gradient in area (whose zero margins stand for the taps that fall
+ * outside: their terms are exact zeros). */
+static void row_weight_gradient(const job *jb, const float *area, size_t i, float *slot)
+{
+    const mislasi_conv_shape *s = jb->s;
+    const geometry *g = &jb->g;
+    size_t ci_n = s->c_in, co_n = s->c_out;
+    const float *xs[RUNS_PER_CALL], *dys[RUNS_PER_CALL];
+    cut c = {.tiles = (ci_n + jb->kn->max_row_wgrad_rows - 1) / jb->kn->max_row_wgrad_rows};
+    c.per_tile = (ci_n + c.tiles - 1) / c.tiles;
+    for (size_t kh = 0; kh < s->k; kh++) {
+        size_t oh0, oh1;
+        if (!tap_range(kh, s->pad, 1, s->h, g->oh, &oh0, &oh1))
+            continue;
+        mislasi_conv_wgrad wg = {.length = s->w, .x = xs, .dy = dys, .x_step = ci_n, .dy_step = co_n,
+                                 .out_step = co_n, .out_tap = ci_n * co_n, .blocks = 1, .accumulate = true};
+        for (size_t ci0 = 0; ci0 < ci_n; ci0 += c.per_tile) {
+            wg.rows = ci_n - ci0 < c.per_tile ? ci_n - ci0 : c.per_tile;
+            wg.x_shift = ci0;
+            wg.out = slot + kh * s->k * ci_n * co_n + ci0 * co_n;
+            for (size_t r0 = oh0; r0 < oh1; r0 += RUNS_PER_CALL) {
+                wg.runs = oh1 - r0 < RUNS_PER_CALL ? oh1 - r0 : RUNS_PER_CALL;
+                for (size_t r = 0; r < wg.runs; r++) {
+                    size_t oh = r0 + r, ih = oh + kh - s->pad;
+                    xs[r] = jb->x + (i * s->h + ih) * s->w * ci_n;
+                    /* input column q meets output column q + pad - tap */
+                    dys[r] = area + (oh * g->dy_w + g->dy_margin + s->pad) * co_n;
+                }
+                jb->kn->row_wgrad(&wg);
+            }
+        }
+    }
+}
+
+/* dx of image i from its output gradient, padded in area. */
+static void input_gradient(const job *jb, const float *area, size_t i)
+{
+    const mislasi_conv_shape *s = jb->s;
+    const geometry *g = &jb->g;
+    size_t ci_n = s->c_in, co_n = s->c_out, st = s->stride, margin = g->dy_margin;
     float *dx = jb->dx + i * s->h * s->w * ci_n;
     const float *in[MAX_TAPS], *w[MAX_TAPS];
     bool rows = row_taps(s, ci_n);
@@ -502,10 +546,21 @@ static void backward_parts(void *ctx, size_t begin, size_t end)
         for (size_t group = g0; group < g1; group++) {
             size_t first = group * jb->g.group;
             size_t count = jb->s->n - first < jb->g.group ? jb->s->n - first : jb->g.group;
-            weight_gradient(jb, first, count, jb->slots + group * mislasi_align_floats(jb->g.taps_floats));
-            if (jb->dx != NULL)
-                for (size_t i = first; i < first + count; i++)
+            float *slot = jb->slots + group * mislasi_align_floats(jb->g.taps_floats);
+            bool rows = row_taps(jb->s, jb->s->c_out);
+            if (rows)
+                memset(slot, 0, jb->g.taps_floats * sizeof *slot);
+            else
+                weight_gradient(jb, first, count, slot);
+            for (size_t i = first; i < first + count; i++) {
+                if (!rows && jb->dx == NULL)
+                    break;
+                pad_output_gradient(jb, area, i);
+                if (rows)
+                    row_weight_gradient(jb, area, i, slot);
+                if (jb->dx != NULL)
                     input_gradient(jb, area, i);
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
  * register file (32 vectors with AVX-512, 16 with AVX2). */
 #include "conv_kernels.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #if !defined(CONV_ISA) || !defined(CONV_WIDTH)
@@ -35,8 +36,9 @@ INLINE vn vrelu(vn v) { return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vzero
 #define ROWS_2 14
 #define ROWS_3 9
 #define ROWS_4 6
-/* row-tap tiles: accumulators, three weight blocks and a broadcast */
+/* row-tap tiles: accumulators, three weight (or dy) blocks and a broadcast */
 #define ROW_PIXELS 24
+#define ROW_WGRAD_ROWS 9
 #elif CONV_WIDTH == 8
 #include <immintrin.h>
 typedef __m256 vn;
@@ -54,6 +56,7 @@ INLINE vn vrelu(vn v) { return _mm256_blendv_ps(v, vzero(), _mm256_cmp_ps(v, vze
 #define ROWS_3 2
 #define ROWS_4 1
 #define ROW_PIXELS 4
+#define ROW_WGRAD_ROWS 1
 #elif CONV_WIDTH == 4
 #include <math.h>
 #include <string.h>
@@ -83,6 +86,7 @@ INLINE vn vrelu(vn v)
 #define ROWS_3 2
 #define ROWS_4 1
 #define ROW_PIXELS 4
+#define ROW_WGRAD_ROWS 1
 #else
 #error "CONV_WIDTH must be 4, 8 or 16"
 #endif
@@ -241,6 +245,49 @@ INLINE void wgrad_body(const mislasi_conv_wgrad *g, const int B, const int I)
                 vstore(g->out + i * g->out_step + b * MISLASI_LANES + v * CONV_WIDTH, acc[i][b][v]);
 }
 
+INLINE void row_wgrad_body(const mislasi_conv_wgrad *g, const int J)
+{
+    enum { KW = MISLASI_ROW_TAPS };
+    vn acc[KW][MISLASI_TILE_ROWS][NV];
+#pragma GCC unroll 3
+    for (int i = 0; i < KW; i++)
+#pragma GCC unroll 32
+        for (int j = 0; j < J; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[i][j][v] = g->accumulate ? vload(g->out + i * g->out_tap + j * g->out_step + v * CONV_WIDTH)
+                                             : vzero();
+    const size_t x_step = g->x_step, dy_step = g->dy_step, length = g->length;
+    for (size_t r = 0; r < g->runs; r++) {
+        const float *x = g->x[r] + g->x_shift;
+        const float *dy = g->dy[r] + g->dy_shift;
+        for (size_t q = 0; q < length; q++, x += x_step, dy += dy_step) {
+            vn d[KW][NV];
+#pragma GCC unroll 3
+            for (int i = 0; i < KW; i++)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    d[i][v] = vload(dy - (ptrdiff_t)(i * dy_step) + v * CONV_WIDTH);
+#pragma GCC unroll 32
+            for (int j = 0; j < J; j++) {
+                vn xs = vsplat(x[j]);
+#pragma GCC unroll 3
+                for (int i = 0; i < KW; i++)
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; v++)
+                        acc[i][j][v] = vfma(xs, d[i][v], acc[i][j][v]);
+            }
+        }
+    }
+#pragma GCC unroll 3
+    for (int i = 0; i < KW; i++)
+#pragma GCC unroll 32
+        for (int j = 0; j < J; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                vstore(g->out + i * g->out_tap + j * g->out_step + v * CONV_WIDTH, acc[i][j][v]);
+}
+
 /* One function per shape: UPTO_n(X, b) expands X(b, 1) ... X(b, n). */
 #define UPTO_1(X, b) X(b, 1)
 #define UPTO_2(X, b) UPTO_1(X, b) X(b, 2)
@@ -281,6 +328,9 @@ FOR_SHAPES(DEFINE)
 #define DEFINE_ROW(unused, r) \
     static void row_tile_##r(const mislasi_conv_tile *t) { row_tile_body(t, r); }
 CONCAT(UPTO_, ROW_PIXELS)(DEFINE_ROW, 0)
+#define DEFINE_ROW_WGRAD(unused, r) \
+    static void row_wgrad_##r(const mislasi_conv_wgrad *g) { row_wgrad_body(g, r); }
+CONCAT(UPTO_, ROW_WGRAD_ROWS)(DEFINE_ROW_WGRAD, 0)
 
 typedef void (*tile_fn)(const mislasi_conv_tile *);
 typedef void (*wgrad_fn)(const mislasi_conv_wgrad *);
@@ -291,6 +341,8 @@ static const wgrad_fn wgrads[MISLASI_TILE_BLOCKS + 1][MISLASI_TILE_ROWS + 1] = {
 
 #define ROW_ENTRY(unused, r) [r] = row_tile_##r,
 static const tile_fn row_tiles[MISLASI_TILE_ROWS + 1] = { CONCAT(UPTO_, ROW_PIXELS)(ROW_ENTRY, 0) };
+#define ROW_WGRAD_ENTRY(unused, r) [r] = row_wgrad_##r,
+static const wgrad_fn row_wgrads[MISLASI_TILE_ROWS + 1] = { CONCAT(UPTO_, ROW_WGRAD_ROWS)(ROW_WGRAD_ENTRY, 0) };
 
 /* The caller keeps within max_rows (conv.c), so every entry it asks for exists. */
 static void tile(const mislasi_conv_tile *t)
@@ -308,10 +360,17 @@ static void wgrad(const mislasi_conv_wgrad *g)
     wgrads[g->blocks][g->rows](g);
 }
 
+static void row_wgrad(const mislasi_conv_wgrad *g)
+{
+    row_wgrads[g->rows](g);
+}
+
 const mislasi_conv_kernels CONCAT(mislasi_conv_kernels_, CONV_ISA) = {
     .max_rows = {0, ROWS_1, ROWS_2, ROWS_3, ROWS_4},
     .tile = tile,
     .max_row_pixels = ROW_PIXELS,
     .row_tile = row_tile,
+    .max_row_wgrad_rows = ROW_WGRAD_ROWS,
+    .row_wgrad = row_wgrad,
     .wgrad = wgrad,
 };

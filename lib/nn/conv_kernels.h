@@ -59,7 +59,13 @@ typedef struct mislasi_conv_wgrad {
     size_t out_step;
     size_t rows, blocks;
     bool accumulate;
+    size_t out_tap;     /* the row-tap variant's: floats between its taps' outputs */
 } mislasi_conv_wgrad;
+/* The weight gradient's row-tap variant (16 lanes, blocks 1): each input
+ * value is broadcast once for the three horizontal taps, i = 0, 1, 2,
+ *     out[i * out_tap + j * out_step + l] (+)= sum over runs r, then q < length, of
+ *         x[r][x_shift + q * x_step + j] * dy[r][dy_shift + (q - i) * dy_step + l]
+ * for j < rows; dy must be readable (zeros) two pixels before a run. */
 
 /* A variant for 16 lanes and three horizontal taps at a pixel step (a 3x3
  * convolution of stride 1 with 16 outputs, or the input gradient of one
@@ -79,6 +85,8 @@ typedef struct mislasi_conv_kernels {
     void (*tile)(const mislasi_conv_tile *t);
     size_t max_row_pixels;      /* the widest row-tap tile */
     void (*row_tile)(const mislasi_conv_tile *t);
+    size_t max_row_wgrad_rows;  /* the most rows of a row-tap weight gradient */
+    void (*row_wgrad)(const mislasi_conv_wgrad *g);
     void (*wgrad)(const mislasi_conv_wgrad *g);
 } mislasi_conv_kernels;
 
