@@ -140,7 +140,9 @@ typedef struct conv_case {
  * on AVX-512; 6, 3, 2, 1 on AVX2) and groups images for the weight gradient
  * by about 1024 output pixels, so the cases cover one and several tiles per
  * row, one to five blocks, one and several groups with a short last one,
- * and every stride / padding / kernel the ResNets use, on odd sizes. */
+ * every stride / padding / kernel the ResNets use, on odd sizes, and
+ * layers whose weights are summed in chunks of channels (k k c > 113 x 9,
+ * conv.c's depth_chunk). */
 static const conv_case CONV_CASES[] = {
     { 1, 16, 1, 1, 16, 1, 1, 0 },   /* the smallest */
     { 3, 16, 5, 7, 16, 3, 1, 1 },   /* odd sizes, one group */
@@ -167,6 +169,9 @@ static const conv_case CONV_CASES[] = {
     { 6, 32, 9, 9, 64, 1, 2, 0 },   /* 1x1 / 2 (a projection shortcut) on odd sizes */
     { 2, 64, 8, 8, 80, 3, 1, 1 },   /* five blocks: a tile of four and one of one */
     { 2, 48, 7, 7, 16, 3, 2, 1 },   /* dx in three blocks */
+    { 2, 160, 5, 6, 32, 3, 1, 1 },  /* large weights: input channels summed in chunks of 64 */
+    { 2, 32, 5, 5, 144, 3, 2, 1 },  /* the input gradient in chunks of output channels, stride 2 */
+    { 1, 1040, 3, 3, 16, 1, 1, 0 }, /* 1x1 with chunks */
     { 2, 3, 32, 32, 16, 3, 1, 1 },  /* the CIFAR stem */
     { 3, 1, 28, 28, 16, 3, 1, 1 },  /* the (Fashion-)MNIST stem */
 };

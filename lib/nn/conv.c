@@ -182,16 +182,17 @@ static cut cut_of(const mislasi_conv_kernels *kn, size_t blocks, size_t count)
     return c;
 }
 
-/* Runs the tiles of one output row: `count` pixels of `lanes` channels,
- * pixel p at out + p * t->out_step, reading from in_shift + p * in_step. */
-static void tile_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, size_t count, size_t lanes)
+/* Runs the tiles of one output row: `count` pixels, blocks [first, end) of
+ * their channels, pixel p at out + p * t->out_step, reading from in_shift +
+ * p * in_step. */
+static void tile_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, size_t count, size_t first,
+        size_t end)
 {
     float *out = t->out;
     const float *scale = t->scale, *shift = t->shift, *residual = t->residual;
     size_t in_shift = t->in_shift;
-    size_t blocks = lanes / MISLASI_LANES;
-    for (size_t b0 = 0; b0 < blocks;) {
-        cut c = cut_of(kn, blocks - b0, count);
+    for (size_t b0 = first; b0 < end;) {
+        cut c = cut_of(kn, end - b0, count);
         size_t lane = b0 * MISLASI_LANES;
         t->blocks = c.blocks;
         t->w_shift = lane;
@@ -236,6 +237,21 @@ static void row_tap_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, si
     }
 }
 
+/* Channels summed per chunk when a layer's weights are too large for the
+ * core's cache: a tile's panels (taps x depth x 64 lanes) over CHUNK_BYTES
+ * would be read again from memory for every row of tiles. Cut into chunks,
+ * each slice of weights stays in cache while the tiles of a whole image
+ * use it, and the tiles go on summing from where the last chunk left off.
+ * Decided by the shape alone, so the order of every sum (chunks, then taps,
+ * then channels) is the same for every instruction set. */
+enum { DEPTH_CHUNK = 64, CHUNK_BYTES = 256 << 10 };
+
+static size_t depth_chunk(const mislasi_conv_shape *s, size_t depth)
+{
+    size_t bytes = s->k * s->k * depth * 4 * MISLASI_LANES * sizeof(float);
+    return bytes > CHUNK_BYTES ? DEPTH_CHUNK : depth;
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
 typedef struct job {
@@ -269,6 +285,35 @@ static const float *padded_input(const job *jb, const float *x, float *area)
     return area;
 }
 
+/* The taps of output row oh into in / w (channels from c0 on), their count
+ * returned; the row-tap kernel's lists hold one entry per input row. */
+static size_t forward_taps(const job *jb, const float *src, size_t src_w, size_t oh, size_t c0, bool rows,
+        const float **in, const float **w)
+{
+    const mislasi_conv_shape *s = jb->s;
+    size_t taps = 0;
+    for (size_t kh = 0; kh < s->k; kh++) {
+        size_t ih = oh * s->stride + kh;    /* + pad, in padded rows */
+        if (ih < s->pad || ih - s->pad >= s->h)
+            continue;
+        const float *panels = jb->forward + kh * s->k * s->c_in * s->c_out + c0 * s->c_out;
+        if (rows) {
+            in[taps] = src + (ih - s->pad) * src_w * s->c_in + c0;
+            for (size_t kw = 0; kw < s->k; kw++)
+                w[taps * s->k + kw] = panels + kw * s->c_in * s->c_out;
+            taps++;
+            continue;
+        }
+        for (size_t kw = 0; kw < s->k; kw++) {
+            /* input column ow s + kw - pad is padded column ow s + kw */
+            in[taps] = src + ((ih - s->pad) * src_w + kw) * s->c_in + c0;
+            w[taps] = panels + kw * s->c_in * s->c_out;
+            taps++;
+        }
+    }
+    return taps;
+}
+
 static void forward_image(const job *jb, float *area, size_t i)
 {
     const mislasi_conv_shape *s = jb->s;
@@ -279,51 +324,44 @@ static void forward_image(const job *jb, float *area, size_t i)
     float *y = jb->y + i * out_size;
     const float *in[MAX_TAPS], *w[MAX_TAPS];
     bool rows = row_taps(s, s->c_out);
-    for (size_t oh = 0; oh < g->oh; oh++) {
-        size_t row = oh * g->ow * s->c_out;
-        mislasi_conv_tile t = {.depth = s->c_in, .in = in, .w = w, .in_step = s->stride * s->c_in,
-                               .w_step = s->c_out, .out = y + row, .out_step = s->c_out};
-        const mislasi_conv_affine *af = jb->affine;
-        if (af != NULL) {
-            t.scale = af->scale;
-            t.shift = af->shift;
-            t.residual = af->residual == NULL ? NULL : af->residual + i * out_size + row;
-            t.residual_step = s->c_out;
-            t.relu = af->relu;
-        }
-        for (size_t kh = 0; kh < s->k; kh++) {
-            size_t ih = oh * s->stride + kh;    /* + pad, in padded rows */
-            if (ih < s->pad || ih - s->pad >= s->h)
-                continue;
-            if (rows) {
-                /* one entry per input row, its three taps' panels apart */
-                in[t.taps] = src + (ih - s->pad) * src_w * s->c_in;
-                for (size_t kw = 0; kw < s->k; kw++)
-                    w[t.taps * s->k + kw] = jb->forward + (kh * s->k + kw) * s->c_in * s->c_out;
-                t.taps++;
-                continue;
+    size_t blocks = s->c_out / MISLASI_LANES, chunk = depth_chunk(s, s->c_in);
+    /* unchunked: one pass over the rows, every block of a row at once;
+     * chunked: per group of blocks, per chunk, all the rows */
+    for (size_t b0 = 0; b0 < blocks;) {
+        size_t b1 = chunk == s->c_in ? blocks : b0 + cut_of(jb->kn, blocks - b0, g->ow).blocks;
+        for (size_t c0 = 0; c0 < s->c_in; c0 += chunk) {
+            bool last = c0 + chunk >= s->c_in;
+            for (size_t oh = 0; oh < g->oh; oh++) {
+                size_t row = oh * g->ow * s->c_out;
+                mislasi_conv_tile t = {.depth = last ? s->c_in - c0 : chunk, .in = in, .w = w,
+                                       .in_step = s->stride * s->c_in, .w_step = s->c_out, .out = y + row,
+                                       .out_step = s->c_out, .accumulate = c0 > 0};
+                const mislasi_conv_affine *af = jb->affine;
+                if (af != NULL && last) {
+                    t.scale = af->scale;
+                    t.shift = af->shift;
+                    t.residual = af->residual == NULL ? NULL : af->residual + i * out_size + row;
+                    t.residual_step = s->c_out;
+                    t.relu = af->relu;
+                }
+                t.taps = forward_taps(jb, src, src_w, oh, c0, rows, in, w);
+                /* A row whose taps all fall in the padding (pad >= k) sums
+                 * one tap of zeros instead, so that the epilogue stays in
+                 * one place: the padded copy's first pad x c_in floats. */
+                if (t.taps == 0) {
+                    in[0] = area;
+                    for (size_t kw = 0; kw < s->k; kw++)
+                        w[kw] = jb->forward;
+                    t.taps = 1;
+                    t.in_step = 0;
+                }
+                if (rows)
+                    row_tap_row(jb->kn, &t, g->ow);
+                else
+                    tile_row(jb->kn, &t, g->ow, b0, b1);
             }
-            for (size_t kw = 0; kw < s->k; kw++) {
-                /* input column ow s + kw - pad is padded column ow s + kw */
-                in[t.taps] = src + ((ih - s->pad) * src_w + kw) * s->c_in;
-                w[t.taps] = jb->forward + (kh * s->k + kw) * s->c_in * s->c_out;
-                t.taps++;
-            }
         }
-        /* A row whose taps all fall in the padding (pad >= k) sums one
-         * tap of zeros instead, so that the epilogue stays in one place:
-         * the padded copy's first pad x c_in floats. */
-        if (t.taps == 0) {
-            in[0] = area;
-            for (size_t kw = 0; kw < s->k; kw++)
-                w[kw] = jb->forward;
-            t.taps = 1;
-            t.in_step = 0;
-        }
-        if (rows)
-            row_tap_row(jb->kn, &t, g->ow);
-        else
-            tile_row(jb->kn, &t, g->ow, s->c_out);
+        b0 = b1;
     }
     if (jb->then != NULL)
         jb->then(jb->then_ctx, i, y);
@@ -388,49 +426,50 @@ static bool tap_range(size_t tap, size_t pad, size_t stride, size_t size, size_t
     return *lo < *hi;
 }
 
-/* The group's slot = its images' weight gradient, tap by tap c_in x c_out. */
-static void weight_gradient(const job *jb, size_t first, size_t count, float *slot)
+/* The group's slot = its images' weight gradient, tap by tap c_in x c_out,
+ * for taps [tap0, tap1). */
+static void weight_gradient(const job *jb, size_t first, size_t count, float *slot, size_t tap0, size_t tap1)
 {
     const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
     size_t ci_n = s->c_in, co_n = s->c_out;
     const float *xs[RUNS_PER_CALL], *dys[RUNS_PER_CALL];
-    for (size_t kh = 0; kh < s->k; kh++)
-        for (size_t kw = 0; kw < s->k; kw++) {
-            float *out = slot + (kh * s->k + kw) * ci_n * co_n;
-            size_t oh0, oh1, ow0, ow1;
-            if (!tap_range(kh, s->pad, s->stride, s->h, g->oh, &oh0, &oh1)
-                    || !tap_range(kw, s->pad, s->stride, s->w, g->ow, &ow0, &ow1)) {
-                memset(out, 0, ci_n * co_n * sizeof *out);
-                continue;
-            }
-            size_t rows = oh1 - oh0, runs = count * rows;
-            mislasi_conv_wgrad wg = {.length = ow1 - ow0, .x = xs, .dy = dys, .x_step = s->stride * ci_n,
-                                     .dy_step = co_n, .out_step = co_n};
-            size_t blocks = co_n / MISLASI_LANES;
-            for (size_t b0 = 0; b0 < blocks;) {
-                cut c = cut_of(jb->kn, blocks - b0, ci_n);
-                wg.blocks = c.blocks;
-                for (size_t ci0 = 0; ci0 < ci_n; ci0 += c.per_tile) {
-                    wg.rows = ci_n - ci0 < c.per_tile ? ci_n - ci0 : c.per_tile;
-                    wg.x_shift = ci0;
-                    wg.dy_shift = b0 * MISLASI_LANES;
-                    wg.out = out + ci0 * co_n + b0 * MISLASI_LANES;
-                    for (size_t r0 = 0; r0 < runs; r0 += RUNS_PER_CALL) {
-                        wg.runs = runs - r0 < RUNS_PER_CALL ? runs - r0 : RUNS_PER_CALL;
-                        for (size_t r = 0; r < wg.runs; r++) {
-                            size_t img = first + (r0 + r) / rows, oh = oh0 + (r0 + r) % rows;
-                            size_t ih = oh * s->stride + kh - s->pad, iw = ow0 * s->stride + kw - s->pad;
-                            xs[r] = jb->x + ((img * s->h + ih) * s->w + iw) * ci_n;
-                            dys[r] = jb->dy + ((img * g->oh + oh) * g->ow + ow0) * co_n;
-                        }
-                        wg.accumulate = r0 > 0;
-                        jb->kn->wgrad(&wg);
-                    }
-                }
-                b0 += c.blocks;
-            }
+    for (size_t tap = tap0; tap < tap1; tap++) {
+        size_t kh = tap / s->k, kw = tap % s->k;
+        float *out = slot + (kh * s->k + kw) * ci_n * co_n;
+        size_t oh0, oh1, ow0, ow1;
+        if (!tap_range(kh, s->pad, s->stride, s->h, g->oh, &oh0, &oh1)
+                || !tap_range(kw, s->pad, s->stride, s->w, g->ow, &ow0, &ow1)) {
+            memset(out, 0, ci_n * co_n * sizeof *out);
+            continue;
         }
+        size_t rows = oh1 - oh0, runs = count * rows;
+        mislasi_conv_wgrad wg = {.length = ow1 - ow0, .x = xs, .dy = dys, .x_step = s->stride * ci_n,
+                                 .dy_step = co_n, .out_step = co_n};
+        size_t blocks = co_n / MISLASI_LANES;
+        for (size_t b0 = 0; b0 < blocks;) {
+            cut c = cut_of(jb->kn, blocks - b0, ci_n);
+            wg.blocks = c.blocks;
+            for (size_t ci0 = 0; ci0 < ci_n; ci0 += c.per_tile) {
+                wg.rows = ci_n - ci0 < c.per_tile ? ci_n - ci0 : c.per_tile;
+                wg.x_shift = ci0;
+                wg.dy_shift = b0 * MISLASI_LANES;
+                wg.out = out + ci0 * co_n + b0 * MISLASI_LANES;
+                for (size_t r0 = 0; r0 < runs; r0 += RUNS_PER_CALL) {
+                    wg.runs = runs - r0 < RUNS_PER_CALL ? runs - r0 : RUNS_PER_CALL;
+                    for (size_t r = 0; r < wg.runs; r++) {
+                        size_t img = first + (r0 + r) / rows, oh = oh0 + (r0 + r) % rows;
+                        size_t ih = oh * s->stride + kh - s->pad, iw = ow0 * s->stride + kw - s->pad;
+                        xs[r] = jb->x + ((img * s->h + ih) * s->w + iw) * ci_n;
+                        dys[r] = jb->dy + ((img * g->oh + oh) * g->ow + ow0) * co_n;
+                    }
+                    wg.accumulate = r0 > 0;
+                    jb->kn->wgrad(&wg);
+                }
+            }
+            b0 += c.blocks;
+        }
+    }
 }
 
 /* Image i's output gradient into area, with dy_margin zero columns either side. */
@@ -485,56 +524,107 @@ static void row_weight_gradient(const job *jb, const float *area, size_t i, floa
 }
 
 /* dx of image i from its output gradient, padded in area. */
-static void input_gradient(const job *jb, const float *area, size_t i)
+/* The taps reaching input row ih's pixels of class pw (iw = pw + j stride)
+ * into in / w (output channels from c0 on), their count returned. */
+static size_t input_gradient_taps(const job *jb, const float *area, size_t ih, size_t pw, size_t c0, bool rows,
+        const float **in, const float **w)
 {
     const mislasi_conv_shape *s = jb->s;
     const geometry *g = &jb->g;
-    size_t ci_n = s->c_in, co_n = s->c_out, st = s->stride, margin = g->dy_margin;
+    size_t ci_n = s->c_in, co_n = s->c_out, st = s->stride, margin = g->dy_margin, taps = 0;
+    for (size_t kh = 0; kh < s->k; kh++) {
+        size_t top = ih + s->pad;           /* oh st + kh = top */
+        if (top < kh || (top - kh) % st != 0 || (top - kh) / st >= g->oh)
+            continue;
+        size_t oh = (top - kh) / st;
+        const float *panels = jb->backward + kh * s->k * co_n * ci_n + c0 * ci_n;
+        if (rows) {
+            /* stride 1: dx[iw] takes dy[iw + pad - kw] through tap kw; tap
+             * i of the kernel is kw = 2 - i, so that the column it reads
+             * grows with i */
+            in[taps] = area + (oh * g->dy_w + margin + s->pad - (s->k - 1)) * co_n + c0;
+            for (size_t i = 0; i < s->k; i++)
+                w[taps * s->k + i] = panels + (s->k - 1 - i) * co_n * ci_n;
+            taps++;
+            continue;
+        }
+        for (size_t kw = 0; kw < s->k; kw++) {
+            /* ow = j + (pw + pad - kw) / st, exactly divisible */
+            long num = (long)(pw + s->pad) - (long)kw;
+            if (((num % (long)st) + (long)st) % (long)st != 0)
+                continue;
+            long col = num / (long)st + (long)margin;
+            in[taps] = area + (oh * g->dy_w + (size_t)col) * co_n + c0;
+            w[taps] = panels + kw * co_n * ci_n;
+            taps++;
+        }
+    }
+    return taps;
+}
+
+/* dx of image i from its output gradient, padded in area; in chunks of
+ * output channels as the forward's (depth_chunk). */
+static void input_gradient(const job *jb, const float *area, size_t i)
+{
+    const mislasi_conv_shape *s = jb->s;
+    size_t ci_n = s->c_in, co_n = s->c_out, st = s->stride;
     float *dx = jb->dx + i * s->h * s->w * ci_n;
     const float *in[MAX_TAPS], *w[MAX_TAPS];
     bool rows = row_taps(s, ci_n);
-    for (size_t ih = 0; ih < s->h; ih++)
-        for (size_t pw = 0; pw < st && pw < s->w; pw++) {
-            /* the pixels iw = pw + j st of this row, and the taps reaching them */
-            size_t count = (s->w - pw + st - 1) / st;
-            mislasi_conv_tile t = {.depth = co_n, .in = in, .w = w, .in_step = co_n, .w_step = ci_n,
-                                   .out = dx + (ih * s->w + pw) * ci_n, .out_step = st * ci_n};
-            for (size_t kh = 0; kh < s->k; kh++) {
-                size_t top = ih + s->pad;           /* oh st + kh = top */
-                if (top < kh || (top - kh) % st != 0 || (top - kh) / st >= g->oh)
-                    continue;
-                size_t oh = (top - kh) / st;
-                if (rows) {
-                    /* stride 1: dx[iw] takes dy[iw + pad - kw] through tap
-                     * kw; tap i of the kernel is kw = 2 - i, so that the
-                     * column it reads grows with i */
-                    in[t.taps] = area + (oh * g->dy_w + margin + s->pad - (s->k - 1)) * co_n;
-                    for (size_t i = 0; i < s->k; i++)
-                        w[t.taps * s->k + i] = jb->backward + (kh * s->k + (s->k - 1 - i)) * co_n * ci_n;
-                    t.taps++;
-                    continue;
-                }
-                for (size_t kw = 0; kw < s->k; kw++) {
-                    /* ow = j + (pw + pad - kw) / st, exactly divisible */
-                    long num = (long)(pw + s->pad) - (long)kw;
-                    if (((num % (long)st) + (long)st) % (long)st != 0)
+    size_t blocks = ci_n / MISLASI_LANES, chunk = depth_chunk(s, co_n);
+    for (size_t b0 = 0; b0 < blocks;) {
+        size_t b1 = chunk == co_n ? blocks : b0 + cut_of(jb->kn, blocks - b0, (s->w + st - 1) / st).blocks;
+        for (size_t c0 = 0; c0 < co_n; c0 += chunk)
+            for (size_t ih = 0; ih < s->h; ih++)
+                for (size_t pw = 0; pw < st && pw < s->w; pw++) {
+                    size_t count = (s->w - pw + st - 1) / st;
+                    mislasi_conv_tile t = {.depth = co_n - c0 < chunk ? co_n - c0 : chunk, .in = in, .w = w,
+                                           .in_step = co_n, .w_step = ci_n,
+                                           .out = dx + (ih * s->w + pw) * ci_n, .out_step = st * ci_n,
+                                           .accumulate = c0 > 0};
+                    t.taps = input_gradient_taps(jb, area, ih, pw, c0, rows, in, w);
+                    if (t.taps == 0) {
+                        /* no tap reaches these pixels (a stride's gaps) */
+                        if (c0 == 0)
+                            for (size_t j = 0; j < count; j++)
+                                memset(t.out + j * t.out_step + b0 * MISLASI_LANES, 0,
+                                        (b1 - b0) * MISLASI_LANES * sizeof(float));
                         continue;
-                    long col = num / (long)st + (long)margin;
-                    in[t.taps] = area + (oh * g->dy_w + (size_t)col) * co_n;
-                    w[t.taps] = jb->backward + (kh * s->k + kw) * co_n * ci_n;
-                    t.taps++;
+                    }
+                    if (rows)
+                        row_tap_row(jb->kn, &t, count);
+                    else
+                        tile_row(jb->kn, &t, count, b0, b1);
                 }
-            }
-            if (t.taps == 0) {
-                for (size_t j = 0; j < count; j++)
-                    memset(t.out + j * t.out_step, 0, ci_n * sizeof(float));
-                continue;
-            }
-            if (rows)
-                row_tap_row(jb->kn, &t, count);
-            else
-                tile_row(jb->kn, &t, count, ci_n);
+        b0 = b1;
+    }
+}
+
+/* With fewer groups than threads (large images, small batches) the
+ * weight gradient is shared out by (group, tap) and the input gradient by
+ * image, in two passes; each slot entry is still one chain, so the bits are
+ * those of the one-pass order. */
+static void weight_gradient_items(void *ctx, size_t begin, size_t end)
+{
+    const job *jb = ctx;
+    for (size_t item = begin; item < end; item++) {
+        size_t group = item / jb->g.taps, tap = item % jb->g.taps, first = group * jb->g.group;
+        size_t count = jb->s->n - first < jb->g.group ? jb->s->n - first : jb->g.group;
+        weight_gradient(jb, first, count, jb->slots + group * mislasi_align_floats(jb->g.taps_floats), tap, tap + 1);
+    }
+}
+
+static void input_gradient_parts(void *ctx, size_t begin, size_t end)
+{
+    const job *jb = ctx;
+    for (size_t p = begin; p < end; p++) {
+        float *area = jb->scratch + p * per_thread_floats(jb->s, &jb->g);
+        size_t i0 = jb->s->n * p / jb->parts, i1 = jb->s->n * (p + 1) / jb->parts;
+        for (size_t i = i0; i < i1; i++) {
+            pad_output_gradient(jb, area, i);
+            input_gradient(jb, area, i);
         }
+    }
 }
 
 static void backward_parts(void *ctx, size_t begin, size_t end)
@@ -551,7 +641,7 @@ static void backward_parts(void *ctx, size_t begin, size_t end)
             if (rows)
                 memset(slot, 0, jb->g.taps_floats * sizeof *slot);
             else
-                weight_gradient(jb, first, count, slot);
+                weight_gradient(jb, first, count, slot, 0, jb->g.taps);
             for (size_t i = first; i < first + count; i++) {
                 if (!rows && jb->dx == NULL)
                     break;
@@ -586,8 +676,15 @@ void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x,
     jb.dy = dy;
     jb.dw = dw;
     jb.dx = dx;
-    jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
-    mislasi_parallel_for(jb.parts, 1, backward_parts, &jb);
+    if (jb.g.groups >= threads || row_taps(s, s->c_out)) {
+        /* one pass: a group's weight and input gradients while its data is in cache */
+        jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
+        mislasi_parallel_for(jb.parts, 1, backward_parts, &jb);
+    } else {
+        mislasi_parallel_for(jb.g.groups * jb.g.taps, 1, weight_gradient_items, &jb);
+        if (dx != NULL)
+            mislasi_parallel_for(jb.parts, 1, input_gradient_parts, &jb);
+    }
     mislasi_parallel_for(jb.g.taps_floats, 4096, sum_slots, &jb);
     size_t ci_n = s->c_in, co_n = s->c_out;
     for (size_t co = 0; co < co_n; co++)

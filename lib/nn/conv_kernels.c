@@ -122,7 +122,8 @@ INLINE void tile_body(const mislasi_conv_tile *t, const int B, const int P)
         for (int b = 0; b < B; b++)
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
-                acc[b][p][v] = vzero();
+                acc[b][p][v] = t->accumulate ? vload(t->out + p * t->out_step + b * MISLASI_LANES + v * CONV_WIDTH)
+                                             : vzero();
     const size_t in_step = t->in_step, w_step = t->w_step, depth = t->depth;
     for (size_t tap = 0; tap < t->taps; tap++) {
         const float *x = t->in[tap] + t->in_shift;

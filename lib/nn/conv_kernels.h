@@ -43,6 +43,9 @@ typedef struct mislasi_conv_tile {
     const float *scale, *shift, *residual;
     size_t residual_step;
     bool relu;
+    /* The chain goes on from out's values instead of from zero (a sum cut
+     * into chunks of depth; not for the row-tap variant below). */
+    bool accumulate;
 } mislasi_conv_tile;
 
 /* out[i * out_step + l] for i < rows, l < 16 blocks
