@@ -52,11 +52,13 @@ static void conv_forward(const mislasi_conv_shape *s, const float *x, const floa
     conv_forward_then(s, x, w, y, scratch, threads, NULL, NULL);
 }
 
-static void conv_backward(const mislasi_conv_shape *s, const float *x, const float *w, const float *dy, float *dw,
+/* (dy is not written: no `before`) */
+static void conv_backward(const mislasi_conv_shape *s, const float *x, const float *w, float *dy, float *dw,
         float *dx, float *scratch, size_t threads)
 {
     mislasi_conv_prepare(s, w, scratch);
-    mislasi_conv_backward_prepared(s, x, scratch, dy, dw, dx, scratch + mislasi_conv_prepared_floats(s), threads);
+    mislasi_conv_backward_prepared(s, x, scratch, dy, NULL, NULL, dw, dx, scratch + mislasi_conv_prepared_floats(s),
+            threads);
 }
 
 static size_t conv_x_size(const mislasi_conv_shape *s) { return s->n * s->c_in * s->h * s->w; }
@@ -547,6 +549,79 @@ START_TEST(conv_forward_affine_is_the_forward_then_the_affine_step)
 }
 END_TEST
 
+/* backward's `before` runs once per image, on that image's dy, before the
+ * image is read: a before() that writes dy = 2 r - 1 from a copy gives the
+ * bits of the backward run on that dy outright, for every thread count
+ * (one pass per group, or, with fewer groups than threads, a pass of its
+ * own). */
+typedef struct before_log {
+    size_t n, out_size;
+    const float *source;
+    float *dy;
+    _Atomic int *calls;
+    _Atomic int bad;
+} before_log;
+
+static void transform_image(void *ctx, size_t image, float *dy_image)
+{
+    before_log *l = ctx;
+    if (image >= l->n || dy_image != l->dy + image * l->out_size) {
+        atomic_store(&l->bad, 1);
+        return;
+    }
+    atomic_fetch_add(&l->calls[image], 1);
+    for (size_t e = 0; e < l->out_size; e++)
+        dy_image[e] = 2.0f * l->source[image * l->out_size + e] - 1.0f;
+}
+
+START_TEST(conv_backward_before_prepares_each_image)
+{
+    for (size_t c = 0; c < sizeof CONV_CASES / sizeof CONV_CASES[0]; c++) {
+        mislasi_conv_shape s = conv_shape_of(&CONV_CASES[c]);
+        size_t xs = conv_x_size(&s), ws = conv_w_size(&s), ys = conv_y_size(&s);
+        float *x = alloc_floats(xs), *w = alloc_floats(ws), *r = alloc_floats(ys), *direct = alloc_floats(ys);
+        fill_uniform(x, xs, -1, 1);
+        fill_uniform(w, ws, -1, 1);
+        fill_uniform(r, ys, -1, 1);
+        for (size_t e = 0; e < ys; e++)
+            direct[e] = 2.0f * r[e] - 1.0f;
+        float *dw_want = alloc_floats(ws), *dx_want = alloc_floats(xs);
+        set_threads(1);
+        float *scratch1 = alloc_floats(conv_scratch_floats(&s, 1));
+        conv_backward(&s, x, w, direct, dw_want, wants_dx(&s) ? dx_want : NULL, scratch1, 1);
+        free(scratch1);
+        for (int32_t t = 1; t <= 3; t++) {
+            set_threads(t);
+            size_t scratch_n = conv_scratch_floats(&s, (size_t)t);
+            float *scratch = alloc_guarded(scratch_n), *dy = alloc_guarded(ys);
+            float *dw = alloc_guarded(ws), *dx = alloc_guarded(xs);
+            _Atomic int *calls = malloc(s.n * sizeof *calls);
+            ck_assert_ptr_nonnull(calls);
+            for (size_t i = 0; i < s.n; i++)
+                atomic_init(&calls[i], 0);
+            before_log log = {.n = s.n, .out_size = ys / s.n, .source = r, .dy = dy, .calls = calls};
+            atomic_init(&log.bad, 0);
+            mislasi_conv_prepare(&s, w, scratch);
+            mislasi_conv_backward_prepared(&s, x, scratch, dy, transform_image, &log, dw, wants_dx(&s) ? dx : NULL,
+                    scratch + mislasi_conv_prepared_floats(&s), (size_t)t);
+            check_guard(dy, ys, "conv backward before: dy");
+            check_guard(scratch, scratch_n, "conv backward before: scratch");
+            ck_assert_msg(atomic_load(&log.bad) == 0, "conv backward, " CONV_FMT ": before() got a wrong image or "
+                "pointer", CONV_ARGS(&s));
+            for (size_t i = 0; i < s.n; i++)
+                ck_assert_msg(atomic_load(&calls[i]) == 1, "conv backward, " CONV_FMT ": before() ran %d times on "
+                    "image %zu", CONV_ARGS(&s), atomic_load(&calls[i]), i);
+            expect_same_bits("conv backward before: dy", dy, direct, ys);
+            expect_same_bits("conv backward before: dw", dw, dw_want, ws);
+            if (wants_dx(&s))
+                expect_same_bits("conv backward before: dx", dx, dx_want, xs);
+            free(scratch); free(dy); free(dw); free(dx); free(calls);
+        }
+        free(x); free(w); free(r); free(direct); free(dw_want); free(dx_want);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- kernels */
 
 /* A tile problem with random operands: taps panels of depth x lanes weights
@@ -848,6 +923,7 @@ int main(void)
     tcase_add_test(conv, conv_backward_matches_finite_differences);
     tcase_add_test(conv, conv_forward_then_reports_each_finished_image);
     tcase_add_test(conv, conv_forward_affine_is_the_forward_then_the_affine_step);
+    tcase_add_test(conv, conv_backward_before_prepares_each_image);
     suite_add_tcase(s, conv);
     TCase *kernels = tcase_create("kernels");
     tcase_add_test(kernels, conv_kernels_agree_across_instruction_sets_and_tile_shapes);

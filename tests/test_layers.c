@@ -45,6 +45,23 @@ static void bn_forward_train(const mislasi_bn_shape *s, const float *x, const fl
     free(moments);
 }
 
+/* The backward whole: its sums, then every image's dx (as the model runs
+ * them, the second inside the convolution's backward). */
+static void bn_backward(const mislasi_bn_shape *s, const float *x, const float *y, const float *dy,
+        const float *gamma, const float *mean, const float *invstd, bool batch_stats, float *dx,
+        float *dgamma, float *dbeta)
+{
+    float *coef = alloc_floats(3 * s->c);
+    mislasi_bn_backward_sums(s, x, y, dy, gamma, mean, invstd, batch_stats, coef, dgamma, dbeta);
+    mislasi_bn_shape image = {.n = 1, .c = s->c, .hw = s->hw};
+    size_t size = s->c * s->hw;
+    if (dx != NULL)
+        for (size_t i = 0; i < s->n; i++)
+            mislasi_bn_backward_image(&image, x + i * size, y == NULL ? NULL : y + i * size, dy + i * size, mean,
+                    coef, dx + i * size);
+    free(coef);
+}
+
 static void bn_forward_eval(const mislasi_bn_shape *s, const float *x, const float *gamma, const float *beta,
         const float *running_mean, const float *running_var, float *y, bool relu)
 {
@@ -535,7 +552,7 @@ START_TEST(bn_backward_matches_the_analytic_gradient)
                 dgamma[c] = dbeta[c] = c < BN_C ? NAN : SENTINEL;
             float *dy0 = copy_floats(f.dy, f.count), *x0 = copy_floats(f.x, f.count);
             set_threads(1);
-            mislasi_bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx, dgamma, dbeta);
+            bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx, dgamma, dbeta);
             check_guard(dx, f.count, "bn dx");
             check_guard(dgamma, BN_C, "bn dgamma");
             check_guard(dbeta, BN_C, "bn dbeta");
@@ -552,12 +569,12 @@ START_TEST(bn_backward_matches_the_analytic_gradient)
             /* without dgamma / dbeta */
             float *dx2 = alloc_floats(f.count);
             refill_nan(dx2, f.count);
-            mislasi_bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, NULL, NULL);
+            bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, NULL, NULL);
             expect_same_bits("bn dx (dgamma, dbeta NULL)", dx2, dx, f.count);
             /* dx in dy's place */
             memcpy(dx2, f.dy, f.count * sizeof *dx2);
             float g2[BN_C], b2[BN_C];
-            mislasi_bn_backward(s, f.x, ymask, dx2, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, g2, b2);
+            bn_backward(s, f.x, ymask, dx2, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, g2, b2);
             expect_same_bits("bn dx (aliasing dy)", dx2, dx, f.count);
             expect_same_bits("bn dgamma (dx aliasing dy)", g2, dgamma, BN_C);
             expect_same_bits("bn dbeta (dx aliasing dy)", b2, dbeta, BN_C);
@@ -565,7 +582,7 @@ START_TEST(bn_backward_matches_the_analytic_gradient)
             for (int32_t pool = 2; pool <= 3; pool++) {
                 set_threads(pool);
                 refill_nan(dx2, f.count);
-                mislasi_bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, g2, b2);
+                bn_backward(s, f.x, ymask, f.dy, BN_GAMMA, f.mean, f.invstd, batch_stats, dx2, g2, b2);
                 expect_same_bits("bn dx (threads)", dx2, dx, f.count);
                 expect_same_bits("bn dgamma (threads)", g2, dgamma, BN_C);
                 expect_same_bits("bn dbeta (threads)", b2, dbeta, BN_C);
@@ -649,8 +666,8 @@ static void bn_all(const mislasi_bn_shape *s, const float *x, const float *dy, c
         memcpy(dx_batch, dy, count * sizeof *dy);
         memcpy(dx_fixed, dy, count * sizeof *dy);
     }
-    mislasi_bn_backward(s, x, y, dx_in_dy ? dx_batch : dy, par, st, st + c, true, dx_batch, st + 4 * c, st + 5 * c);
-    mislasi_bn_backward(s, x, NULL, dx_in_dy ? dx_fixed : dy, par, par + 2 * c, eval + 2 * c, false, dx_fixed,
+    bn_backward(s, x, y, dx_in_dy ? dx_batch : dy, par, st, st + c, true, dx_batch, st + 4 * c, st + 5 * c);
+    bn_backward(s, x, NULL, dx_in_dy ? dx_fixed : dy, par, par + 2 * c, eval + 2 * c, false, dx_fixed,
             st + 6 * c, st + 7 * c);
     free(par); free(eval);
 }
@@ -806,7 +823,7 @@ START_TEST(bn_backward_matches_finite_differences)
             bn_fixture_init(&f, s, train, relu);
             float *dx = alloc_floats(count), dgamma[BN_C], dbeta[BN_C];
             float *y = alloc_floats(count), *pre_p = alloc_floats(count), *pre_m = alloc_floats(count);
-            mislasi_bn_backward(s, f.x, relu ? f.y : NULL, f.dy, BN_GAMMA, f.mean, f.invstd, train,
+            bn_backward(s, f.x, relu ? f.y : NULL, f.dy, BN_GAMMA, f.mean, f.invstd, train,
                     dx, dgamma, dbeta);
             float gamma[BN_C], beta[BN_C];
             memcpy(gamma, BN_GAMMA, sizeof gamma);
@@ -929,7 +946,7 @@ START_TEST(bn_is_blind_to_a_large_shift)
             y[v] = alloc_floats(count);
             dx[v] = alloc_floats(count);
             bn_forward_train(s, in[v], &gamma, &beta, &rm, &rv, &mean[v], &invstd[v], y[v], false);
-            mislasi_bn_backward(s, in[v], NULL, r, &gamma, &mean[v], &invstd[v], true, dx[v], NULL, NULL);
+            bn_backward(s, in[v], NULL, r, &gamma, &mean[v], &invstd[v], true, dx[v], NULL, NULL);
             st[v] = bn_stats_of(s, in[v], 0);
         }
         double d = bn_invstd_rel_tol(&st[0]) + bn_invstd_rel_tol(&st[1]);

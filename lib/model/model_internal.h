@@ -44,6 +44,7 @@ typedef struct mislasi_conv_bn {
     float *out;                 /* after BN (and ReLU when `relu`) */
     float *mean, *invstd;       /* the statistics BN normalised with */
     float *scale, *shift;       /* eval form: BN as one affine step */
+    float *coef;                /* backward: BN's dx coefficients (3 c_out) */
     float *prepared;            /* the weights as the conv's products read them */
     double *moments;            /* training form: per image and channel, sum and squares */
     bool relu;

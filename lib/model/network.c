@@ -59,6 +59,7 @@ static void size_unit(mislas_model *m, mislasi_conv_bn *u, void *ctx)
     u->invstd = take(z, u->conv.c_out);
     u->scale = take(z, u->conv.c_out);
     u->shift = take(z, u->conv.c_out);
+    u->coef = take(z, 3 * u->conv.c_out);
     u->moments = (double *)take(z, 2 * 2 * z->n * u->conv.c_out);   /* doubles, 64-byte aligned */
     u->prepared = take(z, mislasi_conv_prepared_floats(&u->conv));
     if (per_image > z->widest)
@@ -397,17 +398,35 @@ int mislas_model_predict(mislas_model *m, const float *images, size_t n, float *
  * receives the gradient of the convolution's output (it may be dy), dx
  * that of u's input x (NULL: not wanted); u's parameter gradients are
  * written. */
+typedef struct bn_backward_pass {
+    const mislasi_conv_bn *u;
+    mislasi_bn_shape image;     /* n = 1 */
+    const float *mask, *dy;
+} bn_backward_pass;
+
+/* BN's dx for one image, run by the convolution's backward just before it
+ * reads the image's dz. */
+static void bn_backward_image(void *ctx, size_t image, float *dz_image)
+{
+    const bn_backward_pass *p = ctx;
+    size_t size = p->image.c * p->image.hw;
+    mislasi_bn_backward_image(&p->image, p->u->raw + image * size,
+            p->mask == NULL ? NULL : p->mask + image * size, p->dy + image * size, p->u->mean, p->u->coef,
+            dz_image);
+}
+
 static void unit_backward(mislas_model *m, mislasi_conv_bn *u, const float *x, const float *mask,
         const float *dy, float *dz, float *dx, size_t n, size_t threads)
 {
     mislasi_bn_shape b = {.n = n, .c = u->conv.c_out, .hw = u->out_h * u->out_w};
-    mislasi_bn_backward(&b, u->raw, mask, dy, mislasi_tensor_values(m, u->gamma),
-            u->mean, u->invstd, m->mode != MISLAS_MODE_EVAL, dz,
-            mislasi_tensor_grads(m, u->gamma), mislasi_tensor_grads(m, u->beta));
+    mislasi_bn_backward_sums(&b, u->raw, mask, dy, mislasi_tensor_values(m, u->gamma), u->mean, u->invstd,
+            m->mode != MISLAS_MODE_EVAL, u->coef, mislasi_tensor_grads(m, u->gamma),
+            mislasi_tensor_grads(m, u->beta));
+    bn_backward_pass pass = {.u = u, .image = {.n = 1, .c = b.c, .hw = b.hw}, .mask = mask, .dy = dy};
     mislasi_conv_shape s = u->conv;
     s.n = n;
-    mislasi_conv_backward_prepared(&s, x, u->prepared, dz, mislasi_tensor_grads(m, u->weight), dx,
-            m->scratch, threads);
+    mislasi_conv_backward_prepared(&s, x, u->prepared, dz, bn_backward_image, &pass,
+            mislasi_tensor_grads(m, u->weight), dx, m->scratch, threads);
 }
 
 /* dout (the gradient of the block's output; overwritten by the shortcut

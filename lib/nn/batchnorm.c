@@ -184,18 +184,17 @@ void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd)
  * threads can share the groups out and the slots still be added in group
  * order. The slots live on the caller's stack (32 KiB), since lib/nn
  * allocates nothing (the caller owns every buffer); that bounds GROUPS,
- * and so how many threads share the sums (all of them share dx). */
+ * and so how many threads share the sums. dx is written image by image by
+ * whoever reads it next (the convolution's backward), while it is in cache. */
 enum { GROUPS = 8 };
 
-/* The backward on channels [c0, c0 + cn). g = dy, masked by y > 0 when y
- * is given (a fused ReLU). */
+/* The backward's sums on channels [c0, c0 + cn). g = dy, masked by y > 0
+ * when y is given (a fused ReLU). */
 typedef struct bwd_job {
     const mislasi_bn_shape *s;
     const float *x, *y, *dy, *mean;
-    float *dx;
     size_t c0, cn, groups;
     double *slots;                      /* per group: cn sums of g, cn of g (x - mean) */
-    const float *coef;                  /* a, bx, b0: cn each */
 } bwd_job;
 
 /* Group g's sums, over its images' rows in order, into its slot. */
@@ -243,44 +242,18 @@ static void grad_sums_groups(void *ctx, size_t begin, size_t end)
         group_grad_sums(j, g);
 }
 
-/* dx = a g + bx (x - mean) + b0 */
-static void grad_rows(void *ctx, size_t begin, size_t end)
-{
-    const bwd_job *j = ctx;
-    size_t cn = j->cn;
-    const float *m = j->mean + j->c0, *a = j->coef, *bx = a + cn, *b0 = bx + cn;
-    for (size_t p = begin; p < end; p++) {
-        size_t at = p * j->s->c + j->c0;
-        const float *x = j->x + at, *dy = j->dy + at;
-        float *dx = j->dx + at;
-        if (j->y != NULL) {
-            const float *y = j->y + at;
-            for (size_t k = 0; k < cn; k++) {
-                float d = dy[k];
-                float g = y[k] > 0.0f ? d : 0.0f;
-                dx[k] = a[k] * g + bx[k] * (x[k] - m[k]) + b0[k];
-            }
-        } else {
-            for (size_t k = 0; k < cn; k++)
-                dx[k] = a[k] * dy[k] + bx[k] * (x[k] - m[k]) + b0[k];
-        }
-    }
-}
-
-/* Each chunk's dx is written only after its dy has been read, so dx may
- * alias dy. */
-void mislasi_bn_backward(const mislasi_bn_shape *s, const float *x, const float *y,
-        const float *dy, const float *gamma, const float *mean, const float *invstd,
-        bool batch_stats, float *dx, float *dgamma, float *dbeta)
+void mislasi_bn_backward_sums(const mislasi_bn_shape *s, const float *x, const float *y, const float *dy,
+        const float *gamma, const float *mean, const float *invstd, bool batch_stats, float *coef,
+        float *dgamma, float *dbeta)
 {
     double m = (double)(s->n * s->hw);
     size_t groups = s->n < GROUPS ? s->n : GROUPS;
+    float *a = coef, *bx = coef + s->c, *b0 = coef + 2 * s->c;
     for (size_t c0 = 0; c0 < s->c; c0 += CHUNK) {
         size_t cn = chunk_width(s->c, c0);
         double slots[GROUPS * 2 * CHUNK], sum_g[CHUNK], sum_gx[CHUNK];
-        float coef[3 * CHUNK], *a = coef, *bx = a + cn, *b0 = bx + cn;
-        bwd_job j = {.s = s, .x = x, .y = y, .dy = dy, .mean = mean, .dx = dx, .c0 = c0, .cn = cn,
-                     .groups = groups, .slots = slots, .coef = coef};
+        bwd_job j = {.s = s, .x = x, .y = y, .dy = dy, .mean = mean, .c0 = c0, .cn = cn, .groups = groups,
+                     .slots = slots};
         mislasi_parallel_for(groups, 1, grad_sums_groups, &j);
         for (size_t k = 0; k < cn; k++)
             sum_g[k] = sum_gx[k] = 0.0;
@@ -299,14 +272,37 @@ void mislasi_bn_backward(const mislasi_bn_shape *s, const float *x, const float 
             /* dx = gamma invstd (g - mean(g) - xhat mean(g xhat)) with batch
              * statistics, gamma invstd g with fixed ones; as a g + bx (x -
              * mean) + b0. */
-            a[k] = (float)(gamma[c] * is);
-            bx[k] = b0[k] = 0.0f;
+            a[c] = (float)(gamma[c] * is);
+            bx[c] = b0[c] = 0.0f;
             if (batch_stats) {
-                bx[k] = (float)(-gamma[c] * is * sum_gx[k] * is * is / m);
-                b0[k] = (float)(-gamma[c] * is * sum_g[k] / m);
+                bx[c] = (float)(-gamma[c] * is * sum_gx[k] * is * is / m);
+                b0[c] = (float)(-gamma[c] * is * sum_g[k] / m);
             }
         }
-        if (dx != NULL)
-            mislasi_parallel_for(s->n * s->hw, row_grain(cn), grad_rows, &j);
+    }
+}
+
+/* dx = a g + bx (x - mean) + b0, a pixel at a time: each pixel's dy is
+ * read before its dx is written, so dx may be dy. */
+void mislasi_bn_backward_image(const mislasi_bn_shape *s, const float *x_image, const float *y_image,
+        const float *dy_image, const float *mean, const float *coef, float *dx_image)
+{
+    size_t c = s->c;
+    const float *a = coef, *bx = coef + c, *b0 = coef + 2 * c;
+    for (size_t p = 0; p < s->hw; p++) {
+        size_t at = p * c;
+        const float *x = x_image + at, *dy = dy_image + at;
+        float *dx = dx_image + at;
+        if (y_image != NULL) {
+            const float *y = y_image + at;
+            for (size_t k = 0; k < c; k++) {
+                float d = dy[k];
+                float g = y[k] > 0.0f ? d : 0.0f;
+                dx[k] = a[k] * g + bx[k] * (x[k] - mean[k]) + b0[k];
+            }
+        } else {
+            for (size_t k = 0; k < c; k++)
+                dx[k] = a[k] * dy[k] + bx[k] * (x[k] - mean[k]) + b0[k];
+        }
     }
 }

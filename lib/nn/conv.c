@@ -258,13 +258,14 @@ typedef struct job {
     const mislasi_conv_shape *s;
     geometry g;
     const mislasi_conv_kernels *kn;
-    const float *x, *dy;
+    const float *x;
+    float *dy;
     const float *forward, *backward;    /* the prepared panels */
     float *y, *dw, *dx;
     float *scratch, *slots;
     size_t parts;
-    mislasi_image_fn then;
-    void *then_ctx;
+    mislasi_image_fn then, before;
+    void *ctx;
     const mislasi_conv_affine *affine;
 } job;
 
@@ -364,7 +365,7 @@ static void forward_image(const job *jb, float *area, size_t i)
         b0 = b1;
     }
     if (jb->then != NULL)
-        jb->then(jb->then_ctx, i, y);
+        jb->then(jb->ctx, i, y);
 }
 
 /* Part p of jb->parts takes a contiguous run of images with its own area. */
@@ -398,7 +399,7 @@ void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, 
     jb.x = x;
     jb.y = y;
     jb.then = then;
-    jb.then_ctx = ctx;
+    jb.ctx = ctx;
     mislasi_parallel_for(jb.parts, 1, forward_parts, &jb);
 }
 
@@ -614,6 +615,25 @@ static void weight_gradient_items(void *ctx, size_t begin, size_t end)
     }
 }
 
+/* before() on each image of [first, first + count) (see nn.h). */
+static void prepare_output_gradients(const job *jb, size_t first, size_t count)
+{
+    if (jb->before == NULL)
+        return;
+    size_t out_size = jb->g.oh * jb->g.ow * jb->s->c_out;
+    for (size_t i = first; i < first + count; i++)
+        jb->before(jb->ctx, i, jb->dy + i * out_size);
+}
+
+static void prepare_parts(void *ctx, size_t begin, size_t end)
+{
+    const job *jb = ctx;
+    for (size_t p = begin; p < end; p++) {
+        size_t i0 = jb->s->n * p / jb->parts, i1 = jb->s->n * (p + 1) / jb->parts;
+        prepare_output_gradients(jb, i0, i1 - i0);
+    }
+}
+
 static void input_gradient_parts(void *ctx, size_t begin, size_t end)
 {
     const job *jb = ctx;
@@ -638,6 +658,7 @@ static void backward_parts(void *ctx, size_t begin, size_t end)
             size_t count = jb->s->n - first < jb->g.group ? jb->s->n - first : jb->g.group;
             float *slot = jb->slots + group * mislasi_align_floats(jb->g.taps_floats);
             bool rows = row_taps(jb->s, jb->s->c_out);
+            prepare_output_gradients(jb, first, count);
             if (rows)
                 memset(slot, 0, jb->g.taps_floats * sizeof *slot);
             else
@@ -669,11 +690,13 @@ static void sum_slots(void *ctx, size_t begin, size_t end)
 }
 
 void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
-        const float *dy, float *dw, float *dx, float *work, size_t threads)
+        float *dy, mislasi_image_fn before, void *ctx, float *dw, float *dx, float *work, size_t threads)
 {
     job jb = make_job(s, prepared, work, threads);
     jb.x = x;
     jb.dy = dy;
+    jb.before = before;
+    jb.ctx = ctx;
     jb.dw = dw;
     jb.dx = dx;
     if (jb.g.groups >= threads || row_taps(s, s->c_out)) {
@@ -681,6 +704,7 @@ void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x,
         jb.parts = threads < jb.g.groups ? threads : jb.g.groups;
         mislasi_parallel_for(jb.parts, 1, backward_parts, &jb);
     } else {
+        mislasi_parallel_for(jb.parts, 1, prepare_parts, &jb);
         mislasi_parallel_for(jb.g.groups * jb.g.taps, 1, weight_gradient_items, &jb);
         if (dx != NULL)
             mislasi_parallel_for(jb.parts, 1, input_gradient_parts, &jb);

@@ -37,14 +37,17 @@ typedef void (*mislasi_image_fn)(void *ctx, size_t image, float *y_image);
  * layer's memory is the caller's like all else). The n in the shape does not
  * matter to the preparation. forward_prepared calls then(ctx, image, y_image)
  * for each finished image when `then` is not NULL. backward_prepared writes
- * dw (c_out x c_in x k x k) and dx (may be NULL: not wanted) from dy. */
+ * dw (c_out x c_in x k x k) and dx (may be NULL: not wanted) from dy; when
+ * `before` is not NULL, before(ctx, image, dy_image) is called for each
+ * image, on a worker thread, before the image's dy is first read, and may
+ * write it (batch norm's backward, fused). */
 size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s);
 size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads);
 void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared);
 void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
         float *y, float *work, size_t threads, mislasi_image_fn then, void *ctx);
 void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
-        const float *dy, float *dw, float *dx, float *work, size_t threads);
+        float *dy, mislasi_image_fn before, void *ctx, float *dw, float *dx, float *work, size_t threads);
 /* A per-channel affine step, a residual and a ReLU applied to each output
  * row as the convolution produces it (batch norm's evaluation form and the
  * end of a residual block): y = act(scale[c] conv + shift[c] (+ residual)),
@@ -84,13 +87,20 @@ void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, con
         const float *running_var, float *scale, float *shift);
 void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, const float *scale,
         const float *shift, float *y_image, bool relu, const float *residual);
-/* For the eval form pass mean = running mean, invstd = 1/sqrt(running var + eps)
- * and batch_stats = false. y is the forward's output when relu was fused (its
- * zeros mask dy), else NULL. dgamma/dbeta may be NULL (frozen affine). dx may
- * alias dy. */
-void mislasi_bn_backward(const mislasi_bn_shape *s, const float *x, const float *y,
-        const float *dy, const float *gamma, const float *mean, const float *invstd,
-        bool batch_stats, float *dx, float *dgamma, float *dbeta);
+/* The backward in two halves, so that the second runs inside the
+ * convolution's backward that consumes dx (mislasi_conv_backward_prepared's
+ * `before`), image by image while it is in cache:
+ *   _sums reads the whole batch and writes dgamma, dbeta (either may be
+ *   NULL: a frozen affine) and coef (3 c floats), from which
+ *   _image writes one image's dx (dx_image may be dy_image).
+ * For the eval form pass mean = running mean, invstd = 1/sqrt(running var +
+ * eps) and batch_stats = false. y is the forward's output when relu was
+ * fused (its zeros mask dy), else NULL. */
+void mislasi_bn_backward_sums(const mislasi_bn_shape *s, const float *x, const float *y, const float *dy,
+        const float *gamma, const float *mean, const float *invstd, bool batch_stats, float *coef,
+        float *dgamma, float *dbeta);
+void mislasi_bn_backward_image(const mislasi_bn_shape *s, const float *x_image, const float *y_image,
+        const float *dy_image, const float *mean, const float *coef, float *dx_image);
 /* invstd from a running variance. */
 void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd);
 
