@@ -22,9 +22,14 @@
  *                 those whose tap falls inside the image (a rectangle), so
  *                 nothing is padded.
  *
- * Every output is one chain of fused multiply-adds in that fixed order, so
- * the result does not depend on the tiles, the instruction set or the
- * threads. The batch is cut into groups of images by shape alone (about
+ * Two refinements, each chosen by the layer's shape: 3x3 stride-1 layers
+ * with 16 output (or, for dx, input) channels use the row-tap kernels, which
+ * broadcast an input value once for its three horizontal taps; layers whose
+ * weights outgrow the cache sum their channels in chunks (depth_chunk).
+ *
+ * Every output is one chain of fused multiply-adds in an order fixed by the
+ * shape, so the result does not depend on the tiles, the instruction set or
+ * the threads. The batch is cut into groups of images by shape alone (about
  * GROUP_PIXELS output pixels each); each group sums its own weight gradient
  * into a slot of the work area, and the slots are added in group order. */
 #include "nn.h"
