@@ -162,12 +162,24 @@ size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads)
 }
 
 /* How a tile row of `count` outputs in blocks of 16 lanes is cut: the most
- * blocks a tile takes (b) and the widest tile of that many blocks; tiles of
- * a row share its pixels evenly, so that none is left with a short,
- * latency-bound remainder. */
+ * blocks a tile takes and as few tiles as the widest tile of that many
+ * blocks allows; the tiles share the row evenly (their sizes differ by one
+ * at most), so that none is left with a short, latency-bound remainder. */
 typedef struct cut {
-    size_t blocks, tiles, per_tile;
+    size_t blocks, tiles, count;
 } cut;
+
+/* Where tile i of c begins (tile c->tiles: the end). */
+static size_t tile_start(const cut *c, size_t i)
+{
+    return c->count * i / c->tiles;
+}
+
+static cut even_cut(size_t count, size_t most)
+{
+    cut c = {.blocks = 1, .tiles = (count + most - 1) / most, .count = count};
+    return c;
+}
 
 static size_t widest_blocks(const mislasi_conv_kernels *kn, size_t blocks)
 {
@@ -179,11 +191,9 @@ static size_t widest_blocks(const mislasi_conv_kernels *kn, size_t blocks)
 
 static cut cut_of(const mislasi_conv_kernels *kn, size_t blocks, size_t count)
 {
-    cut c;
-    c.blocks = widest_blocks(kn, blocks);
-    size_t most = kn->max_rows[c.blocks];
-    c.tiles = (count + most - 1) / most;
-    c.per_tile = (count + c.tiles - 1) / c.tiles;
+    size_t b = widest_blocks(kn, blocks);
+    cut c = even_cut(count, kn->max_rows[b]);
+    c.blocks = b;
     return c;
 }
 
@@ -205,8 +215,9 @@ static void tile_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, size_
             t->scale = scale + lane;
             t->shift = shift + lane;
         }
-        for (size_t p0 = 0; p0 < count; p0 += c.per_tile) {
-            t->pixels = count - p0 < c.per_tile ? count - p0 : c.per_tile;
+        for (size_t tile = 0; tile < c.tiles; tile++) {
+            size_t p0 = tile_start(&c, tile);
+            t->pixels = tile_start(&c, tile + 1) - p0;
             t->in_shift = in_shift + p0 * t->in_step;
             t->out = out + p0 * t->out_step + lane;
             if (residual != NULL)
@@ -230,10 +241,11 @@ static void row_tap_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, si
 {
     float *out = t->out;
     const float *residual = t->residual;
-    size_t most = kn->max_row_pixels, tiles = (count + most - 1) / most, per_tile = (count + tiles - 1) / tiles;
+    cut c = even_cut(count, kn->max_row_pixels);
     t->blocks = 1;
-    for (size_t p0 = 0; p0 < count; p0 += per_tile) {
-        t->pixels = count - p0 < per_tile ? count - p0 : per_tile;
+    for (size_t tile = 0; tile < c.tiles; tile++) {
+        size_t p0 = tile_start(&c, tile);
+        t->pixels = tile_start(&c, tile + 1) - p0;
         t->in_shift = p0 * t->in_step;
         t->out = out + p0 * t->out_step;
         if (residual != NULL)
@@ -456,8 +468,9 @@ static void weight_gradient(const job *jb, size_t first, size_t count, float *sl
         for (size_t b0 = 0; b0 < blocks;) {
             cut c = cut_of(jb->kn, blocks - b0, ci_n);
             wg.blocks = c.blocks;
-            for (size_t ci0 = 0; ci0 < ci_n; ci0 += c.per_tile) {
-                wg.rows = ci_n - ci0 < c.per_tile ? ci_n - ci0 : c.per_tile;
+            for (size_t tile = 0; tile < c.tiles; tile++) {
+                size_t ci0 = tile_start(&c, tile);
+                wg.rows = tile_start(&c, tile + 1) - ci0;
                 wg.x_shift = ci0;
                 wg.dy_shift = b0 * MISLASI_LANES;
                 wg.out = out + ci0 * co_n + b0 * MISLASI_LANES;
@@ -503,16 +516,16 @@ static void row_weight_gradient(const job *jb, const float *area, size_t i, floa
     const geometry *g = &jb->g;
     size_t ci_n = s->c_in, co_n = s->c_out;
     const float *xs[RUNS_PER_CALL], *dys[RUNS_PER_CALL];
-    cut c = {.tiles = (ci_n + jb->kn->max_row_wgrad_rows - 1) / jb->kn->max_row_wgrad_rows};
-    c.per_tile = (ci_n + c.tiles - 1) / c.tiles;
+    cut c = even_cut(ci_n, jb->kn->max_row_wgrad_rows);
     for (size_t kh = 0; kh < s->k; kh++) {
         size_t oh0, oh1;
         if (!tap_range(kh, s->pad, 1, s->h, g->oh, &oh0, &oh1))
             continue;
         mislasi_conv_wgrad wg = {.length = s->w, .x = xs, .dy = dys, .x_step = ci_n, .dy_step = co_n,
                                  .out_step = co_n, .out_tap = ci_n * co_n, .blocks = 1, .accumulate = true};
-        for (size_t ci0 = 0; ci0 < ci_n; ci0 += c.per_tile) {
-            wg.rows = ci_n - ci0 < c.per_tile ? ci_n - ci0 : c.per_tile;
+        for (size_t tile = 0; tile < c.tiles; tile++) {
+            size_t ci0 = tile_start(&c, tile);
+            wg.rows = tile_start(&c, tile + 1) - ci0;
             wg.x_shift = ci0;
             wg.out = slot + kh * s->k * ci_n * co_n + ci0 * co_n;
             for (size_t r0 = oh0; r0 < oh1; r0 += RUNS_PER_CALL) {
