@@ -690,6 +690,9 @@ static void probe_no_alloc(void)
     mislas_shot shots[K];
     ck_assert_status(mislas_long_tail_counts(counts, K, 100, 0.1, MISLAS_IMBALANCE_EXP), MISLAS_OK);
     ck_assert_status(mislas_class_shots(counts, K, shots), MISLAS_OK);
+    int32_t old_to_new[K], new_to_old[K];
+    ck_assert_status(mislas_class_map_by_count(COUNTS, K, old_to_new, new_to_old), MISLAS_OK);
+    ck_assert_status(mislas_class_map_by_count(COUNTS, K, old_to_new, NULL), MISLAS_OK);
     const int32_t milestones[2] = { 3, 5 };
     ck_assert(mislas_lr_multistep(0.1, 4, 1, milestones, 2, 0.1) > 0);
     ck_assert(mislas_lr_cosine(0.1, 2, 10) > 0);
@@ -806,7 +809,8 @@ static const entry INVENTORY[] = {
     PROBED(mislas_batch_options_init), PROBED(mislas_las_options_init), PROBED(mislas_stage1_options_init),
     PROBED(mislas_stage2_options_init), PROBED(mislas_eval_options_init), PROBED(mislas_eval_report_init),
     PROBED(mislas_calib_summary_init),
-    PROBED(mislas_long_tail_counts), PROBED(mislas_class_shots), PROBED(mislas_lr_multistep),
+    PROBED(mislas_long_tail_counts), PROBED(mislas_class_shots), PROBED(mislas_class_map_by_count),
+    PROBED(mislas_lr_multistep),
     PROBED(mislas_lr_cosine), PROBED(mislas_stage1_default_milestones),
     /* data sets */
     SWEEP(mislas_dataset_from_memory, nothing, call_from_memory, release_nothing, false),

@@ -1,4 +1,5 @@
-/* mislas_long_tail_counts: class counts of the long-tailed training sets.
+/* mislas_long_tail_counts: class counts of the long-tailed training sets
+ * (mislas_class_map_by_count's cases are at the end).
  *
  * Every expected table below was computed independently of the library, with
  * Python's float arithmetic exactly as the MiSLAS reference
@@ -249,6 +250,164 @@ START_TEST(test_invalid_arguments)
 }
 END_TEST
 
+/* ---- mislas_class_map_by_count: the reference's renumbering by count ----
+ *
+ * Worked by hand from the algorithm NumPy 1.x's argsort(kind='quicksort')
+ * uses on int64 (see lib/data/classmap.c); tests/classmap_check.py compares
+ * thousands of vectors with NumPy itself. */
+
+/* Calls the function with both outputs and with each alone; all three must
+ * agree with the expected arrays, and nothing past num_classes is written. */
+static void check_class_map(const int64_t *counts, int32_t k, const int32_t *want_new_to_old,
+        const char *what)
+{
+    int32_t o2n[MAX_K + 1], n2o[MAX_K + 1], only[MAX_K + 1], want_o2n[MAX_K];
+    ck_assert_int_le(k, MAX_K);
+    for (int32_t i = 0; i < k; i++)
+        want_o2n[want_new_to_old[i]] = i;
+    for (int32_t i = 0; i <= MAX_K; i++)
+        o2n[i] = n2o[i] = -7;
+    ck_assert_status(mislas_class_map_by_count(counts, k, o2n, n2o), MISLAS_OK);
+    for (int32_t i = 0; i < k; i++) {
+        ck_assert_msg(n2o[i] == want_new_to_old[i], "%s: new_to_old[%d] = %d, expected %d",
+            what, (int)i, (int)n2o[i], (int)want_new_to_old[i]);
+        ck_assert_msg(o2n[i] == want_o2n[i], "%s: old_to_new[%d] = %d, expected %d",
+            what, (int)i, (int)o2n[i], (int)want_o2n[i]);
+    }
+    ck_assert_msg(o2n[k] == -7 && n2o[k] == -7, "%s: wrote past the last class", what);
+    only[k] = -7;
+    ck_assert_status(mislas_class_map_by_count(counts, k, only, NULL), MISLAS_OK);
+    ck_assert_msg(memcmp(only, want_o2n, (size_t)k * sizeof only[0]) == 0, "%s: old_to_new alone differs", what);
+    ck_assert_msg(only[k] == -7, "%s: old_to_new alone: wrote past the last class", what);
+    ck_assert_status(mislas_class_map_by_count(counts, k, NULL, only), MISLAS_OK);
+    ck_assert_msg(memcmp(only, want_new_to_old, (size_t)k * sizeof only[0]) == 0,
+        "%s: new_to_old alone differs", what);
+    ck_assert_msg(only[k] == -7, "%s: new_to_old alone: wrote past the last class", what);
+}
+
+START_TEST(test_class_map_by_hand)
+{
+    /* one class */
+    static const int64_t one[1] = {5};
+    static const int32_t one_map[1] = {0};
+    check_class_map(one, 1, one_map, "one class");
+    /* distinct counts: 10 (class 1), 7 (class 2), 3 (class 0); old_to_new is
+     * {2, 0, 1}, not the same permutation, so the direction is checked */
+    static const int64_t three[3] = {3, 10, 7};
+    static const int32_t three_map[3] = {1, 2, 0};
+    check_class_map(three, 3, three_map, "three distinct");
+    /* up to 16 classes NumPy only insertion-sorts, which is stable: equal
+     * counts keep their original order (9: 1, 3; 5: 0, 2, 5; 0: 4) */
+    static const int64_t six[6] = {5, 9, 5, 9, 0, 5};
+    static const int32_t six_map[6] = {1, 3, 0, 2, 5, 4};
+    check_class_map(six, 6, six_map, "six with ties");
+    int64_t equal[17];
+    int32_t identity[16];
+    for (int i = 0; i < 17; i++)
+        equal[i] = 40;
+    for (int i = 0; i < 16; i++)
+        identity[i] = i;
+    check_class_map(equal, 16, identity, "16 equal");
+    /* 17 equal counts: one partition. Middle 8; the median of three swaps
+     * nothing (no key is strictly less); 8 goes to slot 15 (15 to slot 8).
+     * Both scans stop at every entry (equal to the pivot), so slots 1..7 are
+     * swapped with 14..8: slot 7 gets 15 and slot 8 gets 7. They meet at 8,
+     * which is swapped with slot 15 (the pivot, class 8), leaving
+     * 0 14 13 12 11 10 9 15 | 8 | 6 5 4 3 2 1 7 16;
+     * both sides have 8 entries and are insertion-sorted unchanged. */
+    static const int32_t equal17_map[17] = {0, 14, 13, 12, 11, 10, 9, 15, 8, 6, 5, 4, 3, 2, 1, 7, 16};
+    check_class_map(equal, 17, equal17_map, "17 equal");
+    /* 17 classes of 1 image but class 16 with 5: the median of three moves
+     * class 16 to slot 0 and class 0 to the middle (the pivot, count 1), then
+     * the scans swap as above: 16 14 13 12 11 10 9 15 | 0 | 6 5 4 3 2 1 7 8 */
+    int64_t head_last[17];
+    for (int i = 0; i < 17; i++)
+        head_last[i] = 1;
+    head_last[16] = 5;
+    static const int32_t head_last_map[17] = {16, 14, 13, 12, 11, 10, 9, 15, 0, 6, 5, 4, 3, 2, 1, 7, 8};
+    check_class_map(head_last, 17, head_last_map, "17 with the head last");
+    /* empty classes and the largest count */
+    static const int64_t extremes[4] = {0, INT64_MAX, 0, 1};
+    static const int32_t extremes_map[4] = {1, 3, 0, 2};
+    check_class_map(extremes, 4, extremes_map, "0 and INT64_MAX");
+}
+END_TEST
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Whatever the tie order: a permutation, counts non-increasing along it,
+ * the two outputs inverse to each other, each alone the same as together;
+ * up to ~10^6 classes (the sort's stack stays within its bound). */
+START_TEST(test_class_map_properties)
+{
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    static const int32_t sizes[] = {2, 15, 16, 17, 18, 33, 100, 365, 1000, 8142, 1 << 20};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        int32_t k = sizes[t];
+        int64_t *counts = malloc((size_t)k * sizeof *counts);
+        int32_t *o2n = malloc((size_t)k * sizeof *o2n), *n2o = malloc((size_t)k * sizeof *n2o);
+        int32_t *alone = malloc((size_t)k * sizeof *alone);
+        ck_assert(counts && o2n && n2o && alone);
+        uint64_t levels = 1 + xorshift(&seed) % 6;
+        for (int32_t c = 0; c < k; c++)
+            counts[c] = (int64_t)(xorshift(&seed) % levels) * 37;
+        ck_assert_status(mislas_class_map_by_count(counts, k, o2n, n2o), MISLAS_OK);
+        for (int32_t i = 0; i < k; i++) {
+            ck_assert_msg(n2o[i] >= 0 && n2o[i] < k, "k = %d: new_to_old[%d] = %d", (int)k, (int)i, (int)n2o[i]);
+            ck_assert_msg(o2n[n2o[i]] == i, "k = %d: old_to_new is not the inverse at %d", (int)k, (int)i);
+            if (i > 0)
+                ck_assert_msg(counts[n2o[i - 1]] >= counts[n2o[i]], "k = %d: counts increase at %d", (int)k, (int)i);
+        }
+        ck_assert_status(mislas_class_map_by_count(counts, k, alone, NULL), MISLAS_OK);
+        ck_assert(memcmp(alone, o2n, (size_t)k * sizeof *alone) == 0);
+        ck_assert_status(mislas_class_map_by_count(counts, k, NULL, alone), MISLAS_OK);
+        ck_assert(memcmp(alone, n2o, (size_t)k * sizeof *alone) == 0);
+        free(counts);
+        free(o2n);
+        free(n2o);
+        free(alone);
+    }
+}
+END_TEST
+
+/* Must fail with INVALID_ARGUMENT naming `arg`, writing nothing. */
+static void check_map_rejected(const int64_t *counts, int32_t k, int32_t *o2n, int32_t *n2o, const char *arg)
+{
+    int32_t before_o2n[4] = {-7, -7, -7, -7}, before_n2o[4] = {-7, -7, -7, -7};
+    if (o2n != NULL)
+        memcpy(o2n, before_o2n, sizeof before_o2n);
+    if (n2o != NULL && n2o != o2n)
+        memcpy(n2o, before_n2o, sizeof before_n2o);
+    ck_assert_status(mislas_class_map_by_count(counts, k, o2n, n2o), MISLAS_ERR_INVALID_ARGUMENT);
+    const char *msg = mislas_last_error();
+    ck_assert_msg(msg != NULL && strstr(msg, arg) != NULL, "message \"%s\" does not name %s", msg ? msg : "", arg);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(o2n == NULL || o2n[i] == -7, "old_to_new[%d] written by a failing call", i);
+        ck_assert_msg(n2o == NULL || n2o[i] == -7, "new_to_old[%d] written by a failing call", i);
+    }
+}
+
+START_TEST(test_class_map_invalid)
+{
+    static const int64_t counts[4] = {3, 1, 4, 1};
+    static const int64_t negative[4] = {3, 1, 4, -1};
+    int32_t a[4], b[4];
+    check_map_rejected(NULL, 4, a, b, "counts");
+    check_map_rejected(counts, 4, NULL, NULL, "old_to_new and new_to_old are both NULL");
+    check_map_rejected(counts, 4, a, a, "same array");
+    check_map_rejected(counts, 0, a, b, "num_classes");
+    check_map_rejected(counts, -1, a, NULL, "num_classes");
+    check_map_rejected(counts, INT32_MIN, NULL, b, "num_classes");
+    check_map_rejected(negative, 4, a, b, "counts[3] = -1");
+}
+END_TEST
+
 static Suite *longtail_suite(void)
 {
     Suite *s = suite_create("longtail");
@@ -261,6 +420,9 @@ static Suite *longtail_suite(void)
     tcase_add_test(tc, test_step);
     tcase_add_test(tc, test_none);
     tcase_add_test(tc, test_invalid_arguments);
+    tcase_add_test(tc, test_class_map_by_hand);
+    tcase_add_test(tc, test_class_map_properties);
+    tcase_add_test(tc, test_class_map_invalid);
     suite_add_tcase(s, tc);
     return s;
 }

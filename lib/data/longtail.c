@@ -40,12 +40,9 @@ int mislas_class_shots(const int64_t *counts, int32_t num_classes, mislas_shot *
     static const char fn[] = "mislas_class_shots";
     MISLASI_CHECK_NOT_NULL(fn, counts);
     MISLASI_CHECK_NOT_NULL(fn, shots);
-    if (num_classes < 1)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d, need at least 1", fn, (int)num_classes);
-    for (int32_t c = 0; c < num_classes; c++)
-        if (counts[c] < 0)
-            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: counts[%d] = %lld is negative",
-                    fn, (int)c, (long long)counts[c]);
+    int status = mislasi_check_counts(fn, counts, num_classes);
+    if (status != MISLAS_OK)
+        return status;
     for (int32_t c = 0; c < num_classes; c++)
         shots[c] = counts[c] > 100 ? MISLAS_SHOT_MANY : counts[c] >= 20 ? MISLAS_SHOT_MEDIUM : MISLAS_SHOT_FEW;
     return MISLAS_OK;

@@ -70,6 +70,17 @@ int mislasi_fail_bad_label(const char *fn, const char *arg, const int32_t *label
             fn, arg, i, (int)labels[i], (int)k);
 }
 
+int mislasi_check_counts(const char *fn, const int64_t *counts, int32_t num_classes)
+{
+    if (num_classes < 1)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: num_classes = %d, need at least 1", fn, (int)num_classes);
+    for (int32_t c = 0; c < num_classes; c++)
+        if (counts[c] < 0)
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: counts[%d] = %lld is negative",
+                    fn, (int)c, (long long)counts[c]);
+    return MISLAS_OK;
+}
+
 int mislasi_check_positive_counts(const char *fn, const int64_t *counts, int32_t num_classes)
 {
     if (num_classes < 1)

@@ -66,8 +66,9 @@ void mislasi_write_output(void *out, const void *full, size_t full_size);
 size_t mislasi_find_bad_label(const int32_t *labels, size_t n, int32_t k);
 int mislasi_fail_bad_label(const char *fn, const char *arg, const int32_t *labels, size_t i, int32_t k);
 
-/* num_classes >= 1 and every count positive, or the failure naming the
- * first that is not. */
+/* num_classes >= 1 and every count >= 0 (_positive: >= 1), or the failure
+ * naming the first that is not. */
+int mislasi_check_counts(const char *fn, const int64_t *counts, int32_t num_classes);
 int mislasi_check_positive_counts(const char *fn, const int64_t *counts, int32_t num_classes);
 
 /* The checks of a whole set of n rows of num_classes logits with targets
