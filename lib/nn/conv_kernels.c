@@ -204,16 +204,23 @@ INLINE void row_tile_body(const mislasi_conv_tile *t, const int P)
             vstore(t->out + p * t->out_step + v * CONV_WIDTH, acc[0][p][v]);
 }
 
-INLINE void wgrad_body(const mislasi_conv_wgrad *g, const int B, const int I)
+/* The weight gradient's sums, both variants: rows j < J of x (x[j], one
+ * broadcast each) against K vectors of dy per pixel, vector k at
+ * dy + k * dy_offset and its sums at out + k * out_offset + j * out_step.
+ * The plain kernel's vectors are its blocks of lanes (dy_offset = out_offset
+ * = 16); the row-tap kernel's are its three taps, a pixel apart before the
+ * run's current one (dy_offset = -dy_step, out_offset = out_tap). */
+INLINE void wgrad_sums(const mislasi_conv_wgrad *g, const int K, const int J, ptrdiff_t dy_offset,
+        size_t out_offset)
 {
     vn acc[MISLASI_TILE_ROWS][MISLASI_TILE_BLOCKS][NV];
 #pragma GCC unroll 32
-    for (int i = 0; i < I; i++)
+    for (int j = 0; j < J; j++)
 #pragma GCC unroll 4
-        for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
-                acc[i][b][v] = g->accumulate ? vload(g->out + i * g->out_step + b * MISLASI_LANES + v * CONV_WIDTH)
+                acc[j][k][v] = g->accumulate ? vload(g->out + j * g->out_step + k * out_offset + v * CONV_WIDTH)
                                              : vzero();
     const size_t x_step = g->x_step, dy_step = g->dy_step, length = g->length;
     for (size_t r = 0; r < g->runs; r++) {
@@ -222,71 +229,38 @@ INLINE void wgrad_body(const mislasi_conv_wgrad *g, const int B, const int I)
         for (size_t q = 0; q < length; q++, x += x_step, dy += dy_step) {
             vn d[MISLASI_TILE_BLOCKS][NV];
 #pragma GCC unroll 4
-            for (int b = 0; b < B; b++)
+            for (int k = 0; k < K; k++)
 #pragma GCC unroll 4
                 for (int v = 0; v < NV; v++)
-                    d[b][v] = vload(dy + b * MISLASI_LANES + v * CONV_WIDTH);
+                    d[k][v] = vload(dy + k * dy_offset + v * CONV_WIDTH);
 #pragma GCC unroll 32
-            for (int i = 0; i < I; i++) {
-                vn xs = vsplat(x[i]);
+            for (int j = 0; j < J; j++) {
+                vn xs = vsplat(x[j]);
 #pragma GCC unroll 4
-                for (int b = 0; b < B; b++)
+                for (int k = 0; k < K; k++)
 #pragma GCC unroll 4
                     for (int v = 0; v < NV; v++)
-                        acc[i][b][v] = vfma(xs, d[b][v], acc[i][b][v]);
+                        acc[j][k][v] = vfma(xs, d[k][v], acc[j][k][v]);
             }
         }
     }
 #pragma GCC unroll 32
-    for (int i = 0; i < I; i++)
+    for (int j = 0; j < J; j++)
 #pragma GCC unroll 4
-        for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
-                vstore(g->out + i * g->out_step + b * MISLASI_LANES + v * CONV_WIDTH, acc[i][b][v]);
+                vstore(g->out + j * g->out_step + k * out_offset + v * CONV_WIDTH, acc[j][k][v]);
+}
+
+INLINE void wgrad_body(const mislasi_conv_wgrad *g, const int B, const int I)
+{
+    wgrad_sums(g, B, I, MISLASI_LANES, MISLASI_LANES);
 }
 
 INLINE void row_wgrad_body(const mislasi_conv_wgrad *g, const int J)
 {
-    enum { KW = MISLASI_ROW_TAPS };
-    vn acc[KW][MISLASI_TILE_ROWS][NV];
-#pragma GCC unroll 3
-    for (int i = 0; i < KW; i++)
-#pragma GCC unroll 32
-        for (int j = 0; j < J; j++)
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                acc[i][j][v] = g->accumulate ? vload(g->out + i * g->out_tap + j * g->out_step + v * CONV_WIDTH)
-                                             : vzero();
-    const size_t x_step = g->x_step, dy_step = g->dy_step, length = g->length;
-    for (size_t r = 0; r < g->runs; r++) {
-        const float *x = g->x[r] + g->x_shift;
-        const float *dy = g->dy[r] + g->dy_shift;
-        for (size_t q = 0; q < length; q++, x += x_step, dy += dy_step) {
-            vn d[KW][NV];
-#pragma GCC unroll 3
-            for (int i = 0; i < KW; i++)
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    d[i][v] = vload(dy - (ptrdiff_t)(i * dy_step) + v * CONV_WIDTH);
-#pragma GCC unroll 32
-            for (int j = 0; j < J; j++) {
-                vn xs = vsplat(x[j]);
-#pragma GCC unroll 3
-                for (int i = 0; i < KW; i++)
-#pragma GCC unroll 4
-                    for (int v = 0; v < NV; v++)
-                        acc[i][j][v] = vfma(xs, d[i][v], acc[i][j][v]);
-            }
-        }
-    }
-#pragma GCC unroll 3
-    for (int i = 0; i < KW; i++)
-#pragma GCC unroll 32
-        for (int j = 0; j < J; j++)
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                vstore(g->out + i * g->out_tap + j * g->out_step + v * CONV_WIDTH, acc[i][j][v]);
+    wgrad_sums(g, MISLASI_ROW_TAPS, J, -(ptrdiff_t)g->dy_step, g->out_tap);
 }
 
 /* One function per shape: UPTO_n(X, b) expands X(b, 1) ... X(b, n). */
