@@ -443,22 +443,54 @@ END_TEST
  * image, with that image's slice of y, already complete (a copy taken in
  * the callback equals the final output). The callback may run on worker
  * threads: it only sets flags and fills its image's own slot. */
-typedef struct then_log {
+/* What a per-image callback saw: how often each image came, and whether
+ * one came with a wrong index or pointer (into images). `data`: the
+ * callback's own (then: a snapshot to fill; before: the dy to write). */
+typedef struct image_log {
     size_t n, out_size;
-    float *y, *snap;
+    float *images, *data;
     _Atomic int *calls;
     _Atomic int bad;
-} then_log;
+} image_log;
+
+static image_log image_log_new(size_t n, size_t out_size, float *images, float *data)
+{
+    image_log l = {.n = n, .out_size = out_size, .images = images, .data = data};
+    l.calls = malloc(n * sizeof *l.calls);
+    ck_assert_ptr_nonnull(l.calls);
+    for (size_t i = 0; i < n; i++)
+        atomic_init(&l.calls[i], 0);
+    atomic_init(&l.bad, 0);
+    return l;
+}
+
+/* Counts the call; false (and the log marked bad) for a wrong one. */
+static bool image_log_call(image_log *l, size_t image, const float *pointer)
+{
+    if (image >= l->n || pointer != l->images + image * l->out_size) {
+        atomic_store(&l->bad, 1);
+        return false;
+    }
+    atomic_fetch_add(&l->calls[image], 1);
+    return true;
+}
+
+/* Every image came exactly once, as itself; frees the log. */
+static void image_log_check(image_log *l, const char *what, const mislasi_conv_shape *s)
+{
+    ck_assert_msg(atomic_load(&l->bad) == 0, "%s, " CONV_FMT ": a call with a wrong image or pointer", what,
+        CONV_ARGS(s));
+    for (size_t i = 0; i < l->n; i++)
+        ck_assert_msg(atomic_load(&l->calls[i]) == 1, "%s, " CONV_FMT ": image %zu came %d times", what,
+            CONV_ARGS(s), i, atomic_load(&l->calls[i]));
+    free(l->calls);
+}
 
 static void record_image(void *ctx, size_t image, float *y_image)
 {
-    then_log *l = ctx;
-    if (image >= l->n || y_image != l->y + image * l->out_size) {
-        atomic_store(&l->bad, 1);
-        return;
-    }
-    atomic_fetch_add(&l->calls[image], 1);
-    memcpy(l->snap + image * l->out_size, y_image, l->out_size * sizeof(float));
+    image_log *l = ctx;
+    if (image_log_call(l, image, y_image))
+        memcpy(l->data + image * l->out_size, y_image, l->out_size * sizeof(float));
 }
 
 START_TEST(conv_forward_then_reports_each_finished_image)
@@ -478,23 +510,14 @@ START_TEST(conv_forward_then_reports_each_finished_image)
             size_t t = (size_t)pool;
             size_t scratch_n = conv_scratch_floats(&s, t);
             float *scratch = alloc_guarded(scratch_n), *y = alloc_guarded(ys), *snap = alloc_floats(ys);
-            _Atomic int *calls = malloc(s.n * sizeof *calls);
-            ck_assert_ptr_nonnull(calls);
-            for (size_t i = 0; i < s.n; i++)
-                atomic_init(&calls[i], 0);
-            then_log log = { .n = s.n, .out_size = ys / s.n, .y = y, .snap = snap, .calls = calls };
-            atomic_init(&log.bad, 0);
+            image_log log = image_log_new(s.n, ys / s.n, y, snap);
             conv_forward_then(&s, x, w, y, scratch, t, record_image, &log);
             check_guard(y, ys, "conv forward_then y");
             check_guard(scratch, scratch_n, "conv forward_then scratch");
-            ck_assert_msg(atomic_load(&log.bad) == 0, "conv forward_then, " CONV_FMT ": then() got a wrong image "
-                "or pointer", CONV_ARGS(&s));
-            for (size_t i = 0; i < s.n; i++)
-                ck_assert_msg(atomic_load(&calls[i]) == 1, "conv forward_then, " CONV_FMT ": image %zu reported "
-                    "%d times", CONV_ARGS(&s), i, atomic_load(&calls[i]));
+            image_log_check(&log, "conv forward_then: then()", &s);
             expect_same_bits("conv forward_then y", y, want, ys);
             expect_same_bits("conv forward_then y at the callback", snap, want, ys);
-            free(scratch); free(y); free(snap); free(calls);
+            free(scratch); free(y); free(snap);
         }
         free(x); free(w); free(want);
     }
@@ -554,24 +577,12 @@ END_TEST
  * bits of the backward run on that dy outright, for every thread count
  * (one pass per group, or, with fewer groups than threads, a pass of its
  * own). */
-typedef struct before_log {
-    size_t n, out_size;
-    const float *source;
-    float *dy;
-    _Atomic int *calls;
-    _Atomic int bad;
-} before_log;
-
 static void transform_image(void *ctx, size_t image, float *dy_image)
 {
-    before_log *l = ctx;
-    if (image >= l->n || dy_image != l->dy + image * l->out_size) {
-        atomic_store(&l->bad, 1);
-        return;
-    }
-    atomic_fetch_add(&l->calls[image], 1);
-    for (size_t e = 0; e < l->out_size; e++)
-        dy_image[e] = 2.0f * l->source[image * l->out_size + e] - 1.0f;
+    image_log *l = ctx;
+    if (image_log_call(l, image, dy_image))
+        for (size_t e = 0; e < l->out_size; e++)
+            dy_image[e] = 2.0f * l->data[image * l->out_size + e] - 1.0f;
 }
 
 START_TEST(conv_backward_before_prepares_each_image)
@@ -595,27 +606,18 @@ START_TEST(conv_backward_before_prepares_each_image)
             size_t scratch_n = conv_scratch_floats(&s, (size_t)t);
             float *scratch = alloc_guarded(scratch_n), *dy = alloc_guarded(ys);
             float *dw = alloc_guarded(ws), *dx = alloc_guarded(xs);
-            _Atomic int *calls = malloc(s.n * sizeof *calls);
-            ck_assert_ptr_nonnull(calls);
-            for (size_t i = 0; i < s.n; i++)
-                atomic_init(&calls[i], 0);
-            before_log log = {.n = s.n, .out_size = ys / s.n, .source = r, .dy = dy, .calls = calls};
-            atomic_init(&log.bad, 0);
+            image_log log = image_log_new(s.n, ys / s.n, dy, r);
             mislasi_conv_prepare(&s, w, scratch);
             mislasi_conv_backward_prepared(&s, x, scratch, dy, transform_image, &log, dw, wants_dx(&s) ? dx : NULL,
                     scratch + mislasi_conv_prepared_floats(&s), (size_t)t);
             check_guard(dy, ys, "conv backward before: dy");
             check_guard(scratch, scratch_n, "conv backward before: scratch");
-            ck_assert_msg(atomic_load(&log.bad) == 0, "conv backward, " CONV_FMT ": before() got a wrong image or "
-                "pointer", CONV_ARGS(&s));
-            for (size_t i = 0; i < s.n; i++)
-                ck_assert_msg(atomic_load(&calls[i]) == 1, "conv backward, " CONV_FMT ": before() ran %d times on "
-                    "image %zu", CONV_ARGS(&s), atomic_load(&calls[i]), i);
+            image_log_check(&log, "conv backward: before()", &s);
             expect_same_bits("conv backward before: dy", dy, direct, ys);
             expect_same_bits("conv backward before: dw", dw, dw_want, ws);
             if (wants_dx(&s))
                 expect_same_bits("conv backward before: dx", dx, dx_want, xs);
-            free(scratch); free(dy); free(dw); free(dx); free(calls);
+            free(scratch); free(dy); free(dw); free(dx);
         }
         free(x); free(w); free(r); free(direct); free(dw_want); free(dx_want);
     }
