@@ -97,8 +97,7 @@ int main(int argc, char **argv)
             only = argv[i];
     }
     int reps = quick ? 3 : 9;
-    static const char *const isa_names[] = {"generic", "avx2", "avx512"};
-    const char *isa = isa_names[mislasi_isa_get()];
+    const char *isa = mislasi_isa_name(mislasi_isa_get());
     double peak[3] = {0, bench_fma_peak(isa, 1), bench_fma_peak(isa, 2)};
     printf("Convolution kernels: %s; FMA peak %.0f GFLOP/s on 1 thread, %.0f on 2\n", isa, peak[1], peak[2]);
     printf("  %-34s %3s  %12s %6s  %12s %6s\n", "layer (batch)", "thr", "forward", "peak", "backward", "peak");

@@ -195,8 +195,7 @@ int main(int argc, char **argv)
         resnet50 &= strcmp(argv[i], "--no-resnet50") != 0;
     }
     int reps = quick ? 3 : 11;
-    static const char *const isa_names[] = {"generic", "avx2", "avx512"};
-    const char *isa = isa_names[mislasi_isa_get()];
+    const char *isa = mislasi_isa_name(mislasi_isa_get());
     printf("ResNet-32, batch 128, and ResNet-50, batch 32; kernels %s, BLIS kernels %s\n", isa,
             mislas_blas_kernels());
     double peak[3] = {0, bench_fma_peak(isa, 1), bench_fma_peak(isa, 2)};

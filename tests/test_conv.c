@@ -626,6 +626,14 @@ END_TEST
 
 /* ---------------------------------------------------------------- kernels */
 
+/* Kernel set k of the three: generic, then AVX2 and AVX-512 when built and
+ * run by this CPU (NULL otherwise). */
+static const mislasi_conv_kernels *kernel_set(size_t k)
+{
+    static const char *const names[] = { "generic", "avx2", "avx512" };
+    return mislasi_conv_kernels_named(names[k]);
+}
+
 /* A tile problem with random operands: taps panels of depth x lanes weights
  * and inputs read with a pixel step, as conv.c lays them out. */
 typedef struct tile_case {
@@ -675,9 +683,8 @@ static void run_tiles(const mislasi_conv_kernels *kn, const tile_case *c, size_t
  * depth in order). */
 START_TEST(conv_kernels_agree_across_instruction_sets_and_tile_shapes)
 {
-    const mislasi_conv_kernels *generic = mislasi_conv_kernels_named("generic");
+    const mislasi_conv_kernels *generic = kernel_set(0);
     ck_assert_ptr_nonnull(generic);
-    const char *names[] = { "avx2", "avx512" };
     const size_t pixels = 30, lanes = 64;
     for (size_t taps = 1; taps <= 9; taps += 4)
         for (size_t depth = 1; depth <= 37; depth += 12) {
@@ -698,7 +705,7 @@ START_TEST(conv_kernels_agree_across_instruction_sets_and_tile_shapes)
                             ((double)(taps * depth) + 2) * U * mag);
                 }
             for (size_t k = 0; k < 3; k++) {
-                const mislasi_conv_kernels *kn = k == 0 ? generic : mislasi_conv_kernels_named(names[k - 1]);
+                const mislasi_conv_kernels *kn = kernel_set(k);
                 if (kn == NULL)
                     continue;       /* not built for, or not run by, this CPU */
                 for (size_t blocks = 1; blocks <= 4; blocks *= 2)
@@ -719,8 +726,6 @@ END_TEST
  * definition's within (3 rows depth + 2) U of their magnitudes. */
 START_TEST(conv_row_tap_kernels_agree)
 {
-    const mislasi_conv_kernels *generic = mislasi_conv_kernels_named("generic");
-    const char *names[] = { "avx2", "avx512" };
     enum { PIXELS = 30, LANES = 16 };
     for (size_t rows = 1; rows <= 3; rows++)
         for (size_t depth = 1; depth <= 33; depth += 16) {
@@ -736,7 +741,7 @@ START_TEST(conv_row_tap_kernels_agree)
             }
             float want[PIXELS * LANES], got[PIXELS * LANES];
             for (size_t k = 0; k < 3; k++) {
-                const mislasi_conv_kernels *kn = k == 0 ? generic : mislasi_conv_kernels_named(names[k - 1]);
+                const mislasi_conv_kernels *kn = kernel_set(k);
                 if (kn == NULL)
                     continue;
                 for (size_t width = 1; width <= kn->max_row_pixels; width++) {
@@ -779,8 +784,6 @@ END_TEST
  * then pixels, of x dy, split over calls that go on accumulating. */
 START_TEST(conv_weight_gradient_kernels_agree)
 {
-    const mislasi_conv_kernels *generic = mislasi_conv_kernels_named("generic");
-    const char *names[] = { "avx2", "avx512" };
     enum { RUNS = 5, LENGTH = 11, CHANNELS = 30, LANES = 64 };
     size_t x_step = CHANNELS + 2, dy_step = LANES;
     float *x = alloc_floats(RUNS * LENGTH * x_step), *dy = alloc_floats(RUNS * LENGTH * dy_step);
@@ -793,7 +796,7 @@ START_TEST(conv_weight_gradient_kernels_agree)
     }
     float want[CHANNELS * LANES], got[CHANNELS * LANES];
     for (size_t k = 0; k < 3; k++) {
-        const mislasi_conv_kernels *kn = k == 0 ? generic : mislasi_conv_kernels_named(names[k - 1]);
+        const mislasi_conv_kernels *kn = kernel_set(k);
         if (kn == NULL)
             continue;
         for (size_t blocks = 1; blocks <= 4; blocks++)
@@ -850,8 +853,6 @@ END_TEST
  * broadcast, dy read up to two pixels before each run (zeros there). */
 START_TEST(conv_row_tap_weight_gradient_kernels_agree)
 {
-    const mislasi_conv_kernels *generic = mislasi_conv_kernels_named("generic");
-    const char *names[] = { "avx2", "avx512" };
     enum { RUNS = 4, LENGTH = 13, CHANNELS = 19, LANES = 16, MARGIN = 2 };
     size_t x_step = CHANNELS + 1, dy_step = LANES, dy_run = (LENGTH + MARGIN) * dy_step;
     float *x = alloc_floats(RUNS * LENGTH * x_step), *dy = alloc_floats(RUNS * dy_run);
@@ -864,7 +865,7 @@ START_TEST(conv_row_tap_weight_gradient_kernels_agree)
     }
     float want[3 * CHANNELS * LANES], got[3 * CHANNELS * LANES];
     for (size_t k = 0; k < 3; k++) {
-        const mislasi_conv_kernels *kn = k == 0 ? generic : mislasi_conv_kernels_named(names[k - 1]);
+        const mislasi_conv_kernels *kn = kernel_set(k);
         if (kn == NULL)
             continue;
         for (size_t rows = 1; rows <= kn->max_row_wgrad_rows; rows++)

@@ -80,8 +80,10 @@ void mislasi_bn_image_moments(const mislasi_bn_shape *s, const float *x_image, d
 }
 
 /* y = scale x + shift (+ residual), then ReLU, on channels [c0, c0 + cn)
- * of rows of c floats; the expression and the NaN-keeping ReLU of
- * mislasi_affine_plane, so that every affine path gives the same bits. */
+ * of rows of c floats. The ReLU keeps a NaN (as PyTorch's does), so that
+ * diverged weights reach the logits and are reported; the convolution's
+ * epilogue (conv_kernels.c) rounds the same way, so every affine path gives
+ * the same bits. */
 typedef struct affine_job {
     const float *x, *residual, *scale, *shift;
     float *y;

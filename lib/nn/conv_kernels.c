@@ -93,9 +93,37 @@ INLINE vn vrelu(vn v)
 
 enum { NV = MISLASI_LANES / CONV_WIDTH };
 
+/* A tile's sums in registers: row r (a pixel, or a weight gradient's input
+ * channel), vector k (a block of lanes, or a row-tap weight gradient's tap). */
+typedef vn sums[MISLASI_TILE_ROWS][MISLASI_TILE_BLOCKS][NV];
+
+/* acc[r][k] from out + r r_step + k k_step (accumulate: the chain goes on),
+ * or zero. */
+INLINE void start_sums(sums acc, const float *out, const int R, const int K, size_t r_step, size_t k_step,
+        bool accumulate)
+{
+#pragma GCC unroll 32
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int k = 0; k < K; k++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[r][k][v] = accumulate ? vload(out + r * r_step + k * k_step + v * CONV_WIDTH) : vzero();
+}
+
+INLINE void store_sums(sums acc, float *out, const int R, const int K, size_t r_step, size_t k_step)
+{
+#pragma GCC unroll 32
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int k = 0; k < K; k++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                vstore(out + r * r_step + k * k_step + v * CONV_WIDTH, acc[r][k][v]);
+}
+
 /* The tile's optional last step (conv_kernels.h), in registers. */
-INLINE void finish(const mislasi_conv_tile *t, const int B, const int P,
-        vn acc[MISLASI_TILE_BLOCKS][MISLASI_TILE_ROWS][NV])
+INLINE void finish(const mislasi_conv_tile *t, const int B, const int P, sums acc)
 {
 #pragma GCC unroll 4
     for (int b = 0; b < B; b++)
@@ -105,25 +133,18 @@ INLINE void finish(const mislasi_conv_tile *t, const int B, const int P,
             vn scale = vload(t->scale + lane), shift = vload(t->shift + lane);
 #pragma GCC unroll 32
             for (int p = 0; p < P; p++) {
-                vn y = vadd(vmul(scale, acc[b][p][v]), shift);
+                vn y = vadd(vmul(scale, acc[p][b][v]), shift);
                 if (t->residual != NULL)
                     y = vadd(y, vload(t->residual + p * t->residual_step + lane));
-                acc[b][p][v] = t->relu ? vrelu(y) : y;
+                acc[p][b][v] = t->relu ? vrelu(y) : y;
             }
         }
 }
 
 INLINE void tile_body(const mislasi_conv_tile *t, const int B, const int P)
 {
-    vn acc[MISLASI_TILE_BLOCKS][MISLASI_TILE_ROWS][NV];
-#pragma GCC unroll 32
-    for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-        for (int b = 0; b < B; b++)
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                acc[b][p][v] = t->accumulate ? vload(t->out + p * t->out_step + b * MISLASI_LANES + v * CONV_WIDTH)
-                                             : vzero();
+    sums acc;
+    start_sums(acc, t->out, P, B, t->out_step, MISLASI_LANES, t->accumulate);
     const size_t in_step = t->in_step, w_step = t->w_step, depth = t->depth;
     for (size_t tap = 0; tap < t->taps; tap++) {
         const float *x = t->in[tap] + t->in_shift;
@@ -143,30 +164,20 @@ INLINE void tile_body(const mislasi_conv_tile *t, const int B, const int P)
                 for (int b = 0; b < B; b++)
 #pragma GCC unroll 4
                     for (int v = 0; v < NV; v++)
-                        acc[b][p][v] = vfma(xs, wv[b][v], acc[b][p][v]);
+                        acc[p][b][v] = vfma(xs, wv[b][v], acc[p][b][v]);
             }
         }
     }
     if (t->scale != NULL)
         finish(t, B, P, acc);
-#pragma GCC unroll 32
-    for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-        for (int b = 0; b < B; b++)
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                vstore(t->out + p * t->out_step + b * MISLASI_LANES + v * CONV_WIDTH, acc[b][p][v]);
+    store_sums(acc, t->out, P, B, t->out_step, MISLASI_LANES);
 }
 
 INLINE void row_tile_body(const mislasi_conv_tile *t, const int P)
 {
     enum { KW = MISLASI_ROW_TAPS };
-    vn acc[MISLASI_TILE_BLOCKS][MISLASI_TILE_ROWS][NV];     /* block 0 only */
-#pragma GCC unroll 32
-    for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            acc[0][p][v] = vzero();
+    sums acc;       /* one block */
+    start_sums(acc, t->out, P, 1, t->out_step, MISLASI_LANES, false);
     const size_t in_step = t->in_step, w_step = t->w_step, depth = t->depth;
     for (size_t r = 0; r < t->taps; r++) {
         const float *x = t->in[r] + t->in_shift;
@@ -191,17 +202,13 @@ INLINE void row_tile_body(const mislasi_conv_tile *t, const int P)
                     if (q - i >= 0 && q - i < P)
 #pragma GCC unroll 4
                         for (int v = 0; v < NV; v++)
-                            acc[0][q - i][v] = vfma(xs, wv[i][v], acc[0][q - i][v]);
+                            acc[q - i][0][v] = vfma(xs, wv[i][v], acc[q - i][0][v]);
             }
         }
     }
     if (t->scale != NULL)
         finish(t, 1, P, acc);
-#pragma GCC unroll 32
-    for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            vstore(t->out + p * t->out_step + v * CONV_WIDTH, acc[0][p][v]);
+    store_sums(acc, t->out, P, 1, t->out_step, MISLASI_LANES);
 }
 
 /* The weight gradient's sums, both variants: rows j < J of x (x[j], one
@@ -213,15 +220,8 @@ INLINE void row_tile_body(const mislasi_conv_tile *t, const int P)
 INLINE void wgrad_sums(const mislasi_conv_wgrad *g, const int K, const int J, ptrdiff_t dy_offset,
         size_t out_offset)
 {
-    vn acc[MISLASI_TILE_ROWS][MISLASI_TILE_BLOCKS][NV];
-#pragma GCC unroll 32
-    for (int j = 0; j < J; j++)
-#pragma GCC unroll 4
-        for (int k = 0; k < K; k++)
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                acc[j][k][v] = g->accumulate ? vload(g->out + j * g->out_step + k * out_offset + v * CONV_WIDTH)
-                                             : vzero();
+    sums acc;
+    start_sums(acc, g->out, J, K, g->out_step, out_offset, g->accumulate);
     const size_t x_step = g->x_step, dy_step = g->dy_step, length = g->length;
     for (size_t r = 0; r < g->runs; r++) {
         const float *x = g->x[r] + g->x_shift;
@@ -244,13 +244,7 @@ INLINE void wgrad_sums(const mislasi_conv_wgrad *g, const int K, const int J, pt
             }
         }
     }
-#pragma GCC unroll 32
-    for (int j = 0; j < J; j++)
-#pragma GCC unroll 4
-        for (int k = 0; k < K; k++)
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                vstore(g->out + j * g->out_step + k * out_offset + v * CONV_WIDTH, acc[j][k][v]);
+    store_sums(acc, g->out, J, K, g->out_step, out_offset);
 }
 
 INLINE void wgrad_body(const mislasi_conv_wgrad *g, const int B, const int I)

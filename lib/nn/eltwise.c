@@ -59,23 +59,3 @@ void mislasi_add_masked(size_t count, float *y, const float *r, const float *mas
     mislasi_parallel_for(count, GRAIN, add_masked_range, &j);
 }
 
-/* y = a x + b (+ r when r is given), then ReLU when relu. The ReLU keeps a
- * NaN (as PyTorch's does), so that diverged weights reach the logits and
- * are reported instead of vanishing into zeros. */
-void mislasi_affine_plane(const float *x, float *y, size_t len, float a, float b, bool relu, const float *r)
-{
-    if (r != NULL) {
-        for (size_t i = 0; i < len; i++) {
-            float v = a * x[i] + b + r[i];
-            y[i] = relu && v <= 0.0f ? 0.0f : v;
-        }
-    } else if (relu) {
-        for (size_t i = 0; i < len; i++) {
-            float v = a * x[i] + b;
-            y[i] = v <= 0.0f ? 0.0f : v;
-        }
-    } else {
-        for (size_t i = 0; i < len; i++)
-            y[i] = a * x[i] + b;
-    }
-}

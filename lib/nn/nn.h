@@ -105,9 +105,6 @@ void mislasi_bn_backward_image(const mislasi_bn_shape *s, const float *x_image, 
 void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd);
 
 /* ---- element-wise (eltwise.c) ------------------------------------------ */
-/* y = a x + b (+ r[i] when r is given), then ReLU when relu; the ReLU keeps
- * NaN, as PyTorch's does. y may be x. */
-void mislasi_affine_plane(const float *x, float *y, size_t len, float a, float b, bool relu, const float *r);
 /* dy *= (y > 0) in place, y the forward's output. */
 void mislasi_relu_backward(size_t count, const float *y, float *dy);
 /* y += r (a shortcut's gradient joining the main path's). */

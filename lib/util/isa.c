@@ -5,25 +5,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const NAMES[] = {
+    [MISLASI_ISA_GENERIC] = "generic", [MISLASI_ISA_AVX2] = "avx2", [MISLASI_ISA_AVX512] = "avx512",
+};
+
+const char *mislasi_isa_name(mislasi_isa isa)
+{
+    return NAMES[isa];
+}
+
+/* Whether this CPU runs the set. */
+static bool runs(mislasi_isa isa)
+{
+#if defined(MISLAS_KERNELS_X86)
+    __builtin_cpu_init();
+    if (isa == MISLASI_ISA_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == MISLASI_ISA_AVX512)
+        return __builtin_cpu_supports("avx512f");
+#endif
+    return isa == MISLASI_ISA_GENERIC;
+}
+
 bool mislasi_isa_named(const char *name, mislasi_isa *isa)
 {
     if (name == NULL)
         return false;
-    if (strcmp(name, "generic") == 0) {
-        *isa = MISLASI_ISA_GENERIC;
-        return true;
-    }
-#if defined(MISLAS_KERNELS_X86)
-    __builtin_cpu_init();
-    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        *isa = MISLASI_ISA_AVX2;
-        return true;
-    }
-    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
-        *isa = MISLASI_ISA_AVX512;
-        return true;
-    }
-#endif
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (strcmp(name, NAMES[i]) == 0 && runs((mislasi_isa)i)) {
+            *isa = (mislasi_isa)i;
+            return true;
+        }
     return false;
 }
 
@@ -32,9 +44,8 @@ static mislasi_isa detect(void)
     mislasi_isa isa;
     if (mislasi_isa_named(getenv("MISLAS_CPU"), &isa))
         return isa;
-    if (mislasi_isa_named("avx512", &isa) || mislasi_isa_named("avx2", &isa))
-        return isa;
-    return MISLASI_ISA_GENERIC;
+    return runs(MISLASI_ISA_AVX512) ? MISLASI_ISA_AVX512 : runs(MISLASI_ISA_AVX2) ? MISLASI_ISA_AVX2
+                                                                              : MISLASI_ISA_GENERIC;
 }
 
 mislasi_isa mislasi_isa_get(void)

@@ -17,6 +17,8 @@ typedef enum mislasi_isa {
 /* The set named "generic", "avx2" or "avx512" into *isa; false when the name
  * is unknown, the set is not built, or this CPU cannot run it. */
 bool mislasi_isa_named(const char *name, mislasi_isa *isa);
+/* "generic", "avx2" or "avx512". */
+const char *mislasi_isa_name(mislasi_isa isa);
 /* The set in use (chosen once, on first use). */
 mislasi_isa mislasi_isa_get(void);
 
