@@ -38,12 +38,14 @@ typedef struct calibrate_settings {
     float tau_norm, logit_adjust;
     double l2;
     int quiet;
+    cli_lists lists;                /* --dataset list */
     /* the flags' own, read by parse_command_line */
     const cli_preset *preset;
     int help, version;
 } calibrate_settings;
 
-static bool same_training_set(const calibrate_settings *s, const mislas_model *model, const mislas_dataset *train);
+static bool same_training_set(const calibrate_settings *s, const cli_dataset *dataset, const mislas_model *model,
+        const mislas_dataset *train);
 static bool fix_classifier(const calibrate_settings *s, mislas_model *model, const mislas_dataset *train);
 static bool fit_scaling(const calibrate_settings *s, mislas_model *model, const mislas_dataset *val,
         const cli_dataset *dataset);
@@ -54,21 +56,21 @@ static bool print_figures(const char *when, mislas_model *model, const mislas_da
  * the figures before, the chosen fixes and the fitted scaling applied to
  * the model, the figures after, the model written with --out. 0, or
  * CLI_EXIT_FAILURE after saying why. */
-static int run_calibration(const calibrate_settings *s)
+static int run_calibration(calibrate_settings *s)
 {
     mislas_model *model = NULL;
-    mislas_dataset *full = NULL, *train = NULL, *val = NULL;
+    mislas_dataset *train = NULL, *val = NULL;
     const cli_dataset *dataset = s->dataset;    /* NULL: the one the model fits */
     bool ok = cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
             && cli_succeeded(mislas_checkpoint_load(s->in, &model, NULL), "cannot load %s", s->in)
             && (dataset != NULL || (dataset = cli_dataset_of_model(model, s->in)) != NULL)
-            && cli_dataset_fits(dataset, model, s->in)
-            && cli_succeeded(mislas_dataset_open(&full, dataset->name, s->data_dir, MISLAS_SPLIT_TRAIN),
-                    "cannot open the training split");
-    ok = ok && cli_succeeded(mislas_dataset_long_tail(&train, full, s->imb_factor, (mislas_imbalance)s->imb_type,
-            s->subset_seed), "cannot take the long-tailed subset");
-    mislas_dataset_free(full);
-    ok = ok && cli_hold_out(&train, &val, s->holdout) && same_training_set(s, model, train);
+            /* a list set's K is known once its list is read */
+            && (dataset->list || cli_dataset_fits(dataset, model, s->in));
+    cli_training_request request = {.dataset = dataset, .lists = &s->lists, .data_dir = s->data_dir,
+            .imb_factor = s->imb_factor, .imb_type = (mislas_imbalance)s->imb_type, .subset_seed = s->subset_seed,
+            .holdout = s->holdout, .quiet = s->quiet};
+    ok = ok && cli_open_training_set(&request, &train, &val) && (!dataset->list || cli_dataset_fits(dataset, model,
+            s->in)) && same_training_set(s, dataset, model, train);
     if (ok)
         printf("%s: %zu held-out images (%d per class)\n", s->in, mislas_dataset_size(val), (int)s->holdout);
     ok = ok && print_figures("before", model, val, dataset, s->bins)
@@ -159,7 +161,8 @@ static bool print_figures(const char *when, mislas_model *model, const mislas_da
 /* ----------------------------------------------------------------- the check */
 
 /* The model's recorded training counts must be the ones this holdout leaves. */
-static bool same_training_set(const calibrate_settings *s, const mislas_model *model, const mislas_dataset *train)
+static bool same_training_set(const calibrate_settings *s, const cli_dataset *dataset, const mislas_model *model,
+        const mislas_dataset *train)
 {
     const int32_t k = mislas_model_num_classes(model);
     int64_t *recorded = calloc((size_t)k, sizeof *recorded), *rebuilt = calloc((size_t)k, sizeof *rebuilt);
@@ -167,7 +170,11 @@ static bool same_training_set(const calibrate_settings *s, const mislas_model *m
             && mislas_model_class_counts(model, recorded, k) == MISLAS_OK
             && mislas_dataset_class_counts(train, rebuilt) == MISLAS_OK
             && memcmp(recorded, rebuilt, (size_t)k * sizeof *recorded) == 0;
-    if (!same)
+    if (!same && dataset->list)
+        cli_report_failure("%s was not trained on the images --train-list %s --holdout %d leaves (or records no "
+                "training counts); pass the --train-list, --holdout, --subset-seed and --skip-bad stage 1 and "
+                "stage 2 were given", s->in, s->lists.train_list, (int)s->holdout);
+    else if (!same)
         cli_report_failure("%s was not trained on the images --holdout %d --imb-factor %g leave (or records no "
                 "training counts); pass the --holdout, --imb-factor, --imb-type and --subset-seed stage 1 and "
                 "stage 2 were given", s->in, (int)s->holdout, s->imb_factor);
@@ -272,15 +279,21 @@ static void parse_command_line(calibrate_settings *s, int argc, char **argv)
          .help = "first tau-normalise the classifier's rows (Kang et al.); 0: no"},
         {.name = "logit-adjust", .kind = CLI_FLOAT, .target = &s->logit_adjust, .value_name = "TAU", .min = 0,
          .max = 1000, .help = "first subtract TAU log(prior) from the logits (Menon et al.); 0: no"},
-        {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset, .help = "the data set",
-         .default_text = "the one the checkpoint's image shape and classes fit"},
+        {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset, .help = "the data set, as in stage 1",
+         .default_text = "list with --train-list, else the one the checkpoint's image shape and classes fit"},
         CLI_DATA_DIR_FLAG(&s->data_dir),
+        CLI_TRAIN_LIST_FLAG(&s->lists, "--dataset list: the training list, as in stage 1 (the held-out images "
+                "come from it)"),
+        CLI_LIST_SHAPE_FLAGS(&s->lists),
+        CLI_SKIP_BAD_FLAG(&s->lists, "--dataset list: leave out the files that cannot be read as images, as in "
+                "stage 1"),
         {.name = "imb-factor", .kind = CLI_DOUBLE, .target = &s->imb_factor, .value_name = "X", .min = 0,
-         .max = 1, .above_min = true, .help = "the training set's imbalance, as in stage 1"},
+         .max = 1, .above_min = true, .help = "the training set's imbalance, as in stage 1 (not for --dataset "
+         "list)"},
         {.name = "imb-type", .kind = CLI_CHOICE, .target = &s->imb_type, .choices = cli_imbalance_choices,
          .help = "the training set's profile, as in stage 1"},
         {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
-         .help = "the training subset's seed, as in stage 1"},
+         .help = "the training subset's seed (which images --holdout takes), as in stage 1"},
         {.name = "bins", .kind = CLI_INT32, .target = &s->bins, .value_name = "N", .min = 1, .max = 1000,
          .help = "calibration bins of the report"},
         CLI_THREADS_FLAG(&s->threads),
@@ -294,9 +307,9 @@ static void parse_command_line(calibrate_settings *s, int argc, char **argv)
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_EARLY, NULL, 0, &num_positionals);
     if (s->help) {
         cli_print_help(stdout, "CHECKPOINT --holdout N [flags]",
-                "Fits temperature or vector scaling on the images held out of the training set by\n"
-                "--holdout (never the test split), reports the validation figures before and after,\n"
-                "and writes the calibrated model with --out.",
+                "Fits temperature or vector scaling on the images held out of the training set (or the\n"
+                "training list: --dataset list) by --holdout (never the test split), reports the validation\n"
+                "figures before and after, and writes the calibrated model with --out.",
                 flags, num_flags, true);
         exit(cli_exit_status(0));
     }
@@ -316,6 +329,9 @@ static void parse_command_line(calibrate_settings *s, int argc, char **argv)
     if (s->method != METHOD_VECTOR && !method_from_preset && cli_given(flags, num_flags, argc, argv, "l2"))
         cli_usage_error("--l2 and --method %s%s conflict: --l2 is vector scaling's (--method vector)",
                 cli_choice_name(method_choices, s->method), cli_default_note(method_given));
+    cli_lists_settle(&s->lists, &s->dataset, &(cli_lists_context){.flags = flags, .num_flags = num_flags,
+            .argc = argc, .argv = argv, .preset = s->preset != NULL ? s->preset->name : NULL, .data_dir = s->data_dir,
+            .needs_paths = true});
 }
 
 int main(int argc, char **argv)
@@ -325,6 +341,6 @@ int main(int argc, char **argv)
     cli_check_thread_environment(s.threads);
     cli_check_files(&(cli_files){.inputs = {{.what = "the checkpoint", .path = s.in}},
             .outputs = {{.what = "--out", .path = s.out}}, .dataset = s.dataset, .data_dir = s.data_dir,
-            .train_split = true});
+            .train_split = true, .train_list = s.lists.train_list});
     return cli_exit_status(run_calibration(&s));
 }

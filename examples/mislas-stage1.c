@@ -27,28 +27,29 @@ typedef struct stage1_settings {
     uint64_t subset_seed;
     int32_t holdout, threads;
     int resume, eval, quiet;
+    cli_lists lists;                /* --dataset list */
     /* the flags' own, read by parse_command_line */
     cli_int_list milestones;
     const cli_preset *preset;
     int arch, schedule, no_augment, print_schedule, help, version;
 } stage1_settings;
 
-/* Stage 1: a new model trained on the training split's long-tailed subset
- * (less any --holdout images); with --eval, its figures on the test split.
- * 0, or the exit code after saying why. */
-static int run_stage1(const stage1_settings *s)
+/* Stage 1: a new model trained on the training split's long-tailed subset,
+ * or on the training list of a list set (less any --holdout images); with
+ * --eval, its figures on the test split. 0, or the exit code after saying
+ * why. */
+static int run_stage1(stage1_settings *s)
 {
-    mislas_dataset *full = NULL, *train = NULL;
+    mislas_dataset *train = NULL;
     mislas_model *model = NULL;
+    cli_training_request request = {.dataset = s->dataset, .lists = &s->lists, .data_dir = s->data_dir,
+            .imb_factor = s->imb_factor, .imb_type = (mislas_imbalance)s->imb_type, .subset_seed = s->subset_seed,
+            .holdout = s->holdout, .quiet = s->quiet};
     if (!cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
-            || !cli_succeeded(mislas_dataset_open(&full, s->dataset->name, s->data_dir, MISLAS_SPLIT_TRAIN),
-                    "cannot open the training split"))
+            || !cli_open_training_set(&request, &train, NULL))
         return CLI_EXIT_FAILURE;
-    bool ok = cli_succeeded(mislas_dataset_long_tail(&train, full, s->imb_factor, (mislas_imbalance)s->imb_type,
-            s->subset_seed), "cannot take the long-tailed subset");
-    mislas_dataset_free(full);
-    ok = ok && cli_hold_out(&train, NULL, s->holdout)
-            && cli_succeeded(mislas_model_new(&model, &s->model), "cannot make the model")
+    s->model.num_classes = mislas_dataset_num_classes(train);     /* a list set's K is its list's */
+    bool ok = cli_succeeded(mislas_model_new(&model, &s->model), "cannot make the model")
             && cli_announce_checkpoint(s->out, s->resume, s->quiet);
     int code = CLI_EXIT_FAILURE;
     if (ok) {
@@ -63,7 +64,7 @@ static int run_stage1(const stage1_settings *s)
         code = cli_training_finish(&run, mislas_train_stage1(model, train, &options));
     }
     if (code == 0 && s->eval)
-        code = cli_evaluate_and_print(model, s->dataset, s->data_dir, s->quiet, s->out);
+        code = cli_evaluate_and_print(model, s->dataset, &s->lists, s->data_dir, train, s->quiet, s->out);
     mislas_model_free(model);
     mislas_dataset_free(train);
     return code;
@@ -137,14 +138,22 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
          .help = "continue the run --out holds, exactly as if never interrupted"},
         {.name = "preset", .kind = CLI_PRESET, .target = &s->preset, .value_name = "NAME", .early = true,
          .help = "a row of the paper's Table 5 (below), applied before the other flags"},
-        {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset, .help = "the data set"},
+        {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset,
+         .help = "the data set; list: --train-list's images under --data-dir"},
         CLI_DATA_DIR_FLAG(&s->data_dir),
+        CLI_TRAIN_LIST_FLAG(&s->lists, "--dataset list: the training list, lines \"relative/path label\" (the "
+                "reference's data_txt files); its classes are numbered by training count"),
+        CLI_TEST_LIST_FLAG(&s->lists, "--dataset list: the test list, for --eval"),
+        CLI_LIST_SHAPE_FLAGS(&s->lists),
+        CLI_SKIP_BAD_FLAG(&s->lists, "--dataset list: leave out the files that cannot be read as images (and say "
+                "how many) instead of stopping"),
         {.name = "imb-factor", .kind = CLI_DOUBLE, .target = &s->imb_factor, .value_name = "X", .min = 0,
-         .max = 1, .above_min = true, .help = "imbalance N_min / N_max of the long-tailed subset; 0.01 is IF 100"},
+         .max = 1, .above_min = true, .help = "imbalance N_min / N_max of the long-tailed subset; 0.01 is IF 100 "
+         "(not for --dataset list, long-tailed as listed)"},
         {.name = "imb-type", .kind = CLI_CHOICE, .target = &s->imb_type, .choices = cli_imbalance_choices,
          .help = "profile of the class counts"},
         {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
-         .help = "which images the subset keeps"},
+         .help = "which images the subset keeps, and which --holdout takes"},
         CLI_HOLDOUT_FLAG(&s->holdout),
         {.name = "arch", .kind = CLI_CHOICE, .target = &s->arch, .choices = cli_arch_choices,
          .help = "the network"},
@@ -169,7 +178,7 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
         {.name = "mixup-alpha", .kind = CLI_FLOAT, .target = &s->train.mixup_alpha, .value_name = "X", .min = 0,
          .max = INFINITY, .help = "mixup's Beta(alpha, alpha); 0 turns mixup off"},
         {.name = "no-augment", .kind = CLI_SWITCH, .target = &s->no_augment, .switch_value = 1,
-         .help = "no pad-4 random crop and flip"},
+         .help = "no pad-4 random crop and flip (--dataset list: no random resized crop, flip and colour jitter)"},
         {.name = "seed", .kind = CLI_UINT64, .target = &s->train.seed, .value_name = "N",
          .help = "the model's initialisation, data order, augmentation and mixup"},
         CLI_THREADS_FLAG(&s->threads),
@@ -184,9 +193,11 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_EARLY, NULL, 0, &num_positionals);
     if (s->help) {
         cli_print_help(stdout, "--out FILE [flags]",
-                "Trains a model on a long-tailed subset of a data set's training split: MiSLAS's stage 1\n"
-                "(instance-balanced sampling, mixup, SGD). The checkpoint is written after every epoch;\n"
-                "mislas-stage2 trains the classifier from it, mislas-eval evaluates it.",
+                "Trains a model on a long-tailed subset of a data set's training split, or on the images of\n"
+                "a training list (--dataset list --data-dir ROOT --train-list FILE: ImageNet-LT, iNaturalist\n"
+                "2018, Places-LT): MiSLAS's stage 1 (instance-balanced sampling, mixup, SGD). The checkpoint\n"
+                "is written after every epoch; mislas-stage2 trains the classifier from it, mislas-eval\n"
+                "evaluates it.",
                 flags, num_flags, true);
         exit(cli_exit_status(0));
     }
@@ -198,6 +209,9 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
     if (s->out == NULL && !s->print_schedule)
         cli_usage_error("--out FILE is required");
     refuse_conflicts(s, flags, num_flags, argc, argv);
+    cli_lists_settle(&s->lists, &s->dataset, &(cli_lists_context){.flags = flags, .num_flags = num_flags,
+            .argc = argc, .argv = argv, .preset = s->preset != NULL ? s->preset->name : NULL, .data_dir = s->data_dir,
+            .needs_paths = !s->print_schedule, .reads_test_list = s->eval, .offers_test_list = true});
     s->train.schedule = (mislas_schedule)s->schedule;
     s->train.augment = !s->no_augment;
     s->train.mean = s->dataset->mean;
@@ -210,7 +224,7 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
     s->model.arch = (mislas_arch)s->arch;
     s->model.in_channels = s->dataset->channels;
     s->model.height = s->model.width = s->dataset->size;
-    s->model.num_classes = s->dataset->classes;
+    s->model.num_classes = s->dataset->classes;    /* a list set's: once its list is read */
     s->model.seed = s->train.seed;
 }
 
@@ -286,8 +300,13 @@ static void print_schedule(const stage1_settings *s)
         printf("mixup alpha %g", (double)t->mixup_alpha);
     else
         printf("no mixup");
-    printf(", %s on %s-LT at IF %g\n", cli_choice_name(cli_arch_choices, s->arch), s->dataset->name,
-            1 / s->imb_factor);
+    if (s->dataset->list)
+        printf(", %s on %s at %dx%d\n", cli_choice_name(cli_arch_choices, s->arch),
+                strcmp(s->dataset->name, "list") == 0 ? "a list-file set" : s->dataset->name, (int)s->dataset->size,
+                (int)s->dataset->size);
+    else
+        printf(", %s on %s-LT at IF %g\n", cli_choice_name(cli_arch_choices, s->arch), s->dataset->name,
+                1 / s->imb_factor);
 }
 
 int main(int argc, char **argv)
@@ -300,6 +319,7 @@ int main(int argc, char **argv)
     }
     cli_check_thread_environment(s.threads);
     cli_check_files(&(cli_files){.outputs = {{.what = "--out", .path = s.out}}, .dataset = s.dataset,
-            .data_dir = s.data_dir, .train_split = true, .test_split = s.eval});
+            .data_dir = s.data_dir, .train_split = true, .test_split = s.eval, .train_list = s.lists.train_list,
+            .test_list = s.lists.test_list});
     return cli_exit_status(run_stage1(&s));
 }

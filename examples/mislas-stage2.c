@@ -29,6 +29,7 @@ typedef struct stage2_settings {
     uint64_t subset_seed;
     int32_t holdout, threads;
     int resume, eval, quiet;
+    cli_lists lists;                /* --dataset list */
     /* the flags' own, read by parse_command_line */
     const cli_preset *preset;
     int method, loss, las_shape, shift_bn;
@@ -42,23 +43,23 @@ static bool same_training_set(const stage2_settings *s, const cli_dataset *datas
         const mislas_dataset *train);
 
 /* Stage 2: the classifier of a stage-1 checkpoint trained again on the same
- * long-tailed training set; with --eval, its figures on the test split.
- * 0, or the exit code after saying why. */
-static int run_stage2(const stage2_settings *s)
+ * long-tailed training set (or training list); with --eval, its figures on
+ * the test split. 0, or the exit code after saying why. */
+static int run_stage2(stage2_settings *s)
 {
     mislas_model *model = NULL;
-    mislas_dataset *full = NULL, *train = NULL;
+    mislas_dataset *train = NULL;
     const cli_dataset *dataset = s->dataset;    /* NULL: the one the model fits */
     bool ok = cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
             && cli_succeeded(mislas_checkpoint_load(s->in, &model, NULL), "cannot load %s", s->in)
             && check_stage1_checkpoint(s->in)
-            && (dataset != NULL || (dataset = cli_dataset_of_model(model, s->in)) != NULL)
-            && cli_succeeded(mislas_dataset_open(&full, dataset->name, s->data_dir, MISLAS_SPLIT_TRAIN),
-                    "cannot open the training split");
-    ok = ok && cli_succeeded(mislas_dataset_long_tail(&train, full, s->imb_factor, (mislas_imbalance)s->imb_type,
-            s->subset_seed), "cannot take the long-tailed subset");
-    mislas_dataset_free(full);
-    ok = ok && cli_hold_out(&train, NULL, s->holdout) && same_training_set(s, dataset, model, train)
+            && (dataset != NULL || (dataset = cli_dataset_of_model(model, s->in)) != NULL);
+    cli_training_request request = {.dataset = dataset, .lists = &s->lists, .data_dir = s->data_dir,
+            .imb_factor = s->imb_factor, .imb_type = (mislas_imbalance)s->imb_type, .subset_seed = s->subset_seed,
+            .holdout = s->holdout, .quiet = s->quiet};
+    /* a list set's K is known once its list is read */
+    ok = ok && cli_open_training_set(&request, &train, NULL) && cli_dataset_fits(dataset, model, s->in)
+            && same_training_set(s, dataset, model, train)
             && cli_announce_checkpoint(s->out, s->resume, s->quiet);
     int code = CLI_EXIT_FAILURE;
     if (ok) {
@@ -74,7 +75,7 @@ static int run_stage2(const stage2_settings *s)
         code = cli_training_finish(&run, mislas_train_stage2(model, train, &options));
     }
     if (code == 0 && s->eval)
-        code = cli_evaluate_and_print(model, dataset, s->data_dir, s->quiet, s->out);
+        code = cli_evaluate_and_print(model, dataset, &s->lists, s->data_dir, train, s->quiet, s->out);
     mislas_dataset_free(train);
     mislas_model_free(model);
     return code;
@@ -120,8 +121,8 @@ static bool same_training_set(const stage2_settings *s, const cli_dataset *datas
         if (status != MISLAS_OK && status != MISLAS_ERR_STATE)
             cli_report_library_failure("cannot read the training counts of %s", s->in);
         else if (!same)
-            cli_report_count_mismatch(s->in, recorded, rebuilt, k, s->imb_factor, (mislas_imbalance)s->imb_type,
-                    s->holdout);
+            cli_report_count_mismatch(s->in, recorded, rebuilt, k, dataset->list ? s->lists.train_list : NULL,
+                    s->imb_factor, (mislas_imbalance)s->imb_type, s->holdout);
     }
     free(recorded);
     free(rebuilt);
@@ -234,18 +235,24 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
         {.name = "weight-decay", .kind = CLI_DOUBLE, .target = &s->train.weight_decay, .value_name = "X",
          .min = 0, .max = INFINITY, .help = "L2 weight decay on what learns"},
         {.name = "no-augment", .kind = CLI_SWITCH, .target = &s->no_augment, .switch_value = 1,
-         .help = "no pad-4 random crop and flip"},
+         .help = "no pad-4 random crop and flip (--dataset list: no random resized crop, flip and colour jitter)"},
         {.name = "seed", .kind = CLI_UINT64, .target = &s->train.seed, .value_name = "N",
          .help = "data order, augmentation and crt's new classifier"},
-        {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset, .help = "the data set",
-         .default_text = "the one the checkpoint's image shape and classes fit"},
+        {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset, .help = "the data set, as in stage 1",
+         .default_text = "list with --train-list, else the one the checkpoint's image shape and classes fit"},
         CLI_DATA_DIR_FLAG(&s->data_dir),
+        CLI_TRAIN_LIST_FLAG(&s->lists, "--dataset list: the training list, as in stage 1"),
+        CLI_TEST_LIST_FLAG(&s->lists, "--dataset list: the test list, for --eval (its labels take the training "
+                "list's class map)"),
+        CLI_LIST_SHAPE_FLAGS(&s->lists),
+        CLI_SKIP_BAD_FLAG(&s->lists, "--dataset list: leave out the files that cannot be read as images (as in "
+                "stage 1, or the class counts differ), and those of the test list"),
         {.name = "imb-factor", .kind = CLI_DOUBLE, .target = &s->imb_factor, .value_name = "X", .min = 0,
-         .max = 1, .above_min = true, .help = "the long-tailed subset, as in stage 1"},
+         .max = 1, .above_min = true, .help = "the long-tailed subset, as in stage 1 (not for --dataset list)"},
         {.name = "imb-type", .kind = CLI_CHOICE, .target = &s->imb_type, .choices = cli_imbalance_choices,
          .help = "the subset's profile, as in stage 1"},
         {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
-         .help = "the subset's images, as in stage 1"},
+         .help = "the subset's images and the --holdout ones, as in stage 1"},
         CLI_HOLDOUT_FLAG(&s->holdout),
         CLI_THREADS_FLAG(&s->threads),
         CLI_EVAL_FLAG(&s->eval),
@@ -259,9 +266,10 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
     cli_parse(flags, num_flags, argc, argv, CLI_PASS_EARLY, NULL, 0, &num_positionals);
     if (s->help) {
         cli_print_help(stdout, "--in FILE --out FILE [flags]",
-                "Trains the classifier of a stage-1 checkpoint on the same long-tailed training set with\n"
-                "class-balanced sampling: MiSLAS's stage 2 (label-aware smoothing, shifted batch norm),\n"
-                "or the cRT and LWS baselines. The checkpoint is written after every epoch.",
+                "Trains the classifier of a stage-1 checkpoint on the same long-tailed training set (or\n"
+                "training list: --dataset list) with class-balanced sampling: MiSLAS's stage 2 (label-aware\n"
+                "smoothing, shifted batch norm), or the cRT and LWS baselines. The checkpoint is written\n"
+                "after every epoch.",
                 flags, num_flags, true);
         exit(cli_exit_status(0));
     }
@@ -280,6 +288,9 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
     s->train.epoch_steps = (size_t)s->epoch_steps;
     s->train.augment = !s->no_augment;
     refuse_conflicts(s, flags, num_flags, argc, argv);
+    cli_lists_settle(&s->lists, &s->dataset, &(cli_lists_context){.flags = flags, .num_flags = num_flags,
+            .argc = argc, .argv = argv, .preset = s->preset != NULL ? s->preset->name : NULL, .data_dir = s->data_dir,
+            .needs_paths = !s->print_schedule, .reads_test_list = s->eval, .offers_test_list = true});
 }
 
 /* What the run will do, as a phrase ("10 epochs of cosine decay ..."), for
@@ -307,6 +318,7 @@ int main(int argc, char **argv)
     cli_check_thread_environment(s.threads);
     cli_check_files(&(cli_files){.inputs = {{.what = "--in", .path = s.in}},
             .outputs = {{.what = "--out", .path = s.out}}, .dataset = s.dataset, .data_dir = s.data_dir,
-            .train_split = true, .test_split = s.eval});
+            .train_split = true, .test_split = s.eval, .train_list = s.lists.train_list,
+            .test_list = s.lists.test_list});
     return cli_exit_status(run_stage2(&s));
 }

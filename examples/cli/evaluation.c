@@ -26,6 +26,14 @@ static bool choose_train_counts(mislas_model *model, const cli_eval_request *rq,
             return false;
         }
     }
+    if (e->dataset->list) {
+        if (rq->train == NULL || mislas_dataset_class_counts(rq->train, e->train_counts) != MISLAS_OK) {
+            cli_report_library_failure("cannot count the training list's classes");
+            return false;
+        }
+        snprintf(e->counts_source, sizeof e->counts_source, "the training list's counts");
+        return true;
+    }
     double factor = rq->imb_factor > 0 ? rq->imb_factor : 0.01;
     if (mislas_long_tail_counts(e->train_counts, e->num_classes, e->dataset->n_max, factor, rq->imb_type)
             != MISLAS_OK) {
@@ -55,6 +63,22 @@ int cli_evaluation_prepare(mislas_model *model, const cli_eval_request *rq, cli_
     }
     if (!choose_train_counts(model, rq, e))
         return CLI_EXIT_FAILURE;
+    if (rq->dataset->list && rq->train != NULL) {
+        e->list_labels = calloc((size_t)e->num_classes, sizeof *e->list_labels);
+        if (e->list_labels == NULL || mislas_dataset_num_classes(rq->train) != e->num_classes
+                || !cli_list_labels(rq->train, e->list_labels)) {
+            cli_report_failure("cannot read the training list's class map");
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    e->medium_from = rq->dataset->medium_from;
+    e->few_from = rq->dataset->few_from;
+    if (e->medium_from > 0)
+        snprintf(e->splits, sizeof e->splits, "class index: many [0, %d), medium [%d, %d), few [%d, %d) (%s)",
+                (int)e->medium_from, (int)e->medium_from, (int)e->few_from, (int)e->few_from,
+                (int)e->num_classes, rq->dataset->name);
+    else
+        snprintf(e->splits, sizeof e->splits, "%s", e->counts_source);
     if (mislas_calib_new(&e->calib, e->num_classes, rq->bins) != MISLAS_OK) {
         cli_report_library_failure("cannot make the calibration state");
         return CLI_EXIT_FAILURE;
@@ -75,11 +99,21 @@ int cli_evaluation_outcome(int status)
     return 0;
 }
 
+void cli_evaluation_options(const cli_evaluation *e, mislas_eval_options *options)
+{
+    options->mean = e->dataset->mean;
+    options->std = e->dataset->std;
+    options->train_counts = e->train_counts;
+    options->medium_from = e->medium_from;
+    options->few_from = e->few_from;
+}
+
 void cli_evaluation_free(cli_evaluation *e)
 {
     mislas_calib_free(e->calib);
     free(e->class_accuracy);
     free(e->train_counts);
+    free(e->list_labels);
     *e = (cli_evaluation){0};
 }
 
@@ -104,7 +138,11 @@ void cli_print_evaluation(FILE *out, const char *checkpoint, const cli_evaluatio
     fprintf(out, "%-10s  %7.2f%%  (%d bins)\n", "ECE", 100 * r->ece, (int)mislas_calib_num_bins(e->calib));
     fprintf(out, "%-10s  %7.2f%%\n", "MCE", 100 * r->mce);
     fprintf(out, "%-10s  %8.4f\n", "NLL", r->nll);
-    fprintf(out, "%-10s  %s\n", "splits by", e->counts_source);
+    fprintf(out, "%-10s  %s\n", "splits by", e->splits);
+    if (e->list_labels != NULL)
+        fprintf(out, "%-10s  numbered by training count: class 0 is the training list's label %d, class %d its "
+                "label %d\n", "classes", (int)e->list_labels[0], (int)(e->num_classes - 1),
+                (int)e->list_labels[e->num_classes - 1]);
 }
 
 int cli_write_evaluation_files(const cli_evaluation *e, const char *checkpoint, const char *svg,
@@ -132,22 +170,18 @@ int cli_write_evaluation_files(const cli_evaluation *e, const char *checkpoint, 
 }
 
 /* The test split opened and mislas_evaluate run on it, as mislas-eval does. */
-static int evaluate(mislas_model *model, const cli_eval_request *request, const char *data_dir, bool quiet,
-        cli_evaluation *e)
+static int evaluate(mislas_model *model, const cli_eval_request *request, const cli_lists *lists,
+        const char *data_dir, bool quiet, cli_evaluation *e)
 {
     int code = cli_evaluation_prepare(model, request, e);
     if (code != 0)
         return code;
     mislas_dataset *test = NULL;
-    if (mislas_dataset_open(&test, request->dataset->name, data_dir, MISLAS_SPLIT_TEST) != MISLAS_OK) {
-        cli_report_library_failure("cannot open the test split");
+    if (!cli_open_test_set(request->dataset, lists, data_dir, request->train, quiet, &test))
         return CLI_EXIT_FAILURE;
-    }
     mislas_eval_options options;
     mislas_eval_options_init(&options);
-    options.mean = request->dataset->mean;
-    options.std = request->dataset->std;
-    options.train_counts = e->train_counts;
+    cli_evaluation_options(e, &options);
     cli_progress progress;
     options.progress = cli_progress_callback;
     options.progress_data = &progress;
@@ -158,12 +192,12 @@ static int evaluate(mislas_model *model, const cli_eval_request *request, const 
     return cli_evaluation_outcome(status);
 }
 
-int cli_evaluate_and_print(mislas_model *model, const cli_dataset *dataset, const char *data_dir, bool quiet,
-        const char *checkpoint)
+int cli_evaluate_and_print(mislas_model *model, const cli_dataset *dataset, const cli_lists *lists,
+        const char *data_dir, const mislas_dataset *train, bool quiet, const char *checkpoint)
 {
-    cli_eval_request request = {.dataset = dataset, .bins = 15};
+    cli_eval_request request = {.dataset = dataset, .bins = 15, .train = dataset->list ? train : NULL};
     cli_evaluation evaluation;
-    int code = evaluate(model, &request, data_dir, quiet, &evaluation);
+    int code = evaluate(model, &request, lists, data_dir, quiet, &evaluation);
     if (code == 0)
         cli_print_evaluation(stdout, checkpoint, &evaluation);
     cli_evaluation_free(&evaluation);

@@ -57,10 +57,18 @@ bool cli_write_figures_json(const char *path, const char *checkpoint, const cli_
     cli_output_printf(&o, ",\n  \"brier\": ");
     json_number(&o, r->brier);
     cli_output_printf(&o, ",\n  \"splits_by\": ");
+    cli_output_json_string(&o, e->splits);
+    cli_output_printf(&o, ",\n  \"train_counts_from\": ");
     cli_output_json_string(&o, e->counts_source);
     cli_output_printf(&o, ",\n  \"train_counts\": [");
     for (int32_t c = 0; c < e->num_classes; c++)
         cli_output_printf(&o, "%s%" PRId64, c > 0 ? ", " : "", e->train_counts[c]);
+    if (e->list_labels != NULL) {
+        /* a list set's classes are numbered by training count: each one's label in the lists */
+        cli_output_printf(&o, "],\n  \"list_labels\": [");
+        for (int32_t c = 0; c < e->num_classes; c++)
+            cli_output_printf(&o, "%s%d", c > 0 ? ", " : "", (int)e->list_labels[c]);
+    }
     cli_output_printf(&o, "],\n  \"class_accuracy\": [");
     for (int32_t c = 0; c < e->num_classes; c++) {
         cli_output_printf(&o, "%s", c > 0 ? ", " : "");

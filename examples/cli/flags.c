@@ -132,7 +132,12 @@ static void parse_dataset(const cli_flag *f, const char *text)
         *(const cli_dataset **)f->target = d;
         return;
     }
-    cli_usage_error("--%s: \"%s\" is not one of fashion-mnist, mnist, cifar10, cifar100", f->name, text);
+    char names[256] = "";
+    for (size_t i = 0; i < CLI_NUM_DATASETS; i++) {
+        strncat(names, cli_datasets[i].name, sizeof names - strlen(names) - 1);
+        strncat(names, i + 1 < CLI_NUM_DATASETS ? ", " : "", sizeof names - strlen(names) - 1);
+    }
+    cli_usage_error("--%s: \"%s\" is not one of %s", f->name, text, names);
 }
 
 static void parse_preset(const cli_flag *f, const char *text)

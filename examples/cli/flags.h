@@ -100,8 +100,8 @@ const char *cli_choice_name(const cli_choice *choices, int value);
      .help = "worker threads; 0: MISLAS_NUM_THREADS if it is 1 to 256, else one per CPU"}
 #define CLI_DATA_DIR_FLAG(variable) \
     {.name = "data-dir", .kind = CLI_TEXT, .target = (variable), .value_name = "DIR", \
-     .help = "folder of the data set's files", \
-     .default_text = "the library's: /usr/share/datasets/fashion-mnist for fashion-mnist"}
+     .help = "folder of the data set's files; --dataset list: the root the lists' paths start from", \
+     .default_text = "the library's: /usr/share/datasets/fashion-mnist for fashion-mnist; none for list"}
 #define CLI_QUIET_FLAG(variable) \
     {.name = "quiet", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, .help = "no progress line"}
 /* The two training programs' own. */

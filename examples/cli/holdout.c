@@ -31,13 +31,25 @@ static void refuse_empty_class(mislas_dataset *subset)
 }
 
 void cli_report_count_mismatch(const char *checkpoint, const int64_t *recorded, const int64_t *rebuilt, int32_t k,
-        double imb_factor, mislas_imbalance imb_type, int32_t holdout)
+        const char *train_list, double imb_factor, mislas_imbalance imb_type, int32_t holdout)
 {
     /* rebuilt = n - holdout and recorded = n - h in every class: h = holdout + rebuilt - recorded */
     int64_t implied = (int64_t)holdout + rebuilt[0] - recorded[0];
     for (int32_t c = 1; c < k && implied >= 0; c++)
         if ((int64_t)holdout + rebuilt[c] - recorded[c] != implied)
             implied = -1;
+    if (train_list != NULL) {
+        if (implied >= 0 && implied != holdout)
+            cli_report_failure("%s was trained with --holdout %" PRId64 ", not %d: of --train-list %s, --holdout %"
+                    PRId64 " leaves its class counts (%" PRId64 "..%" PRId64 ") and --holdout %d leaves %" PRId64
+                    "..%" PRId64 "; pass stage 1's --holdout", checkpoint, implied, (int)holdout, train_list,
+                    implied, recorded[0], recorded[k - 1], (int)holdout, rebuilt[0], rebuilt[k - 1]);
+        else
+            cli_report_failure("%s was trained on other class counts (%" PRId64 "..%" PRId64 ") than --train-list %s "
+                    "--holdout %d gives (%" PRId64 "..%" PRId64 "); pass stage 1's list, --holdout and --skip-bad",
+                    checkpoint, recorded[0], recorded[k - 1], train_list, (int)holdout, rebuilt[0], rebuilt[k - 1]);
+        return;
+    }
     const char *type = imb_type == MISLAS_IMBALANCE_EXP ? "exp" : "step";
     if (implied >= 0 && implied != holdout)
         cli_report_failure("%s was trained with --holdout %" PRId64 ", not %d: of the subset --imb-factor %g "

@@ -21,11 +21,12 @@
 bool cli_hold_out(mislas_dataset **train, mislas_dataset **held_out, int32_t holdout);
 
 /* A checkpoint's recorded class counts differ from `rebuilt`, the ones the
- * flags (imb_factor, imb_type, holdout) leave: says so on stderr, naming
- * --holdout, with the --holdout the recorded counts imply when they differ
- * from rebuilt by the same number in every class (a subset of another
- * --imb-factor or --imb-type never does). */
+ * flags (imb_factor, imb_type, holdout; or a list set's train_list, NULL
+ * for the others) leave: says so on stderr, naming --holdout, with the
+ * --holdout the recorded counts imply when they differ from rebuilt by the
+ * same number in every class (a subset of another --imb-factor or
+ * --imb-type never does). */
 void cli_report_count_mismatch(const char *checkpoint, const int64_t *recorded, const int64_t *rebuilt, int32_t k,
-        double imb_factor, mislas_imbalance imb_type, int32_t holdout);
+        const char *train_list, double imb_factor, mislas_imbalance imb_type, int32_t holdout);
 
 #endif

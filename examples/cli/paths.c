@@ -234,6 +234,8 @@ static void add_data_file(data_files *f, const char *dataset, char *path)
  * argument itself as the archive. */
 static void find_data_files(data_files *f, const cli_dataset *d, const char *data_dir, bool test)
 {
+    if (d->list)
+        return;     /* the lists: cli_check_files */
     const char *split = test ? "t10k" : "train";
     if (strcmp(d->name, "fashion-mnist") == 0 || strcmp(d->name, "mnist") == 0) {
         const char *dir = data_dir != NULL ? data_dir
@@ -294,6 +296,12 @@ void cli_check_files(const cli_files *files)
         if (files->test_split)
             find_data_files(&data, d, files->data_dir, true);
     }
+    /* a list set (a settled copy, not the table's) reads its lists, whichever split: mislas-eval
+     * reads the training list for its class map */
+    if (files->train_list != NULL)
+        add_data_file(&data, "--train-list", strdup(files->train_list));
+    if (files->test_list != NULL)
+        add_data_file(&data, "--test-list", strdup(files->test_list));
     file_id outputs[CLI_PATHS_MAX_OUTPUTS], inputs[CLI_PATHS_MAX_INPUTS], *data_ids = NULL;
     size_t num_outputs = 0, num_inputs = 0;
     for (size_t i = 0; i < CLI_PATHS_MAX_OUTPUTS; i++) {
@@ -324,7 +332,10 @@ void cli_check_files(const cli_files *files)
         }
         for (size_t j = 0; ok && data_ids != NULL && j < data.count; j++) {
             if (same_file(o, &data_ids[j])) {
-                if (strcmp(o->path, data_ids[j].path) == 0)
+                if (data_ids[j].what[0] == '-')     /* a list: named by its flag */
+                    cli_report_failure("%s %s is %s %s: the run would overwrite what it reads", o->what, o->path,
+                            data_ids[j].what, data_ids[j].path);
+                else if (strcmp(o->path, data_ids[j].path) == 0)
                     cli_report_failure("%s %s is one of the %s files the run reads", o->what, o->path,
                             data_ids[j].what);
                 else

@@ -34,6 +34,9 @@ typedef struct cli_files {
     const cli_dataset *dataset;
     const char *data_dir;
     bool train_split, test_split;
+    /* A list set's lists (--train-list, --test-list), read when given; the
+     * images they name are not compared. */
+    const char *train_list, *test_list;
 } cli_files;
 
 /* Exits with CLI_EXIT_USAGE, naming both paths, when an output is an input

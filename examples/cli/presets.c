@@ -7,10 +7,12 @@
 
 /* Table 5 of the paper and the reference's stage-2 configurations
  * (docs/method.md, "Hyper-parameters"), at IF 100 where the set has an
- * imbalance factor. The large sets are hyper-parameters only: the library
- * reads none of them, and their long tail is a fixed list of images rather
- * than a factor (imb_factor 0 leaves the program's own). The rows read
- *   stage1: epochs, batch, warm-up epochs, lr, weight decay, schedule
+ * imbalance factor. The large sets are list-file sets (--dataset list): a
+ * preset sets everything but the paths (--data-dir, --train-list,
+ * --test-list): the network, K, the normalisation, the hyper-parameters and
+ * the reference's Many / Medium / Few class-index ranges; their long tail is
+ * the list itself, not a factor (imb_factor 0). The rows read
+ *   stage1: epochs, batch, warm-up epochs, lr, weight decay, schedule, mixup alpha
  *   stage2: epochs, batch, lr, weight decay, lr factor, eps head, eps tail, shifted BN */
 static const cli_preset PRESETS[] = {
     {.name = "cifar10-lt", .summary = "CIFAR-10-LT, IF 100", .dataset = &cli_datasets[CLI_CIFAR10],
@@ -21,15 +23,19 @@ static const cli_preset PRESETS[] = {
      .arch = MISLAS_RESNET32, .imb_factor = 0.01,
      .stage1 = {200, 128, 5, 0.1, 2e-4, MISLAS_SCHEDULE_MULTISTEP, 1.0f},
      .stage2 = {10, 128, 0.1, 2e-4, 0.2, 0.4f, 0.1f, 1}},
-    {.name = "imagenet-lt", .summary = "ImageNet-LT (hyper-parameters only)", .dataset = NULL,
+    /* config/imagenet/imagenet_resnet50_stage{1_mixup,2_mislas}.yaml */
+    {.name = "imagenet-lt", .summary = "ImageNet-LT (list files)", .dataset = &cli_large_sets[CLI_IMAGENET_LT],
      .arch = MISLAS_RESNET50, .imb_factor = 0,
      .stage1 = {180, 256, 5, 0.1, 5e-4, MISLAS_SCHEDULE_COSINE, 0.2f},
      .stage2 = {10, 256, 0.1, 5e-4, 0.05, 0.3f, 0.0f, 1}},
-    {.name = "places-lt", .summary = "Places-LT (hyper-parameters only)", .dataset = NULL,
+    /* config/places/places_resnet152_stage{1_mixup,2_mislas}.yaml */
+    {.name = "places-lt", .summary = "Places-LT (list files)", .dataset = &cli_large_sets[CLI_PLACES_LT],
      .arch = MISLAS_RESNET152, .imb_factor = 0,
      .stage1 = {90, 256, 5, 0.1, 5e-4, MISLAS_SCHEDULE_COSINE, 0.2f},
      .stage2 = {10, 256, 0.1, 5e-4, 0.05, 0.4f, 0.1f, 1}},
-    {.name = "inat2018", .summary = "iNaturalist 2018 (hyper-parameters only)", .dataset = NULL,
+    /* config/ina2018/ina2018_resnet50_stage{1_mixup,2_mislas}.yaml, with Table 5's 30
+     * stage-2 epochs (the file says 10) */
+    {.name = "inat2018", .summary = "iNaturalist 2018 (list files)", .dataset = &cli_large_sets[CLI_INAT2018],
      .arch = MISLAS_RESNET50, .imb_factor = 0,
      .stage1 = {200, 256, 5, 0.1, 1e-4, MISLAS_SCHEDULE_COSINE, 0.2f},
      .stage2 = {30, 256, 0.1, 1e-4, 0.05, 0.3f, 0.0f, 1}},
@@ -81,11 +87,18 @@ static void print_preset(FILE *out, const cli_preset *p)
 {
     fprintf(out, "  %-17s %s\n", p->name, p->summary);
     fprintf(out, "  %-17s   ", "");
-    if (p->dataset != NULL)
+    if (p->dataset != NULL && p->dataset->list)
+        fprintf(out, "--dataset list --num-classes %d --normalize %s ", (int)p->dataset->classes,
+                p->dataset->mean == cli_inat2018_mean ? "inat2018" : "imagenet");
+    else if (p->dataset != NULL)
         fprintf(out, "--dataset %s ", p->dataset->name);
     if (p->imb_factor > 0)
         fprintf(out, "--imb-factor %g ", p->imb_factor);
     fprintf(out, "--arch %s\n", cli_choice_name(cli_arch_choices, (int)p->arch));
+    if (p->dataset != NULL && p->dataset->list)
+        fprintf(out, "  %-17s   Many / Medium / Few by class index: [0, %d) [%d, %d) [%d, %d)\n", "",
+                (int)p->dataset->medium_from, (int)p->dataset->medium_from, (int)p->dataset->few_from,
+                (int)p->dataset->few_from, (int)p->dataset->classes);
     fprintf(out, "  %-17s   stage 1: %d epochs %s", "", (int)p->stage1.epochs,
             cli_choice_name(cli_schedule_choices, (int)p->stage1.schedule));
     if (p->stage1.schedule == MISLAS_SCHEDULE_MULTISTEP) {

@@ -27,7 +27,7 @@ typedef struct cli_recipe {
 typedef struct cli_preset {
     const char *name;
     const char *summary;            /* one line for --help */
-    const cli_dataset *dataset;     /* NULL: the set is not one the library reads */
+    const cli_dataset *dataset;     /* a list set (cli_large_sets) for the large sets */
     mislas_arch arch;
     double imb_factor;
     struct {

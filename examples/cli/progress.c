@@ -89,15 +89,18 @@ static void format_eta(const cli_progress *p, const mislas_progress *r, double n
 
 static void print_line(cli_progress *p, const mislas_progress *r, double now)
 {
-    char eta[32], line[256];
+    char eta[32], line[256], wait[32] = "";
     format_eta(p, r, now, eta, sizeof eta);
+    double share = r->data_wait_seconds / fmax(now - p->epoch_start, 1e-9);
+    if (share >= 0.05)
+        snprintf(wait, sizeof wait, "  data wait %.0f%%", 100 * fmin(share, 1.0));
     if (r->stage == 0)
-        snprintf(line, sizeof line, "evaluating  step %zu/%zu  %.0f img/s  ETA %s", r->step, r->steps,
-                r->images_per_second, eta);
+        snprintf(line, sizeof line, "evaluating  step %zu/%zu  %.0f img/s  ETA %s%s", r->step, r->steps,
+                r->images_per_second, eta, wait);
     else
-        snprintf(line, sizeof line, "epoch %d/%d  step %zu/%zu  loss %.4f  acc %.2f%%  %.0f img/s  lr %.4f  ETA %s",
+        snprintf(line, sizeof line, "epoch %d/%d  step %zu/%zu  loss %.4f  acc %.2f%%  %.0f img/s  lr %.4f  ETA %s%s",
                 (int)r->epoch + 1, (int)r->epochs, r->step, r->steps, r->loss, 100 * r->accuracy,
-                r->images_per_second, r->lr, eta);
+                r->images_per_second, r->lr, eta, wait);
     if (!p->terminal) {
         fprintf(stderr, "%s\n", line);
         return;
@@ -116,7 +119,13 @@ int cli_progress_callback(const mislas_progress *r, void *user)
         p->started = true;
         p->first_epoch = r->epoch;
         p->epochs = r->epochs;
+        p->epoch_now = r->epoch;
+        p->epoch_start = p->start;
+    } else if (r->epoch != p->epoch_now) {
+        p->epoch_now = r->epoch;
+        p->epoch_start = p->last_report;    /* the previous epoch's closing report */
     }
+    p->last_report = now;
     if (r->epoch_done) {
         p->epochs_done++;
         p->last_loss = r->loss;

@@ -11,7 +11,10 @@
 /* The progress line on stderr, fed by the library's progress callback. On a
  * terminal it is redrawn in place (at most ten times a second) and ends
  * with a newline at each epoch's end; otherwise a plain line is printed at
- * each epoch's end and at most every 30 s between. SIGINT or SIGTERM while
+ * each epoch's end and at most every 30 s between. When the step waited for
+ * its batches (decoded and assembled while the previous step ran) for 5 %
+ * or more of the epoch so far, the line ends with that share ("data wait
+ * 40%": the data, not the model, sets the pace). SIGINT or SIGTERM while
  * a reporter is active cancels the running call at its next step. */
 typedef struct cli_progress {
     bool quiet;             /* nothing printed; cancelling and the figures still work */
@@ -23,6 +26,9 @@ typedef struct cli_progress {
     bool started;
     int32_t epochs_done;    /* epochs this process finished */
     double last_loss, last_accuracy;    /* of the last finished epoch */
+    int32_t epoch_now;      /* the epoch being reported, and when it started (the previous */
+    double epoch_start;     /* epoch's last report, or the start) */
+    double last_report;
 } cli_progress;
 
 void cli_progress_start(cli_progress *p, bool quiet);

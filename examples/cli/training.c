@@ -37,6 +37,8 @@ bool cli_announce_checkpoint(const char *checkpoint, bool resume, bool quiet)
 void cli_describe_training_set(const mislas_dataset *train, const cli_dataset *dataset, double imb_factor,
         mislas_imbalance imb_type, bool quiet)
 {
+    if (dataset->list)
+        return;     /* described as its list was read (cli_open_training_set) */
     int32_t k = mislas_dataset_num_classes(train);
     int64_t *counts = malloc((size_t)k * sizeof *counts);
     if (!quiet && counts != NULL && mislas_dataset_class_counts(train, counts) == MISLAS_OK) {

@@ -17,7 +17,8 @@
 bool cli_announce_checkpoint(const char *checkpoint, bool resume, bool quiet);
 
 /* Unless quiet, one line on stderr on the long-tailed training set: its
- * images and its largest and smallest classes. */
+ * images and its largest and smallest classes (a list set's line comes as
+ * its list is read: nothing here). */
 void cli_describe_training_set(const mislas_dataset *train, const cli_dataset *dataset, double imb_factor,
         mislas_imbalance imb_type, bool quiet);
 
