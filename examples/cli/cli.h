@@ -6,10 +6,10 @@
  *
  *   messages.h         messages on stderr, exit statuses, cli_succeeded
  *   flags.h            strict flag parsing, --help, the choice tables
- *   datasets.h         the data sets the programs know
+ *   datasets.h         the data sets the programs know, list-file sets (--dataset list),
+ *                      the training and test sets opened
  *   presets.h          --preset: the paper's Table 5 and our recipes
  *   holdout.h          the validation split held out of the training set
- *   lists.h            list-file sets (--dataset list); the training and test sets opened
  *   progress.h         the progress line; SIGINT and SIGTERM stop a call cleanly
  *   training.h         around mislas_train_stage1 and mislas_train_stage2
  *   evaluation.h       around mislas_evaluate, and --eval
@@ -26,7 +26,6 @@
 #include "figures_json.h"
 #include "flags.h"
 #include "holdout.h"
-#include "lists.h"
 #include "messages.h"
 #include "output.h"
 #include "paths.h"

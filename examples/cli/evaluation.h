@@ -5,7 +5,6 @@
 #define MISLAS_EXAMPLES_CLI_EVALUATION_H
 
 #include "datasets.h"
-#include "lists.h"
 
 #include <mislas/mislas.h>
 
