@@ -2,7 +2,8 @@
 # project needs are there, installing them when we are root and may.
 MISLAS_PACKAGES=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev
                  libblis-openmp-dev zlib1g-dev check abigail-tools valgrind dataset-fashion-mnist
-                 python3-torch python3-numpy)
+                 python3-torch python3-numpy libjpeg62-turbo-dev libpng-dev python3-pil
+                 python3-torchvision)
 
 mislas_missing_packages() {
     local missing=() p
