@@ -108,18 +108,27 @@ static bool input_skip(input *in, int64_t n)
     return true;
 }
 
+/* strerror, safe on the loader's threads. */
+static const char *error_text(int err, char *buf, size_t cap)
+{
+    if (strerror_r(err, buf, cap) != 0)
+        snprintf(buf, cap, "error %d", err);
+    return buf;
+}
+
 static int open_input(const char *fn, const char *path, input *in)
 {
+    char why[128];
     in->fn = fn;
     in->path = path;
     in->file = fopen(path, "rb");
     if (in->file == NULL)
-        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot open %s: %s", fn, path, strerror(errno));
+        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot open %s: %s", fn, path, error_text(errno, why, sizeof why));
     struct stat st;
     if (fstat(fileno(in->file), &st) != 0) {
         int err = errno;
         fclose(in->file);
-        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot read %s: %s", fn, path, strerror(err));
+        return mislasi_fail(MISLAS_ERR_IO, "%s: cannot read %s: %s", fn, path, error_text(err, why, sizeof why));
     }
     if (S_ISDIR(st.st_mode)) {
         fclose(in->file);
@@ -132,7 +141,9 @@ static int open_input(const char *fn, const char *path, input *in)
 
 static int read_error(const input *in)
 {
-    return mislasi_fail(MISLAS_ERR_IO, "%s: cannot read %s: %s", in->fn, in->path, strerror(in->read_errno));
+    char why[128];
+    return mislasi_fail(MISLAS_ERR_IO, "%s: cannot read %s: %s", in->fn, in->path,
+            error_text(in->read_errno, why, sizeof why));
 }
 
 /* ------------------------------------------------------------------------ */
