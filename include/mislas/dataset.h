@@ -54,6 +54,64 @@ MISLAS_API int mislas_dataset_load_idx(mislas_dataset **out, const char *images_
 MISLAS_API int mislas_dataset_open(mislas_dataset **out, const char *name,
         const char *data_dir, mislas_split split);
 
+/* --------------------------------------------------------------- list files
+ * A list-file data set (ImageNet-LT, iNaturalist 2018, Places-LT as the
+ * MiSLAS reference reads them; docs/data.md): a text file of lines
+ * "relative/path label" under a root folder. The set holds the paths and
+ * labels, not pixels: each image is decoded (JPEG, or PNG whatever its name,
+ * converted to RGB as PIL does) when a batch needs it, and transformed as the
+ * reference's torchvision pipeline does. Its shape is 3 x height x width, the
+ * transforms' output; mislas_dataset_image gives NULL for it. */
+
+/* Reports how far the check of the files has come (`done` of `total`); called
+ * from the opening thread, at most about a hundred times. */
+typedef void (*mislas_list_progress_fn)(size_t done, size_t total, void *user_data);
+
+typedef struct mislas_list_options {
+    size_t struct_size;
+    int32_t num_classes;    /* K; 0: the largest label + 1 (the reference fixes 1000 for
+                               ImageNet-LT, 8142 for iNaturalist 2018, 365 for Places-LT) */
+    int32_t height, width;  /* the transforms' output; default 224 x 224 */
+    int32_t resize;         /* the test transform's shorter side before the centre crop; default 256 */
+    float scale_min;        /* RandomResizedCrop's smallest area fraction; default 0.08 */
+    float jitter;           /* ColorJitter's brightness, contrast and saturation; default 0.4 */
+    int32_t check_files;    /* nonzero (default): read every file's header when opening */
+    int32_t skip_bad;       /* nonzero: leave out files that fail the check, instead of
+                               refusing the set; default 0 */
+    mislas_list_progress_fn progress;   /* NULL: none */
+    void *progress_data;
+} mislas_list_options;
+MISLAS_API void mislas_list_options_init(mislas_list_options *o);
+
+/* Opens the list file `list_path`, its paths relative to `root`.
+ *
+ * With class_map_of NULL it is a training list: classes are renumbered by
+ * training count as the reference does (mislas_class_map_by_count: class 0
+ * the most frequent, ties as NumPy orders them), so label l becomes
+ * old_to_new[l]. With class_map_of a training set opened this way, it is an
+ * evaluation list: its labels take that set's class map and class count.
+ *
+ * Blank lines are skipped; a line without a path and an integer label, or a
+ * label outside [0, K), is MISLAS_ERR_FORMAT naming the line. With
+ * check_files every image's header is read (on the library's threads): a
+ * missing, unreadable, truncated or undecodable file refuses the set,
+ * naming the first such file and the number of them, unless skip_bad is set,
+ * which leaves them out (mislas_dataset_files_skipped says how many). */
+MISLAS_API int mislas_dataset_open_list(mislas_dataset **out, const char *root, const char *list_path,
+        const mislas_dataset *class_map_of, const mislas_list_options *opts);
+
+/* For a list-file set: the files its opening left out (0 for other sets). */
+MISLAS_API size_t mislas_dataset_files_skipped(const mislas_dataset *d);
+
+/* For a list-file set (or a subset of one): its class map, old_to_new[K]
+ * (the file's label l is class old_to_new[l] here), valid as long as d;
+ * NULL for other sets. */
+MISLAS_API const int32_t *mislas_dataset_class_map(const mislas_dataset *d);
+
+/* For a list-file set: image `index`'s path as opened (root joined with the
+ * list's entry), or NULL. */
+MISLAS_API const char *mislas_dataset_path(const mislas_dataset *d, size_t index);
+
 typedef enum mislas_ownership {
     MISLAS_COPY = 0,    /* the data set keeps its own copy */
     MISLAS_BORROW = 1   /* the caller's arrays must outlive the data set */

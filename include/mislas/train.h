@@ -43,6 +43,8 @@ typedef struct mislas_progress {
     double images_per_second;   /* over the epoch so far */
     double lr;                  /* the epoch's base learning rate (0 evaluating) */
     int32_t epoch_done;         /* nonzero on the call that closes an epoch */
+    double data_wait_seconds;   /* of the epoch so far, spent waiting for batches to be
+                                   decoded and assembled (the next is made during each step) */
 } mislas_progress;
 
 /* Returning nonzero cancels: the running call stops after the current step
@@ -154,6 +156,10 @@ typedef struct mislas_eval_options {
                                        (20..100), Few (< 20); NULL: the model's */
     mislas_progress_fn progress;
     void *progress_data;
+    int32_t medium_from, few_from;  /* nonzero: the splits by class index instead, Many
+                                       [0, medium_from), Medium [medium_from, few_from), Few
+                                       [few_from, K), as the large sets' papers count them on
+                                       classes numbered by training count (docs/data.md) */
 } mislas_eval_options;
 MISLAS_API void mislas_eval_options_init(mislas_eval_options *opts);
 

@@ -1,5 +1,5 @@
 /* Batch assembly (docs/method.md, "Augmentation and
- * normalisation"): gather images into
+ * normalisation"; list-file sets in list_batch.c): gather images into
  * a float NCHW batch, optionally pad-crop-flip each raw image, and normalise
  * per channel exactly as torchvision's ToTensor + Normalize compute it,
  * ((float)p / 255 - mean) / std, through a 256-entry table per channel. Each
@@ -77,10 +77,11 @@ static void assemble(void *ctx, size_t begin, size_t end)
     }
 }
 
-int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t n,
-        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
+/* mislas_dataset_batch's work; `parallel` shares the images out over the
+ * library's threads. */
+static int batch(const char *fn, const mislas_dataset *d, const size_t *indices, size_t n,
+        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels, bool parallel)
 {
-    static const char fn[] = "mislas_dataset_batch";
     MISLASI_CHECK_NOT_NULL(fn, d);
     MISLASI_CHECK_NOT_NULL(fn, indices);
     MISLASI_CHECK_NOT_NULL(fn, images);
@@ -93,7 +94,7 @@ int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t 
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n = 0, the batch is empty", fn);
     if (n > SIZE_MAX / sizeof(float) / d->image_size)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n = %zu images overflow size_t", fn, n);
-    if (o.augment && (o.pad < 0 || o.pad > MAX_PAD))
+    if (o.augment && d->list == NULL && (o.pad < 0 || o.pad > MAX_PAD))
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->pad = %d is not in [0, %d]", fn, (int)o.pad, MAX_PAD);
     for (size_t i = 0; i < n; i++)
         if (indices[i] >= d->n)
@@ -115,8 +116,29 @@ int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t 
         for (int p = 0; p < 256; p++)
             table[256 * c + p] = ((float)p / 255.0f - mean) / std;
     }
-    batch_job job = { d, indices, &o, mislasi_hash3(o.seed, TAG_AUGMENT, batch_id), table, images, labels };
-    mislasi_parallel_for(n, IMAGES_PER_THREAD, assemble, &job);
+    uint64_t stream = mislasi_hash3(o.seed, TAG_AUGMENT, batch_id);
+    rc = MISLAS_OK;
+    if (d->list != NULL) {
+        rc = mislasi_list_batch(d, indices, n, o.augment, o.flip, stream, table, parallel, images, labels);
+    } else {
+        batch_job job = { d, indices, &o, stream, table, images, labels };
+        if (parallel)
+            mislasi_parallel_for(n, IMAGES_PER_THREAD, assemble, &job);
+        else
+            assemble(&job, 0, n);
+    }
     mislasi_free(table);
-    return MISLAS_OK;
+    return rc;
+}
+
+int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t n,
+        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
+{
+    return batch("mislas_dataset_batch", d, indices, n, opts, batch_id, images, labels, true);
+}
+
+int mislasi_dataset_batch_serial(const mislas_dataset *d, const size_t *indices, size_t n,
+        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
+{
+    return batch("mislas_dataset_batch", d, indices, n, opts, batch_id, images, labels, false);
 }

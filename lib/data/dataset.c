@@ -136,6 +136,7 @@ void mislas_dataset_free(mislas_dataset *d)
         return;
     mislasi_free(d->owned_pixels);
     mislasi_free(d->owned_labels);
+    mislasi_list_free(d->list);
     mislasi_free(d);
 }
 
@@ -168,7 +169,7 @@ const int32_t *mislas_dataset_labels(const mislas_dataset *d)
 
 const uint8_t *mislas_dataset_image(const mislas_dataset *d, size_t index)
 {
-    return d == NULL || index >= d->n ? NULL : d->pixels + index * d->image_size;
+    return d == NULL || d->pixels == NULL || index >= d->n ? NULL : d->pixels + index * d->image_size;
 }
 
 int mislas_dataset_class_counts(const mislas_dataset *d, int64_t *counts)
@@ -182,7 +183,8 @@ int mislas_dataset_class_counts(const mislas_dataset *d, int64_t *counts)
     return MISLAS_OK;
 }
 
-/* The images at `indices`, copied; `fn` names the public call. */
+/* The images at `indices`, copied (a list-file set's paths); `fn` names the
+ * public call. */
 static int gather(mislas_dataset **out, const char *fn, const mislas_dataset *d, const size_t *indices, size_t n)
 {
     if (n > SIZE_MAX / d->image_size)
@@ -191,6 +193,8 @@ static int gather(mislas_dataset **out, const char *fn, const mislas_dataset *d,
         if (indices[i] >= d->n)
             return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: indices[%zu] = %zu is outside [0, %zu)",
                     fn, i, indices[i], d->n);
+    if (d->list != NULL)
+        return mislasi_list_subset(out, fn, d, indices, n);
     uint8_t *pixels = mislasi_alloc(n * d->image_size);
     int32_t *labels = mislasi_calloc(n, sizeof *labels);
     if (pixels == NULL || labels == NULL) {
@@ -330,4 +334,57 @@ int mislas_dataset_long_tail(mislas_dataset **out, const mislas_dataset *d,
     mislasi_free(targets);
     mislasi_free(counts);
     return rc;
+}
+
+/* FNV-1a over bytes, as the training runs' digest folds every field. */
+static void fold_bytes(uint64_t *h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        *h ^= b[i];
+        *h *= 0x100000001b3ull;
+    }
+}
+
+/* Bulk content (pixels or paths) folded 8 bytes at a time: a byte-wise hash
+ * of CIFAR's 150 MB would cost a second. */
+static uint64_t fold_words(uint64_t acc, const uint8_t *p, size_t n)
+{
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        uint64_t word;
+        memcpy(&word, p + j, 8);
+        acc = (acc ^ word) * 0x9e3779b97f4a7c15ull;
+        acc ^= acc >> 29;
+    }
+    for (; j < n; j++)
+        acc = (acc ^ p[j]) * 0x9e3779b97f4a7c15ull;
+    return acc;
+}
+
+void mislasi_dataset_digest(uint64_t *h, const mislas_dataset *d)
+{
+    uint64_t n = d->n;
+    fold_bytes(h, &n, sizeof n);
+    fold_bytes(h, &d->channels, sizeof d->channels);
+    fold_bytes(h, &d->height, sizeof d->height);
+    fold_bytes(h, &d->width, sizeof d->width);
+    fold_bytes(h, d->labels, d->n * sizeof *d->labels);
+    uint64_t acc = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->list != NULL) {
+            const char *path = d->list->paths + d->list->offsets[i];
+            acc = fold_words(acc, (const uint8_t *)path, strlen(path) + 1);
+        } else {
+            acc = fold_words(acc, d->pixels + i * d->image_size, d->image_size);
+        }
+    }
+    if (d->list != NULL) {      /* the transforms' settings make the batches too */
+        const mislas_list_options *o = &d->list->o;
+        int32_t ints[3] = { o->resize, o->height, o->width };
+        float floats[2] = { o->scale_min, o->jitter };
+        fold_bytes(h, ints, sizeof ints);
+        fold_bytes(h, floats, sizeof floats);
+    }
+    fold_bytes(h, &acc, sizeof acc);
 }

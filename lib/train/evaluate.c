@@ -3,8 +3,10 @@
 #include <mislas/longtail.h>
 #include <mislas/train.h>
 
-#include "util/util.h"
+#include "prefetch.h"
+
 #include "model/model.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,14 +45,21 @@ static void tally_batch(tally *t, const float *logits, const int32_t *labels, si
     t->count += n;
 }
 
-/* Many / Medium / Few (mislas_class_shots): the mean class accuracy over each
- * group's classes that have test images, NaN for a group with none. */
-static int split_accuracies(const char *fn, const tally *t, const int64_t *counts, int32_t k, mislas_eval_report *r)
+/* Many / Medium / Few (mislas_class_shots, or by index with the options'
+ * medium_from and few_from): the mean class accuracy over each group's
+ * classes that have test images, NaN for a group with none. */
+static int split_accuracies(const char *fn, const tally *t, const int64_t *counts, const mislas_eval_options *o,
+        int32_t k, mislas_eval_report *r)
 {
     mislas_shot *shots = mislasi_calloc((size_t)k, sizeof *shots);
     if (shots == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-    mislas_class_shots(counts, k, shots);   /* counts were checked: cannot fail */
+    if (o->medium_from > 0) {
+        for (int32_t c = 0; c < k; c++)
+            shots[c] = c < o->medium_from ? MISLAS_SHOT_MANY : c < o->few_from ? MISLAS_SHOT_MEDIUM : MISLAS_SHOT_FEW;
+    } else {
+        mislas_class_shots(counts, k, shots);   /* counts were checked: cannot fail */
+    }
     double sum[3] = {0, 0, 0};
     int32_t used[3] = {0, 0, 0};
     for (int32_t c = 0; c < k; c++) {
@@ -69,36 +78,48 @@ static int split_accuracies(const char *fn, const tally *t, const int64_t *count
     return MISLAS_OK;
 }
 
+/* The indices of the test set's step s, into indices; returns how many. */
+static size_t step_indices(size_t n, size_t batch, size_t s, size_t *indices)
+{
+    size_t first = s * batch, m = n - first < batch ? n - first : batch;
+    for (size_t i = 0; i < m; i++)
+        indices[i] = first + i;
+    return m;
+}
+
 static int run_batches(const char *fn, mislas_model *model, const mislas_dataset *test, const mislas_eval_options *o,
         mislas_calib *calib, tally *t)
 {
     size_t n = mislas_dataset_size(test), batch = (size_t)o->batch_size;
     int32_t k = mislas_model_num_classes(model);
-    mislas_model_options mo;
-    mislas_model_options_init(&mo);
-    mislas_model_get_options(model, &mo);
-    size_t image_size = (size_t)mo.in_channels * (size_t)mo.height * (size_t)mo.width;
     if (batch > n)
         batch = n;
-    size_t *indices = mislasi_calloc(batch, sizeof *indices);
-    float *images = mislasi_calloc(batch, image_size * sizeof *images);
-    float *logits = mislasi_calloc(batch, (size_t)k * sizeof *logits);
-    int32_t *labels = mislasi_calloc(batch, sizeof *labels);
-    int status = MISLAS_OK;
-    if (indices == NULL || images == NULL || logits == NULL || labels == NULL)
-        status = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the batch buffers", fn);
     mislas_batch_options bo;
     mislas_batch_options_init(&bo);
     bo.mean = o->mean;
     bo.std = o->std;
+    size_t *indices = mislasi_calloc(batch, sizeof *indices);
+    float *logits = mislasi_calloc(batch, (size_t)k * sizeof *logits);
+    mislasi_prefetch prefetch;      /* the next batch is made while the model predicts */
+    int status = MISLAS_OK;
+    if (indices == NULL || logits == NULL) {
+        memset(&prefetch, 0, sizeof prefetch);
+        status = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the batch buffers", fn);
+    } else {
+        status = mislasi_prefetch_init(&prefetch, fn, test, &bo, batch);
+    }
     double start = mislasi_seconds();
     size_t steps = (n + batch - 1) / batch;
     mislas_progress p = {.struct_size = sizeof p, .stage = 0, .epochs = 1, .steps = steps};
+    if (status == MISLAS_OK)
+        mislasi_prefetch_start(&prefetch, indices, step_indices(n, batch, 0, indices), 0);
     for (size_t s = 0; status == MISLAS_OK && s < steps; s++) {
         size_t first = s * batch, m = n - first < batch ? n - first : batch;
-        for (size_t i = 0; i < m; i++)
-            indices[i] = first + i;
-        status = mislas_dataset_batch(test, indices, m, &bo, 0, images, labels);
+        float *images;
+        int32_t *labels;
+        status = mislasi_prefetch_take(&prefetch, &images, &labels);
+        if (status == MISLAS_OK && s + 1 < steps)
+            mislasi_prefetch_start(&prefetch, indices, step_indices(n, batch, s + 1, indices), 0);
         if (status == MISLAS_OK)
             status = mislas_model_predict(model, images, m, logits);
         if (status == MISLAS_OK)
@@ -114,15 +135,15 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
         p.step = s + 1;
         p.accuracy = (double)t->correct / (double)t->count;
         p.images_per_second = (double)t->count / fmax(elapsed, 1e-9);
+        p.data_wait_seconds = prefetch.waited;
         p.epoch_done = s + 1 == steps;
         if (o->progress != NULL && o->progress(&p, o->progress_data) != 0 && s + 1 < steps)
             status = mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback after %zu images",
                     fn, (size_t)t->count);
     }
+    mislasi_prefetch_free(&prefetch);
     mislasi_free(indices);
-    mislasi_free(images);
     mislasi_free(logits);
-    mislasi_free(labels);
     return status;
 }
 
@@ -146,6 +167,12 @@ static int check_eval(const char *fn, const mislas_model *model, const mislas_da
         if (o->train_counts[i] < 0)
             return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: train_counts[%d] = %lld is negative", fn, (int)i,
                     (long long)o->train_counts[i]);
+    if (o->medium_from != 0 || o->few_from != 0) {
+        if (!(o->medium_from > 0 && o->medium_from <= o->few_from && o->few_from <= k))
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT,
+                    "%s: medium_from = %d and few_from = %d must satisfy 0 < medium_from <= few_from <= K = %d",
+                    fn, (int)o->medium_from, (int)o->few_from, (int)k);
+    }
     if (calib != NULL && mislas_calib_num_classes(calib) != k)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: calib was made for %d classes, the model has %d", fn,
                 (int)mislas_calib_num_classes(calib), (int)k);
@@ -165,14 +192,14 @@ static int make_report(const char *fn, const mislas_model *model, const mislas_e
     out->nll = s->nll;
     out->brier = s->brier;
     out->many = out->medium = out->few = NAN;
-    if (o->train_counts != NULL)
-        return split_accuracies(fn, t, o->train_counts, k, out);
+    if (o->train_counts != NULL || o->medium_from > 0)
+        return split_accuracies(fn, t, o->train_counts, o, k, out);
     int64_t *counts = mislasi_calloc((size_t)k, sizeof *counts);
     if (counts == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     int status = MISLAS_OK;
     if (mislas_model_class_counts(model, counts, k) == MISLAS_OK)   /* fails when the model has none */
-        status = split_accuracies(fn, t, counts, k, out);
+        status = split_accuracies(fn, t, counts, o, k, out);
     mislasi_free(counts);
     return status;
 }

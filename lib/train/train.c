@@ -10,6 +10,9 @@
  * the optimiser's momentum, and it continues bit for bit. */
 #include <mislas/train.h>
 
+#include "prefetch.h"
+
+#include "data/data.h"
 #include "model/model.h"
 #include "util/util.h"
 
@@ -42,35 +45,6 @@ static void digest_floats(uint64_t *h, const float *v, int32_t n)
         digest_bytes(h, v, (size_t)n * sizeof *v);
 }
 
-/* The data set: its shape, labels and pixels, folded 8 bytes at a time
- * (a byte-wise hash of CIFAR's 150 MB would cost a second). */
-static void digest_dataset(uint64_t *h, const mislas_dataset *d)
-{
-    int32_t c, hh, w;
-    mislas_dataset_shape(d, &c, &hh, &w);
-    size_t n = mislas_dataset_size(d);
-    DIGEST(h, (uint64_t)n);
-    DIGEST(h, c);
-    DIGEST(h, hh);
-    DIGEST(h, w);
-    digest_bytes(h, mislas_dataset_labels(d), n * sizeof(int32_t));
-    size_t image_size = (size_t)c * (size_t)hh * (size_t)w;
-    uint64_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *px = mislas_dataset_image(d, i);
-        size_t j = 0;
-        for (; j + 8 <= image_size; j += 8) {
-            uint64_t word;
-            memcpy(&word, px + j, 8);
-            acc = (acc ^ word) * 0x9e3779b97f4a7c15ull;
-            acc ^= acc >> 29;
-        }
-        for (; j < image_size; j++)
-            acc = (acc ^ px[j]) * 0x9e3779b97f4a7c15ull;
-    }
-    DIGEST(h, acc);
-}
-
 /* What both stages' runs depend on alike: the batches' making and the data. */
 static void digest_data(uint64_t *h, int32_t augment, const float *mean, const float *std, int32_t channels,
         uint64_t seed, const mislas_dataset *d)
@@ -79,7 +53,7 @@ static void digest_data(uint64_t *h, int32_t augment, const float *mean, const f
     digest_floats(h, mean, channels);
     digest_floats(h, std, channels);
     DIGEST(h, seed);
-    digest_dataset(h, d);
+    mislasi_dataset_digest(h, d);
 }
 
 /* ---- the loop shared by both stages ------------------------------------ */
@@ -108,8 +82,9 @@ typedef struct run {
     size_t image_size;
     int32_t k;
     size_t *indices;
-    float *images, *logits, *grad;
-    int32_t *labels, *labels_b;
+    mislasi_prefetch prefetch;  /* the batches, the next made during the current step */
+    float *logits, *grad;
+    int32_t *labels_b;
 } run;
 
 static void run_free(run *r)
@@ -119,10 +94,9 @@ static void run_free(run *r)
     mislas_sampler_free(r->sampler);
     mislasi_free(r->lr);
     mislasi_free(r->indices);
-    mislasi_free(r->images);
+    mislasi_prefetch_free(&r->prefetch);
     mislasi_free(r->logits);
     mislasi_free(r->grad);
-    mislasi_free(r->labels);
     mislasi_free(r->labels_b);
 }
 
@@ -134,15 +108,12 @@ static int run_alloc(run *r)
     r->k = mislas_dataset_num_classes(r->data);
     r->lr = mislasi_calloc((size_t)r->epochs, sizeof *r->lr);
     r->indices = mislasi_calloc(r->batch, sizeof *r->indices);
-    r->images = mislasi_calloc(r->batch, r->image_size * sizeof *r->images);
     r->logits = mislasi_calloc(r->batch, (size_t)r->k * sizeof *r->logits);
     r->grad = mislasi_calloc(r->batch, (size_t)r->k * sizeof *r->grad);
-    r->labels = mislasi_calloc(r->batch, sizeof *r->labels);
     r->labels_b = mislasi_calloc(r->batch, sizeof *r->labels_b);
-    if (r->lr == NULL || r->indices == NULL || r->images == NULL || r->logits == NULL || r->grad == NULL
-            || r->labels == NULL || r->labels_b == NULL)
+    if (r->lr == NULL || r->indices == NULL || r->logits == NULL || r->grad == NULL || r->labels_b == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the batch buffers", r->fn);
-    return MISLAS_OK;
+    return mislasi_prefetch_init(&r->prefetch, r->fn, r->data, &r->batch_opts, r->batch);
 }
 
 static int step_failed(const run *r, int32_t epoch, size_t step, int status)
@@ -152,24 +123,43 @@ static int step_failed(const run *r, int32_t epoch, size_t step, int status)
     return mislasi_fail_within(status, prefix);
 }
 
-/* One batch: returns its loss and lambda-weighted hits. */
+/* Images in step s of an epoch. */
+static size_t step_size(const run *r, size_t s)
+{
+    return s + 1 == r->steps ? r->last_batch : r->batch;
+}
+
+/* Draws step s's images from the sampler and starts making their batch. */
+static int start_batch(run *r, int32_t epoch, size_t s)
+{
+    size_t n = step_size(r, s);
+    int status = mislas_sampler_next(r->sampler, r->indices, n);
+    if (status == MISLAS_OK)
+        mislasi_prefetch_start(&r->prefetch, r->indices, n, (uint64_t)epoch * r->steps + s);
+    return status;
+}
+
+/* One batch, made while the step before ran: returns its loss and
+ * lambda-weighted hits, and starts the next batch of the epoch. */
 static int train_step(run *r, int32_t epoch, size_t step, size_t n, double *loss_sum, double *hits)
 {
-    int status = mislas_sampler_next(r->sampler, r->indices, n);
+    float *images;
+    int32_t *labels;
+    int status = mislasi_prefetch_take(&r->prefetch, &images, &labels);
+    if (status == MISLAS_OK && step + 1 < r->steps)
+        status = start_batch(r, epoch, step + 1);
     uint64_t batch_id = (uint64_t)epoch * r->steps + step;
-    if (status == MISLAS_OK)
-        status = mislas_dataset_batch(r->data, r->indices, n, &r->batch_opts, batch_id, r->images, r->labels);
     float lambda = 1.0f;
     if (status == MISLAS_OK && r->mixup_alpha > 0)
-        status = mislas_mixup(r->images, r->labels, n, r->image_size, r->mixup_alpha, r->seed ^ MIXUP_SEED_SALT,
+        status = mislas_mixup(images, labels, n, r->image_size, r->mixup_alpha, r->seed ^ MIXUP_SEED_SALT,
                 batch_id, r->labels_b, &lambda);
     if (status == MISLAS_OK)
-        status = mislas_model_forward(r->model, r->images, n, r->logits);
+        status = mislas_model_forward(r->model, images, n, r->logits);
     float loss = 0;
     if (status == MISLAS_OK)
         status = r->mixup_alpha > 0
-                ? mislas_loss_compute_mixup(r->loss, r->logits, r->labels, r->labels_b, lambda, n, &loss, r->grad)
-                : mislas_loss_compute(r->loss, r->logits, r->labels, n, &loss, r->grad);
+                ? mislas_loss_compute_mixup(r->loss, r->logits, labels, r->labels_b, lambda, n, &loss, r->grad)
+                : mislas_loss_compute(r->loss, r->logits, labels, n, &loss, r->grad);
     if (status == MISLAS_OK)
         status = mislas_model_backward(r->model, r->grad);
     if (status == MISLAS_OK)
@@ -180,9 +170,9 @@ static int train_step(run *r, int32_t epoch, size_t step, size_t n, double *loss
     for (size_t i = 0; i < n; i++) {
         size_t pred = mislasi_arg_max(r->logits + i * (size_t)r->k, (size_t)r->k);
         if (r->mixup_alpha > 0)
-            *hits += lambda * (pred == (size_t)r->labels[i]) + (1.0 - lambda) * (pred == (size_t)r->labels_b[i]);
+            *hits += lambda * (pred == (size_t)labels[i]) + (1.0 - lambda) * (pred == (size_t)r->labels_b[i]);
         else
-            *hits += pred == (size_t)r->labels[i];
+            *hits += pred == (size_t)labels[i];
     }
     return MISLAS_OK;
 }
@@ -193,14 +183,17 @@ static int run_epochs(run *r, int32_t first_epoch)
         int status = mislas_optimizer_set_lr(r->opt, r->lr[e]);
         if (status == MISLAS_OK)
             status = mislas_sampler_set_epoch(r->sampler, e);
+        if (status == MISLAS_OK)
+            status = start_batch(r, e, 0);
         if (status != MISLAS_OK)
             return mislasi_fail_within(status, r->fn);
+        r->prefetch.waited = 0;
         double start = mislasi_seconds(), loss_sum = 0, hits = 0;
         size_t images = 0;
         mislas_progress p = {.struct_size = sizeof p, .stage = r->stage, .epoch = e, .epochs = r->epochs,
                              .steps = r->steps, .lr = r->lr[e]};
         for (size_t s = 0; s < r->steps; s++) {
-            size_t n = s + 1 == r->steps ? r->last_batch : r->batch;
+            size_t n = step_size(r, s);
             status = train_step(r, e, s, n, &loss_sum, &hits);
             if (status != MISLAS_OK)
                 return status;
@@ -209,6 +202,7 @@ static int run_epochs(run *r, int32_t first_epoch)
             p.loss = loss_sum / (double)images;
             p.accuracy = hits / (double)images;
             p.images_per_second = (double)images / fmax(mislasi_seconds() - start, 1e-9);
+            p.data_wait_seconds = r->prefetch.waited;
             if (r->progress != NULL && r->progress(&p, r->progress_data) != 0)
                 return mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback at epoch %d, step %zu",
                         r->fn, (int)e + 1, s + 1);
