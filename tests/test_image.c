@@ -79,6 +79,48 @@ static unsigned char *make_jpeg(int32_t h, int32_t w, unsigned long *size)
     return out;
 }
 
+/* JPEGs of the picture in the layouts libjpeg's skipping and cropping treat
+ * differently, written to file_path. */
+enum jpeg_kind { JPEG_420, JPEG_422, JPEG_PROGRESSIVE, JPEG_GREY, JPEG_CMYK, JPEG_KINDS };
+
+static void write_jpeg_kind(const char *file_path, int32_t h, int32_t w, enum jpeg_kind kind)
+{
+    uint8_t *rgb = picture(h, w);
+    const int comps = kind == JPEG_GREY ? 1 : kind == JPEG_CMYK ? 4 : 3;
+    uint8_t *row = malloc((size_t)w * 4);
+    FILE *f = fopen(file_path, "wb");
+    ck_assert_ptr_nonnull(f);
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = (JDIMENSION)w;
+    ci.image_height = (JDIMENSION)h;
+    ci.input_components = comps;
+    ci.in_color_space = kind == JPEG_GREY ? JCS_GRAYSCALE : kind == JPEG_CMYK ? JCS_CMYK : JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 90, TRUE);
+    if (kind == JPEG_422)
+        ci.comp_info[0].v_samp_factor = 1;
+    if (kind == JPEG_PROGRESSIVE)
+        jpeg_simple_progression(&ci);
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        const uint8_t *p = rgb + (size_t)ci.next_scanline * w * 3;
+        for (int32_t x = 0; x < w; x++)
+            for (int c = 0; c < comps; c++)
+                row[x * comps + c] = comps == 1 ? p[3 * x + 1] : c < 3 ? p[3 * x + c] : (uint8_t)(x * 7);
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&ci, &r, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    fclose(f);
+    free(row);
+    free(rgb);
+}
+
 /* An 8-bit RGB PNG of the picture at file_path. */
 static void make_png(const char *file_path, int32_t h, int32_t w)
 {
@@ -174,6 +216,50 @@ START_TEST(a_jpeg_decodes_and_probes)
     mislasi_image_release(&img);
     free(longer);
     free(jpeg);
+}
+END_TEST
+
+static int32_t chosen_box[4];
+
+static void choose_box(void *ctx, int32_t height, int32_t width, int32_t box[4])
+{
+    (void)ctx;
+    ck_assert(chosen_box[0] + chosen_box[2] <= height && chosen_box[1] + chosen_box[3] <= width);
+    memcpy(box, chosen_box, sizeof chosen_box);
+}
+
+/* The training crops' decoding of a box (skipped rows, cropped columns)
+ * gives the whole decode's pixels inside the box, for boxes anywhere,
+ * including the image's edges and single rows or columns. */
+START_TEST(a_box_decodes_as_the_whole_image)
+{
+    const int32_t h = 61, w = 83;
+    for (int kind = 0; kind < JPEG_KINDS; kind++) {
+        write_jpeg_kind(file_in_dir("box.jpg"), h, w, (enum jpeg_kind)kind);
+        mislasi_image whole = {0, 0, NULL};
+        ck_assert_int_eq(mislasi_image_decode(file_in_dir("box.jpg"), &whole), MISLAS_OK);
+        for (int t = 0; t < 60; t++) {
+            int32_t bh = 1 + (int32_t)(test_uniform() * h), bw = 1 + (int32_t)(test_uniform() * w);
+            bh = bh > h ? h : bh;
+            bw = bw > w ? w : bw;
+            chosen_box[0] = (int32_t)(test_uniform() * (h - bh + 1));
+            chosen_box[1] = (int32_t)(test_uniform() * (w - bw + 1));
+            chosen_box[0] = t == 0 ? h - bh : chosen_box[0];       /* one at the bottom right */
+            chosen_box[1] = t == 0 ? w - bw : chosen_box[1];
+            chosen_box[2] = bh;
+            chosen_box[3] = bw;
+            mislasi_image part = {0, 0, NULL};
+            int32_t at[2];
+            ck_assert_int_eq(mislasi_image_decode_box(file_in_dir("box.jpg"), choose_box, NULL, &part, at), MISLAS_OK);
+            ck_assert(at[0] >= 0 && at[1] >= 0 && at[0] + bh <= part.height && at[1] + bw <= part.width);
+            for (int32_t y = 0; y < bh; y++)
+                ck_assert_msg(memcmp(part.rgb + ((size_t)(at[0] + y) * part.width + at[1]) * 3,
+                        whole.rgb + ((size_t)(chosen_box[0] + y) * whole.width + chosen_box[1]) * 3, (size_t)bw * 3) == 0,
+                        "kind %d, box %d %d %d %d: row %d differs", kind, chosen_box[0], chosen_box[1], bh, bw, y);
+            mislasi_image_release(&part);
+        }
+        mislasi_image_release(&whole);
+    }
 }
 END_TEST
 
@@ -513,6 +599,7 @@ int main(void)
     tcase_add_test(files, missing_and_unreadable_files_are_io_errors);
     tcase_add_test(files, empty_and_foreign_files_are_format_errors);
     tcase_add_test(files, a_jpeg_decodes_and_probes);
+    tcase_add_test(files, a_box_decodes_as_the_whole_image);
     tcase_add_test(files, a_truncated_jpeg_is_refused);
     tcase_add_test(files, a_corrupt_jpeg_header_is_refused);
     tcase_add_test(files, huge_declared_sides_are_unsupported);

@@ -40,6 +40,19 @@ int mislasi_image_probe(const char *path, int32_t *height, int32_t *width);
  * is decoded (the probe does). */
 int mislasi_image_decode(const char *path, mislasi_image *img);
 
+/* Chooses, from an image's height and width, the part of it wanted: box =
+ * {top, left, height, width}, non-empty and inside the image. */
+typedef void (*mislasi_image_box_fn)(void *ctx, int32_t height, int32_t width, int32_t box[4]);
+
+/* mislasi_image_decode of what a box needs, for the training transform's
+ * crops: `choose` picks the box once the size is read; a JPEG's rows outside
+ * it are skipped and its columns cropped to the iMCU grid around it, so img
+ * holds the box and a few rows and columns around it, and at[0], at[1]
+ * receive where the box's top-left pixel is in img (a PNG is decoded whole).
+ * The box's pixels are mislasi_image_decode's. */
+int mislasi_image_decode_box(const char *path, mislasi_image_box_fn choose, void *ctx, mislasi_image *img,
+        int32_t at[2]);
+
 /* Releases img->rgb and zeroes *img (NULL is fine). */
 void mislasi_image_release(mislasi_image *img);
 

@@ -405,7 +405,35 @@ static void cmyk_inverted_to_rgb(uint8_t *out, const uint8_t *in, size_t pixels)
     }
 }
 
-static int jpeg_decode(jpeg_ctx *c, mislasi_image *img)
+/* Pixels decoded beyond each side of a box (see jpeg_decode). */
+enum { BOX_MARGIN = 2 };
+
+/* What mislasi_image_decode_box asks of a decoder: the caller's choice of
+ * box once the size is known, and where the box starts in what was decoded. */
+typedef struct box_request {
+    mislasi_image_box_fn choose;
+    void *ctx;
+    int32_t box[4];             /* top, left, height, width */
+    int32_t at[2];              /* the box's top-left pixel in the decoded image */
+} box_request;
+
+/* The box `want` asks for in an h x w image (the whole image without one). */
+static void choose_box(box_request *want, int32_t h, int32_t w)
+{
+    if (want == NULL)
+        return;
+    want->box[0] = want->box[1] = 0;
+    want->box[2] = h;
+    want->box[3] = w;
+    want->choose(want->ctx, h, w, want->box);
+    want->at[0] = want->box[0];
+    want->at[1] = want->box[1];
+}
+
+/* Decodes the image, or with `want` only the rows of its box and the columns
+ * of the iMCU grid around it (libjpeg-turbo's skip and crop: entropy decoding
+ * of the rest, no inverse DCT, upsampling or colour conversion). */
+static int jpeg_decode(jpeg_ctx *c, mislasi_image *img, box_request *want)
 {
     int rc;
     if (setjmp(c->jump)) {
@@ -416,8 +444,29 @@ static int jpeg_decode(jpeg_ctx *c, mislasi_image *img)
             struct jpeg_decompress_struct *ci = &c->cinfo;
             ci->out_color_space = ci->num_components == 1 ? JCS_GRAYSCALE
                                 : ci->num_components == 3 ? JCS_RGB : JCS_CMYK;
+            choose_box(want, (int32_t)ci->image_height, (int32_t)ci->image_width);
             jpeg_start_decompress(ci);
-            size_t h = ci->output_height, w = ci->output_width;
+            JDIMENSION first_row = 0, rows = ci->output_height;
+            if (want != NULL) {
+                /* A margin around the box: upsampling reads a neighbour on
+                 * each side, which a crop at the box itself would leave out. */
+                const int32_t ih = (int32_t)ci->output_height, iw = (int32_t)ci->output_width;
+                int32_t top = want->box[0] - BOX_MARGIN, left = want->box[1] - BOX_MARGIN;
+                int32_t bottom = want->box[0] + want->box[2] + BOX_MARGIN;
+                int32_t right = want->box[1] + want->box[3] + BOX_MARGIN;
+                top = top < 0 ? 0 : top;
+                left = left < 0 ? 0 : left;
+                bottom = bottom > ih ? ih : bottom;
+                right = right > iw ? iw : right;
+                JDIMENSION x0 = (JDIMENSION)left, cols = (JDIMENSION)(right - left);
+                if (cols < ci->output_width)
+                    jpeg_crop_scanline(ci, &x0, &cols);
+                want->at[0] = want->box[0] - top;
+                want->at[1] = want->box[1] - (int32_t)x0;
+                first_row = (JDIMENSION)top;
+                rows = (JDIMENSION)(bottom - top);
+            }
+            size_t h = rows, w = ci->output_width;
             c->rgb = mislasi_alloc(h * w * 3);
             if (ci->out_color_space == JCS_CMYK)
                 c->row = mislasi_alloc(w * 4);
@@ -425,8 +474,10 @@ static int jpeg_decode(jpeg_ctx *c, mislasi_image *img)
                 rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: %s: out of memory for a %zu x %zu image",
                         c->in->fn, c->in->path, h, w);
             } else {
-                while (ci->output_scanline < ci->output_height) {
-                    uint8_t *out = c->rgb + (size_t)ci->output_scanline * w * 3;
+                if (first_row > 0)
+                    jpeg_skip_scanlines(ci, first_row);
+                while (ci->output_scanline < first_row + rows) {
+                    uint8_t *out = c->rgb + (size_t)(ci->output_scanline - first_row) * w * 3;
                     JSAMPROW row = ci->out_color_space == JCS_CMYK ? c->row : out;
                     jpeg_read_scanlines(ci, &row, 1);
                     if (ci->out_color_space == JCS_CMYK) {
@@ -437,7 +488,10 @@ static int jpeg_decode(jpeg_ctx *c, mislasi_image *img)
                     }
                 }
                 c->finishing = true;
-                jpeg_finish_decompress(ci);
+                if (ci->output_scanline < ci->output_height)
+                    jpeg_abort_decompress(ci);      /* the rows below the box are not wanted */
+                else
+                    jpeg_finish_decompress(ci);
                 img->height = (int32_t)h;
                 img->width = (int32_t)w;
                 img->rgb = c->rgb;
@@ -740,7 +794,8 @@ int mislasi_image_probe(const char *path, int32_t *height, int32_t *width)
     return rc;
 }
 
-int mislasi_image_decode(const char *path, mislasi_image *img)
+/* mislasi_image_decode, or with `want` mislasi_image_decode_box. */
+static int decode(const char *path, mislasi_image *img, box_request *want)
 {
     input in;
     memset(&in, 0, offsetof(input, buf));
@@ -762,7 +817,7 @@ int mislasi_image_decode(const char *path, mislasi_image *img)
             rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: %s: out of memory", FN_DECODE, path);
         } else {
             c->in = &in;
-            rc = jpeg_decode(c, &out);
+            rc = jpeg_decode(c, &out, want);
             mislasi_free(c);
         }
     } else if (rc == MISLAS_OK) {
@@ -771,14 +826,33 @@ int mislasi_image_decode(const char *path, mislasi_image *img)
             rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: %s: out of memory", FN_DECODE, path);
         } else {
             c->in = &in;
-            rc = png_decode(c, &out);
+            rc = png_decode(c, &out);      /* PNG has no cheaper part: the whole image */
             png_destroy(c);
             mislasi_free(c);
+            if (rc == MISLAS_OK)
+                choose_box(want, out.height, out.width);
         }
     }
     mislasi_free(data);
     if (rc == MISLAS_OK)
         *img = out;
+    return rc;
+}
+
+int mislasi_image_decode(const char *path, mislasi_image *img)
+{
+    return decode(path, img, NULL);
+}
+
+int mislasi_image_decode_box(const char *path, mislasi_image_box_fn choose, void *ctx, mislasi_image *img,
+        int32_t at[2])
+{
+    box_request want = { choose, ctx, { 0, 0, 0, 0 }, { 0, 0 } };
+    int rc = decode(path, img, &want);
+    if (rc == MISLAS_OK) {
+        at[0] = want.at[0];
+        at[1] = want.at[1];
+    }
     return rc;
 }
 

@@ -21,33 +21,26 @@ static inline uint8_t grey(const uint8_t *p)
 }
 
 /* Image.blend of one byte. The product and the sum are separate statements
- * so that no compiler fuses them into one rounding (PIL's are two). */
-static inline uint8_t blend(int d, int v, float factor, bool interpolate)
+ * so that no compiler fuses them into one rounding (PIL's are two). For a
+ * factor in [0, 1] PIL truncates without clipping; rounding is monotonic,
+ * so t then lies between d and v and clipping changes nothing: one
+ * branch-free form serves every factor, and the loops using it vectorise. */
+static inline uint8_t blend(int d, int v, float factor)
 {
     float diff = (float)(v - d);
     float product = factor * diff;
     float t = (float)d + product;
-    if (interpolate)
-        return (uint8_t)t;
-    if (t <= 0.0f)
-        return 0;
-    if (t >= 255.0f)
-        return 255;
-    return (uint8_t)t;
-}
-
-static bool interpolates(float factor)
-{
-    return factor >= 0 && factor <= 1.0;
+    t = t < 0.0f ? 0.0f : t;
+    t = t > 255.0f ? 255.0f : t;
+    return (uint8_t)(int32_t)t;
 }
 
 /* All bytes through one table: the blend against a constant grey `d`. */
 static void blend_constant(uint8_t *rgb, size_t pixels, int d, float factor)
 {
     uint8_t table[256];
-    const bool inside = interpolates(factor);
     for (int v = 0; v < 256; v++)
-        table[v] = blend(d, v, factor, inside);
+        table[v] = blend(d, v, factor);
     for (size_t i = 0; i < pixels * 3; i++)
         rgb[i] = table[rgb[i]];
 }
@@ -71,12 +64,11 @@ void mislasi_image_contrast(uint8_t *rgb, size_t pixels, float factor)
 
 void mislasi_image_saturation(uint8_t *rgb, size_t pixels, float factor)
 {
-    const bool inside = interpolates(factor);
     for (size_t i = 0; i < pixels; i++) {
         uint8_t *p = rgb + 3 * i;
         const int l = grey(p);
-        p[0] = blend(l, p[0], factor, inside);
-        p[1] = blend(l, p[1], factor, inside);
-        p[2] = blend(l, p[2], factor, inside);
+        p[0] = blend(l, p[0], factor);
+        p[1] = blend(l, p[1], factor);
+        p[2] = blend(l, p[2], factor);
     }
 }

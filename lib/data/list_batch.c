@@ -113,23 +113,43 @@ static int resize_center_crop(const mislasi_image *img, const mislas_list_option
     return rc;
 }
 
+/* The training transform's crop, drawn once decoding has read the size. */
+typedef struct crop_draw {
+    mislasi_rng *r;
+    double scale_min;
+    int32_t box[4];             /* the crop drawn: top, left, height, width */
+} crop_draw;
+
+static void draw_crop(void *ctx, int32_t height, int32_t width, int32_t box[4])
+{
+    crop_draw *c = ctx;
+    mislasi_random_resized_crop(c->r, height, width, c->scale_min, box);
+    memcpy(c->box, box, sizeof c->box);
+}
+
 /* One image into out (height x width x 3 bytes). */
 static int make_image(const mislas_dataset *d, size_t index, int32_t augment, int32_t flip, mislasi_rng *r,
         uint8_t *out)
 {
     const mislas_list_options *o = &d->list->o;
+    const char *path = d->list->paths + d->list->offsets[index];
     mislasi_image img = { 0 };
-    int rc = mislasi_image_decode(d->list->paths + d->list->offsets[index], &img);
-    if (rc != MISLAS_OK)
-        return rc;
+    int rc;
     if (!augment) {
-        rc = resize_center_crop(&img, o, out);
+        rc = mislasi_image_decode(path, &img);
+        if (rc == MISLAS_OK)
+            rc = resize_center_crop(&img, o, out);
     } else {
-        int32_t box[4];
-        mislasi_random_resized_crop(r, img.height, img.width, o->scale_min, box);
-        const double whole[4] = { 0, 0, box[3], box[2] };
-        const uint8_t *corner = img.rgb + ((size_t)box[0] * (size_t)img.width + (size_t)box[1]) * 3;
-        rc = mislasi_image_resize(corner, box[2], box[3], (size_t)img.width * 3, whole, out, o->height, o->width);
+        /* only the crop is decoded: about half the image on average */
+        crop_draw draw = { r, o->scale_min, { 0, 0, 0, 0 } };
+        int32_t at[2];
+        rc = mislasi_image_decode_box(path, draw_crop, &draw, &img, at);
+        if (rc == MISLAS_OK) {
+            const double whole[4] = { 0, 0, draw.box[3], draw.box[2] };
+            const uint8_t *corner = img.rgb + ((size_t)at[0] * (size_t)img.width + (size_t)at[1]) * 3;
+            rc = mislasi_image_resize(corner, draw.box[2], draw.box[3], (size_t)img.width * 3, whole, out,
+                    o->height, o->width);
+        }
         if (rc == MISLAS_OK && flip && (mislasi_rng_next(r) >> 63))
             flip_rows(out, o->height, o->width);
         if (rc == MISLAS_OK && o->jitter > 0)
