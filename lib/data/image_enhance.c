@@ -19,8 +19,6 @@
 #include "image.h"
 #include "util/util.h"
 
-#include <string.h>
-
 #if defined(MISLAS_KERNELS_X86)
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2")))

@@ -25,7 +25,8 @@
  * nonzero weights (2 taps instead of 3 when upscaling), the horizontal pass
  * runs over that fixed number of taps per pixel and the vertical pass over
  * whole rows. On x86-64 with AVX2 (chosen at run time, util/isa.h) both
- * passes have vector copies; integer sums make their bytes the plain C's. */
+ * passes have vector copies, the horizontal one an AVX-512 copy too; integer
+ * sums make their bytes the plain C's. */
 #include "image.h"
 #include "util/util.h"
 
@@ -332,6 +333,65 @@ AVX2 static void horizontal_avx2(const uint8_t *src, size_t stride, int32_t in_w
     }
 }
 
+/* The same with AVX-512, four rows at once, a 128-bit lane each; the rows
+ * left over (under four) as above. */
+#define AVX512 __attribute__((target("avx512f")))
+
+AVX512 static inline __attribute__((always_inline)) void rows_horizontal_avx512(const uint8_t *src,
+        size_t stride, int32_t in_w, int32_t row0, int32_t rows, const axis *a, uint8_t *tmp, int32_t out_w,
+        const int32_t taps)
+{
+    const int32_t ksize = a->ksize;
+    const size_t out_row = (size_t)out_w * 3;
+    int32_t vec_w = 0;
+    while (vec_w < out_w - 1 && a->first[vec_w] + taps < in_w)
+        vec_w++;
+    const __m512i half = _mm512_set1_epi32(1 << (PRECISION_BITS - 1));
+    int32_t y = 0;
+    for (; y + 4 <= rows; y += 4) {
+        const uint8_t *in0 = src + (size_t)(row0 + y) * stride;
+        uint8_t *out0 = tmp + (size_t)y * out_row;
+        for (int32_t xx = 0; xx < vec_w; xx++) {
+            const uint8_t *p = in0 + (size_t)a->first[xx] * 3;
+            const int32_t *k = a->k + (size_t)xx * (size_t)ksize;
+            __m512i acc = half;
+            for (int32_t t = 0; t < taps; t++) {
+                __m512i v = _mm512_castsi128_si512(load_pixel(p + 3 * t));
+                v = _mm512_inserti32x4(v, load_pixel(p + stride + 3 * t), 1);
+                v = _mm512_inserti32x4(v, load_pixel(p + 2 * stride + 3 * t), 2);
+                v = _mm512_inserti32x4(v, load_pixel(p + 3 * stride + 3 * t), 3);
+                acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(v, _mm512_set1_epi32(k[t])));
+            }
+            /* >> 22, clipped to 0..255 (the max, then an unsigned
+             * saturating narrowing): row r's pixel in bytes 4r .. 4r + 3 */
+            acc = _mm512_max_epi32(_mm512_srai_epi32(acc, PRECISION_BITS), _mm512_setzero_si512());
+            const __m128i b = _mm512_cvtusepi32_epi8(acc);
+            uint32_t px[4];
+            _mm_storeu_si128((__m128i *)px, b);
+            for (int r = 0; r < 4; r++)
+                memcpy(out0 + (size_t)r * out_row + 3 * (size_t)xx, &px[r], 4);
+        }
+        for (int r = 0; r < 4; r++)
+            for (int32_t xx = vec_w; xx < out_w; xx++)
+                pixel3(in0 + (size_t)r * stride + (size_t)a->first[xx] * 3, a->k + (size_t)xx * (size_t)ksize, taps,
+                        out0 + (size_t)r * out_row + 3 * (size_t)xx);
+    }
+    if (y < rows)
+        rows_horizontal_avx2(src, stride, in_w, row0 + y, rows - y, a, tmp + (size_t)y * out_row, out_w, taps);
+}
+
+AVX512 static void horizontal_avx512(const uint8_t *src, size_t stride, int32_t in_w, int32_t row0,
+        int32_t rows, const axis *a, uint8_t *tmp, int32_t out_w, int32_t taps)
+{
+    switch (taps) {
+    case 2: rows_horizontal_avx512(src, stride, in_w, row0, rows, a, tmp, out_w, 2); break;
+    case 3: rows_horizontal_avx512(src, stride, in_w, row0, rows, a, tmp, out_w, 3); break;
+    case 4: rows_horizontal_avx512(src, stride, in_w, row0, rows, a, tmp, out_w, 4); break;
+    case 5: rows_horizontal_avx512(src, stride, in_w, row0, rows, a, tmp, out_w, 5); break;
+    default: rows_horizontal_avx512(src, stride, in_w, row0, rows, a, tmp, out_w, taps); break;
+    }
+}
+
 /* Vertical pass, 32 bytes of a row at a time, their sums in 4 registers
  * over all taps; the row's last bytes (under 32) as the plain C does them. */
 AVX2 static void vertical_avx2(const uint8_t *src, size_t stride, int32_t row0, const axis *a, uint8_t *dst,
@@ -384,6 +444,10 @@ static void pass_horizontal(const uint8_t *src, size_t stride, int32_t in_w, int
 {
     const int32_t taps = a->ksize < in_w ? a->ksize : in_w;
 #if defined(MISLAS_KERNELS_X86)
+    if (mislasi_isa_get() == MISLASI_ISA_AVX512) {
+        horizontal_avx512(src, stride, in_w, row0, rows, a, tmp, out_w, taps);
+        return;
+    }
     if (use_avx2()) {
         horizontal_avx2(src, stride, in_w, row0, rows, a, tmp, out_w, taps);
         return;
