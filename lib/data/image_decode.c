@@ -447,7 +447,7 @@ static int jpeg_decode(jpeg_ctx *c, mislasi_image *img, box_request *want)
             choose_box(want, (int32_t)ci->image_height, (int32_t)ci->image_width);
             jpeg_start_decompress(ci);
             JDIMENSION first_row = 0, rows = ci->output_height;
-            if (want != NULL) {
+            if (want != NULL && !ci->progressive_mode) {     /* progressive: cropped pixels differed */
                 /* A margin around the box: upsampling reads a neighbour on
                  * each side, which a crop at the box itself would leave out. */
                 const int32_t ih = (int32_t)ci->output_height, iw = (int32_t)ci->output_width;
