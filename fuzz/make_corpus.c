@@ -4,10 +4,12 @@
  * has none (IDX, CIFAR batches, tar), each in the harness's input layout:
  *
  *   make_corpus DIR     ->  DIR/checkpoint, DIR/checkpoint_content, DIR/idx,
- *                           DIR/cifar, DIR/archive
+ *                           DIR/cifar, DIR/archive, DIR/image, DIR/list
  *
  * checkpoint_content holds the decompressed contents of the checkpoint
- * seeds (the sections, without the 40-byte header).
+ * seeds (the sections, without the 40-byte header). The image seeds are
+ * written by libjpeg and libpng (small pictures in the layouts the decoder
+ * treats apart), each followed by the 8 bytes that choose fuzz_image's box.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <mislas/mislas.h>
@@ -18,6 +20,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
+
+#include <jpeglib.h>
+#include <png.h>
 
 #define CHECK(call) do { \
         if ((call) != MISLAS_OK) { \
@@ -292,6 +297,173 @@ static void archive_seeds(const char *root)
     }
 }
 
+/* ---- images: JPEG and PNG files, then fuzz_image's 8 box bytes --------- */
+
+/* A picture with smooth colours and a few edges: pixel (y, x), channel c. */
+static uint8_t picture(int32_t y, int32_t x, int32_t h, int32_t w, int c)
+{
+    return (uint8_t)(c == 0 ? x * 255 / w : c == 1 ? y * 255 / h : c == 2 ? ((x / 3 + y / 2) % 2 ? 200 : 30)
+                                                                          : x * 7);
+}
+
+enum jpeg_kind { JPEG_420, JPEG_422, JPEG_PROGRESSIVE, JPEG_GREY, JPEG_CMYK };
+
+static bytes jpeg_seed(int32_t h, int32_t w, enum jpeg_kind kind)
+{
+    const int comps = kind == JPEG_GREY ? 1 : kind == JPEG_CMYK ? 4 : 3;
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    unsigned char *out = NULL;
+    unsigned long size = 0;
+    jpeg_mem_dest(&ci, &out, &size);
+    ci.image_width = (JDIMENSION)w;
+    ci.image_height = (JDIMENSION)h;
+    ci.input_components = comps;
+    ci.in_color_space = comps == 1 ? JCS_GRAYSCALE : comps == 4 ? JCS_CMYK : JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 75, TRUE);
+    if (kind == JPEG_422)
+        ci.comp_info[0].v_samp_factor = 1;
+    if (kind == JPEG_PROGRESSIVE)
+        jpeg_simple_progression(&ci);
+    jpeg_start_compress(&ci, TRUE);
+    uint8_t row[64 * 4];
+    while (ci.next_scanline < ci.image_height) {
+        for (int32_t x = 0; x < w; x++)
+            for (int c = 0; c < comps; c++)
+                row[x * comps + c] = picture((int32_t)ci.next_scanline, x, h, w, comps == 1 ? 1 : c);
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&ci, &r, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    bytes b = { NULL, 0 };
+    append(&b, out, size);
+    free(out);
+    return b;
+}
+
+static void png_to_bytes(png_structp png, png_bytep data, size_t n)
+{
+    append(png_get_io_ptr(png), data, n);
+}
+
+static void png_no_flush(png_structp png)
+{
+    (void)png;
+}
+
+/* An 8-bit PNG: RGB, a 16-entry palette (4-bit indices) or grey + alpha. */
+static bytes png_seed(int32_t h, int32_t w, int color_type)
+{
+    bytes b = { NULL, 0 };
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png == NULL ? NULL : png_create_info_struct(png);
+    if (info == NULL)
+        abort();
+    png_set_write_fn(png, &b, png_to_bytes, png_no_flush);
+    const int depth = color_type == PNG_COLOR_TYPE_PALETTE ? 4 : 8;
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color_type, PNG_INTERLACE_NONE,
+            PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (color_type == PNG_COLOR_TYPE_PALETTE) {
+        png_color palette[16];
+        for (int i = 0; i < 16; i++)
+            palette[i] = (png_color){ (png_byte)(i * 17), (png_byte)(255 - i * 13), (png_byte)(i * 5) };
+        png_set_PLTE(png, info, palette, 16);
+    }
+    png_write_info(png, info);
+    uint8_t row[64 * 3];
+    for (int32_t y = 0; y < h; y++) {
+        memset(row, 0, sizeof row);
+        for (int32_t x = 0; x < w; x++) {
+            if (color_type == PNG_COLOR_TYPE_PALETTE)
+                row[x / 2] |= (uint8_t)(((x + y) % 16) << (x % 2 ? 0 : 4));
+            else if (color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {
+                row[2 * x] = picture(y, x, h, w, 1);
+                row[2 * x + 1] = picture(y, x, h, w, 0);
+            } else {
+                for (int c = 0; c < 3; c++)
+                    row[3 * x + c] = picture(y, x, h, w, c);
+            }
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return b;
+}
+
+/* file's first `keep` bytes and a box (top, left, height, width as
+ * big-endian 16-bit numbers, which fuzz_image reduces into the image). */
+static void image_seed(const char *dir, const char *name, const bytes *file, size_t keep, const uint16_t box[4])
+{
+    bytes seed = { NULL, 0 };
+    append(&seed, file->p, keep);
+    for (int i = 0; i < 4; i++)
+        append(&seed, (uint8_t[2]){ (uint8_t)(box[i] >> 8), (uint8_t)box[i] }, 2);
+    write_seed(dir, name, &seed);
+    free(seed.p);
+}
+
+static void image_seeds(const char *root)
+{
+    static const struct {
+        const char *name;
+        int jpeg;               /* 1: a jpeg_kind, 0: a PNG colour type */
+        int type;
+        int32_t h, w;
+        uint16_t box[4];
+    } seeds[] = {
+        { "baseline.jpg", 1, JPEG_420, 37, 45, { 9, 13, 17, 20 } },
+        { "h422.jpg", 1, JPEG_422, 29, 41, { 0, 0, 29, 41 } },
+        { "progressive.jpg", 1, JPEG_PROGRESSIVE, 33, 27, { 20, 3, 12, 1 } },
+        { "grey.jpg", 1, JPEG_GREY, 25, 38, { 24, 37, 0, 0 } },
+        { "cmyk.jpg", 1, JPEG_CMYK, 21, 30, { 5, 11, 7, 6 } },
+        { "rgb.png", 0, PNG_COLOR_TYPE_RGB, 19, 23, { 2, 4, 9, 9 } },
+        { "palette.png", 0, PNG_COLOR_TYPE_PALETTE, 17, 26, { 0, 5, 16, 3 } },
+        { "grey_alpha.png", 0, PNG_COLOR_TYPE_GRAY_ALPHA, 14, 21, { 13, 0, 0, 20 } },
+    };
+    char dir[512];
+    make_dir(root, "image", dir, sizeof dir);
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        bytes file = seeds[i].jpeg ? jpeg_seed(seeds[i].h, seeds[i].w, (enum jpeg_kind)seeds[i].type)
+                                   : png_seed(seeds[i].h, seeds[i].w, seeds[i].type);
+        image_seed(dir, seeds[i].name, &file, file.n, seeds[i].box);
+        if (i == 0)             /* cut in its scan: the probe refuses it, decoding runs out */
+            image_seed(dir, "truncated.jpg", &file, file.n * 2 / 3, seeds[i].box);
+        free(file.p);
+    }
+}
+
+/* ---- list files, naming fuzz_list's root (a.jpg, b.jpg, c.png, sub/d.jpg,
+ * t.jpg cut short, n.txt, the folder dir) ----------------------------------- */
+
+static void list_seeds(const char *root)
+{
+    static const struct {
+        const char *name, *text;
+    } seeds[] = {
+        { "good", "a.jpg 0\nb.jpg 1\nc.png 2\nsub/d.jpg 1\n" },
+        { "crlf_blank", "\r\n  a.jpg\t3\r\n\nsub/d.jpg 7 extra fields\r\nb.jpg   3\n\n" },
+        { "bad_files", "a.jpg 0\nt.jpg 1\nmissing.jpg 2\nn.txt 0\ndir 1\nb.jpg 1\n" },
+        { "all_bad", "t.jpg 0\nn.txt 1\n" },
+        { "bad_lines", "a.jpg 0\nb.jpg\n" },
+        { "bad_label", "a.jpg 0\nb.jpg -1\nc.png 1x\n" },
+        { "many", "a.jpg 5\nb.jpg 5\nc.png 2\nsub/d.jpg 999\na.jpg 2\nb.jpg 5\nsub/./d.jpg 0\n"
+                  "c.png 2\na.jpg 17\nb.jpg 999\n" },
+    };
+    char dir[512];
+    make_dir(root, "list", dir, sizeof dir);
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        bytes b = { NULL, 0 };
+        append(&b, seeds[i].text, strlen(seeds[i].text));
+        write_seed(dir, seeds[i].name, &b);
+        free(b.p);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -308,5 +480,7 @@ int main(int argc, char **argv)
     idx_seed(dir, "gzip", true);
     cifar_seeds(argv[1]);
     archive_seeds(argv[1]);
+    image_seeds(argv[1]);
+    list_seeds(argv[1]);
     return 0;
 }
