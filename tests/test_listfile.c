@@ -235,6 +235,7 @@ START_TEST(malformed_lists)
     expect_refused("a.jpg 1x\n", MISLAS_ERR_FORMAT, "line 1 has a label");
     expect_refused("\n\na.jpg -1\n", MISLAS_ERR_FORMAT, "line 3: label -1");
     expect_refused("a.jpg 99999999999999999999\n", MISLAS_ERR_FORMAT, "line 1 has a label");
+    expect_refused("a.jpg 0\na.jpg 1048576\n", MISLAS_ERR_FORMAT, "line 2: label 1048576 is outside [0, 1048576)");
     expect_refused("\n \n\t\n", MISLAS_ERR_FORMAT, "lists no image");
     expect_refused("", MISLAS_ERR_FORMAT, "lists no image");
     /* CRLF line ends, tabs and an absolute path are fine */

@@ -69,8 +69,9 @@ typedef void (*mislas_list_progress_fn)(size_t done, size_t total, void *user_da
 
 typedef struct mislas_list_options {
     size_t struct_size;
-    int32_t num_classes;    /* K; 0: the largest label + 1 (the reference fixes 1000 for
-                               ImageNet-LT, 8142 for iNaturalist 2018, 365 for Places-LT) */
+    int32_t num_classes;    /* K, at most 2^20 (as a model); 0: the largest label + 1 (the
+                               reference fixes 1000 for ImageNet-LT, 8142 for iNaturalist
+                               2018, 365 for Places-LT) */
     int32_t height, width;  /* the transforms' output; default 224 x 224 */
     int32_t resize;         /* the test transform's shorter side before the centre crop; default 256 */
     float scale_min;        /* RandomResizedCrop's smallest area fraction; default 0.08 */

@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Files probed per parallel call: the progress callback runs between calls. */
-enum { PROBE_CHUNK_MIN = 256, PROBE_PROGRESS_CALLS = 100 };
+/* Files probed per parallel call: the progress callback runs between calls.
+ * MAX_CLASSES is a model's (mislas_model_new): a label beyond it could only
+ * make a set no model can train on, after a class map of gigabytes. */
+enum { PROBE_CHUNK_MIN = 256, PROBE_PROGRESS_CALLS = 100, MAX_CLASSES = 1 << 20 };
 
 void mislas_list_options_init(mislas_list_options *o)
 {
@@ -42,9 +44,9 @@ void mislasi_list_free(mislasi_list *l)
 
 static int check_options(const char *fn, const mislas_list_options *o)
 {
-    if (o->num_classes < 0)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->num_classes = %d is negative", fn,
-                (int)o->num_classes);
+    if (o->num_classes < 0 || o->num_classes > MAX_CLASSES)
+        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->num_classes = %d is not in [0, %d]", fn,
+                (int)o->num_classes, (int)MAX_CLASSES);
     if (o->height < 1 || o->width < 1 || o->height > MISLASI_IMAGE_MAX_SIDE || o->width > MISLASI_IMAGE_MAX_SIDE)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->height x width = %d x %d is not within [1, %d]",
                 fn, (int)o->height, (int)o->width, (int)MISLASI_IMAGE_MAX_SIDE);
@@ -153,9 +155,9 @@ static int walk_lines(const char *fn, const char *list_path, const char *root, c
             continue;
         if (kind < 0)
             return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s, line %zu %s", fn, list_path, line_no, why);
-        if (label < 0 || label > INT32_MAX - 1)
-            return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s, line %zu: label %ld is outside [0, %d)",
-                    fn, list_path, line_no, label, INT32_MAX);
+        if (label < 0 || label >= MAX_CLASSES)
+            return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s, line %zu: label %ld is outside [0, %d), the classes a "
+                    "model may have", fn, list_path, line_no, label, (int)MAX_CLASSES);
         /* os.path.join(root, path): an absolute path stands alone */
         bool absolute = path[0] == '/';
         size_t joined = absolute || root_len == 0 ? path_len : root_len + !root_slash + path_len;
