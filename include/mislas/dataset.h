@@ -185,9 +185,14 @@ MISLAS_API void mislas_batch_options_init(mislas_batch_options *o);
  * (p / 255 - mean[c]) / std[c]; with augmentation the raw image is first
  * padded with `pad` zero pixels on every side, a H x W window is cropped at
  * a uniformly random offset, and the result flipped left-right with
- * probability 1/2. The random choices of image i depend only on (seed,
- * batch_id, i), so a batch is reproduced exactly from its batch_id (use the
- * training step). Nothing is written on failure. */
+ * probability 1/2. A list-file set's images are decoded and transformed
+ * first: with augmentation by the reference's training transform
+ * (RandomResizedCrop, a flip if `flip`, ColorJitter; `pad` unused), without
+ * it by its test transform (Resize + CenterCrop); a file that fails to
+ * decode is MISLAS_ERR_IO or MISLAS_ERR_FORMAT naming it. The random
+ * choices of image i depend only on (seed, batch_id, i), so a batch is
+ * reproduced exactly from its batch_id (use the training step). Nothing is
+ * written on failure. */
 MISLAS_API int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t n,
         const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels);
 
