@@ -5,39 +5,25 @@
  * is known without PIL; the training transform's reproducibility across
  * thread counts), subsets and an evaluation run with a file that breaks
  * mid-way. The JPEGs are written here with libjpeg. */
-#define _XOPEN_SOURCE 700       /* mkdtemp, nftw */
 #include "testutil.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jpeglib.h>
 
-static char dir[512];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+static char dir[64];
 
 static void make_dir(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/mislas-list-XXXXXX", base != NULL && base[0] ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    test_make_dir(dir, "mislas-list");
 }
 
 static void remove_dir(void)
 {
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_remove_dir(dir);
 }
 
 /* dir/name */

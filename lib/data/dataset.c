@@ -336,16 +336,6 @@ int mislas_dataset_long_tail(mislas_dataset **out, const mislas_dataset *d,
     return rc;
 }
 
-/* FNV-1a over bytes, as the training runs' digest folds every field. */
-static void fold_bytes(uint64_t *h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        *h ^= b[i];
-        *h *= 0x100000001b3ull;
-    }
-}
-
 /* Bulk content (pixels or paths) folded 8 bytes at a time: a byte-wise hash
  * of CIFAR's 150 MB would cost a second. */
 static uint64_t fold_words(uint64_t acc, const uint8_t *p, size_t n)
@@ -365,11 +355,11 @@ static uint64_t fold_words(uint64_t acc, const uint8_t *p, size_t n)
 void mislasi_dataset_digest(uint64_t *h, const mislas_dataset *d)
 {
     uint64_t n = d->n;
-    fold_bytes(h, &n, sizeof n);
-    fold_bytes(h, &d->channels, sizeof d->channels);
-    fold_bytes(h, &d->height, sizeof d->height);
-    fold_bytes(h, &d->width, sizeof d->width);
-    fold_bytes(h, d->labels, d->n * sizeof *d->labels);
+    mislasi_digest_bytes(h, &n, sizeof n);
+    mislasi_digest_bytes(h, &d->channels, sizeof d->channels);
+    mislasi_digest_bytes(h, &d->height, sizeof d->height);
+    mislasi_digest_bytes(h, &d->width, sizeof d->width);
+    mislasi_digest_bytes(h, d->labels, d->n * sizeof *d->labels);
     uint64_t acc = 0;
     for (size_t i = 0; i < d->n; i++) {
         if (d->list != NULL) {
@@ -383,8 +373,8 @@ void mislasi_dataset_digest(uint64_t *h, const mislas_dataset *d)
         const mislas_list_options *o = &d->list->o;
         int32_t ints[3] = { o->resize, o->height, o->width };
         float floats[2] = { o->scale_min, o->jitter };
-        fold_bytes(h, ints, sizeof ints);
-        fold_bytes(h, floats, sizeof floats);
+        mislasi_digest_bytes(h, ints, sizeof ints);
+        mislasi_digest_bytes(h, floats, sizeof floats);
     }
-    fold_bytes(h, &acc, sizeof acc);
+    mislasi_digest_bytes(h, &acc, sizeof acc);
 }

@@ -107,7 +107,7 @@ static int parse_line(const char *line, size_t len, const char **path, size_t *p
     char *end;
     errno = 0;
     *label = strtol(digits, &end, 10);
-    if (*end != '\0' || errno != 0 || end == digits || digits[0] == ' ') {
+    if (*end != '\0' || errno != 0 || end == digits) {
         *why = "has a label that is not an integer in range";
         return -1;
     }
@@ -138,8 +138,6 @@ static void parsed_free(parsed *p)
 static int walk_lines(const char *fn, const char *list_path, const char *root, const uint8_t *text, size_t size,
         parsed *p, size_t *entries, size_t *bytes)
 {
-    const size_t root_len = strlen(root);
-    const bool root_slash = root_len > 0 && root[root_len - 1] == '/';
     size_t n = 0, at = 0, line_no = 0;
     for (size_t pos = 0; pos < size;) {
         const char *line = (const char *)text + pos;
@@ -159,25 +157,23 @@ static int walk_lines(const char *fn, const char *list_path, const char *root, c
             return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s, line %zu: label %ld is outside [0, %d), the classes a "
                     "model may have", fn, list_path, line_no, label, (int)MAX_CLASSES);
         /* os.path.join(root, path): an absolute path stands alone */
-        bool absolute = path[0] == '/';
-        size_t joined = absolute || root_len == 0 ? path_len : root_len + !root_slash + path_len;
-        if (joined >= MISLASI_PATH_MAX)
+        char rel[MISLASI_PATH_MAX], joined[MISLASI_PATH_MAX];
+        bool fits = path_len < sizeof rel;
+        if (fits) {
+            memcpy(rel, path, path_len);
+            rel[path_len] = '\0';
+            fits = mislasi_path_join(joined, sizeof joined, rel[0] == '/' ? "" : root, rel);
+        }
+        if (!fits)
             return mislasi_fail(MISLAS_ERR_FORMAT, "%s: %s, line %zu: the path is longer than %d bytes",
                     fn, list_path, line_no, (int)MISLASI_PATH_MAX - 1);
+        size_t joined_size = strlen(joined) + 1;
         if (p->paths != NULL) {
-            char *dst = p->paths + at;
-            if (!absolute && root_len > 0) {
-                memcpy(dst, root, root_len);
-                dst += root_len;
-                if (!root_slash)
-                    *dst++ = '/';
-            }
-            memcpy(dst, path, path_len);
-            dst[path_len] = '\0';
+            memcpy(p->paths + at, joined, joined_size);
             p->offsets[n] = at;
             p->labels[n] = (int32_t)label;
         }
-        at += joined + 1;
+        at += joined_size;
         n++;
     }
     *entries = n;

@@ -78,12 +78,18 @@ static int split_accuracies(const char *fn, const tally *t, const int64_t *count
     return MISLAS_OK;
 }
 
-/* The indices of the test set's step s, into indices; returns how many. */
+/* Images in the test set's step s. */
+static size_t step_size(size_t n, size_t batch, size_t s)
+{
+    return n - s * batch < batch ? n - s * batch : batch;
+}
+
+/* The indices of step s, into indices; returns how many. */
 static size_t step_indices(size_t n, size_t batch, size_t s, size_t *indices)
 {
-    size_t first = s * batch, m = n - first < batch ? n - first : batch;
+    size_t m = step_size(n, batch, s);
     for (size_t i = 0; i < m; i++)
-        indices[i] = first + i;
+        indices[i] = s * batch + i;
     return m;
 }
 
@@ -114,7 +120,7 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
     if (status == MISLAS_OK)
         mislasi_prefetch_start(&prefetch, indices, step_indices(n, batch, 0, indices), 0);
     for (size_t s = 0; status == MISLAS_OK && s < steps; s++) {
-        size_t first = s * batch, m = n - first < batch ? n - first : batch;
+        size_t first = s * batch, m = step_size(n, batch, s);
         float *images;
         int32_t *labels;
         status = mislasi_prefetch_take(&prefetch, &images, &labels);

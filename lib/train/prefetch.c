@@ -13,7 +13,6 @@ int mislasi_prefetch_init(mislasi_prefetch *p, const char *fn, const mislas_data
     memset(p, 0, sizeof *p);
     p->d = d;
     p->opts = *opts;
-    p->capacity = capacity;
     int32_t c, h, w;
     mislas_dataset_shape(d, &c, &h, &w);
     size_t image_size = (size_t)c * (size_t)h * (size_t)w;

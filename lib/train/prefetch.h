@@ -18,8 +18,7 @@
 typedef struct mislasi_prefetch {
     const mislas_dataset *d;
     mislas_batch_options opts;
-    size_t capacity;            /* images per buffer */
-    float *images[2];           /* capacity x image size each */
+    float *images[2];           /* the capacity's images each */
     int32_t *labels[2];
     size_t *indices;            /* the batch being made */
     size_t n;

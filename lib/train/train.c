@@ -26,23 +26,14 @@ static const uint64_t MIXUP_SEED_SALT = 0x6d69787570ull;
 
 /* ---- the run's digest: a resume continues only the same run ------------- */
 
-static void digest_bytes(uint64_t *h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        *h ^= b[i];
-        *h *= 0x100000001b3ull;
-    }
-}
-
-#define DIGEST(h, v) do { __typeof__(v) v_ = (v); digest_bytes((h), &v_, sizeof v_); } while (0)
+#define DIGEST(h, v) do { __typeof__(v) v_ = (v); mislasi_digest_bytes((h), &v_, sizeof v_); } while (0)
 
 static void digest_floats(uint64_t *h, const float *v, int32_t n)
 {
     if (v == NULL)
         DIGEST(h, (uint8_t)0);
     else
-        digest_bytes(h, v, (size_t)n * sizeof *v);
+        mislasi_digest_bytes(h, v, (size_t)n * sizeof *v);
 }
 
 /* What both stages' runs depend on alike: the batches' making and the data. */
@@ -449,7 +440,7 @@ static uint64_t stage1_digest(const mislas_stage1_options *o, const int32_t *mil
     DIGEST(&h, o->weight_decay);
     DIGEST(&h, (int32_t)o->schedule);
     DIGEST(&h, o->warmup_epochs);
-    digest_bytes(&h, milestones, (size_t)num_milestones * sizeof *milestones);
+    mislasi_digest_bytes(&h, milestones, (size_t)num_milestones * sizeof *milestones);
     DIGEST(&h, o->gamma);
     DIGEST(&h, o->mixup_alpha > 0 ? o->mixup_alpha : 0.0f);
     digest_data(&h, o->augment, o->mean, o->std, channels, o->seed, d);

@@ -16,6 +16,15 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
+void mislasi_digest_bytes(uint64_t *h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        *h ^= b[i];
+        *h *= 0x100000001b3ull;
+    }
+}
+
 uint64_t mislasi_hash3(uint64_t seed, uint64_t tag, uint64_t index)
 {
     uint64_t h = mix64(seed + GOLDEN);

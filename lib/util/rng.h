@@ -13,6 +13,9 @@ typedef struct mislasi_rng {
 
 /* A well-mixed 64-bit function of three keys (splitmix64 finaliser chain). */
 uint64_t mislasi_hash3(uint64_t seed, uint64_t tag, uint64_t index);
+/* Folds n bytes into the FNV-1a hash *h (start from 0xcbf29ce484222325):
+ * the digest a resumed training run must find unchanged. */
+void mislasi_digest_bytes(uint64_t *h, const void *p, size_t n);
 void mislasi_rng_init(mislasi_rng *r, uint64_t seed, uint64_t tag, uint64_t index);
 uint64_t mislasi_rng_next(mislasi_rng *r);
 /* Uniform in [0, bound), bound >= 1, exactly (rejection, no modulo bias). */
