@@ -75,7 +75,7 @@ static double time_layer(const mislasi_conv_shape *s, bool backward, size_t thre
     for (int r = -1; r < reps; r++) {
         double t0 = bench_now();
         if (backward)
-            mislasi_conv_backward_prepared(s, x, prepared, y, NULL, NULL, dw, dx, work, threads);
+            mislasi_conv_backward_prepared(s, x, prepared, y, NULL, NULL, NULL, NULL, dw, dx, work, threads);
         else
             mislasi_conv_forward_prepared(s, x, prepared, y, work, threads, NULL, NULL);
         if (r >= 0)

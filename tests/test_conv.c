@@ -57,7 +57,7 @@ static void conv_backward(const mislasi_conv_shape *s, const float *x, const flo
         float *dx, float *scratch, size_t threads)
 {
     mislasi_conv_prepare(s, w, scratch);
-    mislasi_conv_backward_prepared(s, x, scratch, dy, NULL, NULL, dw, dx, scratch + mislasi_conv_prepared_floats(s),
+    mislasi_conv_backward_prepared(s, x, scratch, dy, NULL, NULL, NULL, NULL, dw, dx, scratch + mislasi_conv_prepared_floats(s),
             threads);
 }
 
@@ -608,7 +608,7 @@ START_TEST(conv_backward_before_prepares_each_image)
             float *dw = alloc_guarded(ws), *dx = alloc_guarded(xs);
             image_log log = image_log_new(s.n, ys / s.n, dy, r);
             mislasi_conv_prepare(&s, w, scratch);
-            mislasi_conv_backward_prepared(&s, x, scratch, dy, transform_image, &log, dw, wants_dx(&s) ? dx : NULL,
+            mislasi_conv_backward_prepared(&s, x, scratch, dy, transform_image, &log, NULL, NULL, dw, wants_dx(&s) ? dx : NULL,
                     scratch + mislasi_conv_prepared_floats(&s), (size_t)t);
             check_guard(dy, ys, "conv backward before: dy");
             check_guard(scratch, scratch_n, "conv backward before: scratch");
@@ -620,6 +620,80 @@ START_TEST(conv_backward_before_prepares_each_image)
             free(scratch); free(dy); free(dw); free(dx);
         }
         free(x); free(w); free(r); free(direct); free(dw_want); free(dx_want);
+    }
+}
+END_TEST
+
+/* A batch cut in two at a multiple of mislasi_conv_group_images, the second
+ * piece's backward given the first's weight gradient through `partial`,
+ * gives the whole batch's weight gradient bit for bit (the chain a batch
+ * shared between processes sums), and each image's dx unchanged; -0.0
+ * everywhere as the sum before a first piece is the chain's neutral start,
+ * the same bits as no partial at all. */
+typedef struct partial_source {
+    const float *before;
+    int calls;
+} partial_source;
+
+static const float *give_partial(void *ctx)
+{
+    partial_source *p = ctx;
+    p->calls++;
+    return p->before;
+}
+
+START_TEST(conv_backward_of_a_cut_batch_chains_to_the_whole)
+{
+    for (size_t c = 0; c < sizeof CONV_CASES / sizeof CONV_CASES[0]; c++) {
+        mislasi_conv_shape s = conv_shape_of(&CONV_CASES[c]);
+        size_t group = mislasi_conv_group_images(&s);
+        ck_assert_msg((group & (group - 1)) == 0, "group %zu is not a power of two", group);
+        if (s.n <= group)
+            continue;
+        size_t xs = conv_x_size(&s), ws = conv_w_size(&s), ys = conv_y_size(&s);
+        float *x = alloc_floats(xs), *w = alloc_floats(ws), *r = alloc_floats(ys);
+        fill_uniform(x, xs, -1, 1);
+        fill_uniform(w, ws, -1, 1);
+        fill_uniform(r, ys, -1, 1);
+        float *dw_whole = alloc_floats(ws), *dx_whole = alloc_floats(xs);
+        float *dw_a = alloc_floats(ws), *dw_b = alloc_floats(ws), *dx_cut = alloc_floats(xs);
+        float *neutral = alloc_floats(ws), *dw_neutral = alloc_floats(ws);
+        for (size_t e = 0; e < ws; e++)
+            neutral[e] = -0.0f;
+        for (int32_t t = 1; t <= 2; t++) {
+            set_threads(t);
+            float *scratch = alloc_floats(conv_scratch_floats(&s, (size_t)t));
+            conv_backward(&s, x, w, r, dw_whole, wants_dx(&s) ? dx_whole : NULL, scratch, (size_t)t);
+            /* cut after the first group, and at the last multiple of it */
+            size_t cuts[2] = {group, (s.n - 1) / group * group};
+            for (int k = 0; k < 2; k++) {
+                size_t a = cuts[k];
+                mislasi_conv_shape sa = s, sb = s;
+                sa.n = a;
+                sb.n = s.n - a;
+                size_t x_image = xs / s.n, y_image = ys / s.n;
+                float *dy = copy_floats(r, ys);
+                partial_source none = {.before = neutral}, chain = {.before = dw_a};
+                mislasi_conv_prepare(&s, w, scratch);
+                float *work = scratch + mislasi_conv_prepared_floats(&s);
+                mislasi_conv_backward_prepared(&sa, x, scratch, dy, NULL, NULL, give_partial, &none, dw_a,
+                        wants_dx(&s) ? dx_cut : NULL, work, (size_t)t);
+                mislasi_conv_backward_prepared(&sb, x + a * x_image, scratch, dy + a * y_image, NULL, NULL,
+                        give_partial, &chain, dw_b, wants_dx(&s) ? dx_cut + a * x_image : NULL, work, (size_t)t);
+                ck_assert_int_eq(none.calls, 1);
+                ck_assert_int_eq(chain.calls, 1);
+                expect_same_bits("conv backward cut: dw", dw_b, dw_whole, ws);
+                if (wants_dx(&s))
+                    expect_same_bits("conv backward cut: dx", dx_cut, dx_whole, xs);
+                mislasi_conv_backward_prepared(&sa, x, scratch, dy, NULL, NULL, NULL, NULL, dw_neutral, NULL, work,
+                        (size_t)t);
+                expect_same_bits("conv backward: a -0 partial is no partial", dw_a, dw_neutral, ws);
+                free(dy);
+            }
+            free(scratch);
+        }
+        free(x); free(w); free(r); free(dw_whole); free(dx_whole); free(dw_a); free(dw_b); free(dx_cut);
+        free(neutral); free(dw_neutral);
     }
 }
 END_TEST
@@ -927,6 +1001,7 @@ int main(void)
     tcase_add_test(conv, conv_forward_then_reports_each_finished_image);
     tcase_add_test(conv, conv_forward_affine_is_the_forward_then_the_affine_step);
     tcase_add_test(conv, conv_backward_before_prepares_each_image);
+    tcase_add_test(conv, conv_backward_of_a_cut_batch_chains_to_the_whole);
     suite_add_tcase(s, conv);
     TCase *kernels = tcase_create("kernels");
     tcase_add_test(kernels, conv_kernels_agree_across_instruction_sets_and_tile_shapes);

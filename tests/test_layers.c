@@ -31,6 +31,9 @@
 #include <string.h>
 
 
+/* Images per backward slot, as a ResNet's quantum is (16 for CIFAR's). */
+enum { BN_GROUP = 16 };
+
 /* ---------------------------------------------- batch norm as one call each
  * The model calls batch norm in pieces (its moments per image); these put
  * the pieces together the same way, for checking the layer whole. */
@@ -40,8 +43,8 @@ static void bn_forward_train(const mislasi_bn_shape *s, const float *x, const fl
     double *moments = alloc_doubles(s->n * s->c * 2);
     for (size_t i = 0; i < s->n; i++)
         mislasi_bn_image_moments(s, x + i * s->c * s->hw, moments + i * 2 * s->c);
-    mislasi_bn_forward_train_moments(s, x, moments, gamma, beta, running_mean, running_var, mean, invstd, y, relu,
-            NULL);
+    mislasi_bn_forward_train_moments(s, x, moments, s->n, gamma, beta, running_mean, running_var, mean, invstd, y,
+            relu, NULL);
     free(moments);
 }
 
@@ -52,7 +55,12 @@ static void bn_backward(const mislasi_bn_shape *s, const float *x, const float *
         float *dgamma, float *dbeta)
 {
     float *coef = alloc_floats(3 * s->c);
-    mislasi_bn_backward_sums(s, x, y, dy, gamma, mean, invstd, batch_stats, coef, dgamma, dbeta);
+    size_t groups = mislasi_bn_groups(s->n, BN_GROUP);
+    double *slots = alloc_doubles(groups * 2 * s->c);
+    mislasi_bn_backward_slots(s, BN_GROUP, x, y, dy, mean, slots);
+    mislasi_bn_backward_finish(s->c, (double)(s->n * s->hw), groups, slots, gamma, invstd, batch_stats, coef, dgamma,
+            dbeta);
+    free(slots);
     mislasi_bn_shape image = {.n = 1, .c = s->c, .hw = s->hw};
     size_t size = s->c * s->hw;
     if (dx != NULL)
@@ -270,6 +278,52 @@ END_TEST
  * forward_eval, bit for bit (the model uses the pieces, the tests above
  * the whole forms). eval_affine's scale is gamma / sqrt(var + eps) within
  * 2 u, its shift beta - mean scale within 2 u of |beta| + |mean scale|. */
+/* A batch cut at a multiple of the group size gives each piece whole
+ * slots: the pieces' slots laid end to end are the whole batch's bit for
+ * bit, and the forward's moments of every image combined give the whole
+ * batch's statistics to a piece that normalises only its own images (what
+ * a batch shared between processes relies on). */
+START_TEST(bn_pieces_of_a_cut_batch_are_the_whole_batch)
+{
+    static const mislasi_bn_shape shapes[] = { { 40, BN_C, 37 }, { 33, BN_C, 64 }, { 48, BN_C, 1 } };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const mislasi_bn_shape *s = &shapes[i];
+        size_t image = s->c * s->hw, count = s->n * image, a = BN_GROUP, c = s->c;
+        float *x = alloc_floats(count), *y = alloc_floats(count), *dy = alloc_floats(count);
+        fill_uniform(x, count, -2, 3);
+        fill_uniform(y, count, -1, 1);
+        fill_uniform(dy, count, -1, 1);
+        size_t groups = mislasi_bn_groups(s->n, BN_GROUP);
+        double *whole = alloc_doubles(groups * 2 * c), *cut = alloc_doubles(groups * 2 * c);
+        mislasi_bn_backward_slots(s, BN_GROUP, x, y, dy, BN_RMEAN, whole);
+        mislasi_bn_shape sa = *s, sb = *s;
+        sa.n = a;
+        sb.n = s->n - a;
+        mislasi_bn_backward_slots(&sa, BN_GROUP, x, y, dy, BN_RMEAN, cut);
+        mislasi_bn_backward_slots(&sb, BN_GROUP, x + a * image, y + a * image, dy + a * image, BN_RMEAN,
+                cut + mislasi_bn_groups(a, BN_GROUP) * 2 * c);
+        ck_assert_msg(memcmp(whole, cut, groups * 2 * c * sizeof *whole) == 0, "bn slots of a cut batch differ");
+
+        mislasi_bn_shape one = {.n = 1, .c = c, .hw = s->hw};
+        double *moments = alloc_doubles(s->n * 2 * c);
+        for (size_t k = 0; k < s->n; k++)
+            mislasi_bn_image_moments(&one, x + k * image, moments + k * 2 * c);
+        float rm1[BN_C], rv1[BN_C], m1[BN_C], i1[BN_C], rm2[BN_C], rv2[BN_C], m2[BN_C], i2[BN_C];
+        memcpy(rm1, BN_RMEAN, sizeof rm1); memcpy(rm2, BN_RMEAN, sizeof rm2);
+        memcpy(rv1, BN_RVAR, sizeof rv1); memcpy(rv2, BN_RVAR, sizeof rv2);
+        float *y1 = alloc_floats(count), *y2 = alloc_floats(count);
+        mislasi_bn_forward_train_moments(s, x, moments, s->n, BN_GAMMA, BN_BETA, rm1, rv1, m1, i1, y1, true, NULL);
+        mislasi_bn_forward_train_moments(&sb, x + a * image, moments, s->n, BN_GAMMA, BN_BETA, rm2, rv2, m2, i2,
+                y2 + a * image, true, NULL);
+        expect_same_bits("bn cut batch: y", y2 + a * image, y1 + a * image, count - a * image);
+        expect_same_bits("bn cut batch: mean", m2, m1, BN_C);
+        expect_same_bits("bn cut batch: invstd", i2, i1, BN_C);
+        expect_same_bits("bn cut batch: running var", rv2, rv1, BN_C);
+        free(x); free(y); free(dy); free(whole); free(cut); free(moments); free(y1); free(y2);
+    }
+}
+END_TEST
+
 START_TEST(bn_pieces_match_double_and_compose_to_the_forms)
 {
     static const mislasi_bn_shape shapes[] = { { 5, BN_C, 37 }, { 3, BN_C, 1 }, { 2, BN_C, 1024 }, { 16, BN_C, 64 } };
@@ -311,7 +365,7 @@ START_TEST(bn_pieces_match_double_and_compose_to_the_forms)
         memcpy(rv1, BN_RVAR, sizeof rv1); memcpy(rv2, BN_RVAR, sizeof rv2);
         for (int relu = 0; relu <= 1; relu++) {
             bn_forward_train(s, x, BN_GAMMA, BN_BETA, rm1, rv1, m1, i1, y1, relu);
-            mislasi_bn_forward_train_moments(s, x, moments, BN_GAMMA, BN_BETA, rm2, rv2, m2, i2, y2, relu, NULL);
+            mislasi_bn_forward_train_moments(s, x, moments, s->n, BN_GAMMA, BN_BETA, rm2, rv2, m2, i2, y2, relu, NULL);
             expect_same_bits("bn train from moments: y", y2, y1, count);
             expect_same_bits("bn train from moments: mean", m2, m1, BN_C);
             expect_same_bits("bn train from moments: invstd", i2, i1, BN_C);
@@ -656,7 +710,7 @@ static void bn_all(const mislasi_bn_shape *s, const float *x, const float *dy, c
     memcpy(st + 2 * c, par + 2 * c, 2 * c * sizeof *st);
     for (size_t i = 0; i < s->n; i++)
         mislasi_bn_image_moments(&one, x + i * image, moments + 2 * c * i);
-    mislasi_bn_forward_train_moments(s, x, moments, par, par + c, st + 2 * c, st + 3 * c, st, st + c, y, true,
+    mislasi_bn_forward_train_moments(s, x, moments, s->n, par, par + c, st + 2 * c, st + 3 * c, st, st + c, y, true,
             residual);
     mislasi_bn_eval_affine(c, par, par + c, par + 2 * c, par + 3 * c, eval, eval + c);
     for (size_t i = 0; i < s->n; i++)
@@ -1557,6 +1611,7 @@ int main(void)
     tcase_add_test(bn, bn_backward_matches_finite_differences);
     tcase_add_test(bn, bn_is_blind_to_a_large_shift);
     tcase_add_test(bn, bn_pieces_match_double_and_compose_to_the_forms);
+    tcase_add_test(bn, bn_pieces_of_a_cut_batch_are_the_whole_batch);
     tcase_add_test(bn, bn_wide_layer_is_its_channels_alone);
     suite_add_tcase(s, bn);
     TCase *other = tcase_create("other");

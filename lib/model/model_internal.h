@@ -95,6 +95,11 @@ struct mislas_model {
     size_t capacity;
     float *activations;         /* one allocation holding every buffer below and above */
     float *input, *features, *linear, *work[4];
+    /* Images in the largest weight-gradient group, a power of two: the
+     * convolutions' groups and batch norm's backward slots all tile its
+     * multiples, where a batch may be cut between processes. */
+    size_t quantum;
+    double *bn_slots;           /* batch norm's backward slots, any unit's */
     size_t work_floats;
     float *scratch;             /* convolution scratch, for scratch_threads threads */
     size_t scratch_floats, scratch_threads;

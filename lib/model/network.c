@@ -38,6 +38,8 @@ typedef struct sizing {
     size_t widest;          /* largest per-image tensor */
     size_t scratch;         /* conv scratch floats, whole-batch calls */
     size_t slice_scratch;   /* conv scratch floats, one thread's slice */
+    size_t quantum;         /* the largest weight-gradient group (model_internal.h) */
+    size_t widest_c;        /* the most channels a BN has */
     float *base;            /* when assigning */
 } sizing;
 
@@ -64,6 +66,11 @@ static void size_unit(mislas_model *m, mislasi_conv_bn *u, void *ctx)
     u->prepared = take(z, mislasi_conv_prepared_floats(&u->conv));
     if (per_image > z->widest)
         z->widest = per_image;
+    if (u->conv.c_out > z->widest_c)
+        z->widest_c = u->conv.c_out;
+    size_t group = mislasi_conv_group_images(&u->conv);
+    if (group > z->quantum)
+        z->quantum = group;
     mislasi_conv_shape s = u->conv;
     s.n = z->n;
     size_t need = mislasi_conv_work_floats(&s, z->threads);
@@ -82,8 +89,12 @@ static void lay_out(mislas_model *m, sizing *z)
     size_t in_per_image = (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
     z->total = 0;
     z->widest = in_per_image;
+    z->quantum = 1;
+    z->widest_c = 0;
     m->input = take(z, z->n * in_per_image);
     for_each_unit(m, size_unit, z);
+    m->quantum = z->quantum;
+    m->bn_slots = (double *)take(z, 2 * mislasi_bn_groups(z->n, z->quantum) * 2 * z->widest_c);
     if (m->imagenet) {
         size_t pooled = m->pool.c * mislasi_pool_out_h(&m->pool) * mislasi_pool_out_w(&m->pool);
         m->pool_out = take(z, z->n * pooled);
@@ -234,7 +245,7 @@ static void unit_forward(mislas_model *m, mislasi_conv_bn *u, const float *x, co
         mislasi_conv_forward_prepared(&s, x, u->prepared, raw, sl->scratch, sl->threads, bn_eval_image, &pass);
     } else {
         mislasi_conv_forward_prepared(&s, x, u->prepared, raw, sl->scratch, sl->threads, bn_moments_of_image, &pass);
-        mislasi_bn_forward_train_moments(&pass.bn, raw, pass.moments, mislasi_tensor_values(m, u->gamma),
+        mislasi_bn_forward_train_moments(&pass.bn, raw, pass.moments, sl->n, mislasi_tensor_values(m, u->gamma),
                 mislasi_tensor_values(m, u->beta), mislasi_tensor_values(m, u->running_mean),
                 mislasi_tensor_values(m, u->running_var), u->mean, u->invstd, pass.out, pass.relu, residual);
     }
@@ -419,13 +430,14 @@ static void unit_backward(mislas_model *m, mislasi_conv_bn *u, const float *x, c
         const float *dy, float *dz, float *dx, size_t n, size_t threads)
 {
     mislasi_bn_shape b = {.n = n, .c = u->conv.c_out, .hw = u->out_h * u->out_w};
-    mislasi_bn_backward_sums(&b, u->raw, mask, dy, mislasi_tensor_values(m, u->gamma), u->mean, u->invstd,
-            m->mode != MISLAS_MODE_EVAL, u->coef, mislasi_tensor_grads(m, u->gamma),
-            mislasi_tensor_grads(m, u->beta));
+    mislasi_bn_backward_slots(&b, m->quantum, u->raw, mask, dy, u->mean, m->bn_slots);
+    mislasi_bn_backward_finish(b.c, (double)(n * b.hw), mislasi_bn_groups(n, m->quantum), m->bn_slots,
+            mislasi_tensor_values(m, u->gamma), u->invstd, m->mode != MISLAS_MODE_EVAL, u->coef,
+            mislasi_tensor_grads(m, u->gamma), mislasi_tensor_grads(m, u->beta));
     bn_backward_pass pass = {.u = u, .image = {.n = 1, .c = b.c, .hw = b.hw}, .mask = mask, .dy = dy};
     mislasi_conv_shape s = u->conv;
     s.n = n;
-    mislasi_conv_backward_prepared(&s, x, u->prepared, dz, bn_backward_image, &pass,
+    mislasi_conv_backward_prepared(&s, x, u->prepared, dz, bn_backward_image, &pass, NULL, NULL,
             mislasi_tensor_grads(m, u->weight), dx, m->scratch, threads);
 }
 

@@ -118,7 +118,7 @@ static void affine_rows(void *ctx, size_t begin, size_t end)
 }
 
 void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x, const double *moments,
-        const float *gamma, const float *beta, float *running_mean, float *running_var,
+        size_t images, const float *gamma, const float *beta, float *running_mean, float *running_var,
         float *mean, float *invstd, float *y, bool relu, const float *residual)
 {
     double hw = (double)s->hw;
@@ -128,7 +128,7 @@ void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x,
         double count = 0.0, mu[CHUNK], m2[CHUNK];
         for (size_t k = 0; k < cn; k++)
             mu[k] = m2[k] = 0.0;
-        for (size_t i = 0; i < s->n; i++) {
+        for (size_t i = 0; i < images; i++) {
             const double *mo = moments + 2 * (i * s->c + c0);
             double total = count + hw;
             for (size_t k = 0; k < cn; k++) {
@@ -181,31 +181,32 @@ void mislasi_bn_eval_invstd(size_t c, const float *running_var, float *invstd)
         invstd[i] = (float)(1.0 / sqrt((double)running_var[i] + BN_EPS));
 }
 
-/* The backward's sums run over GROUPS groups of consecutive images (fewer
- * when n is smaller), each group into a slot of its own, so that the
- * threads can share the groups out and the slots still be added in group
- * order. The slots live on the caller's stack (32 KiB), since lib/nn
- * allocates nothing (the caller owns every buffer); that bounds GROUPS,
- * and so how many threads share the sums. dx is written image by image by
- * whoever reads it next (the convolution's backward), while it is in cache. */
-enum { GROUPS = 8 };
+/* The backward's sums run over groups of `group` consecutive images, each
+ * group into a slot of its own, so that the threads can share the groups
+ * out and the slots still be added in group order. The caller picks the
+ * group size (the network: its share quantum, model_internal.h) so that a
+ * batch cut between processes at group boundaries gives every process
+ * whole slots, which are then added in the same order (lib/train's data
+ * parallelism). dx is written image by image by whoever reads it next (the
+ * convolution's backward), while it is in cache. */
 
 /* The backward's sums on channels [c0, c0 + cn). g = dy, masked by y > 0
  * when y is given (a fused ReLU). */
 typedef struct bwd_job {
     const mislasi_bn_shape *s;
     const float *x, *y, *dy, *mean;
-    size_t c0, cn, groups;
-    double *slots;                      /* per group: cn sums of g, cn of g (x - mean) */
+    size_t c0, cn, group;
+    double *slots;                      /* per group: c sums of g, c of g (x - mean) */
 } bwd_job;
 
 /* Group g's sums, over its images' rows in order, into its slot. */
 static void group_grad_sums(const bwd_job *j, size_t g)
 {
     const mislasi_bn_shape *s = j->s;
-    size_t cn = j->cn, begin = s->n * g / j->groups * s->hw, end = s->n * (g + 1) / j->groups * s->hw;
+    size_t cn = j->cn, first = g * j->group, last = first + j->group < s->n ? first + j->group : s->n;
+    size_t begin = first * s->hw, end = last * s->hw;
     const float *m = j->mean + j->c0;
-    double *sum_g = j->slots + 2 * cn * g, *sum_gx = sum_g + cn;
+    double *sum_g = j->slots + 2 * s->c * g + j->c0, *sum_gx = sum_g + s->c;
     float bg[CHUNK], bq[CHUNK];
     for (size_t k = 0; k < cn; k++) {
         bg[k] = bq[k] = 0.0f;
@@ -244,42 +245,45 @@ static void grad_sums_groups(void *ctx, size_t begin, size_t end)
         group_grad_sums(j, g);
 }
 
-void mislasi_bn_backward_sums(const mislasi_bn_shape *s, const float *x, const float *y, const float *dy,
-        const float *gamma, const float *mean, const float *invstd, bool batch_stats, float *coef,
-        float *dgamma, float *dbeta)
+size_t mislasi_bn_groups(size_t n, size_t group)
 {
-    double m = (double)(s->n * s->hw);
-    size_t groups = s->n < GROUPS ? s->n : GROUPS;
-    float *a = coef, *bx = coef + s->c, *b0 = coef + 2 * s->c;
+    return (n + group - 1) / group;
+}
+
+void mislasi_bn_backward_slots(const mislasi_bn_shape *s, size_t group, const float *x, const float *y,
+        const float *dy, const float *mean, double *slots)
+{
+    size_t groups = mislasi_bn_groups(s->n, group);
     for (size_t c0 = 0; c0 < s->c; c0 += CHUNK) {
-        size_t cn = chunk_width(s->c, c0);
-        double slots[GROUPS * 2 * CHUNK], sum_g[CHUNK], sum_gx[CHUNK];
-        bwd_job j = {.s = s, .x = x, .y = y, .dy = dy, .mean = mean, .c0 = c0, .cn = cn, .groups = groups,
-                     .slots = slots};
+        bwd_job j = {.s = s, .x = x, .y = y, .dy = dy, .mean = mean, .c0 = c0, .cn = chunk_width(s->c, c0),
+                     .group = group, .slots = slots};
         mislasi_parallel_for(groups, 1, grad_sums_groups, &j);
-        for (size_t k = 0; k < cn; k++)
-            sum_g[k] = sum_gx[k] = 0.0;
-        for (size_t g = 0; g < groups; g++)
-            for (size_t k = 0; k < cn; k++) {
-                sum_g[k] += slots[2 * cn * g + k];
-                sum_gx[k] += slots[2 * cn * g + cn + k];
-            }
-        for (size_t k = 0; k < cn; k++) {
-            size_t c = c0 + k;
-            double is = invstd[c];
-            if (dbeta != NULL)
-                dbeta[c] = (float)sum_g[k];
-            if (dgamma != NULL)
-                dgamma[c] = (float)(sum_gx[k] * is);
-            /* dx = gamma invstd (g - mean(g) - xhat mean(g xhat)) with batch
-             * statistics, gamma invstd g with fixed ones; as a g + bx (x -
-             * mean) + b0. */
-            a[c] = (float)(gamma[c] * is);
-            bx[c] = b0[c] = 0.0f;
-            if (batch_stats) {
-                bx[c] = (float)(-gamma[c] * is * sum_gx[k] * is * is / m);
-                b0[c] = (float)(-gamma[c] * is * sum_g[k] / m);
-            }
+    }
+}
+
+void mislasi_bn_backward_finish(size_t c, double count, size_t groups, const double *slots, const float *gamma,
+        const float *invstd, bool batch_stats, float *coef, float *dgamma, float *dbeta)
+{
+    float *a = coef, *bx = coef + c, *b0 = coef + 2 * c;
+    for (size_t ch = 0; ch < c; ch++) {
+        double sum_g = 0.0, sum_gx = 0.0;
+        for (size_t g = 0; g < groups; g++) {
+            sum_g += slots[2 * c * g + ch];
+            sum_gx += slots[2 * c * g + c + ch];
+        }
+        double is = invstd[ch];
+        if (dbeta != NULL)
+            dbeta[ch] = (float)sum_g;
+        if (dgamma != NULL)
+            dgamma[ch] = (float)(sum_gx * is);
+        /* dx = gamma invstd (g - mean(g) - xhat mean(g xhat)) with batch
+         * statistics, gamma invstd g with fixed ones; as a g + bx (x -
+         * mean) + b0. */
+        a[ch] = (float)(gamma[ch] * is);
+        bx[ch] = b0[ch] = 0.0f;
+        if (batch_stats) {
+            bx[ch] = (float)(-gamma[ch] * is * sum_gx * is * is / count);
+            b0[ch] = (float)(-gamma[ch] * is * sum_g / count);
         }
     }
 }

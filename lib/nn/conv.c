@@ -29,9 +29,12 @@
  *
  * Every output is one chain of fused multiply-adds in an order fixed by the
  * shape, so the result does not depend on the tiles, the instruction set or
- * the threads. The batch is cut into groups of images by shape alone (about
- * GROUP_PIXELS output pixels each); each group sums its own weight gradient
- * into a slot of the work area, and the slots are added in group order. */
+ * the threads. The batch is cut into groups of images by shape alone (a
+ * power of two of them, about GROUP_PIXELS output pixels); each group sums
+ * its own weight gradient into a slot of the work area, and the slots are
+ * added in group order, onto the sum of the images before the batch when a
+ * batch is shared between processes (lib/train's data parallelism: powers
+ * of two make every layer's groups tile any multiple of the largest). */
 #include "nn.h"
 #include "conv_kernels.h"
 
@@ -102,6 +105,14 @@ typedef struct geometry {
     size_t taps_floats;     /* taps x c_in x c_out: one weight panel set, one slot */
 } geometry;
 
+size_t mislasi_conv_group_images(const mislasi_conv_shape *s)
+{
+    size_t pixels = mislasi_conv_out_h(s) * mislasi_conv_out_w(s), group = 1;
+    while (2 * group * pixels <= GROUP_PIXELS)
+        group *= 2;
+    return group;
+}
+
 static geometry geometry_of(const mislasi_conv_shape *s)
 {
     geometry g;
@@ -113,8 +124,7 @@ static geometry geometry_of(const mislasi_conv_shape *s)
      * to (w - 1 + pad) / s, at most k past the last */
     g.dy_margin = s->k + 1;
     g.dy_w = g.ow + 2 * g.dy_margin;
-    size_t pixels = g.oh * g.ow;
-    g.group = pixels >= GROUP_PIXELS ? 1 : GROUP_PIXELS / pixels;
+    g.group = mislasi_conv_group_images(s);
     if (g.group > s->n)
         g.group = s->n > 0 ? s->n : 1;     /* n = 0: a shape for preparing weights only */
     g.groups = (s->n + g.group - 1) / g.group;
@@ -708,7 +718,8 @@ static void sum_slots(void *ctx, size_t begin, size_t end)
 }
 
 void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
-        float *dy, mislasi_image_fn before, void *ctx, float *dw, float *dx, float *work, size_t threads)
+        float *dy, mislasi_image_fn before, void *ctx, mislasi_partial_fn partial, void *partial_ctx,
+        float *dw, float *dx, float *work, size_t threads)
 {
     job jb = make_job(s, prepared, work, threads);
     jb.x = x;
@@ -727,8 +738,15 @@ void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x,
         if (dx != NULL)
             mislasi_parallel_for(jb.parts, 1, input_gradient_parts, &jb);
     }
-    mislasi_parallel_for(jb.g.taps_floats, 4096, sum_slots, &jb);
     size_t ci_n = s->c_in, co_n = s->c_out;
+    const float *before_sum = partial != NULL ? partial(partial_ctx) : NULL;
+    if (before_sum != NULL)
+        /* the first addition of the chain: what the images before these sum to */
+        for (size_t co = 0; co < co_n; co++)
+            for (size_t ci = 0; ci < ci_n; ci++)
+                for (size_t t = 0; t < jb.g.taps; t++)
+                    jb.slots[(t * ci_n + ci) * co_n + co] += before_sum[(co * ci_n + ci) * jb.g.taps + t];
+    mislasi_parallel_for(jb.g.taps_floats, 4096, sum_slots, &jb);
     for (size_t co = 0; co < co_n; co++)
         for (size_t ci = 0; ci < ci_n; ci++)
             for (size_t t = 0; t < jb.g.taps; t++)

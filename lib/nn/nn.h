@@ -31,6 +31,11 @@ size_t mislasi_conv_out_w(const mislasi_conv_shape *s);
  * thread, while it is still in cache), so that the next layer's per-image
  * work needs no second trip through memory. */
 typedef void (*mislasi_image_fn)(void *ctx, size_t image, float *y_image);
+/* Called by the backward once its images' weight-gradient groups are summed,
+ * before they are added up: NULL, or the weight gradient of the images
+ * before this call's (a batch shared between processes, summed by those
+ * before; dw's layout), which the groups are then added onto in order. */
+typedef const float *(*mislasi_partial_fn)(void *ctx);
 /* The weights are rearranged for the kernels once (prepare, into
  * prepared_floats), then used by any number of calls on slices of a batch,
  * forward and backward; each call is given work of work_floats (the conv
@@ -40,14 +45,20 @@ typedef void (*mislasi_image_fn)(void *ctx, size_t image, float *y_image);
  * dw (c_out x c_in x k x k) and dx (may be NULL: not wanted) from dy; when
  * `before` is not NULL, before(ctx, image, dy_image) is called for each
  * image, on a worker thread, before the image's dy is first read, and may
- * write it (batch norm's backward, fused). */
+ * write it (batch norm's backward, fused); `partial` (may be NULL) is
+ * described above. */
 size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s);
 size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads);
 void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared);
 void mislasi_conv_forward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
         float *y, float *work, size_t threads, mislasi_image_fn then, void *ctx);
 void mislasi_conv_backward_prepared(const mislasi_conv_shape *s, const float *x, const float *prepared,
-        float *dy, mislasi_image_fn before, void *ctx, float *dw, float *dx, float *work, size_t threads);
+        float *dy, mislasi_image_fn before, void *ctx, mislasi_partial_fn partial, void *partial_ctx,
+        float *dw, float *dx, float *work, size_t threads);
+/* The weight gradient sums the images in groups of this many (a power of
+ * two, from the output's size alone), the groups in order: a batch cut at
+ * multiples of it gives each piece whole groups. */
+size_t mislasi_conv_group_images(const mislasi_conv_shape *s);
 /* A per-channel affine step, a residual and a ReLU applied to each output
  * row as the convolution produces it (batch norm's evaluation form and the
  * end of a residual block): y = act(scale[c] conv + shift[c] (+ residual)),
@@ -74,31 +85,40 @@ typedef struct mislasi_bn_shape {
 } mislasi_bn_shape;
 /* The two forms are made of pieces usable per image:
  * moments (2 c doubles) = per channel the image's sum and sum of squared
- * deviations from its own mean; the training form from n images' moments
- * (combined in image order); the evaluation form's per-channel scale and
+ * deviations from its own mean; the training form from `images` images'
+ * moments (combined in image order: the whole batch's, which may hold more
+ * images than the s->n of x that this call normalises, when the batch is
+ * shared between processes); the evaluation form's per-channel scale and
  * shift, and one image of y = scale x + shift (then ReLU). A residual (same
  * shape as y, or NULL) is added before the ReLU: the end of a residual
  * block in the same pass. */
 void mislasi_bn_image_moments(const mislasi_bn_shape *s, const float *x_image, double *moments);
 void mislasi_bn_forward_train_moments(const mislasi_bn_shape *s, const float *x, const double *moments,
-        const float *gamma, const float *beta, float *running_mean, float *running_var,
+        size_t images, const float *gamma, const float *beta, float *running_mean, float *running_var,
         float *mean, float *invstd, float *y, bool relu, const float *residual);
 void mislasi_bn_eval_affine(size_t c, const float *gamma, const float *beta, const float *running_mean,
         const float *running_var, float *scale, float *shift);
 void mislasi_bn_affine_image(const mislasi_bn_shape *s, const float *x_image, const float *scale,
         const float *shift, float *y_image, bool relu, const float *residual);
-/* The backward in two halves, so that the second runs inside the
+/* The backward in three pieces, so that the last runs inside the
  * convolution's backward that consumes dx (mislasi_conv_backward_prepared's
  * `before`), image by image while it is in cache:
- *   _sums reads the whole batch and writes dgamma, dbeta (either may be
- *   NULL: a frozen affine) and coef (3 c floats), from which
+ *   _slots reads the batch in groups of `group` images (the last may be
+ *   short) and writes each group's per-channel sums into its slot, 2 c
+ *   doubles (mislasi_bn_groups(n, group) slots);
+ *   _finish adds `groups` slots in order (a batch shared between processes
+ *   gathers everyone's first) and writes dgamma, dbeta (either may be NULL:
+ *   a frozen affine) and coef (3 c floats); count = the batch's values per
+ *   channel (images x hw); from coef
  *   _image writes one image's dx (dx_image may be dy_image).
  * For the eval form pass mean = running mean, invstd = 1/sqrt(running var +
  * eps) and batch_stats = false. y is the forward's output when relu was
  * fused (its zeros mask dy), else NULL. */
-void mislasi_bn_backward_sums(const mislasi_bn_shape *s, const float *x, const float *y, const float *dy,
-        const float *gamma, const float *mean, const float *invstd, bool batch_stats, float *coef,
-        float *dgamma, float *dbeta);
+size_t mislasi_bn_groups(size_t n, size_t group);
+void mislasi_bn_backward_slots(const mislasi_bn_shape *s, size_t group, const float *x, const float *y,
+        const float *dy, const float *mean, double *slots);
+void mislasi_bn_backward_finish(size_t c, double count, size_t groups, const double *slots, const float *gamma,
+        const float *invstd, bool batch_stats, float *coef, float *dgamma, float *dbeta);
 void mislasi_bn_backward_image(const mislasi_bn_shape *s, const float *x_image, const float *y_image,
         const float *dy_image, const float *mean, const float *coef, float *dx_image);
 /* invstd from a running variance. */
