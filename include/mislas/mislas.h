@@ -12,6 +12,7 @@
 #include <mislas/model.h>
 #include <mislas/optim.h>
 #include <mislas/checkpoint.h>
+#include <mislas/comm.h>
 #include <mislas/train.h>
 
 #endif

@@ -13,11 +13,20 @@
  * write is atomic: the file holds the last finished epoch, never a part of
  * one) and, with `resume` set, continues a run from it exactly: the weights,
  * running statistics, momentum and data order of an uninterrupted run, bit
- * for bit. The progress callback sees every step and may cancel. */
+ * for bit. The progress callback sees every step and may cancel.
+ *
+ * Given a communicator (`comm`, mislas/comm.h), the ranks train one model
+ * together: every rank makes the call with the same arguments, runs its
+ * share of every batch, and ends with the same model, the same bits as one
+ * process training alone (docs/scale.md). batch_size, the learning rate and
+ * the checkpoint are the whole batch's, so a run may resume on another
+ * number of ranks; rank 0 alone writes the checkpoint, which every rank
+ * reads on resume (so its path must be one file every rank sees). */
 #ifndef MISLAS_TRAIN_H
 #define MISLAS_TRAIN_H
 
 #include <mislas/calib.h>
+#include <mislas/comm.h>
 #include <mislas/common.h>
 #include <mislas/dataset.h>
 #include <mislas/loss.h>
@@ -80,6 +89,10 @@ typedef struct mislas_stage1_options {
     int32_t resume;             /* nonzero: continue the run checkpoint_path holds */
     mislas_progress_fn progress;    /* NULL: none */
     void *progress_data;
+    mislas_comm *comm;          /* NULL: this process alone */
+    int32_t bn_per_rank;        /* with comm: nonzero normalises each rank's share with its own
+                                   statistics (PyTorch DataParallel's way; rank 0's running
+                                   statistics are kept), zero with the whole batch's (default) */
 } mislas_stage1_options;
 MISLAS_API void mislas_stage1_options_init(mislas_stage1_options *opts);
 
@@ -136,6 +149,8 @@ typedef struct mislas_stage2_options {
     int32_t resume;
     mislas_progress_fn progress;
     void *progress_data;
+    mislas_comm *comm;          /* as in stage 1 */
+    int32_t bn_per_rank;
 } mislas_stage2_options;
 MISLAS_API void mislas_stage2_options_init(mislas_stage2_options *opts);
 
@@ -160,6 +175,8 @@ typedef struct mislas_eval_options {
                                        [0, medium_from), Medium [medium_from, few_from), Few
                                        [few_from, K), as the large sets' papers count them on
                                        classes numbered by training count (docs/data.md) */
+    mislas_comm *comm;          /* NULL: this process alone; else every rank predicts its share of
+                                   each batch and gets the whole report */
 } mislas_eval_options;
 MISLAS_API void mislas_eval_options_init(mislas_eval_options *opts);
 

@@ -26,6 +26,7 @@ void mislas_batch_options_init(mislas_batch_options *o)
 typedef struct batch_job {
     const mislas_dataset *d;
     const size_t *indices;
+    const size_t *positions;    /* each image's place in the batch, or NULL: its index here */
     const mislas_batch_options *o;
     uint64_t stream;            /* per-batch seed for the augmentation draws */
     const float *table;         /* channels x 256 normalised pixel values */
@@ -49,7 +50,7 @@ static void assemble(void *ctx, size_t begin, size_t end)
         int32_t dy = 0, dx = 0, flip = 0;
         if (b->o->augment) {
             mislasi_rng r;
-            mislasi_rng_init(&r, b->stream, TAG_AUGMENT, i);
+            mislasi_rng_init(&r, b->stream, TAG_AUGMENT, b->positions != NULL ? b->positions[i] : i);
             /* the crop window's corner in the padded image, uniform in [0, 2 pad] */
             dy = (int32_t)mislasi_rng_below(&r, (uint64_t)(2 * pad + 1)) - pad;
             dx = (int32_t)mislasi_rng_below(&r, (uint64_t)(2 * pad + 1)) - pad;
@@ -79,7 +80,7 @@ static void assemble(void *ctx, size_t begin, size_t end)
 
 /* mislas_dataset_batch's work; `parallel` shares the images out over the
  * library's threads. */
-static int batch(const char *fn, const mislas_dataset *d, const size_t *indices, size_t n,
+static int batch(const char *fn, const mislas_dataset *d, const size_t *indices, const size_t *positions, size_t n,
         const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels, bool parallel)
 {
     MISLASI_CHECK_NOT_NULL(fn, d);
@@ -119,9 +120,9 @@ static int batch(const char *fn, const mislas_dataset *d, const size_t *indices,
     uint64_t stream = mislasi_hash3(o.seed, TAG_AUGMENT, batch_id);
     rc = MISLAS_OK;
     if (d->list != NULL) {
-        rc = mislasi_list_batch(d, indices, n, o.augment, o.flip, stream, table, parallel, images, labels);
+        rc = mislasi_list_batch(d, indices, positions, n, o.augment, o.flip, stream, table, parallel, images, labels);
     } else {
-        batch_job job = { d, indices, &o, stream, table, images, labels };
+        batch_job job = { d, indices, positions, &o, stream, table, images, labels };
         if (parallel)
             mislasi_parallel_for(n, IMAGES_PER_THREAD, assemble, &job);
         else
@@ -134,11 +135,11 @@ static int batch(const char *fn, const mislas_dataset *d, const size_t *indices,
 int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t n,
         const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
 {
-    return batch("mislas_dataset_batch", d, indices, n, opts, batch_id, images, labels, true);
+    return batch("mislas_dataset_batch", d, indices, NULL, n, opts, batch_id, images, labels, true);
 }
 
-int mislasi_dataset_batch_serial(const mislas_dataset *d, const size_t *indices, size_t n,
-        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
+int mislasi_dataset_batch_serial(const mislas_dataset *d, const size_t *indices, const size_t *positions,
+        size_t n, const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
 {
-    return batch("mislas_dataset_batch", d, indices, n, opts, batch_id, images, labels, false);
+    return batch("mislas_dataset_batch", d, indices, positions, n, opts, batch_id, images, labels, false);
 }

@@ -39,11 +39,12 @@ int mislasi_list_subset(mislas_dataset **out, const char *fn, const mislas_datas
 
 /* Batch assembly for a list-file set (list_batch.c): decodes and transforms
  * the images at indices into images (n x 3 x H x W floats, normalised through
- * table, 3 x 256 values) and labels; writes nothing on failure. With
- * `parallel` the images are shared out over the library's threads, else all
- * made on the calling thread. Arguments already checked. */
-int mislasi_list_batch(const mislas_dataset *d, const size_t *indices, size_t n, int32_t augment,
-        int32_t flip, uint64_t stream, const float *table, bool parallel, float *images, int32_t *labels);
+ * table, 3 x 256 values) and labels; writes nothing on failure. Image i's
+ * draws are those of place positions[i] in the batch (positions NULL: i).
+ * With `parallel` the images are shared out over the library's threads, else
+ * all made on the calling thread. Arguments already checked. */
+int mislasi_list_batch(const mislas_dataset *d, const size_t *indices, const size_t *positions, size_t n,
+        int32_t augment, int32_t flip, uint64_t stream, const float *table, bool parallel, float *images, int32_t *labels);
 
 /* The training transform's draws, as torchvision makes them (list_batch.c):
  * RandomResizedCrop.get_params (scale (scale_min, 1), ratio (3/4, 4/3)) as
@@ -54,9 +55,19 @@ void mislasi_random_resized_crop(mislasi_rng *r, int32_t ih, int32_t iw, double 
 void mislasi_color_jitter_draw(mislasi_rng *r, double j, float factor[3], uint32_t order[3]);
 
 /* mislas_dataset_batch on the calling thread alone (train's prefetching
- * runs it beside the model, whose calls keep the worker threads). */
-int mislasi_dataset_batch_serial(const mislas_dataset *d, const size_t *indices, size_t n,
-        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels);
+ * runs it beside the model, whose calls keep the worker threads), image i
+ * drawn as place positions[i] of the batch (NULL: i), so that a rank can
+ * make its share of a batch and its mixup partners exactly as the whole
+ * batch makes them. */
+int mislasi_dataset_batch_serial(const mislas_dataset *d, const size_t *indices, const size_t *positions,
+        size_t n, const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels);
+
+/* mixup's draws for a batch of n images (mislas_mixup): lambda (as the
+ * float the images are mixed with) and the permutation, perm[i] the
+ * partner of image i. */
+void mislasi_mixup_draw(size_t n, float alpha, uint64_t seed, uint64_t batch_id, uint32_t *perm, float *lambda);
+/* x = lambda x + (1 - lambda) other, over size floats: one mixed image. */
+void mislasi_mixup_pair(float *x, const float *other, size_t size, float lambda);
 
 /* Folds d's content (shape, labels, and pixels, or a list-file set's paths
  * and transform settings) into the FNV-1a hash *h: part of the digest a

@@ -162,6 +162,7 @@ static int make_image(const mislas_dataset *d, size_t index, int32_t augment, in
 typedef struct list_job {
     const mislas_dataset *d;
     const size_t *indices;
+    const size_t *positions;    /* or NULL: see mislasi_list_batch */
     int32_t augment, flip;
     uint64_t stream;
     uint8_t *staged;            /* n x height x width x 3 */
@@ -176,7 +177,7 @@ static void decode_range(void *ctx, size_t begin, size_t end)
     const size_t size = (size_t)j->d->height * (size_t)j->d->width * 3;
     for (size_t i = begin; i < end; i++) {
         mislasi_rng r;
-        mislasi_rng_init(&r, j->stream, TAG_LIST, i);
+        mislasi_rng_init(&r, j->stream, TAG_LIST, j->positions != NULL ? j->positions[i] : i);
         j->failed[i] = (int8_t)make_image(j->d, j->indices[i], j->augment, j->flip, &r, j->staged + i * size);
     }
 }
@@ -197,11 +198,12 @@ static void normalise_range(void *ctx, size_t begin, size_t end)
     }
 }
 
-int mislasi_list_batch(const mislas_dataset *d, const size_t *indices, size_t n, int32_t augment,
+int mislasi_list_batch(const mislas_dataset *d, const size_t *indices, const size_t *positions, size_t n,
+        int32_t augment,
         int32_t flip, uint64_t stream, const float *table, bool parallel, float *images, int32_t *labels)
 {
     const size_t size = (size_t)d->height * (size_t)d->width * 3;
-    list_job job = { d, indices, augment, flip, stream, mislasi_alloc(n * size), mislasi_calloc(n, 1), table, images };
+    list_job job = { d, indices, positions, augment, flip, stream, mislasi_alloc(n * size), mislasi_calloc(n, 1), table, images };
     if (job.staged == NULL || job.failed == NULL) {
         mislasi_free(job.staged);
         mislasi_free(job.failed);
@@ -218,7 +220,7 @@ int mislasi_list_batch(const mislas_dataset *d, const size_t *indices, size_t n,
         /* the worker's message stayed on its thread: make it again here */
         const char *path = d->list->paths + d->list->offsets[indices[i]];
         mislasi_rng r;
-        mislasi_rng_init(&r, stream, TAG_LIST, i);
+        mislasi_rng_init(&r, stream, TAG_LIST, positions != NULL ? positions[i] : i);
         if (job.failed[i] == MISLAS_ERR_OUT_OF_MEMORY)
             rc = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "out of memory making %s", path);
         else if ((rc = make_image(d, indices[i], augment, flip, &r, job.staged + i * size)) == MISLAS_OK)

@@ -5,12 +5,32 @@
  * rather than a copy of the batch. */
 #include <mislas/dataset.h>
 
+#include "data.h"
 #include "util/util.h"
 
 #include <math.h>
 #include <string.h>
 
 enum { TAG_MIXUP = 31 };
+
+void mislasi_mixup_draw(size_t n, float alpha, uint64_t seed, uint64_t batch_id, uint32_t *perm, float *lambda)
+{
+    mislasi_rng r;
+    mislasi_rng_init(&r, seed, TAG_MIXUP, batch_id);
+    *lambda = (float)mislasi_rng_beta(&r, alpha, alpha);
+    for (size_t i = 0; i < n; i++)
+        perm[i] = (uint32_t)i;
+    mislasi_rng_shuffle_u32(&r, perm, n);
+}
+
+/* 1 - lambda is taken from the float lambda handed back, so that callers can
+ * redo it */
+void mislasi_mixup_pair(float *x, const float *other, size_t size, float lambda)
+{
+    const float a = lambda, b = (float)(1.0 - (double)a);
+    for (size_t e = 0; e < size; e++)
+        x[e] = a * x[e] + b * other[e];
+}
 
 int mislas_mixup(float *images, const int32_t *labels, size_t n, size_t image_size,
         float alpha, uint64_t seed, uint64_t batch_id, int32_t *labels_b, float *lambda_out)
@@ -41,18 +61,12 @@ int mislas_mixup(float *images, const int32_t *labels, size_t n, size_t image_si
         mislasi_free(spare);
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     }
-    mislasi_rng r;
-    mislasi_rng_init(&r, seed, TAG_MIXUP, batch_id);
-    double lambda = mislasi_rng_beta(&r, alpha, alpha);
-    for (size_t i = 0; i < n; i++)
-        perm[i] = (uint32_t)i;
-    mislasi_rng_shuffle_u32(&r, perm, n);
-
+    float a;
+    mislasi_mixup_draw(n, alpha, seed, batch_id, perm, &a);
     for (size_t i = 0; i < n; i++)
         labels_b[i] = labels[perm[i]];
-    /* x[i] = lambda x[i] + (1 - lambda) x[perm[i]] in float, with 1 - lambda
-     * taken from the float lambda handed back, so callers can redo it */
-    const float a = (float)lambda, b = (float)(1.0 - (double)a);
+    /* x[i] = lambda x[i] + (1 - lambda) x[perm[i]], every partner as it was
+     * before the mixing */
     for (size_t start = 0; start < n; start++) {
         if (perm[start] == UINT32_MAX)
             continue;
@@ -61,9 +75,7 @@ int mislas_mixup(float *images, const int32_t *labels, size_t n, size_t image_si
         for (;;) {
             size_t j = perm[i];
             const float *other = j == start ? spare : images + j * image_size;
-            float *x = images + i * image_size;
-            for (size_t e = 0; e < image_size; e++)
-                x[e] = a * x[e] + b * other[e];
+            mislasi_mixup_pair(images + i * image_size, other, image_size, a);
             perm[i] = UINT32_MAX;          /* done */
             if (j == start)
                 break;

@@ -7,11 +7,37 @@
 #define MISLAS_MODEL_LAYER_H
 
 #include <mislas/checkpoint.h>
+#include <mislas/comm.h>
 #include <mislas/dataset.h>
 #include <mislas/model.h>
 #include <mislas/optim.h>
 
 #include <stdbool.h>
+#include <stddef.h>
+
+/* A training batch of `whole` images shared between the ranks of comm:
+ * this rank holds images [first, first + n), whole quanta of
+ * mislasi_model_quantum (util/comm.h's mislasi_share_of). The network runs
+ * on this rank's images; batch norm's statistics (unless bn_per_rank) and
+ * the sums of the backward pass are exchanged so that every rank computes
+ * what one process computes for the whole batch, bit for bit; the
+ * classifier runs on the whole batch everywhere. comm NULL: one process. */
+typedef struct mislasi_share {
+    mislas_comm *comm;
+    size_t whole, first, n;
+    bool bn_per_rank;           /* each rank normalises with its own images' statistics */
+} mislasi_share;
+
+/* Images in the model's quantum: the largest group its sums run over. */
+size_t mislasi_model_quantum(mislas_model *m);
+
+/* mislas_model_forward (keep) or _predict on this rank's images (n of
+ * them, NCHW), writing the whole batch's logits (whole x K) on every rank. */
+int mislasi_model_forward_shared(mislas_model *m, const float *images, const mislasi_share *share, float *logits,
+        bool keep);
+/* mislas_model_backward after a shared forward, from the whole batch's
+ * grad_logits: every rank ends with the whole batch's gradients. */
+int mislasi_model_backward_shared(mislas_model *m, const float *grad_logits);
 
 /* Where a run stands: a resume continues only a run with the same digest
  * (its options and data), from epoch epochs_done. stage 0: no run. */

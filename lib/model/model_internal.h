@@ -46,7 +46,6 @@ typedef struct mislasi_conv_bn {
     float *scale, *shift;       /* eval form: BN as one affine step */
     float *coef;                /* backward: BN's dx coefficients (3 c_out) */
     float *prepared;            /* the weights as the conv's products read them */
-    double *moments;            /* training form: per image and channel, sum and squares */
     bool relu;
 } mislasi_conv_bn;
 
@@ -99,7 +98,12 @@ struct mislas_model {
      * convolutions' groups and batch norm's backward slots all tile its
      * multiples, where a batch may be cut between processes. */
     size_t quantum;
+    double *moments;            /* BN training form: per image and channel, sum and squares */
     double *bn_slots;           /* batch norm's backward slots, any unit's */
+    float *head_grad;           /* the classifier's output gradient, whole batch */
+    size_t whole_capacity;      /* images of a whole (shared) batch the buffers above hold */
+    mislasi_share share;        /* the last forward's batch */
+    float *chain;               /* a shared batch's gradients passed between ranks (num_values) */
     size_t work_floats;
     float *scratch;             /* convolution scratch, for scratch_threads threads */
     size_t scratch_floats, scratch_threads;

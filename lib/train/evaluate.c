@@ -84,20 +84,35 @@ static size_t step_size(size_t n, size_t batch, size_t s)
     return n - s * batch < batch ? n - s * batch : batch;
 }
 
-/* The indices of step s, into indices; returns how many. */
-static size_t step_indices(size_t n, size_t batch, size_t s, size_t *indices)
+/* The images of step s this rank makes (one process: all), into indices;
+ * returns how many. */
+static size_t step_indices(size_t n, size_t batch, size_t s, const mislas_comm *comm, size_t quantum,
+        size_t *indices)
 {
-    size_t m = step_size(n, batch, s);
+    size_t first = 0, m = step_size(n, batch, s);
+    if (comm != NULL)
+        mislasi_share_of(m, quantum, comm->size, comm->rank, &first, &m);
     for (size_t i = 0; i < m; i++)
-        indices[i] = s * batch + i;
+        indices[i] = s * batch + first + i;
     return m;
 }
 
+/* Every rank's status made one (one process: its own). */
+static int agree(const char *fn, mislas_comm *comm, int status)
+{
+    return comm != NULL ? mislasi_comm_agree(fn, comm, status) : status;
+}
+
+/* With a communicator each rank makes and predicts its share of every
+ * batch; the whole batch's logits come back to every rank, which adds them
+ * to its calibration state in the same order as one process. */
 static int run_batches(const char *fn, mislas_model *model, const mislas_dataset *test, const mislas_eval_options *o,
         mislas_calib *calib, tally *t)
 {
     size_t n = mislas_dataset_size(test), batch = (size_t)o->batch_size;
     int32_t k = mislas_model_num_classes(model);
+    mislas_comm *comm = o->comm;
+    size_t quantum = mislasi_model_quantum(model);
     if (batch > n)
         batch = n;
     mislas_batch_options bo;
@@ -106,28 +121,39 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
     bo.std = o->std;
     size_t *indices = mislasi_calloc(batch, sizeof *indices);
     float *logits = mislasi_calloc(batch, (size_t)k * sizeof *logits);
+    int32_t *labels_whole = mislasi_calloc(batch, sizeof *labels_whole);
     mislasi_prefetch prefetch;      /* the next batch is made while the model predicts */
     int status = MISLAS_OK;
-    if (indices == NULL || logits == NULL) {
+    if (indices == NULL || logits == NULL || labels_whole == NULL) {
         memset(&prefetch, 0, sizeof prefetch);
         status = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the batch buffers", fn);
     } else {
         status = mislasi_prefetch_init(&prefetch, fn, test, &bo, batch);
     }
+    status = agree(fn, comm, status);
     double start = mislasi_seconds();
     size_t steps = (n + batch - 1) / batch;
     mislas_progress p = {.struct_size = sizeof p, .stage = 0, .epochs = 1, .steps = steps};
     if (status == MISLAS_OK)
-        mislasi_prefetch_start(&prefetch, indices, step_indices(n, batch, 0, indices), 0);
+        mislasi_prefetch_start(&prefetch, indices, NULL, step_indices(n, batch, 0, comm, quantum, indices), 0);
+    const int32_t *all_labels = mislas_dataset_labels(test);
     for (size_t s = 0; status == MISLAS_OK && s < steps; s++) {
         size_t first = s * batch, m = step_size(n, batch, s);
         float *images;
         int32_t *labels;
-        status = mislasi_prefetch_take(&prefetch, &images, &labels);
+        status = agree(fn, comm, mislasi_prefetch_take(&prefetch, &images, &labels));
         if (status == MISLAS_OK && s + 1 < steps)
-            mislasi_prefetch_start(&prefetch, indices, step_indices(n, batch, s + 1, indices), 0);
-        if (status == MISLAS_OK)
-            status = mislas_model_predict(model, images, m, logits);
+            mislasi_prefetch_start(&prefetch, indices, NULL,
+                    step_indices(n, batch, s + 1, comm, quantum, indices), 0);
+        if (status == MISLAS_OK) {
+            mislasi_share sh = {.comm = comm, .whole = m, .n = m};
+            if (comm != NULL) {
+                mislasi_share_of(m, quantum, comm->size, comm->rank, &sh.first, &sh.n);
+                memcpy(labels_whole, all_labels + first, m * sizeof *labels_whole);
+                labels = labels_whole;
+            }
+            status = mislasi_model_forward_shared(model, images, &sh, logits, false);
+        }
         if (status == MISLAS_OK)
             status = mislas_calib_add_logits(calib, logits, labels, m);
         if (status != MISLAS_OK) {
@@ -146,10 +172,12 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
         if (o->progress != NULL && o->progress(&p, o->progress_data) != 0 && s + 1 < steps)
             status = mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback after %zu images",
                     fn, (size_t)t->count);
+        status = agree(fn, comm, status);
     }
     mislasi_prefetch_free(&prefetch);
     mislasi_free(indices);
     mislasi_free(logits);
+    mislasi_free(labels_whole);
     return status;
 }
 

@@ -21,6 +21,8 @@ typedef struct mislasi_prefetch {
     float *images[2];           /* the capacity's images each */
     int32_t *labels[2];
     size_t *indices;            /* the batch being made */
+    size_t *positions;          /* their places in the batch, when given */
+    bool placed;                /* positions given */
     size_t n;
     uint64_t batch_id;
     int back;                   /* the buffer being filled */
@@ -36,8 +38,11 @@ int mislasi_prefetch_init(mislasi_prefetch *p, const char *fn, const mislas_data
         const mislas_batch_options *opts, size_t capacity);
 
 /* Starts making batch `batch_id` of the n <= capacity images at indices
- * (copied). A batch started must be taken before the next is started. */
-void mislasi_prefetch_start(mislasi_prefetch *p, const size_t *indices, size_t n, uint64_t batch_id);
+ * (copied), image i drawn as place positions[i] of the batch (positions
+ * NULL: i; copied). A batch started must be taken before the next is
+ * started. */
+void mislasi_prefetch_start(mislasi_prefetch *p, const size_t *indices, const size_t *positions, size_t n,
+        uint64_t batch_id);
 
 /* Waits for the batch started last and gives its buffers, valid until the
  * next start-and-take; its failure (with the message) if it failed. */

@@ -7,7 +7,15 @@
  * Everything random is a function of (seed, epoch, step): the sampler jumps
  * to an epoch, augmentation and mixup are keyed by the batch's global step.
  * So a resumed run needs nothing from the interrupted one but the model and
- * the optimiser's momentum, and it continues bit for bit. */
+ * the optimiser's momentum, and it continues bit for bit.
+ *
+ * With a communicator every rank runs this same loop over the same batches
+ * (the same sampler, seed and schedule), makes only its share of each batch
+ * (and, under mixup, its share's partner images, drawn as the whole batch
+ * draws them), and the model exchanges what the batch sums
+ * (mislasi_model_forward_shared): the loss, the step and the checkpoint are
+ * the whole batch's on every rank, so a run may resume on another number of
+ * ranks. Rank 0 alone writes the checkpoint. */
 #include <mislas/train.h>
 
 #include "prefetch.h"
@@ -70,6 +78,14 @@ typedef struct run {
     mislas_progress_fn progress;
     void *progress_data;
 
+    mislas_comm *comm;          /* NULL: one process */
+    bool bn_per_rank;
+    size_t quantum;             /* the model's: shares are whole quanta */
+    uint32_t *perm;             /* a shared batch's mixup partners (batch) */
+    size_t *places;             /* a share's images' places in the batch, then their partners' */
+    size_t *share_indices;      /* the data set's indices of those */
+    int32_t *labels_whole;      /* a shared batch's labels (batch) */
+
     size_t image_size;
     int32_t k;
     size_t *indices;
@@ -89,6 +105,10 @@ static void run_free(run *r)
     mislasi_free(r->logits);
     mislasi_free(r->grad);
     mislasi_free(r->labels_b);
+    mislasi_free(r->perm);
+    mislasi_free(r->places);
+    mislasi_free(r->share_indices);
+    mislasi_free(r->labels_whole);
 }
 
 static int run_alloc(run *r)
@@ -104,7 +124,24 @@ static int run_alloc(run *r)
     r->labels_b = mislasi_calloc(r->batch, sizeof *r->labels_b);
     if (r->lr == NULL || r->indices == NULL || r->logits == NULL || r->grad == NULL || r->labels_b == NULL)
         return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the batch buffers", r->fn);
-    return mislasi_prefetch_init(&r->prefetch, r->fn, r->data, &r->batch_opts, r->batch);
+    size_t made = r->batch;     /* images made per batch */
+    if (r->comm != NULL) {
+        /* a share and, under mixup, its partners */
+        made = r->mixup_alpha > 0 ? 2 * r->batch : r->batch;
+        r->quantum = mislasi_model_quantum(r->model);
+        size_t smallest = r->last_batch < r->batch ? r->last_batch : r->batch;
+        if (r->bn_per_rank && (smallest + r->quantum - 1) / r->quantum < (size_t)r->comm->size)
+            return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: bn_per_rank needs images of every batch on "
+                    "every rank, but a batch of %zu images has %zu groups of %zu for %d ranks", r->fn, smallest,
+                    (smallest + r->quantum - 1) / r->quantum, r->quantum, (int)r->comm->size);
+        r->perm = mislasi_calloc(r->batch, sizeof *r->perm);
+        r->places = mislasi_calloc(made, sizeof *r->places);
+        r->share_indices = mislasi_calloc(made, sizeof *r->share_indices);
+        r->labels_whole = mislasi_calloc(r->batch, sizeof *r->labels_whole);
+        if (r->perm == NULL || r->places == NULL || r->share_indices == NULL || r->labels_whole == NULL)
+            return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory for the batch buffers", r->fn);
+    }
+    return mislasi_prefetch_init(&r->prefetch, r->fn, r->data, &r->batch_opts, made);
 }
 
 static int step_failed(const run *r, int32_t epoch, size_t step, int status)
@@ -120,14 +157,68 @@ static size_t step_size(const run *r, size_t s)
     return s + 1 == r->steps ? r->last_batch : r->batch;
 }
 
-/* Draws step s's images from the sampler and starts making their batch. */
+/* This rank's share of a batch of n images. */
+static mislasi_share share_of(const run *r, size_t n)
+{
+    mislasi_share sh = {.comm = r->comm, .whole = n, .n = n, .bn_per_rank = r->bn_per_rank};
+    if (r->comm != NULL)
+        mislasi_share_of(n, r->quantum, r->comm->size, r->comm->rank, &sh.first, &sh.n);
+    return sh;
+}
+
+/* Draws step s's images from the sampler and starts making their batch (a
+ * shared batch: this rank's share, then under mixup its partners, each made
+ * as its place in the whole batch makes it). */
 static int start_batch(run *r, int32_t epoch, size_t s)
 {
     size_t n = step_size(r, s);
+    uint64_t batch_id = (uint64_t)epoch * r->steps + s;
     int status = mislas_sampler_next(r->sampler, r->indices, n);
-    if (status == MISLAS_OK)
-        mislasi_prefetch_start(&r->prefetch, r->indices, n, (uint64_t)epoch * r->steps + s);
-    return status;
+    if (status != MISLAS_OK)
+        return status;
+    if (r->comm == NULL) {
+        mislasi_prefetch_start(&r->prefetch, r->indices, NULL, n, batch_id);
+        return MISLAS_OK;
+    }
+    mislasi_share sh = share_of(r, n);
+    size_t made = 0;
+    for (size_t i = sh.first; i < sh.first + sh.n; i++)
+        r->places[made++] = i;
+    if (r->mixup_alpha > 0) {
+        float lambda;
+        mislasi_mixup_draw(n, r->mixup_alpha, r->seed ^ MIXUP_SEED_SALT, batch_id, r->perm, &lambda);
+        for (size_t i = sh.first; i < sh.first + sh.n; i++)
+            r->places[made++] = r->perm[i];
+    }
+    for (size_t i = 0; i < made; i++)
+        r->share_indices[i] = r->indices[r->places[i]];
+    mislasi_prefetch_start(&r->prefetch, r->share_indices, r->places, made, batch_id);
+    return MISLAS_OK;
+}
+
+/* A shared batch's labels, mixup's lambda and partner labels for the whole
+ * batch (from step s's indices, before the next step's are drawn), and this
+ * rank's images mixed with their partners, as mislas_mixup mixes them. */
+static void prepare_shared_batch(run *r, size_t n, uint64_t batch_id, float *images, float *lambda)
+{
+    const int32_t *labels = mislas_dataset_labels(r->data);
+    for (size_t i = 0; i < n; i++)
+        r->labels_whole[i] = labels[r->indices[i]];
+    if (r->mixup_alpha <= 0)
+        return;
+    mislasi_mixup_draw(n, r->mixup_alpha, r->seed ^ MIXUP_SEED_SALT, batch_id, r->perm, lambda);
+    for (size_t i = 0; i < n; i++)
+        r->labels_b[i] = r->labels_whole[r->perm[i]];
+    mislasi_share sh = share_of(r, n);
+    for (size_t i = 0; i < sh.n; i++)
+        mislasi_mixup_pair(images + i * r->image_size, images + (sh.n + i) * r->image_size, r->image_size,
+                *lambda);
+}
+
+/* Every rank's status made one (one process: its own). */
+static int agree(const run *r, int status)
+{
+    return r->comm != NULL ? mislasi_comm_agree(r->fn, r->comm, status) : status;
 }
 
 /* One batch, made while the step before ran: returns its loss and
@@ -136,23 +227,30 @@ static int train_step(run *r, int32_t epoch, size_t step, size_t n, double *loss
 {
     float *images;
     int32_t *labels;
-    int status = mislasi_prefetch_take(&r->prefetch, &images, &labels);
-    if (status == MISLAS_OK && step + 1 < r->steps)
-        status = start_batch(r, epoch, step + 1);
     uint64_t batch_id = (uint64_t)epoch * r->steps + step;
     float lambda = 1.0f;
-    if (status == MISLAS_OK && r->mixup_alpha > 0)
+    int status = mislasi_prefetch_take(&r->prefetch, &images, &labels);
+    if (status == MISLAS_OK && r->comm != NULL) {
+        prepare_shared_batch(r, n, batch_id, images, &lambda);
+        labels = r->labels_whole;
+    }
+    if (status == MISLAS_OK && step + 1 < r->steps)
+        status = start_batch(r, epoch, step + 1);
+    if (status == MISLAS_OK && r->comm == NULL && r->mixup_alpha > 0)
         status = mislas_mixup(images, labels, n, r->image_size, r->mixup_alpha, r->seed ^ MIXUP_SEED_SALT,
                 batch_id, r->labels_b, &lambda);
-    if (status == MISLAS_OK)
-        status = mislas_model_forward(r->model, images, n, r->logits);
+    status = agree(r, status);  /* a rank's files may fail it alone */
+    if (status == MISLAS_OK) {
+        mislasi_share sh = share_of(r, n);
+        status = mislasi_model_forward_shared(r->model, images, &sh, r->logits, true);
+    }
     float loss = 0;
     if (status == MISLAS_OK)
         status = r->mixup_alpha > 0
                 ? mislas_loss_compute_mixup(r->loss, r->logits, labels, r->labels_b, lambda, n, &loss, r->grad)
                 : mislas_loss_compute(r->loss, r->logits, labels, n, &loss, r->grad);
     if (status == MISLAS_OK)
-        status = mislas_model_backward(r->model, r->grad);
+        status = mislasi_model_backward_shared(r->model, r->grad);
     if (status == MISLAS_OK)
         status = mislas_optimizer_step(r->opt);
     if (status != MISLAS_OK)
@@ -166,6 +264,17 @@ static int train_step(run *r, int32_t epoch, size_t step, size_t n, double *loss
             *hits += pred == (size_t)labels[i];
     }
     return MISLAS_OK;
+}
+
+/* The progress callback's answer, the same on every rank: any rank's
+ * callback may cancel the run. */
+static int report(const run *r, const mislas_progress *p)
+{
+    int status = MISLAS_OK;
+    if (r->progress != NULL && r->progress(p, r->progress_data) != 0)
+        status = mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback %s epoch %d, step %zu",
+                r->fn, p->epoch_done ? "after" : "at", (int)p->epoch + 1, p->step);
+    return agree(r, status);
 }
 
 static int run_epochs(run *r, int32_t first_epoch)
@@ -194,20 +303,24 @@ static int run_epochs(run *r, int32_t first_epoch)
             p.accuracy = hits / (double)images;
             p.images_per_second = (double)images / fmax(mislasi_seconds() - start, 1e-9);
             p.data_wait_seconds = r->prefetch.waited;
-            if (r->progress != NULL && r->progress(&p, r->progress_data) != 0)
-                return mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback at epoch %d, step %zu",
-                        r->fn, (int)e + 1, s + 1);
+            status = report(r, &p);
+            if (status != MISLAS_OK)
+                return status;
         }
         if (r->checkpoint_path != NULL) {
+            /* rank 0 writes it once every rank has finished the epoch */
             r->record.epochs_done = e + 1;
-            status = mislasi_checkpoint_write(r->fn, r->checkpoint_path, r->model, r->opt, &r->record);
+            status = agree(r, MISLAS_OK);
+            if (status == MISLAS_OK && mislas_comm_rank(r->comm) == 0)
+                status = mislasi_checkpoint_write(r->fn, r->checkpoint_path, r->model, r->opt, &r->record);
+            status = agree(r, status);
             if (status != MISLAS_OK)
                 return status;
         }
         p.epoch_done = 1;
-        if (r->progress != NULL && r->progress(&p, r->progress_data) != 0 && e + 1 < r->epochs)
-            return mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback after epoch %d",
-                    r->fn, (int)e + 1);
+        status = report(r, &p);
+        if (status != MISLAS_OK && e + 1 < r->epochs)
+            return status;
     }
     return MISLAS_OK;
 }
@@ -245,15 +358,34 @@ static int resume_from_checkpoint(run *r, int32_t *first_epoch)
     return status;
 }
 
+/* Every rank must have read the same checkpoint (a path every rank sees:
+ * one file on a shared file system), or none. */
+static int same_epoch_everywhere(run *r, int32_t first)
+{
+    int32_t size = r->comm->size, *epochs = mislasi_calloc((size_t)size, sizeof *epochs);
+    if (epochs == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", r->fn);
+    epochs[r->comm->rank] = first;
+    int status = mislasi_comm_gather_images(r->fn, r->comm, epochs, (size_t)size, 1, sizeof *epochs);
+    for (int32_t k = 1; status == MISLAS_OK && k < size; k++)
+        if (epochs[k] != epochs[0])
+            status = mislasi_fail(MISLAS_ERR_STATE, "%s: rank 0 resumes %s at epoch %d but rank %d at epoch %d: "
+                    "every rank must see the same checkpoint (one file on a shared file system)", r->fn,
+                    r->checkpoint_path, (int)epochs[0], (int)k, (int)epochs[k]);
+    mislasi_free(epochs);
+    return status;
+}
+
 static int run_start(run *r, int resume)
 {
     int32_t first = 0;
-    if (r->checkpoint_path != NULL && resume) {
-        int status = resume_from_checkpoint(r, &first);
-        if (status != MISLAS_OK)
-            return status;
-    }
-    return run_epochs(r, first);
+    int status = MISLAS_OK;
+    if (r->checkpoint_path != NULL && resume)
+        status = resume_from_checkpoint(r, &first);
+    status = agree(r, status);
+    if (status == MISLAS_OK && r->comm != NULL)
+        status = same_epoch_everywhere(r, first);
+    return status == MISLAS_OK ? run_epochs(r, first) : status;
 }
 
 /* ---- checks shared by the stages and evaluation ------------------------- */
@@ -472,7 +604,8 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
 
     run r = {.fn = fn, .stage = 1, .model = model, .data = train, .seed = o.seed, .epochs = o.epochs,
              .mixup_alpha = o.mixup_alpha > 0 ? o.mixup_alpha : 0.0f, .checkpoint_path = o.checkpoint_path,
-             .progress = o.progress, .progress_data = o.progress_data};
+             .progress = o.progress, .progress_data = o.progress_data, .comm = o.comm,
+             .bn_per_rank = o.comm != NULL && o.bn_per_rank};
     r.batch = (size_t)o.batch_size < n ? (size_t)o.batch_size : n;
     r.steps = (n + r.batch - 1) / r.batch;
     r.last_batch = n - (r.steps - 1) * r.batch;
@@ -615,7 +748,7 @@ int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const 
     size_t n = mislas_dataset_size(train);
     run r = {.fn = fn, .stage = 2, .model = model, .data = train, .seed = o.seed, .epochs = o.epochs,
              .batch = (size_t)o.batch_size, .checkpoint_path = o.checkpoint_path, .progress = o.progress,
-             .progress_data = o.progress_data};
+             .progress_data = o.progress_data, .comm = o.comm, .bn_per_rank = o.comm != NULL && o.bn_per_rank};
     /* The reference ends each epoch after ceil(N / batch) + 1 batches. */
     r.steps = o.epoch_steps > 0 ? o.epoch_steps : (n + r.batch - 1) / r.batch + 1;
     r.last_batch = r.batch;

@@ -92,6 +92,7 @@ static inline size_t mislasi_arg_max(const float *row, size_t k)
 int mislasi_read_options(const char *fn, void *full, size_t full_size, const void *given);
 
 #include "blas.h"
+#include "comm.h"
 #include "fileio.h"
 #include "rng.h"
 #include "isa.h"
