@@ -54,6 +54,8 @@ typedef struct mislas_progress {
     int32_t epoch_done;         /* nonzero on the call that closes an epoch */
     double data_wait_seconds;   /* of the epoch so far, spent waiting for batches to be
                                    decoded and assembled (the next is made during each step) */
+    double comm_wait_seconds;   /* of the epoch so far, with a communicator: spent waiting for
+                                   the other ranks (communication not hidden behind compute) */
 } mislas_progress;
 
 /* Returning nonzero cancels: the running call stops after the current step

@@ -131,6 +131,8 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
         status = mislasi_prefetch_init(&prefetch, fn, test, &bo, batch);
     }
     status = agree(fn, comm, status);
+    if (comm != NULL)
+        comm->waited = 0;
     double start = mislasi_seconds();
     size_t steps = (n + batch - 1) / batch;
     mislas_progress p = {.struct_size = sizeof p, .stage = 0, .epochs = 1, .steps = steps};
@@ -168,6 +170,7 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
         p.accuracy = (double)t->correct / (double)t->count;
         p.images_per_second = (double)t->count / fmax(elapsed, 1e-9);
         p.data_wait_seconds = prefetch.waited;
+        p.comm_wait_seconds = comm != NULL ? comm->waited : 0.0;
         p.epoch_done = s + 1 == steps;
         if (o->progress != NULL && o->progress(&p, o->progress_data) != 0 && s + 1 < steps)
             status = mislasi_fail(MISLAS_ERR_CANCELLED, "%s: cancelled by the progress callback after %zu images",

@@ -288,6 +288,8 @@ static int run_epochs(run *r, int32_t first_epoch)
         if (status != MISLAS_OK)
             return mislasi_fail_within(status, r->fn);
         r->prefetch.waited = 0;
+        if (r->comm != NULL)
+            r->comm->waited = 0;
         double start = mislasi_seconds(), loss_sum = 0, hits = 0;
         size_t images = 0;
         mislas_progress p = {.struct_size = sizeof p, .stage = r->stage, .epoch = e, .epochs = r->epochs,
@@ -303,6 +305,7 @@ static int run_epochs(run *r, int32_t first_epoch)
             p.accuracy = hits / (double)images;
             p.images_per_second = (double)images / fmax(mislasi_seconds() - start, 1e-9);
             p.data_wait_seconds = r->prefetch.waited;
+            p.comm_wait_seconds = r->comm != NULL ? r->comm->waited : 0.0;
             status = report(r, &p);
             if (status != MISLAS_OK)
                 return status;

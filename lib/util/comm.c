@@ -95,7 +95,9 @@ static int transport_failed(const char *fn, const mislas_comm *c, int status, co
 
 static int allgather(const char *fn, mislas_comm *c, void *buffer)
 {
+    double start = mislasi_seconds();
     int status = c->ops.allgather(c->impl, buffer, c->offsets);
+    c->waited += mislasi_seconds() - start;
     return status == MISLAS_OK ? MISLAS_OK : transport_failed(fn, c, status, "allgather");
 }
 
@@ -113,25 +115,33 @@ int mislasi_comm_gather_images(const char *fn, mislas_comm *c, void *buffer, siz
 
 int mislasi_comm_send_next(const char *fn, mislas_comm *c, const void *buffer, size_t bytes, int32_t tag)
 {
+    double start = mislasi_seconds();
     int status = c->ops.send_next(c->impl, buffer, bytes, tag);
+    c->waited += mislasi_seconds() - start;
     return status == MISLAS_OK ? MISLAS_OK : transport_failed(fn, c, status, "send");
 }
 
 int mislasi_comm_receive_previous(const char *fn, mislas_comm *c, void *buffer, size_t bytes, int32_t tag)
 {
+    double start = mislasi_seconds();
     int status = c->ops.receive_previous(c->impl, buffer, bytes, tag);
+    c->waited += mislasi_seconds() - start;
     return status == MISLAS_OK ? MISLAS_OK : transport_failed(fn, c, status, "receive");
 }
 
 int mislasi_comm_broadcast_start(const char *fn, mislas_comm *c, void *buffer, size_t bytes, int32_t root)
 {
+    double start = mislasi_seconds();
     int status = c->ops.broadcast_start(c->impl, buffer, bytes, root);
+    c->waited += mislasi_seconds() - start;
     return status == MISLAS_OK ? MISLAS_OK : transport_failed(fn, c, status, "broadcast");
 }
 
 int mislasi_comm_wait(const char *fn, mislas_comm *c)
 {
+    double start = mislasi_seconds();
     int status = c->ops.wait(c->impl);
+    c->waited += mislasi_seconds() - start;
     return status == MISLAS_OK ? MISLAS_OK : transport_failed(fn, c, status, "wait");
 }
 

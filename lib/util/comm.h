@@ -14,6 +14,7 @@ struct mislas_comm {
     void *impl;
     size_t *offsets;            /* size + 1, for the calls below */
     char *records;              /* size status records, for mislasi_comm_agree */
+    double waited;              /* seconds spent in the transport's calls (mislas_progress) */
 };
 
 /* Rank `rank`'s images [*first, *first + *n) of a batch of `total`, shared
