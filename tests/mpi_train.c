@@ -4,13 +4,14 @@
  * (every tensor's bits) and the evaluation's figures (as exact hex floats).
  *
  *   mpi_train [--mpi] [--per-rank] [--images N] [--checkpoint PATH] [--resume]
- *             [--stop-after E] [--kill-at RANK:EPOCH:STEP]
+ *             [--stop-after E] [--kill-at RANK:EPOCH:STEP] [--differ data|model]
  *
  * --mpi joins MPI_COMM_WORLD (else one process without MPI); --per-rank
  * normalises each rank's share with its own statistics; --checkpoint writes
  * stage 1's checkpoint to PATH, --resume continues it; --stop-after E
  * cancels stage 1 after epoch E (printing "stopped"); --kill-at kills rank
- * RANK with SIGKILL at that 1-based epoch and step of stage 1. The data: N
+ * RANK with SIGKILL at that 1-based epoch and step of stage 1; --differ
+ * gives rank 1 ten more images or another model seed. The data: N
  * (290) random 28x28 images in 10 long-tailed classes; stage 1 in batches of
  * 96 (the last of 290's, 2 images, on one rank alone), with mixup; stage 2
  * MiSLAS with shifted BN. */
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
     const char *checkpoint = NULL;
     stop s = {0};
     int images = 290;
+    const char *differ = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--mpi") == 0)
             use_mpi = 1;
@@ -79,6 +81,8 @@ int main(int argc, char **argv)
             checkpoint = argv[++i];
         else if (strcmp(argv[i], "--stop-after") == 0 && i + 1 < argc)
             s.after = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--differ") == 0 && i + 1 < argc)
+            differ = argv[++i];
         else if (strcmp(argv[i], "--images") == 0 && i + 1 < argc)
             images = atoi(argv[++i]);
         else if (strcmp(argv[i], "--kill-at") == 0 && i + 1 < argc)
@@ -97,7 +101,7 @@ int main(int argc, char **argv)
     }
     s.rank = mislas_comm_rank(comm);
     enum { K = 10, SIDE = 28 };
-    const int N = images;
+    const int N = images + (s.rank == 1 && strcmp(differ, "data") == 0 ? 10 : 0);
     uint8_t *pixels = malloc((size_t)N * SIDE * SIDE);
     int32_t *labels = malloc((size_t)N * sizeof *labels);
     if (N < 240 || pixels == NULL || labels == NULL)
@@ -117,6 +121,7 @@ int main(int argc, char **argv)
     mo.in_channels = 1;
     mo.height = mo.width = SIDE;
     mo.num_classes = K;
+    mo.seed = s.rank == 1 && strcmp(differ, "model") == 0 ? 1 : 0;
     mislas_model *m;
     if (mislas_model_new(&m, &mo) != MISLAS_OK)
         fail("mislas_model_new");

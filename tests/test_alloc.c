@@ -387,6 +387,42 @@ static int call_sampler_new(void *o, digest *d)
     return rc;
 }
 
+/* A transport that moves nothing: mislas_comm_new only checks and keeps it. */
+static int comm_moves_nothing(void *impl) { (void)impl; return MISLAS_OK; }
+static int comm_gathers_nothing(void *impl, void *buffer, const size_t *offsets)
+{
+    (void)impl; (void)buffer; (void)offsets;
+    return MISLAS_OK;
+}
+static int comm_passes_nothing(void *impl, void *buffer, size_t bytes, int32_t tag)
+{
+    (void)impl; (void)buffer; (void)bytes; (void)tag;
+    return MISLAS_OK;
+}
+static int comm_sends_nothing(void *impl, const void *buffer, size_t bytes, int32_t tag)
+{
+    (void)impl; (void)buffer; (void)bytes; (void)tag;
+    return MISLAS_OK;
+}
+
+static int call_comm_new(void *o, digest *d)
+{
+    (void)o;
+    mislas_comm_ops ops = {.struct_size = sizeof ops, .allgather = comm_gathers_nothing,
+                           .send_next = comm_sends_nothing, .receive_previous = comm_passes_nothing,
+                           .broadcast_start = comm_passes_nothing, .wait = comm_moves_nothing};
+    mislas_comm *c = (mislas_comm *)d;
+    int rc = mislas_comm_new(&c, 2, 3, &ops, NULL);
+    if (rc != MISLAS_OK) {
+        ck_assert_ptr_null(c);
+        return rc;
+    }
+    int32_t where[2] = {mislas_comm_rank(c), mislas_comm_size(c)};
+    mix(d, where, sizeof where);
+    mislas_comm_free(c);
+    return rc;
+}
+
 static int call_calib_new(void *o, digest *d)
 {
     (void)o;
@@ -834,6 +870,11 @@ static void probe_no_alloc(void)
     ck_assert_status(mislas_model_set_tensor(m, "fc.weight", v, K * 64), MISLAS_OK);
     ck_assert_status(mislas_model_get_gradient(t->m, "fc.weight", v, K * 64), MISLAS_OK);
     ck_assert_status(mislas_model_class_counts(m, counts, K), MISLAS_OK);
+    /* communicators */
+    ck_assert_int_eq(mislas_comm_rank(NULL), 0);
+    ck_assert_int_eq(mislas_comm_size(NULL), 1);
+    mislas_comm_free(NULL);
+    ck_assert_status(mislas_comm_fail(MISLAS_ERR_IO, "a transport's own failure"), MISLAS_ERR_IO);
     /* optimisers */
     ck_assert_status(mislas_optimizer_set_lr(t->o, 0.05), MISLAS_OK);
     ck_assert(mislas_optimizer_lr(t->o) == 0.05);
@@ -980,6 +1021,9 @@ static const entry INVENTORY[] = {
     SWEEP(mislas_train_stage1, make_model, call_stage1, release_model, true),
     SWEEP(mislas_train_stage2, make_stage1_model, call_stage2, release_model, true),
     SWEEP(mislas_evaluate, make_stage1_model, call_evaluate, release_model, false),
+    /* communicators */
+    SWEEP(mislas_comm_new, nothing, call_comm_new, release_nothing, false),
+    PROBED(mislas_comm_free), PROBED(mislas_comm_rank), PROBED(mislas_comm_size), PROBED(mislas_comm_fail),
 };
 enum { INVENTORY_SIZE = sizeof INVENTORY / sizeof INVENTORY[0] };
 
@@ -1083,7 +1127,7 @@ static void teardown(void)
 
 START_TEST(every_public_function_is_in_the_inventory)
 {
-    const char *headers[] = { "calib.h", "checkpoint.h", "common.h", "dataset.h", "longtail.h", "loss.h",
+    const char *headers[] = { "calib.h", "checkpoint.h", "comm.h", "common.h", "dataset.h", "longtail.h", "loss.h",
                               "model.h", "optim.h", "sampler.h", "train.h" };
     int declared = 0;
     bool used[INVENTORY_SIZE] = { false };

@@ -322,6 +322,135 @@ START_TEST(stage1_is_deterministic_across_threads)
 }
 END_TEST
 
+/* ------------------------------------------------------- a communicator */
+
+/* A transport of one rank, in this process: an allgather, a broadcast from
+ * itself and a wait have nothing to move; sends and receives never happen
+ * (rank 0 of 1 has no neighbour). `fail_after` > 0 makes that many calls
+ * succeed and the next fail. */
+typedef struct solo {
+    int calls, fail_after;
+} solo;
+
+static int solo_count(solo *t)
+{
+    t->calls++;
+    return t->fail_after > 0 && t->calls > t->fail_after ? MISLAS_ERR_IO : MISLAS_OK;
+}
+static int solo_allgather(void *impl, void *buffer, const size_t *offsets)
+{
+    (void)buffer; (void)offsets;
+    return solo_count(impl);
+}
+static int solo_broadcast(void *impl, void *buffer, size_t bytes, int32_t root)
+{
+    (void)buffer; (void)bytes;
+    ck_assert_int_eq(root, 0);
+    return solo_count(impl);
+}
+static int solo_wait(void *impl) { return solo_count(impl); }
+static int solo_receive(void *impl, void *buffer, size_t bytes, int32_t tag)
+{
+    (void)impl; (void)buffer; (void)bytes; (void)tag;
+    ck_abort_msg("rank 0 of 1 received");
+    return MISLAS_ERR_STATE;
+}
+static int solo_send(void *impl, const void *buffer, size_t bytes, int32_t tag)
+{
+    (void)impl; (void)buffer; (void)bytes; (void)tag;
+    ck_abort_msg("rank 0 of 1 sent");
+    return MISLAS_ERR_STATE;
+}
+static const char *solo_message(void *impl) { (void)impl; return "the wire is cut"; }
+
+static mislas_comm *solo_comm(solo *t)
+{
+    mislas_comm_ops ops = {.struct_size = sizeof ops, .allgather = solo_allgather, .send_next = solo_send,
+                           .receive_previous = solo_receive, .broadcast_start = solo_broadcast,
+                           .wait = solo_wait, .message = solo_message};
+    mislas_comm *c = NULL;
+    ck_assert_status(mislas_comm_new(&c, 0, 1, &ops, t), MISLAS_OK);
+    return c;
+}
+
+/* Training and evaluating through a communicator of one rank runs every
+ * exchange's code (the shares, the gathers, the chains' ends) and must give
+ * the bits of no communicator at all; a transport's failure fails the call,
+ * naming the rank, the operation and the transport's message. */
+START_TEST(a_communicator_of_one_rank_gives_the_same_bits)
+{
+    mislas_dataset *d = make_dataset(TRAIN_COUNTS);
+    snapshot runs[2];
+    mislas_eval_report reports[2];
+    solo t = {0};
+    mislas_comm *c = solo_comm(&t);
+    for (int i = 0; i < 2; i++) {
+        mislas_model *m = new_model(5);
+        mislas_stage1_options o1;
+        stage1_defaults(&o1, 2);
+        o1.comm = i == 0 ? NULL : c;
+        ck_assert_status(mislas_train_stage1(m, d, &o1), MISLAS_OK);
+        mislas_stage2_options o2;
+        mislas_stage2_options_init(&o2);
+        o2.epochs = 1;
+        o2.batch_size = 16;
+        o2.mean = MEAN;
+        o2.std = STD;
+        o2.comm = o1.comm;
+        ck_assert_status(mislas_train_stage2(m, d, &o2), MISLAS_OK);
+        mislas_eval_options eo;
+        mislas_eval_options_init(&eo);
+        eo.mean = MEAN;
+        eo.std = STD;
+        eo.batch_size = 7;
+        eo.comm = o1.comm;
+        mislas_eval_report_init(&reports[i]);
+        ck_assert_status(mislas_evaluate(m, d, &eo, NULL, NULL, &reports[i]), MISLAS_OK);
+        runs[i] = take(m);
+        mislas_model_free(m);
+    }
+    for (int32_t k = 0; k < runs[0].count; k++)
+        ck_assert_msg(same_tensor(&runs[0], &runs[1], k), "through a communicator: %s differs", runs[0].names[k]);
+    ck_assert(reports[0].top1 == reports[1].top1 && reports[0].ece == reports[1].ece
+              && reports[0].nll == reports[1].nll);
+    ck_assert_int_gt(t.calls, 0);
+    release(&runs[0]);
+    release(&runs[1]);
+
+    /* the transport fails at its third call: inside the first step */
+    t = (solo){.fail_after = 2};
+    mislas_model *m = new_model(5);
+    mislas_stage1_options o1;
+    stage1_defaults(&o1, 1);
+    o1.comm = c;
+    ck_assert_status(mislas_train_stage1(m, d, &o1), MISLAS_ERR_IO);
+    ck_assert_msg(strstr(mislas_last_error(), "rank 0 of 1") != NULL
+                  && strstr(mislas_last_error(), "the wire is cut") != NULL, "%s", mislas_last_error());
+    mislas_model_free(m);
+    mislas_comm_free(c);
+    mislas_dataset_free(d);
+}
+END_TEST
+
+START_TEST(comm_new_refuses_a_bad_transport)
+{
+    mislas_comm_ops ops = {.struct_size = sizeof ops, .allgather = solo_allgather, .send_next = solo_send,
+                           .receive_previous = solo_receive, .broadcast_start = solo_broadcast, .wait = solo_wait};
+    mislas_comm *c = (mislas_comm *)&ops;
+    ck_assert_status(mislas_comm_new(&c, 0, 1, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(c);
+    ck_assert_status(mislas_comm_new(&c, 2, 2, &ops, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_comm_new(&c, -1, 2, &ops, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_comm_new(&c, 0, 0, &ops, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ops.wait = NULL;
+    ck_assert_status(mislas_comm_new(&c, 0, 1, &ops, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mislas_last_error(), "wait"));
+    ck_assert_status(mislas_comm_new(NULL, 0, 1, &ops, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mislas_comm_rank(NULL), 0);
+    ck_assert_int_eq(mislas_comm_size(NULL), 1);
+}
+END_TEST
+
 /* ------------------------------------------------------------ resume exact */
 
 /* Train `epochs` straight into path a; then the same run cancelled in epoch
@@ -812,6 +941,8 @@ int main(void)
     tcase_add_test(tc, evaluate_against_a_closed_form);
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_test(tc, allocation_failures_leave_nothing_behind);
+    tcase_add_test(tc, a_communicator_of_one_rank_gives_the_same_bits);
+    tcase_add_test(tc, comm_new_refuses_a_bad_transport);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -439,3 +439,10 @@ int mislasi_model_fits_data(const char *fn, const mislas_model *m, const mislas_
                 (int)m->opts.width, (int)m->opts.num_classes);
     return MISLAS_OK;
 }
+
+uint64_t mislasi_model_digest(const mislas_model *m)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    mislasi_digest_bytes(&h, m->values, m->num_values * sizeof *m->values);
+    return h;
+}

@@ -67,6 +67,10 @@ int mislasi_model_fits_data(const char *fn, const mislas_model *m, const mislas_
  * mode and freezing: whether one can take the other's state. */
 bool mislasi_model_same_kind(const mislas_model *a, const mislas_model *b);
 
+/* An FNV-1a digest of every tensor's values (weights and running
+ * statistics): ranks that train together check they start from the same. */
+uint64_t mislasi_model_digest(const mislas_model *m);
+
 /* `to` takes every tensor of `from`, a model of the same kind. */
 int mislasi_model_take_state(mislas_model *to, const mislas_model *from);
 

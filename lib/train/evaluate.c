@@ -131,8 +131,11 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
         status = mislasi_prefetch_init(&prefetch, fn, test, &bo, batch);
     }
     status = agree(fn, comm, status);
-    if (comm != NULL)
+    if (status == MISLAS_OK && comm != NULL) {
+        uint64_t shape[3] = {n, batch, (uint64_t)k};
+        status = mislasi_comm_same(fn, comm, shape, sizeof shape, "test set, batch size or classes");
         comm->waited = 0;
+    }
     double start = mislasi_seconds();
     size_t steps = (n + batch - 1) / batch;
     mislas_progress p = {.struct_size = sizeof p, .stage = 0, .epochs = 1, .steps = steps};

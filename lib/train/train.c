@@ -361,21 +361,19 @@ static int resume_from_checkpoint(run *r, int32_t *first_epoch)
     return status;
 }
 
-/* Every rank must have read the same checkpoint (a path every rank sees:
- * one file on a shared file system), or none. */
-static int same_epoch_everywhere(run *r, int32_t first)
+/* Every rank must run the same run (options and data), and have read the
+ * same checkpoint (a path every rank sees: one file on a shared file
+ * system), or none. */
+static int same_run_everywhere(run *r, int32_t first)
 {
-    int32_t size = r->comm->size, *epochs = mislasi_calloc((size_t)size, sizeof *epochs);
-    if (epochs == NULL)
-        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", r->fn);
-    epochs[r->comm->rank] = first;
-    int status = mislasi_comm_gather_images(r->fn, r->comm, epochs, (size_t)size, 1, sizeof *epochs);
-    for (int32_t k = 1; status == MISLAS_OK && k < size; k++)
-        if (epochs[k] != epochs[0])
-            status = mislasi_fail(MISLAS_ERR_STATE, "%s: rank 0 resumes %s at epoch %d but rank %d at epoch %d: "
-                    "every rank must see the same checkpoint (one file on a shared file system)", r->fn,
-                    r->checkpoint_path, (int)epochs[0], (int)k, (int)epochs[k]);
-    mislasi_free(epochs);
+    int status = mislasi_comm_same(r->fn, r->comm, &r->record.digest, sizeof r->record.digest, "options or data");
+    if (status == MISLAS_OK)
+        status = mislasi_comm_same(r->fn, r->comm, &first, sizeof first, "checkpoint to resume (every rank must "
+                "read the same file at checkpoint_path: one file on a shared file system)");
+    uint64_t model = mislasi_model_digest(r->model);
+    if (status == MISLAS_OK)
+        status = mislasi_comm_same(r->fn, r->comm, &model, sizeof model, "model (its weights, from its seed or a "
+                "checkpoint)");
     return status;
 }
 
@@ -387,7 +385,7 @@ static int run_start(run *r, int resume)
         status = resume_from_checkpoint(r, &first);
     status = agree(r, status);
     if (status == MISLAS_OK && r->comm != NULL)
-        status = same_epoch_everywhere(r, first);
+        status = same_run_everywhere(r, first);
     return status == MISLAS_OK ? run_epochs(r, first) : status;
 }
 

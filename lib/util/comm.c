@@ -145,6 +145,23 @@ int mislasi_comm_wait(const char *fn, mislas_comm *c)
     return status == MISLAS_OK ? MISLAS_OK : transport_failed(fn, c, status, "wait");
 }
 
+int mislasi_comm_same(const char *fn, mislas_comm *c, const void *value, size_t bytes, const char *what)
+{
+    unsigned char *all = mislasi_calloc((size_t)c->size, bytes);
+    if (all == NULL)
+        return mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    memcpy(all + (size_t)c->rank * bytes, value, bytes);
+    for (int32_t r = 0; r <= c->size; r++)
+        c->offsets[r] = (size_t)r * bytes;
+    int status = allgather(fn, c, all);
+    for (int32_t r = 1; status == MISLAS_OK && r < c->size; r++)
+        if (memcmp(all + (size_t)r * bytes, all, bytes) != 0)
+            status = mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: rank %d of %d differs from rank 0 in its %s "
+                    "(every rank must make the same call with the same arguments)", fn, (int)r, (int)c->size, what);
+    mislasi_free(all);
+    return status;
+}
+
 int mislasi_comm_agree(const char *fn, mislas_comm *c, int status)
 {
     /* a record: the status, then this rank's message */

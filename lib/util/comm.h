@@ -34,6 +34,12 @@ int mislasi_comm_receive_previous(const char *fn, mislas_comm *c, void *buffer, 
 int mislasi_comm_broadcast_start(const char *fn, mislas_comm *c, void *buffer, size_t bytes, int32_t root);
 int mislasi_comm_wait(const char *fn, mislas_comm *c);
 
+/* MISLAS_OK when every rank's `bytes` bytes at value equal rank 0's, else
+ * MISLAS_ERR_INVALID_ARGUMENT naming the first rank whose differ and `what`
+ * they are ("... differs from rank 0 in its <what>"): ranks given different arguments would wait for one another
+ * forever, or part with different models. */
+int mislasi_comm_same(const char *fn, mislas_comm *c, const void *value, size_t bytes, const char *what);
+
 /* Every rank's `status` made one: MISLAS_OK when all are; else this rank's
  * own failure as it stands, or the first failing rank's status with its
  * message ("rank 2: ..."). A step where one rank may fail alone (its batch's
