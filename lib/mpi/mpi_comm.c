@@ -76,14 +76,27 @@ static int out_of_memory(transport *t)
     return MISLAS_ERR_OUT_OF_MEMORY;
 }
 
+/* The request of an operation of `bytes` bytes about to start, or NULL with
+ * *status saying why not. */
+static MPI_Request *request_for(transport *t, size_t bytes, int *status)
+{
+    if (bytes > (size_t)INT_MAX) {
+        *status = too_large(t, bytes);
+        return NULL;
+    }
+    MPI_Request *request = next_request(t);
+    if (request == NULL)
+        *status = out_of_memory(t);
+    return request;
+}
+
 static int send_next(void *impl, const void *buffer, size_t bytes, int32_t tag)
 {
     transport *t = impl;
-    if (bytes > (size_t)INT_MAX)
-        return too_large(t, bytes);
-    MPI_Request *request = next_request(t);
+    int status = MISLAS_OK;
+    MPI_Request *request = request_for(t, bytes, &status);
     if (request == NULL)
-        return out_of_memory(t);
+        return status;
     return start(t, MPI_Isend(buffer, (int)bytes, MPI_BYTE, t->rank + 1, tag, t->comm, request), "MPI_Isend");
 }
 
@@ -99,11 +112,10 @@ static int receive_previous(void *impl, void *buffer, size_t bytes, int32_t tag)
 static int broadcast_start(void *impl, void *buffer, size_t bytes, int32_t root)
 {
     transport *t = impl;
-    if (bytes > (size_t)INT_MAX)
-        return too_large(t, bytes);
-    MPI_Request *request = next_request(t);
+    int status = MISLAS_OK;
+    MPI_Request *request = request_for(t, bytes, &status);
     if (request == NULL)
-        return out_of_memory(t);
+        return status;
     return start(t, MPI_Ibcast(buffer, (int)bytes, MPI_BYTE, root, t->comm, request), "MPI_Ibcast");
 }
 
