@@ -55,7 +55,10 @@ static bool print_figures(const char *when, mislas_model *model, const mislas_da
 /* The post-hoc stage on the --holdout images of the model's training set:
  * the figures before, the chosen fixes and the fitted scaling applied to
  * the model, the figures after, the model written with --out. 0, or
- * CLI_EXIT_FAILURE after saying why. */
+ * CLI_EXIT_FAILURE after saying why. Under mpirun every rank runs it: the
+ * ranks start MPI once the data and the model are ready, share the
+ * held-out images' logits (logits_of), fit the same scaling each, and rank
+ * 0 prints and writes the model. */
 static int run_calibration(calibrate_settings *s)
 {
     mislas_model *model = NULL;
@@ -70,15 +73,17 @@ static int run_calibration(calibrate_settings *s)
             .imb_factor = s->imb_factor, .imb_type = (mislas_imbalance)s->imb_type, .subset_seed = s->subset_seed,
             .holdout = s->holdout, .quiet = s->quiet};
     ok = ok && cli_open_training_set(&request, &train, &val) && (!dataset->list || cli_dataset_fits(dataset, model,
-            s->in)) && same_training_set(s, dataset, model, train);
+            s->in)) && same_training_set(s, dataset, model, train) && cli_parallel_start();
     if (ok)
         printf("%s: %zu held-out images (%d per class)\n", s->in, mislas_dataset_size(val), (int)s->holdout);
-    ok = ok && print_figures("before", model, val, dataset, s->bins)
-            && fix_classifier(s, model, train)
-            && fit_scaling(s, model, val, dataset)
+    /* under mpirun the ranks take each step together: one that fails a step stops them all, rather than
+     * leave the others waiting for it (every rank holds the same logits, so they fit the same) */
+    ok = ok && cli_parallel_agree(print_figures("before", model, val, dataset, s->bins))
+            && cli_parallel_agree(fix_classifier(s, model, train))
+            && cli_parallel_agree(fit_scaling(s, model, val, dataset))
             /* in-sample when something was fitted: the fit saw these images */
-            && print_figures("after", model, val, dataset, s->bins);
-    if (ok && s->out != NULL) {
+            && cli_parallel_agree(print_figures("after", model, val, dataset, s->bins));
+    if (ok && s->out != NULL && cli_parallel_leader()) {
         ok = cli_succeeded(mislas_checkpoint_save(s->out, model, NULL), "cannot write %s", s->out);
         if (ok)
             printf("calibrated model: %s\n", s->out);
@@ -92,23 +97,35 @@ static int run_calibration(calibrate_settings *s)
 /* ------------------------------------------------------------- the measuring */
 
 /* The model's logits on every image of d (n x K, malloc'ed), or NULL after
- * saying why. */
+ * saying why. In batches of 256 images; under mpirun each rank runs its
+ * share of the batches and the ranks exchange their logits, so that every
+ * rank holds them all, the same bits as one process running every batch. */
 static float *logits_of(mislas_model *model, const mislas_dataset *d, const cli_dataset *dataset)
 {
     enum { BATCH = 256 };
     const size_t n = mislas_dataset_size(d), k = (size_t)mislas_model_num_classes(model);
     const size_t image = (size_t)dataset->channels * (size_t)dataset->size * (size_t)dataset->size;
+    const size_t batches = (n + BATCH - 1) / BATCH;
+    const int32_t ranks = cli_parallel_size();
     float *logits = malloc(n * k * sizeof *logits), *images = malloc(BATCH * image * sizeof *images);
-    size_t *indices = malloc(BATCH * sizeof *indices);
-    bool ok = logits != NULL && images != NULL && indices != NULL;
+    size_t *indices = malloc(BATCH * sizeof *indices), *offsets = malloc(((size_t)ranks + 1) * sizeof *offsets);
+    bool ok = logits != NULL && images != NULL && indices != NULL && offsets != NULL;
     if (!ok)
         cli_report_failure("out of memory");
+    for (int32_t r = 0; ok && r <= ranks; r++) {
+        size_t first = batches, count = 0;
+        if (r < ranks)
+            cli_parallel_share(batches, r, &first, &count);
+        offsets[r] = (first * BATCH < n ? first * BATCH : n) * k;   /* rank r's logits start there */
+    }
     mislas_batch_options bo;
     mislas_batch_options_init(&bo);
     bo.mean = dataset->mean;
     bo.std = dataset->std;
-    for (size_t start = 0; ok && start < n; start += BATCH) {
-        size_t len = n - start < BATCH ? n - start : BATCH;
+    size_t mine, count;
+    cli_parallel_share(batches, cli_parallel_rank(), &mine, &count);
+    for (size_t b = mine; ok && b < mine + count; b++) {
+        size_t start = b * BATCH, len = n - start < BATCH ? n - start : BATCH;
         for (size_t i = 0; i < len; i++)
             indices[i] = start + i;
         if (mislas_dataset_batch(d, indices, len, &bo, 0, images, NULL) != MISLAS_OK
@@ -117,8 +134,11 @@ static float *logits_of(mislas_model *model, const mislas_dataset *d, const cli_
             ok = false;
         }
     }
+    /* every rank's share to every rank, once all have theirs */
+    ok = cli_parallel_agree(ok) && cli_parallel_gather_floats(logits, offsets);
     free(images);
     free(indices);
+    free(offsets);
     if (!ok) {
         free(logits);
         return NULL;
@@ -336,8 +356,10 @@ static void parse_command_line(calibrate_settings *s, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    cli_parallel_detect();      /* under mpirun: rank 0 prints and writes */
     calibrate_settings s = {0};
     parse_command_line(&s, argc, argv);
+    s.quiet |= !cli_parallel_leader();
     cli_check_thread_environment(s.threads);
     cli_check_files(&(cli_files){.inputs = {{.what = "the checkpoint", .path = s.in}},
             .outputs = {{.what = "--out", .path = s.out}}, .dataset = s.dataset, .data_dir = s.data_dir,

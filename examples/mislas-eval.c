@@ -30,7 +30,9 @@ typedef struct eval_settings {
 
 /* The evaluation: the checkpoint's model run on the test split, its figures
  * printed and written to --svg and --json. 0, or the exit code after saying
- * why. */
+ * why. Under mpirun every rank runs it: each predicts its share of every
+ * batch (MPI starts once the test set is open), and rank 0 prints and
+ * writes. */
 static int run_eval(eval_settings *s)
 {
     mislas_model *model = NULL;
@@ -53,6 +55,8 @@ static int run_eval(eval_settings *s)
         code = cli_evaluation_prepare(model, &request, &e);
     if (code == 0 && !cli_open_test_set(dataset, &s->lists, s->data_dir, train, s->quiet, &test))
         code = CLI_EXIT_FAILURE;
+    if (code == 0 && !cli_parallel_start())
+        code = CLI_EXIT_FAILURE;
     if (code == 0) {
         mislas_eval_options options;
         mislas_eval_options_init(&options);
@@ -66,7 +70,7 @@ static int run_eval(eval_settings *s)
         mislas_dataset_free(test);
         code = cli_evaluation_outcome(status);
     }
-    if (code == 0) {
+    if (code == 0 && cli_parallel_leader()) {
         /* --svg or --json on the standard output keeps it to itself: the figures go to stderr */
         bool taken = (s->svg != NULL && cli_output_is_stdout(s->svg))
                 || (s->json != NULL && cli_output_is_stdout(s->json));
@@ -147,8 +151,10 @@ static void parse_command_line(eval_settings *s, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    cli_parallel_detect();      /* under mpirun: rank 0 prints and writes */
     eval_settings s = {0};
     parse_command_line(&s, argc, argv);
+    s.quiet |= !cli_parallel_leader();
     cli_check_thread_environment(s.threads);
     cli_check_files(&(cli_files){.inputs = {{.what = "the checkpoint", .path = s.checkpoint}},
             .outputs = {{.what = "--svg", .path = s.svg, .dash_is_stdout = true},

@@ -26,7 +26,7 @@ typedef struct stage1_settings {
     int imb_type;
     uint64_t subset_seed;
     int32_t holdout, threads;
-    int resume, eval, quiet;
+    int resume, eval, quiet, bn_per_rank;
     cli_lists lists;                /* --dataset list */
     /* the flags' own, read by parse_command_line */
     cli_int_list milestones;
@@ -37,7 +37,8 @@ typedef struct stage1_settings {
 /* Stage 1: a new model trained on the training split's long-tailed subset,
  * or on the training list of a list set (less any --holdout images); with
  * --eval, its figures on the test split. 0, or the exit code after saying
- * why. */
+ * why. Under mpirun every rank runs it: the ranks start MPI once the data
+ * and the model are ready, and train one model together. */
 static int run_stage1(stage1_settings *s)
 {
     mislas_dataset *train = NULL;
@@ -50,13 +51,16 @@ static int run_stage1(stage1_settings *s)
         return CLI_EXIT_FAILURE;
     s->model.num_classes = mislas_dataset_num_classes(train);     /* a list set's K is its list's */
     bool ok = cli_succeeded(mislas_model_new(&model, &s->model), "cannot make the model")
-            && cli_announce_checkpoint(s->out, s->resume, s->quiet);
+            && cli_announce_checkpoint(s->out, s->resume, s->quiet)
+            && cli_parallel_start();
     int code = CLI_EXIT_FAILURE;
     if (ok) {
         cli_describe_training_set(train, s->dataset, s->imb_factor, (mislas_imbalance)s->imb_type, s->quiet);
         mislas_stage1_options options = s->train;
-        options.checkpoint_path = s->out;   /* written after every epoch */
+        options.checkpoint_path = s->out;   /* written after every epoch (by rank 0) */
         options.resume = s->resume;
+        options.comm = cli_parallel_comm();
+        options.bn_per_rank = s->bn_per_rank;
         cli_training run;
         cli_training_start(&run, 1, s->out, options.epochs, s->quiet);
         options.progress = cli_progress_callback;
@@ -181,6 +185,7 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
          .help = "no pad-4 random crop and flip (--dataset list: no random resized crop, flip and colour jitter)"},
         {.name = "seed", .kind = CLI_UINT64, .target = &s->train.seed, .value_name = "N",
          .help = "the model's initialisation, data order, augmentation and mixup"},
+        CLI_BN_PER_RANK_FLAG(&s->bn_per_rank),
         CLI_THREADS_FLAG(&s->threads),
         CLI_EVAL_FLAG(&s->eval),
         CLI_QUIET_FLAG(&s->quiet),
@@ -311,8 +316,10 @@ static void print_schedule(const stage1_settings *s)
 
 int main(int argc, char **argv)
 {
+    cli_parallel_detect();      /* under mpirun: rank 0 prints */
     stage1_settings s = {0};
     parse_command_line(&s, argc, argv);
+    s.quiet |= !cli_parallel_leader();
     if (s.print_schedule) {
         print_schedule(&s);
         return cli_exit_status(0);

@@ -28,7 +28,7 @@ typedef struct stage2_settings {
     int imb_type;
     uint64_t subset_seed;
     int32_t holdout, threads;
-    int resume, eval, quiet;
+    int resume, eval, quiet, bn_per_rank;
     cli_lists lists;                /* --dataset list */
     /* the flags' own, read by parse_command_line */
     const cli_preset *preset;
@@ -44,7 +44,9 @@ static bool same_training_set(const stage2_settings *s, const cli_dataset *datas
 
 /* Stage 2: the classifier of a stage-1 checkpoint trained again on the same
  * long-tailed training set (or training list); with --eval, its figures on
- * the test split. 0, or the exit code after saying why. */
+ * the test split. 0, or the exit code after saying why. Under mpirun every
+ * rank runs it: the ranks start MPI once the data and the model are ready,
+ * and train one model together. */
 static int run_stage2(stage2_settings *s)
 {
     mislas_model *model = NULL;
@@ -60,14 +62,17 @@ static int run_stage2(stage2_settings *s)
     /* a list set's K is known once its list is read */
     ok = ok && cli_open_training_set(&request, &train, NULL) && cli_dataset_fits(dataset, model, s->in)
             && same_training_set(s, dataset, model, train)
-            && cli_announce_checkpoint(s->out, s->resume, s->quiet);
+            && cli_announce_checkpoint(s->out, s->resume, s->quiet)
+            && cli_parallel_start();
     int code = CLI_EXIT_FAILURE;
     if (ok) {
         mislas_stage2_options options = s->train;
         options.mean = dataset->mean;
         options.std = dataset->std;
-        options.checkpoint_path = s->out;   /* written after every epoch */
+        options.checkpoint_path = s->out;   /* written after every epoch (by rank 0) */
         options.resume = s->resume;
+        options.comm = cli_parallel_comm();
+        options.bn_per_rank = s->bn_per_rank;
         cli_training run;
         cli_training_start(&run, 2, s->out, options.epochs, s->quiet);
         options.progress = cli_progress_callback;
@@ -90,6 +95,8 @@ static bool check_stage1_checkpoint(const char *path)
     int32_t stage, done, epochs;
     if (!cli_succeeded(mislas_checkpoint_training(path, &stage, &done, &epochs), "cannot load %s", path))
         return false;
+    if (!cli_parallel_leader())
+        return true;    /* rank 0 warns for every rank */
     if (stage == 2)
         cli_report_failure("warning: %s is a stage-2 checkpoint; its classifier is trained again", path);
     else if (stage == 1 && done < epochs)
@@ -254,6 +261,7 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
         {.name = "subset-seed", .kind = CLI_UINT64, .target = &s->subset_seed, .value_name = "N",
          .help = "the subset's images and the --holdout ones, as in stage 1"},
         CLI_HOLDOUT_FLAG(&s->holdout),
+        CLI_BN_PER_RANK_FLAG(&s->bn_per_rank),
         CLI_THREADS_FLAG(&s->threads),
         CLI_EVAL_FLAG(&s->eval),
         CLI_QUIET_FLAG(&s->quiet),
@@ -309,8 +317,10 @@ static void print_schedule(const stage2_settings *s)
 
 int main(int argc, char **argv)
 {
+    cli_parallel_detect();      /* under mpirun: rank 0 prints */
     stage2_settings s = {0};
     parse_command_line(&s, argc, argv);
+    s.quiet |= !cli_parallel_leader();
     if (s.print_schedule) {
         print_schedule(&s);
         return cli_exit_status(0);

@@ -11,6 +11,7 @@
  *   presets.h          --preset: the paper's Table 5 and our recipes
  *   holdout.h          the validation split held out of the training set
  *   progress.h         the progress line; SIGINT and SIGTERM stop a call cleanly
+ *   parallel.h         the ranks of an MPI job (mpirun -np N): who prints and writes, MPI's start
  *   training.h         around mislas_train_stage1 and mislas_train_stage2
  *   evaluation.h       around mislas_evaluate, and --eval
  *   output.h           output files written atomically; "-", devices and FIFOs in place
@@ -28,6 +29,7 @@
 #include "holdout.h"
 #include "messages.h"
 #include "output.h"
+#include "parallel.h"
 #include "paths.h"
 #include "presets.h"
 #include "progress.h"

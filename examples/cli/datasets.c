@@ -4,6 +4,7 @@
 
 #include "holdout.h"
 #include "messages.h"
+#include "parallel.h"
 #include "progress.h"
 
 #include <inttypes.h>
@@ -256,7 +257,7 @@ static bool open_list(mislas_dataset **out, const cli_lists *l, const char *data
         return false;
     }
     size_t skipped = mislas_dataset_files_skipped(*out);
-    if (skipped > 0)
+    if (skipped > 0 && cli_parallel_leader())    /* every rank of a job leaves out the same */
         fprintf(stderr, "%s: --skip-bad: %zu file%s of %s left out (missing, unreadable or not an image); %zu "
                 "images kept\n", cli_program_name, skipped, skipped == 1 ? "" : "s", path,
                 mislas_dataset_size(*out));

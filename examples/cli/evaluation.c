@@ -4,6 +4,7 @@
 #include "figures_json.h"
 #include "flags.h"
 #include "messages.h"
+#include "parallel.h"
 #include "progress.h"
 #include "reliability_svg.h"
 
@@ -89,8 +90,10 @@ int cli_evaluation_prepare(mislas_model *model, const cli_eval_request *rq, cli_
 int cli_evaluation_outcome(int status)
 {
     if (status == MISLAS_ERR_CANCELLED) {
-        cli_report_failure("interrupted during the evaluation");
-        return 128 + cli_progress_signal();
+        int signal_number = cli_progress_signal();
+        if (cli_parallel_leader())
+            cli_report_failure("interrupted%s during the evaluation", signal_number != 0 ? "" : " on another rank");
+        return signal_number != 0 ? 128 + signal_number : CLI_EXIT_FAILURE;
     }
     if (status != MISLAS_OK) {
         cli_report_library_failure("evaluation failed");
@@ -101,6 +104,7 @@ int cli_evaluation_outcome(int status)
 
 void cli_evaluation_options(const cli_evaluation *e, mislas_eval_options *options)
 {
+    options->comm = cli_parallel_comm();
     options->mean = e->dataset->mean;
     options->std = e->dataset->std;
     options->train_counts = e->train_counts;
@@ -174,11 +178,14 @@ static int evaluate(mislas_model *model, const cli_eval_request *request, const 
         const char *data_dir, bool quiet, cli_evaluation *e)
 {
     int code = cli_evaluation_prepare(model, request, e);
-    if (code != 0)
-        return code;
     mislas_dataset *test = NULL;
-    if (!cli_open_test_set(request->dataset, lists, data_dir, request->train, quiet, &test))
-        return CLI_EXIT_FAILURE;
+    if (code == 0 && !cli_open_test_set(request->dataset, lists, data_dir, request->train, quiet, &test))
+        code = CLI_EXIT_FAILURE;
+    /* the ranks of a job evaluate together, or none does */
+    if (!cli_parallel_agree(code == 0)) {
+        mislas_dataset_free(test);
+        return code != 0 ? code : CLI_EXIT_FAILURE;
+    }
     mislas_eval_options options;
     mislas_eval_options_init(&options);
     cli_evaluation_options(e, &options);

@@ -46,7 +46,8 @@ typedef struct cli_eval_request {
  * printing why. *e needs cli_evaluation_free either way. */
 int cli_evaluation_prepare(mislas_model *model, const cli_eval_request *request, cli_evaluation *e);
 /* The options mislas_evaluate takes from *e: the normalisation, the
- * training counts, the class-index splits. */
+ * training counts, the class-index splits; and the ranks' communicator
+ * (parallel.h; NULL alone). */
 void cli_evaluation_options(const cli_evaluation *e, mislas_eval_options *options);
 /* After mislas_evaluate returned `status`: 0, or the exit code after
  * printing why (CLI_EXIT_FAILURE, or 128 + the signal's number when a
@@ -64,7 +65,8 @@ int cli_write_evaluation_files(const cli_evaluation *e, const char *checkpoint, 
 /* --eval of the training programs: the test split (a list set's test
  * list, in the class map of `train`, the training set) evaluated with the
  * model's own training counts and the paper's 15 bins, the block on
- * stdout. 0 or an exit code, as cli_evaluation_outcome. */
+ * stdout. 0 or an exit code, as cli_evaluation_outcome. Every rank of a job
+ * calls it (cli_parallel_start first). */
 int cli_evaluate_and_print(mislas_model *model, const cli_dataset *dataset, const cli_lists *lists,
         const char *data_dir, const mislas_dataset *train, bool quiet, const char *checkpoint);
 

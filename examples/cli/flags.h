@@ -97,7 +97,8 @@ const char *cli_choice_name(const cli_choice *choices, int value);
 /* Flags every program takes, with the defaults they describe. */
 #define CLI_THREADS_FLAG(variable) \
     {.name = "threads", .kind = CLI_INT32, .target = (variable), .value_name = "N", .min = 0, .max = 256, \
-     .help = "worker threads; 0: MISLAS_NUM_THREADS if it is 1 to 256, else one per CPU"}
+     .help = "worker threads (of each rank under mpirun); 0: MISLAS_NUM_THREADS if it is 1 to 256, else one " \
+     "per CPU"}
 #define CLI_DATA_DIR_FLAG(variable) \
     {.name = "data-dir", .kind = CLI_TEXT, .target = (variable), .value_name = "DIR", \
      .help = "folder of the data set's files; --dataset list: the root the lists' paths start from", \
@@ -108,6 +109,11 @@ const char *cli_choice_name(const cli_choice *choices, int value);
 #define CLI_EVAL_FLAG(variable) \
     {.name = "eval", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, \
      .help = "evaluate on the test split afterwards"}
+#define CLI_BN_PER_RANK_FLAG(variable) \
+    {.name = "bn-per-rank", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, \
+     .help = "under mpirun: batch norm normalises each rank's share of a batch with that share's own " \
+     "statistics (PyTorch DataParallel's way; rank 0's running statistics are kept), not the whole batch's; " \
+     "the result then depends on the number of ranks (alone: no effect)"}
 #define CLI_PRINT_SCHEDULE_FLAG(variable) \
     {.name = "print-schedule", .kind = CLI_SWITCH, .target = (variable), .switch_value = 1, \
      .help = "print the schedule these flags give, in words, and exit"}

@@ -1,6 +1,8 @@
 /* The programs' messages and exit statuses (messages.h). */
 #include "messages.h"
 
+#include "parallel.h"
+
 #include <mislas/mislas.h>
 
 #include <errno.h>
@@ -9,11 +11,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "<program>: ", or "<program> (rank R of N): " as one of several ranks:
+ * each rank prints its own failures, and the library's messages on the
+ * others name the rank that failed. */
+static void print_name(void)
+{
+    if (cli_parallel_size() > 1)
+        fprintf(stderr, "%s (rank %d of %d): ", cli_program_name, (int)cli_parallel_rank(),
+                (int)cli_parallel_size());
+    else
+        fprintf(stderr, "%s: ", cli_program_name);
+}
+
 void cli_report_library_failure(const char *what_format, ...)
 {
     va_list args;
     va_start(args, what_format);
-    fprintf(stderr, "%s: ", cli_program_name);
+    print_name();
     vfprintf(stderr, what_format, args);
     fprintf(stderr, ": %s\n", mislas_last_error());
     va_end(args);
@@ -23,7 +37,7 @@ void cli_report_failure(const char *format, ...)
 {
     va_list args;
     va_start(args, format);
-    fprintf(stderr, "%s: ", cli_program_name);
+    print_name();
     vfprintf(stderr, format, args);
     fputc('\n', stderr);
     va_end(args);
@@ -35,7 +49,7 @@ bool cli_succeeded(int status, const char *what_format, ...)
         return true;
     va_list args;
     va_start(args, what_format);
-    fprintf(stderr, "%s: ", cli_program_name);
+    print_name();
     vfprintf(stderr, what_format, args);
     fprintf(stderr, ": %s\n", mislas_last_error());
     va_end(args);
@@ -44,6 +58,9 @@ bool cli_succeeded(int status, const char *what_format, ...)
 
 void cli_usage_error(const char *format, ...)
 {
+    /* every rank of a job reads the same command line and data: one says it */
+    if (!cli_parallel_leader())
+        exit(CLI_EXIT_USAGE);
     va_list args;
     va_start(args, format);
     fprintf(stderr, "%s: ", cli_program_name);
@@ -56,8 +73,8 @@ void cli_usage_error(const char *format, ...)
 void cli_check_thread_environment(int threads)
 {
     const char *env = getenv("MISLAS_NUM_THREADS");
-    if (threads != 0 || env == NULL || env[0] == '\0')
-        return;     /* --threads wins over the variable; an empty one is none */
+    if (threads != 0 || env == NULL || env[0] == '\0' || !cli_parallel_leader())
+        return;     /* --threads wins over the variable; an empty one is none; rank 0 speaks for all */
     /* what lib/util/threads.c does: strtol, then 1 to 256 or the default */
     enum { MAX_THREADS = 256 };
     char *end;

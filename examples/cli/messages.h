@@ -1,5 +1,6 @@
 /* The programs' messages and exit statuses: every message on stderr starts
- * with the program's name. */
+ * with the program's name (and, as one of several ranks of an MPI job,
+ * parallel.h, "(rank R of N)" after it in a failure's). */
 #ifndef MISLAS_EXAMPLES_CLI_MESSAGES_H
 #define MISLAS_EXAMPLES_CLI_MESSAGES_H
 
@@ -29,14 +30,16 @@ bool cli_succeeded(int status, const char *what_format, ...) CLI_PRINTF_LIKE(2, 
  * shells' convention). */
 enum { CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
-/* A command-line error detected after parsing: message, exit CLI_EXIT_USAGE. */
+/* A command-line error detected after parsing: message, exit CLI_EXIT_USAGE
+ * (the ranks of a job read the same command line: rank 0 alone says it). */
 _Noreturn void cli_usage_error(const char *format, ...) CLI_PRINTF_LIKE(1, 2);
 
 /* Before a run with `threads` (--threads; 0 lets the library choose): one
  * line on stderr when MISLAS_NUM_THREADS holds what the library does not
  * take as a thread count (it then falls back to one thread per CPU
  * without a word: the library never prints), or a number with something
- * after it, which the library reads as the number. */
+ * after it, which the library reads as the number. Rank 0 of a job alone
+ * says it. */
 void cli_check_thread_environment(int threads);
 
 /* The program's exit status once the standard output is flushed: `status`,

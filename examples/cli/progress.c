@@ -6,6 +6,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,11 +90,15 @@ static void format_eta(const cli_progress *p, const mislas_progress *r, double n
 
 static void print_line(cli_progress *p, const mislas_progress *r, double now)
 {
-    char eta[32], line[256], wait[32] = "";
+    char eta[32], line[320], wait[64] = "";
     format_eta(p, r, now, eta, sizeof eta);
-    double share = r->data_wait_seconds / fmax(now - p->epoch_start, 1e-9);
-    if (share >= 0.05)
-        snprintf(wait, sizeof wait, "  data wait %.0f%%", 100 * fmin(share, 1.0));
+    double elapsed = fmax(now - p->epoch_start, 1e-9);
+    double data_share = r->data_wait_seconds / elapsed, comm_share = r->comm_wait_seconds / elapsed;
+    if (data_share >= 0.05)
+        snprintf(wait, sizeof wait, "  data wait %.0f%%", 100 * fmin(data_share, 1.0));
+    if (comm_share >= 0.05)     /* one of several ranks: waiting for the others */
+        snprintf(wait + strlen(wait), sizeof wait - strlen(wait), "  comm wait %.0f%%",
+                100 * fmin(comm_share, 1.0));
     if (r->stage == 0)
         snprintf(line, sizeof line, "evaluating  step %zu/%zu  %.0f img/s  ETA %s%s", r->step, r->steps,
                 r->images_per_second, eta, wait);

@@ -14,8 +14,11 @@
  * each epoch's end and at most every 30 s between. When the step waited for
  * its batches (decoded and assembled while the previous step ran) for 5 %
  * or more of the epoch so far, the line ends with that share ("data wait
- * 40%": the data, not the model, sets the pace). SIGINT or SIGTERM while
- * a reporter is active cancels the running call at its next step. */
+ * 40%": the data, not the model, sets the pace), and likewise when one of
+ * several ranks (parallel.h) waited for the others ("comm wait 12%":
+ * communication the computation did not hide). SIGINT or SIGTERM while a
+ * reporter is active cancels the running call at its next step (on every
+ * rank: the library agrees on it). */
 typedef struct cli_progress {
     bool quiet;             /* nothing printed; cancelling and the figures still work */
     bool terminal;

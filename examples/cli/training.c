@@ -4,6 +4,7 @@
 #include "training.h"
 
 #include "messages.h"
+#include "parallel.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -69,12 +70,16 @@ static int training_outcome(int status, const char *checkpoint, const cli_progre
     if (status == MISLAS_OK)
         return 0;
     if (status == MISLAS_ERR_CANCELLED) {
-        if (p->epochs_done > 0)
-            cli_report_failure("interrupted; %s holds epoch %d of %d (--resume continues the run)", checkpoint,
+        /* a signal to any rank of a job stops them all: rank 0 says where the checkpoint is */
+        int signal_number = cli_progress_signal();
+        const char *where = signal_number != 0 ? "interrupted" : "interrupted on another rank";
+        bool leader = cli_parallel_leader();
+        if (leader && p->epochs_done > 0)
+            cli_report_failure("%s; %s holds epoch %d of %d (--resume continues the run)", where, checkpoint,
                     (int)(p->first_epoch + p->epochs_done), (int)p->epochs);
-        else
-            cli_report_failure("interrupted before an epoch ended; %s was not written", checkpoint);
-        return 128 + cli_progress_signal();
+        else if (leader)
+            cli_report_failure("%s before an epoch ended; %s was not written", where, checkpoint);
+        return signal_number != 0 ? 128 + signal_number : CLI_EXIT_FAILURE;
     }
     cli_report_library_failure("training failed");
     return CLI_EXIT_FAILURE;
