@@ -44,10 +44,15 @@ static void digest_floats(uint64_t *h, const float *v, int32_t n)
         mislasi_digest_bytes(h, v, (size_t)n * sizeof *v);
 }
 
-/* What both stages' runs depend on alike: the batches' making and the data. */
+/* What both stages' runs depend on alike: the batches' making, the data,
+ * and with per-rank batch norm the number of ranks (whose shares it
+ * normalises; synchronised BN, or none, gives the same bits on any number,
+ * and leaves the digest as it was before ranks existed). */
 static void digest_data(uint64_t *h, int32_t augment, const float *mean, const float *std, int32_t channels,
-        uint64_t seed, const mislas_dataset *d)
+        uint64_t seed, const mislas_dataset *d, const mislas_comm *comm, int32_t bn_per_rank)
 {
+    if (comm != NULL && bn_per_rank)
+        DIGEST(h, mislas_comm_size(comm));
     DIGEST(h, augment != 0);
     digest_floats(h, mean, channels);
     digest_floats(h, std, channels);
@@ -132,8 +137,9 @@ static int run_alloc(run *r)
         size_t smallest = r->last_batch < r->batch ? r->last_batch : r->batch;
         if (r->bn_per_rank && (smallest + r->quantum - 1) / r->quantum < (size_t)r->comm->size)
             return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: bn_per_rank needs images of every batch on "
-                    "every rank, but a batch of %zu images has %zu groups of %zu for %d ranks", r->fn, smallest,
-                    (smallest + r->quantum - 1) / r->quantum, r->quantum, (int)r->comm->size);
+                    "every rank, but the batches are shared in groups of %zu images and a batch of %zu (the "
+                    "epoch's last) makes fewer groups than the %d ranks (choose a batch size or ranks so that "
+                    "it does not, or synchronised BN)", r->fn, r->quantum, smallest, (int)r->comm->size);
         r->perm = mislasi_calloc(r->batch, sizeof *r->perm);
         r->places = mislasi_calloc(made, sizeof *r->places);
         r->share_indices = mislasi_calloc(made, sizeof *r->share_indices);
@@ -576,7 +582,7 @@ static uint64_t stage1_digest(const mislas_stage1_options *o, const int32_t *mil
     mislasi_digest_bytes(&h, milestones, (size_t)num_milestones * sizeof *milestones);
     DIGEST(&h, o->gamma);
     DIGEST(&h, o->mixup_alpha > 0 ? o->mixup_alpha : 0.0f);
-    digest_data(&h, o->augment, o->mean, o->std, channels, o->seed, d);
+    digest_data(&h, o->augment, o->mean, o->std, channels, o->seed, d, o->comm, o->bn_per_rank);
     return h;
 }
 
@@ -715,7 +721,7 @@ static uint64_t stage2_digest(const mislas_stage2_options *o, size_t steps, int3
     DIGEST(&h, o->shift_bn != 0);
     DIGEST(&h, (int32_t)o->sampler);
     DIGEST(&h, (uint64_t)steps);
-    digest_data(&h, o->augment, o->mean, o->std, channels, o->seed, d);
+    digest_data(&h, o->augment, o->mean, o->std, channels, o->seed, d, o->comm, o->bn_per_rank);
     return h;
 }
 
