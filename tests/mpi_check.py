@@ -28,7 +28,7 @@ env = dict(os.environ)
 # shared memory without the single-copy mechanism works where ptrace is barred
 env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader",
            OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_rmaps_base_oversubscribe="1",
-           MISLAS_THREADS="1")
+           MISLAS_NUM_THREADS="1")
 # the sanitizers' leak check would report Open MPI's own allocations
 env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
 

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 
-from program_check import check, failures, write_idx
+from program_check import check, failures, make_dataset
 
 MPIRUN = shutil.which("mpirun")
 # CI runs as root in a container: Open MPI must be told that is fine, and to
@@ -45,22 +45,10 @@ MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
 TIMEOUT = 300
 
-CLASSES, TRAIN_MAX, PROFILE, TEST_PER_CLASS = 10, 100, 0.5, 20
+TRAIN_MAX, PROFILE = 100, 0.5
 DATA = ["--imb-factor", str(PROFILE), "--holdout", "30"]
 STAGE1 = ["--arch", "resnet56", "--epochs", "3", "--batch-size", "32"]
 STAGE2 = ["--epochs", "2", "--batch-size", "32"]
-
-
-def make_dataset(folder):
-    """721 training images (100 to 50 per class: --imb-factor 0.5 keeps them all) and 200 test images."""
-    rng = random.Random(17)
-    counts = [int(TRAIN_MAX * PROFILE ** (c / (CLASSES - 1))) for c in range(CLASSES)]
-    train = [c for c in range(CLASSES) for _ in range(counts[c])]
-    test = [c for c in range(CLASSES) for _ in range(TEST_PER_CLASS)]
-    rng.shuffle(train)
-    rng.shuffle(test)
-    write_idx(folder, "train", train, rng)
-    write_idx(folder, "t10k", test, rng)
 
 
 def command(args, ranks):
@@ -312,7 +300,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="mislas-mpi-programs-") as tmp:
         folder = os.path.join(tmp, "data")
         os.mkdir(folder)
-        make_dataset(folder)
+        # 721 training images (100 to 50 per class: --imb-factor 0.5 keeps them all) and 200 test images
+        make_dataset(folder, seed=17, train_max=TRAIN_MAX, profile=PROFILE)
         data = ["--data-dir", folder] + DATA
         alone = check_pipeline(programs, data, tmp)
         print("the pipeline alone and on 2 and 3 ranks: %.0f s" % (time.time() - start))

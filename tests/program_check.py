@@ -35,9 +35,10 @@ def write_idx(folder, prefix, labels, rng):
         f.write(struct.pack(">II", 0x801, len(labels)) + bytes(labels))
 
 
-def make_dataset(folder):
-    rng = random.Random(7)
-    counts = [int(TRAIN_MAX * IMB_FACTOR ** (c / (CLASSES - 1))) for c in range(CLASSES)]
+def make_dataset(folder, seed=7, train_max=TRAIN_MAX, profile=IMB_FACTOR):
+    """IDX files of CLASSES classes in a long tail from train_max images down by profile, TEST_PER_CLASS each to test."""
+    rng = random.Random(seed)
+    counts = [int(train_max * profile ** (c / (CLASSES - 1))) for c in range(CLASSES)]
     train = [c for c in range(CLASSES) for _ in range(counts[c])]
     test = [c for c in range(CLASSES) for _ in range(TEST_PER_CLASS)]
     rng.shuffle(train)

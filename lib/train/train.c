@@ -376,6 +376,13 @@ static int same_run_everywhere(run *r, int32_t first)
     if (status == MISLAS_OK)
         status = mislasi_comm_same(r->fn, r->comm, &first, sizeof first, "checkpoint to resume (every rank must "
                 "read the same file at checkpoint_path: one file on a shared file system)");
+    /* BLIS's kernel sets sum the classifier's products in other orders (skx
+     * and haswell differ), and every rank computes the classifier itself */
+    char kernels[32] = {0};
+    snprintf(kernels, sizeof kernels, "%s", mislas_blas_kernels());
+    if (status == MISLAS_OK)
+        status = mislasi_comm_same(r->fn, r->comm, kernels, sizeof kernels, "BLIS kernels (mislas_blas_kernels: "
+                "mixed AVX-512 and AVX2 machines must pin one with MISLAS_BLIS_ARCH)");
     uint64_t model = mislasi_model_digest(r->model);
     if (status == MISLAS_OK)
         status = mislasi_comm_same(r->fn, r->comm, &model, sizeof model, "model (its weights, from its seed or a "
