@@ -39,7 +39,6 @@ typedef struct sizing {
     size_t widest;          /* largest per-image tensor */
     size_t scratch;         /* conv scratch floats, whole-batch calls */
     size_t slice_scratch;   /* conv scratch floats, one thread's slice */
-    size_t quantum;         /* the largest weight-gradient group (model_internal.h) */
     size_t widest_c;        /* the most channels a BN has */
     float *base;            /* when assigning */
 } sizing;
@@ -68,9 +67,6 @@ static void size_unit(mislas_model *m, mislasi_conv_bn *u, void *ctx)
         z->widest = per_image;
     if (u->conv.c_out > z->widest_c)
         z->widest_c = u->conv.c_out;
-    size_t group = mislasi_conv_group_images(&u->conv);
-    if (group > z->quantum)
-        z->quantum = group;
     mislasi_conv_shape s = u->conv;
     s.n = z->n;
     size_t need = mislasi_conv_work_floats(&s, z->threads);
@@ -89,15 +85,14 @@ static void lay_out(mislas_model *m, sizing *z)
     size_t in_per_image = (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
     z->total = 0;
     z->widest = in_per_image;
-    z->quantum = 1;
     z->widest_c = 0;
     m->input = take(z, z->n * in_per_image);
     for_each_unit(m, size_unit, z);
-    m->quantum = z->quantum;    /* mislasi_model_quantum's */
+    m->quantum = mislasi_model_quantum(m);
     /* doubles, 64-byte aligned; for the whole batch, whose every image's
      * moments and group's slots a shared batch gathers */
     m->moments = (double *)take(z, 2 * z->whole * 2 * z->widest_c);
-    m->bn_slots = (double *)take(z, 2 * mislasi_bn_groups(z->whole, z->quantum) * 2 * z->widest_c);
+    m->bn_slots = (double *)take(z, 2 * mislasi_bn_groups(z->whole, m->quantum) * 2 * z->widest_c);
     if (m->imagenet) {
         size_t pooled = m->pool.c * mislasi_pool_out_h(&m->pool) * mislasi_pool_out_w(&m->pool);
         m->pool_out = take(z, z->n * pooled);
