@@ -52,8 +52,8 @@ int main(int argc, char **argv)
     CHECK(mislas_sampler_new(&sampler, labels, N, K, NULL));
 
     const float mean[3] = MISLAS_CIFAR_MEAN, std[3] = MISLAS_CIFAR_STD;
-    mislas_batch_options o;
-    mislas_batch_options_init(&o);
+    mislas_dataset_batch_options o;
+    mislas_dataset_batch_options_init(&o);
     o.augment = 1;
     o.mean = mean;
     o.std = std;
@@ -70,7 +70,7 @@ int main(int argc, char **argv)
             CHECK(mislas_sampler_next(sampler, idx, BATCH));
             CHECK(mislas_dataset_batch(d, idx, BATCH, &o, (uint64_t)r, images, y));
             if (with_mixup)
-                CHECK(mislas_mixup(images, y, BATCH, (size_t)C * H * W, 1.0f, 7, (uint64_t)r, yb, &lambda));
+                CHECK(mislas_mixup(images, yb, &lambda, y, BATCH, (size_t)C * H * W, 1.0f, 7, (uint64_t)r));
             times[r] = bench_now() - t0;
         }
         qsort(times, (size_t)reps, sizeof *times, bench_by_value);

@@ -40,8 +40,8 @@ static double rate(const mislas_dataset *d, int augment, int reps)
     size_t n = mislas_dataset_size(d);
     float *images = malloc((size_t)BATCH * 3 * 224 * 224 * sizeof *images);
     size_t idx[BATCH];
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
     bo.augment = augment;
     bo.mean = MEAN;
     bo.std = STD;
@@ -96,8 +96,8 @@ int main(int argc, char **argv)
     }
     char list[4096];
     snprintf(list, sizeof list, "%s/list.txt", folder);
-    mislas_list_options lo;
-    mislas_list_options_init(&lo);
+    mislas_dataset_list_options lo;
+    mislas_dataset_list_options_init(&lo);
     lo.num_classes = 10;
     mislas_dataset *d = NULL;
     double start = bench_now();
@@ -127,8 +127,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < steps * STEP_BATCH; i++)
         idx[i] = i % n;
     CHECK(mislas_dataset_subset(&part, d, idx, steps * STEP_BATCH));
-    mislas_stage1_options so;
-    mislas_stage1_options_init(&so);
+    mislas_train_stage1_options so;
+    mislas_train_stage1_options_init(&so);
     so.epochs = 1;
     so.batch_size = STEP_BATCH;
     so.warmup_epochs = 0;
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
     eo.progress_data = &w;
     mislas_eval_report report;
     mislas_eval_report_init(&report);
-    CHECK(mislas_evaluate(m, d, &eo, NULL, NULL, &report));
+    CHECK(mislas_eval_run(m, d, &eo, NULL, NULL, &report));
     printf("  ResNet-50 evaluation, batch 32, %d threads: %.1f images/s, %.1f %% of the time waiting for data\n",
             (int)mislas_num_threads(), (double)n / w.elapsed, 100.0 * w.wait / w.elapsed);
     free(idx);

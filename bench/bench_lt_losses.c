@@ -113,15 +113,15 @@ static void calib_run(void *arg)
     calib_kind kind = *(const calib_kind *)arg;
     double value;
     static float scale[K], bias[K];
-    mislas_fit_options o;
-    mislas_fit_options_init(&o);
+    mislas_calib_fit_options o;
+    mislas_calib_fit_options_init(&o);
     o.max_iterations = 100;
     switch (kind) {
-    case ADAPTIVE: CHECK(mislas_adaptive_ece(logits, targets, N, K, 15, &value)); break;
-    case CLASSWISE: CHECK(mislas_classwise_ece(logits, targets, N, K, 15, &value)); break;
-    case TEMPERATURE: CHECK(mislas_fit_temperature(logits, targets, N, K, &o, &value)); break;
+    case ADAPTIVE: CHECK(mislas_calib_adaptive_ece(&value, logits, targets, N, K, 15)); break;
+    case CLASSWISE: CHECK(mislas_calib_classwise_ece(&value, logits, targets, N, K, 15)); break;
+    case TEMPERATURE: CHECK(mislas_calib_fit_temperature(&value, logits, targets, N, K, &o)); break;
     case VECTOR: {
-        int rc = mislas_fit_vector_scaling(logits, targets, N, K, &o, scale, bias);
+        int rc = mislas_calib_fit_vector_scaling(scale, bias, logits, targets, N, K, &o);
         if (rc != MISLAS_OK && rc != MISLAS_ERR_STATE)
             CHECK(rc);
         break;
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
     CHECK(mislas_long_tail_counts(counts, K, 1280, 0.01, MISLAS_IMBALANCE_EXP));
     static double prior[K], margin[K], weight[K];
     float wf[K];
-    CHECK(mislas_class_balanced_weights(wf, counts, K, 0.9999));
+    CHECK(mislas_loss_class_balanced_weights(wf, counts, K, 0.9999));
     double total = 0.0, n_min = (double)counts[K - 1];
     for (int c = 0; c < K; c++)
         total += (double)counts[c];

@@ -359,8 +359,8 @@ static void train(const settings *s)
     static const float mean[] = MISLAS_FASHION_MNIST_MEAN, std[] = MISLAS_FASHION_MNIST_STD;
     mislas_dataset *train_set;
     mislas_model *m;
-    mislas_stage1_options o;
-    mislas_stage1_options_init(&o);
+    mislas_train_stage1_options o;
+    mislas_train_stage1_options_init(&o);
     const char *key;
     if (s->resnet50) {
         key = "resnet50_ips";

@@ -65,7 +65,7 @@ static int run_calibration(calibrate_settings *s)
     mislas_dataset *train = NULL, *val = NULL;
     const cli_dataset *dataset = s->dataset;    /* NULL: the one the model fits */
     bool ok = cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
-            && cli_succeeded(mislas_checkpoint_load(s->in, &model, NULL), "cannot load %s", s->in)
+            && cli_succeeded(mislas_checkpoint_load(&model, NULL, s->in), "cannot load %s", s->in)
             && (dataset != NULL || (dataset = cli_dataset_of_model(model, s->in)) != NULL)
             /* a list set's K is known once its list is read */
             && (dataset->list || cli_dataset_fits(dataset, model, s->in));
@@ -118,8 +118,8 @@ static float *logits_of(mislas_model *model, const mislas_dataset *d, const cli_
             cli_parallel_share(batches, r, &first, &count);
         offsets[r] = (first * BATCH < n ? first * BATCH : n) * k;   /* rank r's logits start there */
     }
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
     bo.mean = dataset->mean;
     bo.std = dataset->std;
     size_t mine, count;
@@ -155,8 +155,8 @@ static bool report(const char *when, const float *logits, const int32_t *labels,
     double adaptive = NAN, classwise = NAN;
     bool ok = mislas_calib_new(&c, k, bins) == MISLAS_OK && mislas_calib_add_logits(c, logits, labels, n) == MISLAS_OK
             && mislas_calib_summarize(c, &s) == MISLAS_OK
-            && mislas_adaptive_ece(logits, labels, n, k, bins, &adaptive) == MISLAS_OK
-            && mislas_classwise_ece(logits, labels, n, k, bins, &classwise) == MISLAS_OK;
+            && mislas_calib_adaptive_ece(&adaptive, logits, labels, n, k, bins) == MISLAS_OK
+            && mislas_calib_classwise_ece(&classwise, logits, labels, n, k, bins) == MISLAS_OK;
     mislas_calib_free(c);
     if (!ok) {
         cli_report_library_failure("cannot measure the calibration");
@@ -236,16 +236,16 @@ static bool fit_scaling(const calibrate_settings *s, mislas_model *model, const 
     bool ok = scale != NULL && bias != NULL;
     if (ok && s->method == METHOD_TEMPERATURE) {
         double t;
-        ok = mislas_fit_temperature(logits, labels, n, k, NULL, &t) == MISLAS_OK;
+        ok = mislas_calib_fit_temperature(&t, logits, labels, n, k, NULL) == MISLAS_OK;
         for (int32_t j = 0; ok && j < k; j++)
             scale[j] = (float)(1.0 / t);
         if (ok)
             printf("temperature %.4f\n", t);
     } else if (ok && s->method == METHOD_VECTOR) {
-        mislas_fit_options fo;
-        mislas_fit_options_init(&fo);
+        mislas_calib_fit_options fo;
+        mislas_calib_fit_options_init(&fo);
         fo.l2 = s->l2;
-        ok = mislas_fit_vector_scaling(logits, labels, n, k, &fo, scale, bias) == MISLAS_OK;
+        ok = mislas_calib_fit_vector_scaling(scale, bias, logits, labels, n, k, &fo) == MISLAS_OK;
         if (ok) {
             printf("vector scaling:");
             for (int32_t j = 0; j < k; j++)

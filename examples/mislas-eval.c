@@ -37,7 +37,7 @@ static int run_eval(eval_settings *s)
 {
     mislas_model *model = NULL;
     if (!cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
-            || !cli_succeeded(mislas_checkpoint_load(s->checkpoint, &model, NULL), "cannot load %s", s->checkpoint))
+            || !cli_succeeded(mislas_checkpoint_load(&model, NULL, s->checkpoint), "cannot load %s", s->checkpoint))
         return CLI_EXIT_FAILURE;
     const cli_dataset *dataset = s->dataset != NULL ? s->dataset : cli_dataset_of_model(model, s->checkpoint);
     /* a list set: the training list's class map and K (and its counts if the checkpoint has none) */
@@ -65,7 +65,7 @@ static int run_eval(eval_settings *s)
         options.progress = cli_progress_callback;
         options.progress_data = &progress;
         cli_progress_start(&progress, s->quiet);
-        int status = mislas_evaluate(model, test, &options, e.calib, e.class_accuracy, &e.report);
+        int status = mislas_eval_run(model, test, &options, e.calib, e.class_accuracy, &e.report);
         cli_progress_stop(&progress);
         mislas_dataset_free(test);
         code = cli_evaluation_outcome(status);

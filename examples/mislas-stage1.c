@@ -18,7 +18,7 @@ const char cli_program_name[] = "mislas-stage1";
 
 /* What the flags ask for. */
 typedef struct stage1_settings {
-    mislas_stage1_options train;
+    mislas_train_stage1_options train;
     mislas_model_options model;
     const cli_dataset *dataset;
     const char *data_dir, *out;
@@ -56,7 +56,7 @@ static int run_stage1(stage1_settings *s)
     int code = CLI_EXIT_FAILURE;
     if (ok) {
         cli_describe_training_set(train, s->dataset, s->imb_factor, (mislas_imbalance)s->imb_type, s->quiet);
-        mislas_stage1_options options = s->train;
+        mislas_train_stage1_options options = s->train;
         options.checkpoint_path = s->out;   /* written after every epoch (by rank 0) */
         options.resume = s->resume;
         options.comm = cli_parallel_comm();
@@ -129,7 +129,7 @@ static void refuse_conflicts(const stage1_settings *s, const cli_flag *flags, si
 /* Everything but the flags, which then settle what is left. */
 static void parse_command_line(stage1_settings *s, int argc, char **argv)
 {
-    mislas_stage1_options_init(&s->train);
+    mislas_train_stage1_options_init(&s->train);
     s->dataset = cli_dataset_named("fashion-mnist");
     s->imb_factor = 0.01;
     s->imb_type = MISLAS_IMBALANCE_EXP;
@@ -238,12 +238,12 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
  * the warm-up shows as a decay after it). */
 static void print_decays(const stage1_settings *s, const int32_t *milestones, int32_t count, int32_t from)
 {
-    const mislas_stage1_options *t = &s->train;
+    const mislas_train_stage1_options *t = &s->train;
     int32_t epochs[CLI_LIST_MAX + 1], n = 0;
     char factor[32] = "", last[32] = "";
     for (int32_t e = from; e < t->epochs; e++) {
-        double before = mislas_lr_multistep(t->lr, e - 1, t->warmup_epochs, milestones, count, t->gamma);
-        double now = mislas_lr_multistep(t->lr, e, t->warmup_epochs, milestones, count, t->gamma);
+        double before = mislas_schedule_multistep(t->lr, e - 1, t->warmup_epochs, milestones, count, t->gamma);
+        double now = mislas_schedule_multistep(t->lr, e, t->warmup_epochs, milestones, count, t->gamma);
         if (now == before)
             continue;
         snprintf(factor, sizeof factor, "%g", before / now);
@@ -263,11 +263,11 @@ static void print_decays(const stage1_settings *s, const int32_t *milestones, in
 
 /* What the run will do, as a phrase ("10 epochs of lr 0.1 after ..."), for
  * reports such as scripts/demo's: read from the per-epoch rates the library
- * computes (mislas_lr_multistep, mislas_lr_cosine), so a warm-up the run
+ * computes (mislas_schedule_multistep, mislas_schedule_cosine), so a warm-up the run
  * ends first or a milestone past the run shows as what really happens. */
 static void print_schedule(const stage1_settings *s)
 {
-    const mislas_stage1_options *t = &s->train;
+    const mislas_train_stage1_options *t = &s->train;
     printf("%d epoch%s of ", (int)t->epochs, t->epochs == 1 ? "" : "s");
     if (t->schedule == MISLAS_SCHEDULE_COSINE) {
         printf("cosine decay from lr %g", t->lr);
@@ -275,12 +275,12 @@ static void print_schedule(const stage1_settings *s)
         /* with no milestones given, the library's for these epochs */
         _Static_assert(CLI_LIST_MAX >= MISLAS_DEFAULT_MILESTONES_MAX, "room for the library's milestones");
         cli_int_list decays = s->milestones;
-        if (decays.count == 0 && mislas_stage1_default_milestones(decays.values, &decays.count, t->epochs)
+        if (decays.count == 0 && mislas_train_stage1_milestones(decays.values, &decays.count, t->epochs)
                 != MISLAS_OK)
             decays.count = 0;
         const int32_t *m = decays.values, count = decays.count, warmup = t->warmup_epochs, last = t->epochs - 1;
-        double first = mislas_lr_multistep(t->lr, 0, warmup, m, count, t->gamma);
-        double at_last = mislas_lr_multistep(t->lr, last, warmup, m, count, t->gamma);
+        double first = mislas_schedule_multistep(t->lr, 0, warmup, m, count, t->gamma);
+        double at_last = mislas_schedule_multistep(t->lr, last, warmup, m, count, t->gamma);
         if (warmup >= 2 && warmup >= t->epochs) {
             /* the whole run is warm-up (a 1-epoch warm-up starts at the full rate) */
             if (t->epochs == 1)
@@ -292,7 +292,7 @@ static void print_schedule(const stage1_settings *s)
             else
                 printf(" (a %d-epoch linear warm-up)", (int)warmup);
         } else if (warmup >= 2) {
-            printf("lr %g after a %d-epoch linear warm-up", mislas_lr_multistep(t->lr, warmup - 1, warmup, m,
+            printf("lr %g after a %d-epoch linear warm-up", mislas_schedule_multistep(t->lr, warmup - 1, warmup, m,
                     count, t->gamma), (int)warmup);
             print_decays(s, m, count, warmup);
         } else {

@@ -21,7 +21,7 @@ const char cli_program_name[] = "mislas-stage2";
 
 /* What the flags ask for. */
 typedef struct stage2_settings {
-    mislas_stage2_options train;
+    mislas_train_stage2_options train;
     const cli_dataset *dataset;     /* NULL: the one whose shape the checkpoint's model has */
     const char *data_dir, *in, *out;
     double imb_factor;
@@ -53,7 +53,7 @@ static int run_stage2(stage2_settings *s)
     mislas_dataset *train = NULL;
     const cli_dataset *dataset = s->dataset;    /* NULL: the one the model fits */
     bool ok = cli_succeeded(mislas_set_num_threads(s->threads), "cannot use %d threads", (int)s->threads)
-            && cli_succeeded(mislas_checkpoint_load(s->in, &model, NULL), "cannot load %s", s->in)
+            && cli_succeeded(mislas_checkpoint_load(&model, NULL, s->in), "cannot load %s", s->in)
             && check_stage1_checkpoint(s->in)
             && (dataset != NULL || (dataset = cli_dataset_of_model(model, s->in)) != NULL);
     cli_training_request request = {.dataset = dataset, .lists = &s->lists, .data_dir = s->data_dir,
@@ -66,7 +66,7 @@ static int run_stage2(stage2_settings *s)
             && cli_parallel_start();
     int code = CLI_EXIT_FAILURE;
     if (ok) {
-        mislas_stage2_options options = s->train;
+        mislas_train_stage2_options options = s->train;
         options.mean = dataset->mean;
         options.std = dataset->std;
         options.checkpoint_path = s->out;   /* written after every epoch (by rank 0) */
@@ -93,7 +93,7 @@ static int run_stage2(stage2_settings *s)
 static bool check_stage1_checkpoint(const char *path)
 {
     int32_t stage, done, epochs;
-    if (!cli_succeeded(mislas_checkpoint_training(path, &stage, &done, &epochs), "cannot load %s", path))
+    if (!cli_succeeded(mislas_checkpoint_training(&stage, &done, &epochs, path), "cannot load %s", path))
         return false;
     if (!cli_parallel_leader())
         return true;    /* rank 0 warns for every rank */
@@ -195,7 +195,7 @@ static void refuse_conflicts(const stage2_settings *s, const cli_flag *flags, si
 
 static void parse_command_line(stage2_settings *s, int argc, char **argv)
 {
-    mislas_stage2_options_init(&s->train);
+    mislas_train_stage2_options_init(&s->train);
     s->imb_factor = 0.01;
     s->imb_type = MISLAS_IMBALANCE_EXP;
     s->method = (int)s->train.method;
@@ -305,7 +305,7 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
  * reports such as scripts/demo's. */
 static void print_schedule(const stage2_settings *s)
 {
-    const mislas_stage2_options *t = &s->train;
+    const mislas_train_stage2_options *t = &s->train;
     printf("%d epoch%s of cosine decay from lr %g, batch %d, weight decay %g, ", (int)t->epochs,
             t->epochs == 1 ? "" : "s", t->lr, (int)t->batch_size, t->weight_decay);
     if (t->epoch_steps > 0)

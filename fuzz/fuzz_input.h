@@ -43,12 +43,12 @@ static inline void fuzz_load_checkpoint(const char *path)
 {
     mislas_model *model = NULL;
     mislas_optimizer *opt = NULL;
-    if (mislas_checkpoint_load(path, &model, &opt) == MISLAS_OK && model == NULL)
+    if (mislas_checkpoint_load(&model, &opt, path) == MISLAS_OK && model == NULL)
         abort();
     mislas_optimizer_free(opt);
     mislas_model_free(model);
     int32_t stage, done, epochs;
-    mislas_checkpoint_training(path, &stage, &done, &epochs);
+    mislas_checkpoint_training(&stage, &done, &epochs, path);
 }
 
 #endif

@@ -170,8 +170,8 @@ static void batches(const mislas_dataset *d, size_t size)
     size_t indices[MAX_BATCH] = { 0, n - 1, n / 2 };
     static float images[MAX_BATCH * 3 * SIDE * SIDE];
     int32_t labels[MAX_BATCH];
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
     for (int augment = 0; augment < 2; augment++) {
         bo.augment = augment;
         bo.seed = size;
@@ -199,8 +199,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = fuzz_memory_file(text, size, list);
     free(text);
 
-    mislas_list_options o;
-    mislas_list_options_init(&o);
+    mislas_dataset_list_options o;
+    mislas_dataset_list_options_init(&o);
     o.num_classes = NUM_CLASSES;
     o.height = o.width = SIDE;
     o.resize = RESIZE;
@@ -211,7 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (train != NULL) {
         batches(train, size);
-        mislas_list_options eo = o;
+        mislas_dataset_list_options eo = o;
         eo.num_classes = 0;
         eo.check_files = 0;
         eo.skip_bad = 0;

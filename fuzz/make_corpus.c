@@ -127,15 +127,15 @@ static void checkpoint_seeds(const char *root)
     }
     mislas_dataset *d;
     CHECK(mislas_dataset_from_memory(&d, pixels, labels, 8, 1, 4, 4, 2, MISLAS_COPY));
-    mislas_stage1_options o;
-    mislas_stage1_options_init(&o);
+    mislas_train_stage1_options o;
+    mislas_train_stage1_options_init(&o);
     o.epochs = 1;
     o.batch_size = 4;
     snprintf(path, sizeof path, "%s/stage1.ck", dir);
     o.checkpoint_path = path;
     CHECK(mislas_train_stage1(m, d, &o));
-    mislas_stage2_options o2;
-    mislas_stage2_options_init(&o2);
+    mislas_train_stage2_options o2;
+    mislas_train_stage2_options_init(&o2);
     o2.epochs = 1;
     o2.batch_size = 4;
     o2.epoch_steps = 1;

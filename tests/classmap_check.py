@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""mislas_class_map_by_count against NumPy doing what the MiSLAS reference does.
+"""mislas_long_tail_class_map against NumPy doing what the MiSLAS reference does.
 
 The reference (datasets/imagenet.py, ina2018.py, places.py) renumbers the
 classes of its list-file data sets with
@@ -56,8 +56,8 @@ if b"libasan.so" in image or b"libtsan.so" in image:
 lib = ctypes.CDLL(sys.argv[1])
 i32p, i64p = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64)
 lib.mislas_last_error.restype = ctypes.c_char_p
-lib.mislas_class_map_by_count.argtypes = [i64p, ctypes.c_int32, i32p, i32p]
-lib.mislas_class_map_by_count.restype = ctypes.c_int
+lib.mislas_long_tail_class_map.argtypes = [i32p, i32p, i64p, ctypes.c_int32]
+lib.mislas_long_tail_class_map.restype = ctypes.c_int
 failures = []
 
 
@@ -75,10 +75,11 @@ def library(counts, both=True):
     c = np.ascontiguousarray(counts, dtype=np.int64)
     o2n = np.full(k, -1, dtype=np.int32)
     n2o = np.full(k, -1, dtype=np.int32)
-    status = lib.mislas_class_map_by_count(c.ctypes.data_as(i64p), k, o2n.ctypes.data_as(i32p),
-                                           n2o.ctypes.data_as(i32p) if both else None)
+    status = lib.mislas_long_tail_class_map(o2n.ctypes.data_as(i32p),
+                                           n2o.ctypes.data_as(i32p) if both else None,
+                                           c.ctypes.data_as(i64p), k)
     if status != 0:
-        raise SystemExit(f"mislas_class_map_by_count failed: {lib.mislas_last_error().decode()}")
+        raise SystemExit(f"mislas_long_tail_class_map failed: {lib.mislas_last_error().decode()}")
     return o2n.tolist(), n2o.tolist()
 
 

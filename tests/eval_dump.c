@@ -48,7 +48,7 @@ int main(int argc, char **argv)
     size_t n = (size_t)nl;
 
     mislas_model *model = NULL;
-    if (mislas_checkpoint_load(argv[1], &model, NULL) != MISLAS_OK)
+    if (mislas_checkpoint_load(&model, NULL, argv[1]) != MISLAS_OK)
         die(argv[1]);
     if (mislas_model_set_mode(model, MISLAS_MODE_EVAL) != MISLAS_OK)
         die("set_mode");

@@ -126,8 +126,8 @@ int main(int argc, char **argv)
     if (mislas_model_new(&m, &mo) != MISLAS_OK)
         fail("mislas_model_new");
 
-    mislas_stage1_options o1;
-    mislas_stage1_options_init(&o1);
+    mislas_train_stage1_options o1;
+    mislas_train_stage1_options_init(&o1);
     o1.epochs = 3;
     o1.batch_size = 96;
     o1.warmup_epochs = 1;
@@ -150,8 +150,8 @@ int main(int argc, char **argv)
     int rank = mislas_comm_rank(comm);
     printf("rank %d stage1 %016llx\n", rank, (unsigned long long)model_digest(m));
 
-    mislas_stage2_options o2;
-    mislas_stage2_options_init(&o2);
+    mislas_train_stage2_options o2;
+    mislas_train_stage2_options_init(&o2);
     o2.epochs = 1;
     o2.batch_size = 64;
     o2.comm = comm;
@@ -167,8 +167,8 @@ int main(int argc, char **argv)
     mislas_eval_report report;
     mislas_eval_report_init(&report);
     double class_accuracy[K];
-    if (mislas_evaluate(m, d, &eo, NULL, class_accuracy, &report) != MISLAS_OK)
-        fail("mislas_evaluate");
+    if (mislas_eval_run(m, d, &eo, NULL, class_accuracy, &report) != MISLAS_OK)
+        fail("mislas_eval_run");
     printf("rank %d eval %a %a %a %a %a\n", rank, report.top1, report.ece, report.nll, report.many,
             class_accuracy[K - 1]);
     mislas_model_free(m);

@@ -320,7 +320,7 @@ static int call_lt_loss_new(void *o, digest *d)
 static int call_weighted_loss(void *o, digest *d)
 {
     float w[K];
-    ck_assert_status(mislas_class_balanced_weights(w, COUNTS, K, 0.9), MISLAS_OK);
+    ck_assert_status(mislas_loss_class_balanced_weights(w, COUNTS, K, 0.9), MISLAS_OK);
     int rc = mislas_loss_set_class_weights(o, w, MISLAS_REDUCE_WEIGHTED_MEAN);
     return rc == MISLAS_OK ? call_loss(o, d) : rc;
 }
@@ -330,13 +330,13 @@ static int call_recalibration(void *o, digest *d)
     (void)o;
     double ece, cw, t;
     float scale[K], bias[K];
-    int rc = mislas_adaptive_ece(LOGITS, TARGETS, N, K, 3, &ece);
+    int rc = mislas_calib_adaptive_ece(&ece, LOGITS, TARGETS, N, K, 3);
     if (rc == MISLAS_OK)
-        rc = mislas_classwise_ece(LOGITS, TARGETS, N, K, 3, &cw);
+        rc = mislas_calib_classwise_ece(&cw, LOGITS, TARGETS, N, K, 3);
     if (rc == MISLAS_OK)
-        rc = mislas_fit_temperature(LOGITS, TARGETS, N, K, NULL, &t);
+        rc = mislas_calib_fit_temperature(&t, LOGITS, TARGETS, N, K, NULL);
     if (rc == MISLAS_OK)
-        rc = mislas_fit_vector_scaling(LOGITS, TARGETS, N, K, NULL, scale, bias);
+        rc = mislas_calib_fit_vector_scaling(scale, bias, LOGITS, TARGETS, N, K, NULL);
     if (rc == MISLAS_OK) {
         mix(d, &ece, sizeof ece);
         mix(d, &cw, sizeof cw);
@@ -566,8 +566,8 @@ static int call_list(void *o, digest *d)
     snprintf(root, sizeof root, "%s", dir);
     snprintf(train, sizeof train, "%s/train.txt", dir);
     snprintf(test, sizeof test, "%s/test.txt", dir);
-    mislas_list_options lo;
-    mislas_list_options_init(&lo);
+    mislas_dataset_list_options lo;
+    mislas_dataset_list_options_init(&lo);
     lo.height = lo.width = 8;
     lo.resize = 9;
     mislas_dataset *a = NULL, *b = NULL, *c = NULL;
@@ -578,8 +578,8 @@ static int call_list(void *o, digest *d)
     if (rc == MISLAS_OK)
         rc = mislas_dataset_subset(&c, a, pick, 2);
     float x[2 * 3 * 8 * 8], y[2 * 3 * 8 * 8];
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
     if (rc == MISLAS_OK)
         rc = mislas_dataset_batch(b, pick, 2, &bo, 0, x, NULL);
     bo.augment = 1;
@@ -604,8 +604,8 @@ static int call_batch_and_mixup(void *o, digest *d)
 {
     (void)o;
     const size_t pick[N] = { 1, 30, 2, 43 };
-    mislas_batch_options opts;
-    mislas_batch_options_init(&opts);
+    mislas_dataset_batch_options opts;
+    mislas_dataset_batch_options_init(&opts);
     opts.augment = 1;
     opts.mean = MEAN;
     opts.std = STD;
@@ -614,7 +614,7 @@ static int call_batch_and_mixup(void *o, digest *d)
     float lambda;
     int rc = mislas_dataset_batch(data, pick, N, &opts, 9, x, y);
     if (rc == MISLAS_OK)
-        rc = mislas_mixup(x, y, N, IMAGE, 1.0f, 3, 9, yb, &lambda);
+        rc = mislas_mixup(x, yb, &lambda, y, N, IMAGE, 1.0f, 3, 9);
     if (rc == MISLAS_OK) {
         mix(d, x, sizeof x);
         mix(d, yb, sizeof yb);
@@ -660,7 +660,7 @@ static int call_checkpoints(void *o, digest *d)
     mislas_model *m = (mislas_model *)d;
     mislas_optimizer *opt = (mislas_optimizer *)d;
     if (rc == MISLAS_OK) {
-        rc = mislas_checkpoint_load(ck_path, &m, &opt);
+        rc = mislas_checkpoint_load(&m, &opt, ck_path);
         if (rc != MISLAS_OK) {
             ck_assert_ptr_null(m);
             ck_assert_ptr_null(opt);
@@ -670,7 +670,7 @@ static int call_checkpoints(void *o, digest *d)
     }
     int32_t stage = -1, done = -1, epochs = -1;
     if (rc == MISLAS_OK)
-        rc = mislas_checkpoint_training(stage1_path, &stage, &done, &epochs);
+        rc = mislas_checkpoint_training(&stage, &done, &epochs, stage1_path);
     if (m != (mislas_model *)d && m != NULL) {
         mix_tensor(d, m, "fc.weight");
         int32_t run[3] = { stage, done, epochs };
@@ -682,15 +682,15 @@ static int call_checkpoints(void *o, digest *d)
     return rc;
 }
 
-static void stage_options(mislas_stage1_options *o1, mislas_stage2_options *o2)
+static void stage_options(mislas_train_stage1_options *o1, mislas_train_stage2_options *o2)
 {
-    mislas_stage1_options_init(o1);
+    mislas_train_stage1_options_init(o1);
     o1->epochs = 1;
     o1->batch_size = 16;
     o1->mean = MEAN;
     o1->std = STD;
     o1->seed = 2;
-    mislas_stage2_options_init(o2);
+    mislas_train_stage2_options_init(o2);
     o2->epochs = 1;
     o2->batch_size = 16;
     o2->mean = MEAN;
@@ -701,7 +701,7 @@ static void stage_options(mislas_stage1_options *o1, mislas_stage2_options *o2)
 static void *make_stage1_model(void)
 {
     mislas_model *m = NULL;
-    ck_assert_status(mislas_checkpoint_load(stage1_path, &m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, NULL, stage1_path), MISLAS_OK);
     return m;
 }
 
@@ -709,8 +709,8 @@ static void *make_stage1_model(void)
  * weights moved, so a retry is only required to work. */
 static int call_stage1(void *o, digest *d)
 {
-    mislas_stage1_options o1;
-    mislas_stage2_options o2;
+    mislas_train_stage1_options o1;
+    mislas_train_stage2_options o2;
     stage_options(&o1, &o2);
     o1.checkpoint_path = ck_path;
     int rc = mislas_train_stage1(o, data, &o1);
@@ -724,8 +724,8 @@ static int call_stage1(void *o, digest *d)
  * may come after the classifier moved: a retry is only required to work. */
 static int call_stage2(void *o, digest *d)
 {
-    mislas_stage1_options o1;
-    mislas_stage2_options o2;
+    mislas_train_stage1_options o1;
+    mislas_train_stage2_options o2;
     stage_options(&o1, &o2);
     int rc = mislas_train_stage2(o, data, &o2);
     if (rc == MISLAS_OK) {
@@ -745,7 +745,7 @@ static int call_evaluate(void *o, digest *d)
     mislas_calib *c = NULL;
     int rc = mislas_calib_new(&c, K, 15);
     if (rc == MISLAS_OK)
-        rc = mislas_evaluate(o, data, NULL, c, per_class, &r);
+        rc = mislas_eval_run(o, data, NULL, c, per_class, &r);
     mislas_calib_free(c);
     if (rc == MISLAS_OK) {
         mix(d, &r.top1, sizeof r.top1);
@@ -789,41 +789,41 @@ static void probe_no_alloc(void)
     /* options */
     mislas_model_options mo;
     mislas_model_options_init(&mo);
-    mislas_sgd_options so;
-    mislas_sgd_options_init(&so);
+    mislas_optimizer_sgd_options so;
+    mislas_optimizer_sgd_options_init(&so);
     mislas_sampler_options sa;
     mislas_sampler_options_init(&sa);
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
-    mislas_las_options lo;
-    mislas_las_options_init(&lo);
-    mislas_stage1_options s1;
-    mislas_stage1_options_init(&s1);
-    mislas_stage2_options s2;
-    mislas_stage2_options_init(&s2);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
+    mislas_loss_las_options lo;
+    mislas_loss_las_options_init(&lo);
+    mislas_train_stage1_options s1;
+    mislas_train_stage1_options_init(&s1);
+    mislas_train_stage2_options s2;
+    mislas_train_stage2_options_init(&s2);
     mislas_eval_options eo;
     mislas_eval_options_init(&eo);
     mislas_eval_report er;
     mislas_eval_report_init(&er);
     mislas_calib_summary cs;
     mislas_calib_summary_init(&cs);
-    mislas_ldam_options ldo;
-    mislas_ldam_options_init(&ldo);
-    mislas_fit_options fo;
-    mislas_fit_options_init(&fo);
+    mislas_loss_ldam_options ldo;
+    mislas_loss_ldam_options_init(&ldo);
+    mislas_calib_fit_options fo;
+    mislas_calib_fit_options_init(&fo);
     /* long tails and schedules */
     int64_t counts[K];
     mislas_shot shots[K];
     ck_assert_status(mislas_long_tail_counts(counts, K, 100, 0.1, MISLAS_IMBALANCE_EXP), MISLAS_OK);
-    ck_assert_status(mislas_class_shots(counts, K, shots), MISLAS_OK);
+    ck_assert_status(mislas_long_tail_shots(shots, counts, K), MISLAS_OK);
     int32_t old_to_new[K], new_to_old[K];
-    ck_assert_status(mislas_class_map_by_count(COUNTS, K, old_to_new, new_to_old), MISLAS_OK);
-    ck_assert_status(mislas_class_map_by_count(COUNTS, K, old_to_new, NULL), MISLAS_OK);
+    ck_assert_status(mislas_long_tail_class_map(old_to_new, new_to_old, COUNTS, K), MISLAS_OK);
+    ck_assert_status(mislas_long_tail_class_map(old_to_new, NULL, COUNTS, K), MISLAS_OK);
     const int32_t milestones[2] = { 3, 5 };
-    ck_assert(mislas_lr_multistep(0.1, 4, 1, milestones, 2, 0.1) > 0);
-    ck_assert(mislas_lr_cosine(0.1, 2, 10) > 0);
+    ck_assert(mislas_schedule_multistep(0.1, 4, 1, milestones, 2, 0.1) > 0);
+    ck_assert(mislas_schedule_cosine(0.1, 2, 10) > 0);
     int32_t default_milestones[MISLAS_DEFAULT_MILESTONES_MAX], num_default_milestones;
-    ck_assert_status(mislas_stage1_default_milestones(default_milestones, &num_default_milestones, 200), MISLAS_OK);
+    ck_assert_status(mislas_train_stage1_milestones(default_milestones, &num_default_milestones, 200), MISLAS_OK);
     /* data sets */
     int32_t ch, h, w;
     ck_assert_int_eq((int)mislas_dataset_size(data), 44);
@@ -837,8 +837,8 @@ static void probe_no_alloc(void)
     ck_assert_status(mislas_loss_class_smoothing(l, eps), MISLAS_OK);
     ck_assert_int_eq(mislas_loss_num_classes(l), K);
     float weights[K];
-    ck_assert_status(mislas_class_balanced_weights(weights, COUNTS, K, 0.99), MISLAS_OK);
-    ck_assert_status(mislas_drw_weights(weights, COUNTS, K, 0.99, 3, 2), MISLAS_OK);
+    ck_assert_status(mislas_loss_class_balanced_weights(weights, COUNTS, K, 0.99), MISLAS_OK);
+    ck_assert_status(mislas_loss_drw_weights(weights, COUNTS, K, 0.99, 3, 2), MISLAS_OK);
     /* models */
     ck_assert_status(mislas_model_get_options(m, &mo), MISLAS_OK);
     ck_assert_int_eq(mislas_model_num_classes(m), K);
@@ -936,13 +936,13 @@ static const entry INVENTORY[] = {
     PROBED(mislas_status_string), PROBED(mislas_last_error), PROBED(mislas_version),
     PROBED(mislas_blas_kernels), PROBED(mislas_num_threads), PROBED(mislas_set_allocator),
     PROBED(mislas_set_num_threads),
-    PROBED(mislas_model_options_init), PROBED(mislas_sgd_options_init), PROBED(mislas_sampler_options_init),
-    PROBED(mislas_batch_options_init), PROBED(mislas_las_options_init), PROBED(mislas_stage1_options_init),
-    PROBED(mislas_stage2_options_init), PROBED(mislas_eval_options_init), PROBED(mislas_eval_report_init),
+    PROBED(mislas_model_options_init), PROBED(mislas_optimizer_sgd_options_init), PROBED(mislas_sampler_options_init),
+    PROBED(mislas_dataset_batch_options_init), PROBED(mislas_loss_las_options_init), PROBED(mislas_train_stage1_options_init),
+    PROBED(mislas_train_stage2_options_init), PROBED(mislas_eval_options_init), PROBED(mislas_eval_report_init),
     PROBED(mislas_calib_summary_init),
-    PROBED(mislas_long_tail_counts), PROBED(mislas_class_shots), PROBED(mislas_class_map_by_count),
-    PROBED(mislas_lr_multistep),
-    PROBED(mislas_lr_cosine), PROBED(mislas_stage1_default_milestones),
+    PROBED(mislas_long_tail_counts), PROBED(mislas_long_tail_shots), PROBED(mislas_long_tail_class_map),
+    PROBED(mislas_schedule_multistep),
+    PROBED(mislas_schedule_cosine), PROBED(mislas_train_stage1_milestones),
     /* data sets */
     SWEEP(mislas_dataset_from_memory, nothing, call_from_memory, release_nothing, false),
     SWEEP(mislas_dataset_load_idx, nothing, call_loaders, release_nothing, false),
@@ -954,7 +954,7 @@ static const entry INVENTORY[] = {
     SWEEP(mislas_dataset_batch, nothing, call_batch_and_mixup, release_nothing, false),
     SWEEP(mislas_mixup, nothing, call_batch_and_mixup, release_nothing, false),
     SWEEP(mislas_dataset_open_list, nothing, call_list, release_nothing, false),
-    PROBED(mislas_list_options_init), PROBED(mislas_dataset_files_skipped), PROBED(mislas_dataset_class_map),
+    PROBED(mislas_dataset_list_options_init), PROBED(mislas_dataset_files_skipped), PROBED(mislas_dataset_class_map),
     PROBED(mislas_dataset_path),
     PROBED(mislas_dataset_free), PROBED(mislas_dataset_size), PROBED(mislas_dataset_num_classes),
     PROBED(mislas_dataset_shape), PROBED(mislas_dataset_labels), PROBED(mislas_dataset_image),
@@ -970,7 +970,7 @@ static const entry INVENTORY[] = {
     SWEEP(mislas_loss_new_ldam, nothing, call_lt_loss_new, release_nothing, false),
     SWEEP(mislas_loss_new_logit_adjusted, nothing, call_lt_loss_new, release_nothing, false),
     SWEEP(mislas_loss_set_class_weights, make_las, call_weighted_loss, release_loss, false),
-    PROBED(mislas_ldam_options_init), PROBED(mislas_class_balanced_weights), PROBED(mislas_drw_weights),
+    PROBED(mislas_loss_ldam_options_init), PROBED(mislas_loss_class_balanced_weights), PROBED(mislas_loss_drw_weights),
     /* models */
     SWEEP(mislas_model_new, nothing, call_model_new, release_nothing, false),
     SWEEP(mislas_model_forward, make_model, call_forward, release_model, false),
@@ -1008,11 +1008,11 @@ static const entry INVENTORY[] = {
     SWEEP(mislas_calib_merge, make_calib, call_calib, release_calib, false),
     PROBED(mislas_calib_summarize), PROBED(mislas_calib_bins), PROBED(mislas_calib_num_bins),
     PROBED(mislas_calib_num_classes), PROBED(mislas_calib_reset), PROBED(mislas_calib_free),
-    SWEEP(mislas_adaptive_ece, nothing, call_recalibration, release_nothing, false),
-    SWEEP(mislas_classwise_ece, nothing, call_recalibration, release_nothing, false),
-    SWEEP(mislas_fit_temperature, nothing, call_recalibration, release_nothing, false),
-    SWEEP(mislas_fit_vector_scaling, nothing, call_recalibration, release_nothing, false),
-    PROBED(mislas_fit_options_init),
+    SWEEP(mislas_calib_adaptive_ece, nothing, call_recalibration, release_nothing, false),
+    SWEEP(mislas_calib_classwise_ece, nothing, call_recalibration, release_nothing, false),
+    SWEEP(mislas_calib_fit_temperature, nothing, call_recalibration, release_nothing, false),
+    SWEEP(mislas_calib_fit_vector_scaling, nothing, call_recalibration, release_nothing, false),
+    PROBED(mislas_calib_fit_options_init),
     /* checkpoints */
     SWEEP(mislas_checkpoint_save, make_with_gradient, call_checkpoints, release_trained, false),
     SWEEP(mislas_checkpoint_load, make_with_gradient, call_checkpoints, release_trained, false),
@@ -1020,7 +1020,7 @@ static const entry INVENTORY[] = {
     /* training and evaluation */
     SWEEP(mislas_train_stage1, make_model, call_stage1, release_model, true),
     SWEEP(mislas_train_stage2, make_stage1_model, call_stage2, release_model, true),
-    SWEEP(mislas_evaluate, make_stage1_model, call_evaluate, release_model, false),
+    SWEEP(mislas_eval_run, make_stage1_model, call_evaluate, release_model, false),
     /* communicators */
     SWEEP(mislas_comm_new, nothing, call_comm_new, release_nothing, false),
     PROBED(mislas_comm_free), PROBED(mislas_comm_rank), PROBED(mislas_comm_size), PROBED(mislas_comm_fail),
@@ -1098,8 +1098,8 @@ static void setup(void)
     snprintf(path, sizeof path, "%s/test.txt", dir);
     test_write_file(path, "a.jpg 0\na.jpg 1\na.jpg 0\na.jpg 1\n", 32);
     mislas_model *m = plain_model(4);
-    mislas_stage1_options o1;
-    mislas_stage2_options o2;
+    mislas_train_stage1_options o1;
+    mislas_train_stage2_options o2;
     stage_options(&o1, &o2);
     o1.checkpoint_path = stage1_path;
     ck_assert_status(mislas_train_stage1(m, data, &o1), MISLAS_OK);
@@ -1127,8 +1127,9 @@ static void teardown(void)
 
 START_TEST(every_public_function_is_in_the_inventory)
 {
-    const char *headers[] = { "calib.h", "checkpoint.h", "comm.h", "common.h", "dataset.h", "longtail.h", "loss.h",
-                              "model.h", "optim.h", "sampler.h", "train.h" };
+    const char *headers[] = { "calib.h", "checkpoint.h", "comm.h", "common.h", "dataset.h", "eval.h", "long_tail.h",
+                              "loss.h", "mixup.h", "model.h", "optimizer.h", "progress.h", "sampler.h", "schedule.h",
+                              "train.h" };
     int declared = 0;
     bool used[INVENTORY_SIZE] = { false };
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {

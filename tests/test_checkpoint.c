@@ -202,7 +202,7 @@ static void expect_load_fails_as(const char *path, int expect, const char *what,
 {
     mislas_model *m = (mislas_model *)(uintptr_t)1;
     mislas_optimizer *o = (mislas_optimizer *)(uintptr_t)1;
-    int rc = mislas_checkpoint_load(path, &m, &o);
+    int rc = mislas_checkpoint_load(&m, &o, path);
     ck_assert_msg(rc == expect, "%s: status %d (%s), expected %d; %s", what, rc, mislas_status_string(rc), expect,
         mislas_last_error());
     ck_assert_msg(m == NULL && o == NULL, "%s: something was handed back", what);
@@ -210,7 +210,7 @@ static void expect_load_fails_as(const char *path, int expect, const char *what,
     if (!both)
         return;
     m = (mislas_model *)(uintptr_t)1;
-    rc = mislas_checkpoint_load(path, &m, NULL);
+    rc = mislas_checkpoint_load(&m, NULL, path);
     ck_assert_msg(rc == expect, "%s (model only): status %d, expected %d", what, rc, expect);
     ck_assert_ptr_null(m);
 }
@@ -483,7 +483,7 @@ START_TEST(round_trip_stage1)
     ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
     mislas_model *m = NULL;
     mislas_optimizer *o = NULL;
-    ck_assert_status(mislas_checkpoint_load(path, &m, &o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, &o, path), MISLAS_OK);
     ck_assert_ptr_nonnull(m);
     ck_assert_ptr_nonnull(o);
     ck_assert(same_tensors(f.m, m));
@@ -499,14 +499,14 @@ START_TEST(round_trip_stage1)
     mislas_model_free(m);
 
     /* the model alone from a file with an optimiser */
-    ck_assert_status(mislas_checkpoint_load(path, &m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, NULL, path), MISLAS_OK);
     ck_assert(same_tensors(f.m, m) == 0);   /* f.m took a step since */
     mislas_model_free(m);
 
     /* a file without one: *optimizer is NULL */
     ck_assert_status(mislas_checkpoint_save(path, f.m, NULL), MISLAS_OK);
     o = (mislas_optimizer *)(uintptr_t)1;
-    ck_assert_status(mislas_checkpoint_load(path, &m, &o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, &o, path), MISLAS_OK);
     ck_assert_ptr_null(o);
     ck_assert(same_tensors(f.m, m));
     same_settings(f.m, m);
@@ -523,7 +523,7 @@ START_TEST(round_trip_stage2)
     ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
     mislas_model *m = NULL;
     mislas_optimizer *o = NULL;
-    ck_assert_status(mislas_checkpoint_load(path, &m, &o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, &o, path), MISLAS_OK);
     ck_assert(same_tensors(f.m, m));
     same_settings(f.m, m);
     ck_assert_int_eq(mislas_model_head(m), MISLAS_HEAD_MISLAS);
@@ -547,7 +547,7 @@ START_TEST(round_trip_stage2)
 
     /* saving the loaded pair again gives the same content */
     ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
-    ck_assert_status(mislas_checkpoint_load(path, &m, &o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, &o, path), MISLAS_OK);
     const char *again = in_scratch("again.ckpt");
     ck_assert_status(mislas_checkpoint_save(again, m, o), MISLAS_OK);
     bytes a = read_all(path), b = read_all(again);
@@ -575,7 +575,7 @@ START_TEST(round_trip_imagenet_and_heads)
         ck_assert_status(mislas_checkpoint_save(path, a, oa), MISLAS_OK);
         mislas_model *b = NULL;
         mislas_optimizer *ob = NULL;
-        ck_assert_status(mislas_checkpoint_load(path, &b, &ob), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_load(&b, &ob, path), MISLAS_OK);
         ck_assert(same_tensors(a, b));
         same_settings(a, b);
         same_optimizer(oa, ob);
@@ -604,7 +604,7 @@ START_TEST(resume_is_bit_identical)
     mislas_model *a = test_new_model(MISLAS_RESNET20, C, S, S, K, 77);
     mislas_optimizer *oa = test_new_sgd(a, 0.1, 0.9, 5e-4, 1.0);
     for (int s = 0; s < STEPS; s++) {
-        ck_assert_status(mislas_optimizer_set_lr(oa, mislas_lr_cosine(0.1, s, STEPS)), MISLAS_OK);
+        ck_assert_status(mislas_optimizer_set_lr(oa, mislas_schedule_cosine(0.1, s, STEPS)), MISLAS_OK);
         train_step(a, oa, x + (size_t)(s % 2) * (N / 2) * C * S * S, N / 2, y + (s % 2) * (N / 2));
     }
     ck_assert_status(mislas_model_forward(a, x, N, za), MISLAS_OK);
@@ -612,7 +612,7 @@ START_TEST(resume_is_bit_identical)
     mislas_model *b = test_new_model(MISLAS_RESNET20, C, S, S, K, 77);
     mislas_optimizer *ob = test_new_sgd(b, 0.1, 0.9, 5e-4, 1.0);
     for (int s = 0; s < CUT; s++) {
-        ck_assert_status(mislas_optimizer_set_lr(ob, mislas_lr_cosine(0.1, s, STEPS)), MISLAS_OK);
+        ck_assert_status(mislas_optimizer_set_lr(ob, mislas_schedule_cosine(0.1, s, STEPS)), MISLAS_OK);
         train_step(b, ob, x + (size_t)(s % 2) * (N / 2) * C * S * S, N / 2, y + (s % 2) * (N / 2));
     }
     const char *path = in_scratch("resume.ckpt");
@@ -621,10 +621,10 @@ START_TEST(resume_is_bit_identical)
     mislas_model_free(b);
     b = NULL;
     ob = NULL;
-    ck_assert_status(mislas_checkpoint_load(path, &b, &ob), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&b, &ob, path), MISLAS_OK);
     ck_assert_uint_eq(mislas_optimizer_steps(ob), CUT);
     for (int s = CUT; s < STEPS; s++) {
-        ck_assert_status(mislas_optimizer_set_lr(ob, mislas_lr_cosine(0.1, s, STEPS)), MISLAS_OK);
+        ck_assert_status(mislas_optimizer_set_lr(ob, mislas_schedule_cosine(0.1, s, STEPS)), MISLAS_OK);
         train_step(b, ob, x + (size_t)(s % 2) * (N / 2) * C * S * S, N / 2, y + (s % 2) * (N / 2));
     }
     ck_assert_status(mislas_model_forward(b, x, N, zb), MISLAS_OK);
@@ -739,7 +739,7 @@ START_TEST(file_follows_the_document)
     write_content(in_scratch("rebuilt.ckpt"), &c);
     mislas_model *m = NULL;
     mislas_optimizer *o = NULL;
-    ck_assert_status(mislas_checkpoint_load(in_scratch("rebuilt.ckpt"), &m, &o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, &o, in_scratch("rebuilt.ckpt")), MISLAS_OK);
     ck_assert(same_tensors(f.m, m));
     same_optimizer(f.o, o);
     mislas_optimizer_free(o);
@@ -946,12 +946,12 @@ START_TEST(foreign_files)
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "no-such-file"));
     mkdir(in_scratch("a-folder"), 0700);
     mislas_model *m = NULL;
-    int rc = mislas_checkpoint_load(in_scratch("a-folder"), &m, NULL);
+    int rc = mislas_checkpoint_load(&m, NULL, in_scratch("a-folder"));
     ck_assert_msg(rc == MISLAS_ERR_IO || rc == MISLAS_ERR_FORMAT, "a folder: status %d", rc);
     ck_assert_ptr_null(m);
     /* arguments */
-    ck_assert_status(mislas_checkpoint_load(NULL, &m, NULL), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_checkpoint_load(path, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_checkpoint_load(&m, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_checkpoint_load(NULL, NULL, path), MISLAS_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -1245,7 +1245,7 @@ START_TEST(inconsistent_content)
     write_content(in_scratch("same.ckpt"), &same);
     mislas_model *m = NULL;
     mislas_optimizer *o = NULL;
-    ck_assert_status(mislas_checkpoint_load(in_scratch("same.ckpt"), &m, &o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, &o, in_scratch("same.ckpt")), MISLAS_OK);
     ck_assert_ptr_nonnull(o);
     mislas_optimizer_free(o);
     mislas_model_free(m);
@@ -1255,14 +1255,14 @@ START_TEST(inconsistent_content)
     same.s[1] = same.s[same.count - 1];
     same.s[same.count - 1] = t;
     write_content(in_scratch("order.ckpt"), &same);
-    ck_assert_status(mislas_checkpoint_load(in_scratch("order.ckpt"), &m, &o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, &o, in_scratch("order.ckpt")), MISLAS_OK);
     mislas_optimizer_free(o);
     mislas_model_free(m);
     content_remove(&same, find_tag(&same, "OPTM"));
     content_remove(&same, find_tag(&same, "CNTS"));
     write_content(in_scratch("bare.ckpt"), &same);
     o = (mislas_optimizer *)(uintptr_t)1;
-    ck_assert_status(mislas_checkpoint_load(in_scratch("bare.ckpt"), &m, &o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, &o, in_scratch("bare.ckpt")), MISLAS_OK);
     ck_assert_ptr_null(o);
     int64_t counts[FX_K];
     ck_assert_status(mislas_model_class_counts(m, counts, FX_K), MISLAS_ERR_STATE);
@@ -1370,7 +1370,7 @@ START_TEST(save_arguments_and_refusals)
     if (rc == MISLAS_OK) {
         mislas_model *m = NULL;
         mislas_optimizer *o = NULL;
-        int lrc = mislas_checkpoint_load(path, &m, &o);
+        int lrc = mislas_checkpoint_load(&m, &o, path);
         ck_assert_msg(lrc == MISLAS_OK, "a file saved without complaint does not load: %s", mislas_last_error());
         mislas_optimizer_free(o);
         mislas_model_free(m);
@@ -1396,7 +1396,7 @@ START_TEST(save_arguments_and_refusals)
     rc = mislas_checkpoint_save(inf_path, f.m, NULL);
     if (rc == MISLAS_OK) {
         mislas_model *m = NULL;
-        int lrc = mislas_checkpoint_load(inf_path, &m, NULL);
+        int lrc = mislas_checkpoint_load(&m, NULL, inf_path);
         ck_assert_msg(lrc == MISLAS_OK, "a file saved without complaint does not load: %s", mislas_last_error());
         mislas_model_free(m);
     } else {
@@ -1404,7 +1404,7 @@ START_TEST(save_arguments_and_refusals)
         ck_assert_int_eq(access(inf_path, F_OK), -1);
         /* and the old file is still there and loads */
         mislas_model *m = NULL;
-        ck_assert_status(mislas_checkpoint_load(path, &m, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_load(&m, NULL, path), MISLAS_OK);
         mislas_model_free(m);
     }
     mislas_optimizer_free(wild);
@@ -1473,14 +1473,14 @@ START_TEST(atomic_replacement)
     ck_assert_int_eq(memcmp(now.data, old.data, old.size), 0);
     free(now.data);
     mislas_model *m = NULL;
-    ck_assert_status(mislas_checkpoint_load(path, &m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, NULL, path), MISLAS_OK);
     mislas_model_free(m);
 
     /* a save that succeeds replaces the file, nothing else appears */
     ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
     listing(scratch, after, sizeof after);
     ck_assert_str_eq(after, before);
-    ck_assert_status(mislas_checkpoint_load(path, &m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, NULL, path), MISLAS_OK);
     ck_assert(same_tensors(f.m, m));
     mislas_model_free(m);
     /* a relative path (the folder synced is ".") */
@@ -1488,7 +1488,7 @@ START_TEST(atomic_replacement)
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
     ck_assert_int_eq(chdir(scratch), 0);
     ck_assert_status(mislas_checkpoint_save("relative.ckpt", f.m, NULL), MISLAS_OK);
-    ck_assert_status(mislas_checkpoint_load("relative.ckpt", &m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&m, NULL, "relative.ckpt"), MISLAS_OK);
     mislas_model_free(m);
     ck_assert_int_eq(chdir(cwd), 0);
     free(old.data);
@@ -1510,7 +1510,7 @@ static int sweep_load(void *p)
     sweep_ctx *c = p;
     mislas_model *m = (mislas_model *)(uintptr_t)1;
     mislas_optimizer *o = (mislas_optimizer *)(uintptr_t)1;
-    int rc = mislas_checkpoint_load(c->path, &m, c->with_optimizer ? &o : NULL);
+    int rc = mislas_checkpoint_load(&m, c->with_optimizer ? &o : NULL, c->path);
     if (rc != MISLAS_OK) {
         ck_assert_ptr_null(m);
         if (c->with_optimizer)
@@ -1569,9 +1569,9 @@ END_TEST
 START_TEST(training_record_messages_name_their_call)
 {
     int32_t stage, done, epochs;
-    ck_assert_status(mislas_checkpoint_training(NULL, &stage, &done, &epochs), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_checkpoint_training(&stage, &done, &epochs, NULL), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_msg(strncmp(mislas_last_error(), "mislas_checkpoint_training: ", 28) == 0, "%s", mislas_last_error());
-    ck_assert_status(mislas_checkpoint_training(in_scratch("missing.ck"), &stage, &done, &epochs), MISLAS_ERR_IO);
+    ck_assert_status(mislas_checkpoint_training(&stage, &done, &epochs, in_scratch("missing.ck")), MISLAS_ERR_IO);
     ck_assert_msg(strncmp(mislas_last_error(), "mislas_checkpoint_training: ", 28) == 0, "%s", mislas_last_error());
 }
 END_TEST

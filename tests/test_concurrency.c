@@ -40,7 +40,7 @@ static int run_work(work *w)
     mislas_optimizer *opt = NULL;
     mislas_loss *loss = NULL;
     mislas_sampler *sampler = NULL;
-    int rc = mislas_checkpoint_load(shared_checkpoint, &m, NULL);
+    int rc = mislas_checkpoint_load(&m, NULL, shared_checkpoint);
     if (rc == MISLAS_OK)
         rc = mislas_optimizer_new_sgd(&opt, m, NULL);
     if (rc == MISLAS_OK)
@@ -54,8 +54,8 @@ static int run_work(work *w)
                 K, &so);
     if (rc == MISLAS_OK)
         rc = mislas_calib_new(&w->calib, K, 15);
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
     bo.augment = 1;
     bo.mean = MEAN;
     bo.std = STD;
@@ -84,7 +84,7 @@ static int run_work(work *w)
         rc = mislas_checkpoint_save(path, m, opt);
     mislas_eval_report_init(&w->report);
     if (rc == MISLAS_OK)
-        rc = mislas_evaluate(m, shared_data, NULL, NULL, NULL, &w->report);
+        rc = mislas_eval_run(m, shared_data, NULL, NULL, NULL, &w->report);
     /* this thread's last error is its own, whatever the others fail with */
     float bad_logits[K] = { 0, 0, 0, 0 };
     int32_t bad_target = K + w->id;
@@ -160,7 +160,7 @@ START_TEST(threads_with_their_own_objects_match_one_thread)
         char path[160];
         snprintf(path, sizeof path, "%s/worker-%d.ck", dir, t);
         mislas_model *back = NULL;
-        ck_assert_status(mislas_checkpoint_load(path, &back, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_load(&back, NULL, path), MISLAS_OK);
         mislas_model_free(back);
     }
 

@@ -114,7 +114,7 @@ START_TEST(a_kill_during_a_save_leaves_the_old_or_the_new_file)
         ck_assert_msg(which >= 0, "round %d: the file is neither checkpoint whole", r);
         seen[which]++;
         mislas_model *back = NULL;
-        ck_assert_status(mislas_checkpoint_load(path, &back, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_load(&back, NULL, path), MISLAS_OK);
         mislas_model_free(back);
     }
     /* the kills landed at different points: both files were seen */
@@ -139,8 +139,8 @@ static void train(void *arg)
 {
     const trainer *t = arg;
     mislas_model *m = test_new_model(MISLAS_RESNET20, 1, SIDE, SIDE, K, 3);
-    mislas_stage1_options o;
-    mislas_stage1_options_init(&o);
+    mislas_train_stage1_options o;
+    mislas_train_stage1_options_init(&o);
     o.epochs = 4;
     o.batch_size = 16;
     o.lr = 0.05;
@@ -189,7 +189,7 @@ START_TEST(a_run_killed_again_and_again_resumes_to_the_same_bits)
             kills++;
             if (access(killed, F_OK) == 0) {
                 int32_t stage = 0, done = -1;
-                ck_assert_msg(mislas_checkpoint_training(killed, &stage, &done, NULL) == MISLAS_OK,
+                ck_assert_msg(mislas_checkpoint_training(&stage, &done, NULL, killed) == MISLAS_OK,
                         "round %d, kill %d: the checkpoint is broken: %s", r, k, mislas_last_error());
                 ck_assert_int_eq(stage, 1);
                 ck_assert_int_ge(done, done_before);    /* no kill loses a finished epoch */

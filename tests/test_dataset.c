@@ -211,15 +211,15 @@ START_TEST(class_shots)
 {
     const int64_t counts[7] = { 5000, 101, 100, 20, 19, 1, 0 };
     mislas_shot shots[7];
-    ck_assert_status(mislas_class_shots(counts, 7, shots), MISLAS_OK);
+    ck_assert_status(mislas_long_tail_shots(shots, counts, 7), MISLAS_OK);
     const mislas_shot want[7] = { MISLAS_SHOT_MANY, MISLAS_SHOT_MANY, MISLAS_SHOT_MEDIUM, MISLAS_SHOT_MEDIUM,
                                   MISLAS_SHOT_FEW, MISLAS_SHOT_FEW, MISLAS_SHOT_FEW };
     for (int c = 0; c < 7; c++)
         ck_assert_int_eq(shots[c], want[c]);
     const int64_t negative[2] = { 5, -1 };
-    ck_assert_status(mislas_class_shots(negative, 2, shots), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_class_shots(counts, 0, shots), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_class_shots(NULL, 7, shots), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_long_tail_shots(shots, negative, 2), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_long_tail_shots(shots, counts, 0), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_long_tail_shots(shots, NULL, 7), MISLAS_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -239,8 +239,8 @@ START_TEST(normalisation_by_hand)
 {
     mislas_dataset *d = make_small_image();
     const float mean[2] = { 0.5f, 0.25f }, std[2] = { 0.25f, 2.0f };
-    mislas_batch_options o;
-    mislas_batch_options_init(&o);
+    mislas_dataset_batch_options o;
+    mislas_dataset_batch_options_init(&o);
     o.mean = mean;
     o.std = std;
     float out[24];
@@ -303,8 +303,8 @@ START_TEST(augmentation_is_a_padded_crop_and_flip)
     ck_assert_int_eq(candidates[(4 * SIDE + 4) * 2][2], 0);
     ck_assert_int_eq(candidates[(4 * SIDE + 4) * 2][4], 0);
 
-    mislas_batch_options o;
-    mislas_batch_options_init(&o);
+    mislas_dataset_batch_options o;
+    mislas_dataset_batch_options_init(&o);
     o.augment = 1;
     o.pad = PAD;
     o.seed = 17;
@@ -348,8 +348,8 @@ START_TEST(batches_are_reproducible)
     size_t idx[64];
     for (size_t i = 0; i < 64; i++)
         idx[i] = (i * 37) % 150;
-    mislas_batch_options o;
-    mislas_batch_options_init(&o);
+    mislas_dataset_batch_options o;
+    mislas_dataset_batch_options_init(&o);
     o.augment = 1;
     o.pad = 1;
     float a[64 * 4], b[64 * 4], c[64 * 4];
@@ -379,8 +379,8 @@ START_TEST(batch_bad_input_writes_nothing)
     ck_assert_status(mislas_dataset_batch(d, idx, 2, NULL, 0, out, labels), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "indices[1] = 1"));
     idx[1] = 0;
-    mislas_batch_options o;
-    mislas_batch_options_init(&o);
+    mislas_dataset_batch_options o;
+    mislas_dataset_batch_options_init(&o);
     const float mean[2] = { 0.5f, NAN }, std[2] = { 1.0f, 0.0f };
     o.mean = mean;
     ck_assert_status(mislas_dataset_batch(d, idx, 2, &o, 0, out, labels), MISLAS_ERR_INVALID_ARGUMENT);
@@ -393,7 +393,7 @@ START_TEST(batch_bad_input_writes_nothing)
     o.augment = 1;
     o.pad = -1;
     ck_assert_status(mislas_dataset_batch(d, idx, 2, &o, 0, out, labels), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_dataset_batch(d, idx, 0, NULL, 0, out, labels), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_dataset_batch(d, idx, 0, NULL, 0, out, labels), MISLAS_OK);    /* empty: writes nothing */
     ck_assert_status(mislas_dataset_batch(NULL, idx, 2, NULL, 0, out, labels), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_dataset_batch(d, idx, 2, NULL, 0, NULL, labels), MISLAS_ERR_INVALID_ARGUMENT);
     for (int i = 0; i < 48; i++)
@@ -415,12 +415,12 @@ START_TEST(mixup_invariants)
     }
     float lambda = -1.0f;
     /* alpha <= 0: nothing mixed */
-    ck_assert_status(mislas_mixup(x, y, N, SIZE, 0.0f, 1, 1, yb, &lambda), MISLAS_OK);
+    ck_assert_status(mislas_mixup(x, yb, &lambda, y, N, SIZE, 0.0f, 1, 1), MISLAS_OK);
     ck_assert_float_eq(lambda, 1.0f);
     ck_assert_int_eq(memcmp(x, original, sizeof x), 0);
     ck_assert_int_eq(memcmp(y, yb, sizeof y), 0);
 
-    ck_assert_status(mislas_mixup(x, y, N, SIZE, 1.0f, 1, 1, yb, &lambda), MISLAS_OK);
+    ck_assert_status(mislas_mixup(x, yb, &lambda, y, N, SIZE, 1.0f, 1, 1), MISLAS_OK);
     ck_assert(lambda > 0.0f && lambda < 1.0f);
     int seen[N] = { 0 };
     for (int i = 0; i < N; i++) {
@@ -438,20 +438,20 @@ START_TEST(mixup_invariants)
     float x2[N * SIZE], lambda2;
     int32_t yb2[N];
     memcpy(x2, original, sizeof x2);
-    ck_assert_status(mislas_mixup(x2, y, N, SIZE, 1.0f, 1, 1, yb2, &lambda2), MISLAS_OK);
+    ck_assert_status(mislas_mixup(x2, yb2, &lambda2, y, N, SIZE, 1.0f, 1, 1), MISLAS_OK);
     ck_assert_float_eq(lambda, lambda2);
     ck_assert_int_eq(memcmp(x, x2, sizeof x), 0);
     ck_assert_int_eq(memcmp(yb, yb2, sizeof yb), 0);
     memcpy(x2, original, sizeof x2);
-    ck_assert_status(mislas_mixup(x2, y, N, SIZE, 1.0f, 1, 2, yb2, &lambda2), MISLAS_OK);
+    ck_assert_status(mislas_mixup(x2, yb2, &lambda2, y, N, SIZE, 1.0f, 1, 2), MISLAS_OK);
     ck_assert_float_ne(lambda, lambda2);
 
     /* bad input */
-    ck_assert_status(mislas_mixup(x, y, 0, SIZE, 1.0f, 1, 1, yb, &lambda), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_mixup(x, y, N, 0, 1.0f, 1, 1, yb, &lambda), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_mixup(x, y, N, SIZE, NAN, 1, 1, yb, &lambda), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_mixup(x, NULL, N, SIZE, 1.0f, 1, 1, yb, &lambda), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_mixup(x, y, N, SIZE, 1.0f, 1, 1, yb, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_mixup(x, yb, &lambda, y, 0, SIZE, 1.0f, 1, 1), MISLAS_OK);    /* empty: mixes nothing */
+    ck_assert_status(mislas_mixup(x, yb, &lambda, y, N, 0, 1.0f, 1, 1), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_mixup(x, yb, &lambda, y, N, SIZE, NAN, 1, 1), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_mixup(x, yb, &lambda, NULL, N, SIZE, 1.0f, 1, 1), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_mixup(x, yb, NULL, y, N, SIZE, 1.0f, 1, 1), MISLAS_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -468,7 +468,7 @@ START_TEST(beta_moments)
         int32_t y[2] = { 0, 1 }, yb[2];
         static double draws[M];
         for (int m = 0; m < M; m++) {
-            ck_assert_status(mislas_mixup(x, y, 2, 1, alphas[t], 99, (uint64_t)m, yb, &lambda), MISLAS_OK);
+            ck_assert_status(mislas_mixup(x, yb, &lambda, y, 2, 1, alphas[t], 99, (uint64_t)m), MISLAS_OK);
             ck_assert(lambda >= 0.0f && lambda <= 1.0f);
             draws[m] = lambda;
             sum += lambda;
@@ -502,15 +502,15 @@ static int sweep_memory(void *ctx)
         rc = mislas_dataset_long_tail(&lt, d, 0.5, MISLAS_IMBALANCE_EXP, 1);
     float out[12];
     if (rc == MISLAS_OK) {
-        mislas_batch_options o;
-        mislas_batch_options_init(&o);
+        mislas_dataset_batch_options o;
+        mislas_dataset_batch_options_init(&o);
         o.augment = 1;
         rc = mislas_dataset_batch(d, pick, 2, &o, 3, out, NULL);
     }
     if (rc == MISLAS_OK) {
         int32_t yb[2];
         float lambda;
-        rc = mislas_mixup(out, labels, 2, 4, 1.0f, 1, 1, yb, &lambda);
+        rc = mislas_mixup(out, yb, &lambda, labels, 2, 4, 1.0f, 1, 1);
     }
     mislas_dataset_free(lt);
     mislas_dataset_free(s);

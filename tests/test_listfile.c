@@ -87,10 +87,10 @@ static void truncate_copy(const char *from, const char *to, size_t keep)
     free(data);
 }
 
-static mislas_list_options small_options(void)
+static mislas_dataset_list_options small_options(void)
 {
-    mislas_list_options o;
-    mislas_list_options_init(&o);
+    mislas_dataset_list_options o;
+    mislas_dataset_list_options_init(&o);
     o.height = o.width = 16;
     o.resize = 18;
     return o;
@@ -114,7 +114,7 @@ static void write_training_set(void)
 START_TEST(class_map_by_training_count)
 {
     write_training_set();
-    mislas_list_options o = small_options();
+    mislas_dataset_list_options o = small_options();
     mislas_dataset *d = NULL;
     ck_assert_status(mislas_dataset_open_list(&d, dir, at("train.txt"), NULL, &o), MISLAS_OK);
     ck_assert_uint_eq(mislas_dataset_size(d), 9);
@@ -177,7 +177,7 @@ END_TEST
 START_TEST(subsets_keep_paths_and_map)
 {
     write_training_set();
-    mislas_list_options o = small_options();
+    mislas_dataset_list_options o = small_options();
     mislas_dataset *d = NULL, *s = NULL;
     ck_assert_status(mislas_dataset_open_list(&d, dir, at("train.txt"), NULL, &o), MISLAS_OK);
     const size_t pick[3] = { 8, 0, 8 };
@@ -204,7 +204,7 @@ END_TEST
 static void expect_refused(const char *text, int status, const char *needle)
 {
     write_text("list.txt", text);
-    mislas_list_options o = small_options();
+    mislas_dataset_list_options o = small_options();
     mislas_dataset *d = (mislas_dataset *)&o;
     int rc = mislas_dataset_open_list(&d, dir, at("list.txt"), NULL, &o);
     ck_assert_msg(rc == status, "%s: got %d (%s)", text, rc, mislas_last_error());
@@ -228,7 +228,7 @@ START_TEST(malformed_lists)
     char text[1200];
     snprintf(text, sizeof text, "a.jpg\t0\r\n%s 1\r\n", at("a.jpg"));
     write_text("ok.txt", text);
-    mislas_list_options o = small_options();
+    mislas_dataset_list_options o = small_options();
     mislas_dataset *d = NULL;
     ck_assert_status(mislas_dataset_open_list(&d, dir, at("ok.txt"), NULL, &o), MISLAS_OK);
     ck_assert_str_eq(mislas_dataset_path(d, 0), at("a.jpg"));
@@ -274,7 +274,7 @@ START_TEST(bad_files_refused_or_skipped)
     truncate_copy("good0.jpg", "cut.jpg", 200);
     write_text("text.jpg", "this is not an image\n");
     write_text("list.txt", "good0.jpg 0\nmissing.jpg 1\ncut.jpg 1\ngood1.jpg 1\ntext.jpg 0\n");
-    mislas_list_options o = small_options();
+    mislas_dataset_list_options o = small_options();
     mislas_dataset *d = NULL;
     int rc = mislas_dataset_open_list(&d, dir, at("list.txt"), NULL, &o);
     ck_assert_msg(rc == MISLAS_ERR_IO || rc == MISLAS_ERR_FORMAT, "%d: %s", rc, mislas_last_error());
@@ -333,12 +333,12 @@ START_TEST(test_transform_of_solid_images)
         strcat(list, line);
     }
     write_text("solid.txt", list);
-    mislas_list_options o = small_options();
+    mislas_dataset_list_options o = small_options();
     mislas_dataset *d = NULL;
     ck_assert_status(mislas_dataset_open_list(&d, dir, at("solid.txt"), NULL, &o), MISLAS_OK);
     const float mean[3] = { 0.485f, 0.456f, 0.406f }, std[3] = { 0.229f, 0.224f, 0.225f };
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
     bo.mean = mean;
     bo.std = std;
     const size_t idx[3] = { 0, 1, 2 };
@@ -365,11 +365,11 @@ END_TEST
 START_TEST(training_batches_are_reproducible)
 {
     write_training_set();
-    mislas_list_options o = small_options();
+    mislas_dataset_list_options o = small_options();
     mislas_dataset *d = NULL;
     ck_assert_status(mislas_dataset_open_list(&d, dir, at("train.txt"), NULL, &o), MISLAS_OK);
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
     bo.augment = 1;
     bo.seed = 5;
     const size_t idx[9] = { 0, 1, 2, 3, 4, 5, 6, 7, 8 };
@@ -396,7 +396,7 @@ END_TEST
 START_TEST(evaluation_reports_a_file_broken_after_opening)
 {
     write_training_set();
-    mislas_list_options o = small_options();
+    mislas_dataset_list_options o = small_options();
     mislas_dataset *d = NULL;
     ck_assert_status(mislas_dataset_open_list(&d, dir, at("train.txt"), NULL, &o), MISLAS_OK);
     mislas_model *m = test_new_model(MISLAS_RESNET20, 3, 16, 16, 3, 1);
@@ -405,22 +405,22 @@ START_TEST(evaluation_reports_a_file_broken_after_opening)
     eo.batch_size = 2;
     mislas_eval_report r;
     mislas_eval_report_init(&r);
-    ck_assert_status(mislas_evaluate(m, d, &eo, NULL, NULL, &r), MISLAS_OK);
+    ck_assert_status(mislas_eval_run(m, d, &eo, NULL, NULL, &r), MISLAS_OK);
     ck_assert_uint_eq(r.count, 9);
     /* by index: Many [0, 1), Medium [1, 2), Few [2, 3) */
     eo.medium_from = 1;
     eo.few_from = 2;
-    ck_assert_status(mislas_evaluate(m, d, &eo, NULL, NULL, &r), MISLAS_OK);
+    ck_assert_status(mislas_eval_run(m, d, &eo, NULL, NULL, &r), MISLAS_OK);
     ck_assert_int_eq(r.many_classes, 1);
     ck_assert_int_eq(r.medium_classes, 1);
     ck_assert_int_eq(r.few_classes, 1);
     eo.few_from = 4;
-    ck_assert_status(mislas_evaluate(m, d, &eo, NULL, NULL, &r), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_eval_run(m, d, &eo, NULL, NULL, &r), MISLAS_ERR_INVALID_ARGUMENT);
     eo.medium_from = eo.few_from = 0;
     /* image 7 is in the fourth batch; the one after it is being made when it fails */
     truncate_copy("img7.jpg", "img7.tmp", 300);
     ck_assert_int_eq(rename(at("img7.tmp"), at("img7.jpg")), 0);
-    int rc = mislas_evaluate(m, d, &eo, NULL, NULL, &r);
+    int rc = mislas_eval_run(m, d, &eo, NULL, NULL, &r);
     ck_assert_int_eq(rc, MISLAS_ERR_FORMAT);
     ck_assert_msg(strstr(mislas_last_error(), "img7.jpg") != NULL, "%s", mislas_last_error());
     ck_assert_msg(strstr(mislas_last_error(), "test images 6..7") != NULL, "%s", mislas_last_error());

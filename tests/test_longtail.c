@@ -1,5 +1,5 @@
 /* mislas_long_tail_counts: class counts of the long-tailed training sets
- * (mislas_class_map_by_count's cases are at the end).
+ * (mislas_long_tail_class_map's cases are at the end).
  *
  * Every expected table below was computed independently of the library, with
  * Python's float arithmetic exactly as the MiSLAS reference
@@ -250,7 +250,7 @@ START_TEST(test_invalid_arguments)
 }
 END_TEST
 
-/* ---- mislas_class_map_by_count: the reference's renumbering by count ----
+/* ---- mislas_long_tail_class_map: the reference's renumbering by count ----
  *
  * Worked by hand from the algorithm NumPy 1.x's argsort(kind='quicksort')
  * uses on int64 (see lib/data/classmap.c); tests/classmap_check.py compares
@@ -267,7 +267,7 @@ static void check_class_map(const int64_t *counts, int32_t k, const int32_t *wan
         want_o2n[want_new_to_old[i]] = i;
     for (int32_t i = 0; i <= MAX_K; i++)
         o2n[i] = n2o[i] = -7;
-    ck_assert_status(mislas_class_map_by_count(counts, k, o2n, n2o), MISLAS_OK);
+    ck_assert_status(mislas_long_tail_class_map(o2n, n2o, counts, k), MISLAS_OK);
     for (int32_t i = 0; i < k; i++) {
         ck_assert_msg(n2o[i] == want_new_to_old[i], "%s: new_to_old[%d] = %d, expected %d",
             what, (int)i, (int)n2o[i], (int)want_new_to_old[i]);
@@ -276,10 +276,10 @@ static void check_class_map(const int64_t *counts, int32_t k, const int32_t *wan
     }
     ck_assert_msg(o2n[k] == -7 && n2o[k] == -7, "%s: wrote past the last class", what);
     only[k] = -7;
-    ck_assert_status(mislas_class_map_by_count(counts, k, only, NULL), MISLAS_OK);
+    ck_assert_status(mislas_long_tail_class_map(only, NULL, counts, k), MISLAS_OK);
     ck_assert_msg(memcmp(only, want_o2n, (size_t)k * sizeof only[0]) == 0, "%s: old_to_new alone differs", what);
     ck_assert_msg(only[k] == -7, "%s: old_to_new alone: wrote past the last class", what);
-    ck_assert_status(mislas_class_map_by_count(counts, k, NULL, only), MISLAS_OK);
+    ck_assert_status(mislas_long_tail_class_map(NULL, only, counts, k), MISLAS_OK);
     ck_assert_msg(memcmp(only, want_new_to_old, (size_t)k * sizeof only[0]) == 0,
         "%s: new_to_old alone differs", what);
     ck_assert_msg(only[k] == -7, "%s: new_to_old alone: wrote past the last class", what);
@@ -357,16 +357,16 @@ START_TEST(test_class_map_properties)
         uint64_t levels = 1 + xorshift(&seed) % 6;
         for (int32_t c = 0; c < k; c++)
             counts[c] = (int64_t)(xorshift(&seed) % levels) * 37;
-        ck_assert_status(mislas_class_map_by_count(counts, k, o2n, n2o), MISLAS_OK);
+        ck_assert_status(mislas_long_tail_class_map(o2n, n2o, counts, k), MISLAS_OK);
         for (int32_t i = 0; i < k; i++) {
             ck_assert_msg(n2o[i] >= 0 && n2o[i] < k, "k = %d: new_to_old[%d] = %d", (int)k, (int)i, (int)n2o[i]);
             ck_assert_msg(o2n[n2o[i]] == i, "k = %d: old_to_new is not the inverse at %d", (int)k, (int)i);
             if (i > 0)
                 ck_assert_msg(counts[n2o[i - 1]] >= counts[n2o[i]], "k = %d: counts increase at %d", (int)k, (int)i);
         }
-        ck_assert_status(mislas_class_map_by_count(counts, k, alone, NULL), MISLAS_OK);
+        ck_assert_status(mislas_long_tail_class_map(alone, NULL, counts, k), MISLAS_OK);
         ck_assert(memcmp(alone, o2n, (size_t)k * sizeof *alone) == 0);
-        ck_assert_status(mislas_class_map_by_count(counts, k, NULL, alone), MISLAS_OK);
+        ck_assert_status(mislas_long_tail_class_map(NULL, alone, counts, k), MISLAS_OK);
         ck_assert(memcmp(alone, n2o, (size_t)k * sizeof *alone) == 0);
         free(counts);
         free(o2n);
@@ -384,7 +384,7 @@ static void check_map_rejected(const int64_t *counts, int32_t k, int32_t *o2n, i
         memcpy(o2n, before_o2n, sizeof before_o2n);
     if (n2o != NULL && n2o != o2n)
         memcpy(n2o, before_n2o, sizeof before_n2o);
-    ck_assert_status(mislas_class_map_by_count(counts, k, o2n, n2o), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_long_tail_class_map(o2n, n2o, counts, k), MISLAS_ERR_INVALID_ARGUMENT);
     const char *msg = mislas_last_error();
     ck_assert_msg(msg != NULL && strstr(msg, arg) != NULL, "message \"%s\" does not name %s", msg ? msg : "", arg);
     for (int i = 0; i < 4; i++) {

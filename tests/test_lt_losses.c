@@ -198,8 +198,8 @@ START_TEST(ldam_margins_follow_counts)
 {
     /* the rarest class (1 image) gets max_margin 0.5; 16 images 0.5/2, 81 images 0.5/3 */
     const int64_t counts[3] = { 16, 1, 81 };
-    mislas_ldam_options o;
-    mislas_ldam_options_init(&o);
+    mislas_loss_ldam_options o;
+    mislas_loss_ldam_options_init(&o);
     ck_assert_float_eq(o.max_margin, 0.5f);
     ck_assert_float_eq(o.scale, 30.0f);
     o.scale = 1.0f;
@@ -232,8 +232,8 @@ START_TEST(ldam_matches_the_formula)
 {
     const float scales[] = { 1.0f, 30.0f };
     for (int i = 0; i < 2; i++) {
-        mislas_ldam_options o;
-        mislas_ldam_options_init(&o);
+        mislas_loss_ldam_options o;
+        mislas_loss_ldam_options_init(&o);
         o.scale = scales[i];
         mislas_loss *l = NULL;
         ck_assert_status(mislas_loss_new_ldam(&l, COUNTS, K, &o), MISLAS_OK);
@@ -252,7 +252,7 @@ START_TEST(ldam_drw_under_mixup)
     s.weighted_mean = 1;
     float w[K];
     for (int epoch = 0; epoch <= 2; epoch += 2) {
-        ck_assert_status(mislas_drw_weights(w, COUNTS, K, 0.9999, epoch, 1), MISLAS_OK);
+        ck_assert_status(mislas_loss_drw_weights(w, COUNTS, K, 0.9999, epoch, 1), MISLAS_OK);
         ck_assert_status(mislas_loss_set_class_weights(l, w, MISLAS_REDUCE_WEIGHTED_MEAN), MISLAS_OK);
         for (int c = 0; c < K; c++)
             s.weight[c] = w[c];
@@ -321,28 +321,28 @@ START_TEST(class_balanced_weights_worked_by_hand)
      * scaled to sum 2: 6/5 and 4/5 */
     const int64_t counts[2] = { 1, 2 };
     float w[2];
-    ck_assert_status(mislas_class_balanced_weights(w, counts, 2, 0.5), MISLAS_OK);
+    ck_assert_status(mislas_loss_class_balanced_weights(w, counts, 2, 0.5), MISLAS_OK);
     ck_assert_close(w[0], 1.2, 1e-7, 0);
     ck_assert_close(w[1], 0.8, 1e-7, 0);
-    ck_assert_status(mislas_class_balanced_weights(w, counts, 2, 0.0), MISLAS_OK);
+    ck_assert_status(mislas_loss_class_balanced_weights(w, counts, 2, 0.0), MISLAS_OK);
     ck_assert_float_eq(w[0], 1.0f);
     ck_assert_float_eq(w[1], 1.0f);
     /* beta -> 1 tends to inverse frequency, normalised: 4/3 and 2/3 */
-    ck_assert_status(mislas_class_balanced_weights(w, counts, 2, 1.0 - 1e-9), MISLAS_OK);
+    ck_assert_status(mislas_loss_class_balanced_weights(w, counts, 2, 1.0 - 1e-9), MISLAS_OK);
     ck_assert_close(w[0], 4.0 / 3.0, 1e-6, 0);
     ck_assert_close(w[1], 2.0 / 3.0, 1e-6, 0);
     /* CIFAR-10-LT's beta 0.9999 on large counts */
     const int64_t big[2] = { 5000, 50 };
-    ck_assert_status(mislas_class_balanced_weights(w, big, 2, 0.9999), MISLAS_OK);
+    ck_assert_status(mislas_loss_class_balanced_weights(w, big, 2, 0.9999), MISLAS_OK);
     double r0 = 1e-4 / (1 - pow(0.9999, 5000)), r1 = 1e-4 / (1 - pow(0.9999, 50));
     ck_assert_close(w[0], 2 * r0 / (r0 + r1), 1e-7, 1e-6);
     ck_assert_close(w[1], 2 * r1 / (r0 + r1), 1e-7, 1e-6);
     /* DRW: ones before the start epoch, the weights from it on */
     float d[2];
-    ck_assert_status(mislas_drw_weights(d, big, 2, 0.9999, 159, 160), MISLAS_OK);
+    ck_assert_status(mislas_loss_drw_weights(d, big, 2, 0.9999, 159, 160), MISLAS_OK);
     ck_assert_float_eq(d[0], 1.0f);
     ck_assert_float_eq(d[1], 1.0f);
-    ck_assert_status(mislas_drw_weights(d, big, 2, 0.9999, 160, 160), MISLAS_OK);
+    ck_assert_status(mislas_loss_drw_weights(d, big, 2, 0.9999, 160, 160), MISLAS_OK);
     ck_assert_float_eq(d[0], w[0]);
     ck_assert_float_eq(d[1], w[1]);
 }
@@ -351,7 +351,7 @@ END_TEST
 START_TEST(weights_apply_to_every_loss)
 {
     float w[K];
-    ck_assert_status(mislas_class_balanced_weights(w, COUNTS, K, 0.99), MISLAS_OK);
+    ck_assert_status(mislas_loss_class_balanced_weights(w, COUNTS, K, 0.99), MISLAS_OK);
     for (int reduction = 0; reduction <= 1; reduction++) {
         mislas_loss *each[3] = { NULL, NULL, NULL };
         ck_assert_status(mislas_loss_new_cross_entropy(&each[0], K), MISLAS_OK);
@@ -461,8 +461,8 @@ START_TEST(bad_arguments_are_refused)
     ck_assert_status(mislas_loss_new_ldam(&l, zero, 2, NULL), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "class_counts[1] = 0"));
     ck_assert_status(mislas_loss_new_ldam(&l, NULL, 2, NULL), MISLAS_ERR_INVALID_ARGUMENT);
-    mislas_ldam_options o;
-    mislas_ldam_options_init(&o);
+    mislas_loss_ldam_options o;
+    mislas_loss_ldam_options_init(&o);
     o.scale = 0.0f;
     ck_assert_status(mislas_loss_new_ldam(&l, ok, 2, &o), MISLAS_ERR_INVALID_ARGUMENT);
     o.struct_size = 3;
@@ -471,9 +471,9 @@ START_TEST(bad_arguments_are_refused)
     ck_assert_status(mislas_loss_new_logit_adjusted(&l, ok, 2, -0.5f), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_null(l);
     float w[2];
-    ck_assert_status(mislas_class_balanced_weights(w, ok, 2, 1.0), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_class_balanced_weights(w, zero, 2, 0.9), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_drw_weights(w, ok, 2, 0.9, -1, 0), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_loss_class_balanced_weights(w, ok, 2, 1.0), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_loss_class_balanced_weights(w, zero, 2, 0.9), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_loss_drw_weights(w, ok, 2, 0.9, -1, 0), MISLAS_ERR_INVALID_ARGUMENT);
 
     ck_assert_status(mislas_loss_new_cross_entropy(&l, 2), MISLAS_OK);
     const float negative[2] = { -1, 1 }, none[2] = { 0, 0 }, nan_w[2] = { NAN, 1 };
@@ -504,8 +504,8 @@ START_TEST(bad_arguments_are_refused)
 
     /* one class and a margin that underflows its exponential: p_y is still 1 */
     const int64_t one[1] = { 4 };
-    mislas_ldam_options big;
-    mislas_ldam_options_init(&big);
+    mislas_loss_ldam_options big;
+    mislas_loss_ldam_options_init(&big);
     big.max_margin = 1000.0f;
     big.scale = 1e6f;
     ck_assert_status(mislas_loss_new_ldam(&l, one, 1, &big), MISLAS_OK);
@@ -541,7 +541,7 @@ static int make_each(void *ctx)
         rc = mislas_loss_new_focal(&c, K, 2.0f);
     float w[K];
     if (rc == MISLAS_OK)
-        rc = mislas_class_balanced_weights(w, COUNTS, K, 0.999);
+        rc = mislas_loss_class_balanced_weights(w, COUNTS, K, 0.999);
     if (rc == MISLAS_OK)
         rc = mislas_loss_set_class_weights(c, w, MISLAS_REDUCE_WEIGHTED_MEAN);
     float z[N * K] = { 0 }, loss = -1.0f;

@@ -493,13 +493,13 @@ START_TEST(options_are_validated)
     ck_assert_status(mislas_model_get_options(m, &got), MISLAS_ERR_INVALID_ARGUMENT);
 
     mislas_optimizer *opt = (mislas_optimizer *)(uintptr_t)1;
-    mislas_sgd_options so;
+    mislas_optimizer_sgd_options so;
     const double bad_sgd[][4] = {
         { -0.1, 0.9, 0, 1 }, { NAN, 0.9, 0, 1 }, { 0.1, 1.0, 0, 1 }, { 0.1, -0.5, 0, 1 },
         { 0.1, 0.9, -1e-4, 1 }, { 0.1, 0.9, INFINITY, 1 }, { 0.1, 0.9, 0, -1 },
     };
     for (size_t i = 0; i < sizeof bad_sgd / sizeof bad_sgd[0]; i++) {
-        mislas_sgd_options_init(&so);
+        mislas_optimizer_sgd_options_init(&so);
         so.lr = bad_sgd[i][0];
         so.momentum = bad_sgd[i][1];
         so.weight_decay = bad_sgd[i][2];
@@ -508,7 +508,7 @@ START_TEST(options_are_validated)
         ck_assert_status(mislas_optimizer_new_sgd(&opt, m, &so), MISLAS_ERR_INVALID_ARGUMENT);
         ck_assert_ptr_null(opt);
     }
-    mislas_sgd_options_init(&so);
+    mislas_optimizer_sgd_options_init(&so);
     so.struct_size = 1;
     ck_assert_status(mislas_optimizer_new_sgd(&opt, m, &so), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_optimizer_new_sgd(&opt, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
@@ -1715,21 +1715,21 @@ START_TEST(schedules_follow_method_md)
     for (int32_t epoch = 0; epoch < 200; epoch++) {
         int e = epoch + 1;
         double want = e <= 5 ? 0.1 * e / 5 : e <= 160 ? 0.1 : e <= 180 ? 0.01 : 0.001;
-        ck_assert_close(mislas_lr_multistep(0.1, epoch, 5, milestones, 2, 0.1), want, 0, 1e-12);
+        ck_assert_close(mislas_schedule_multistep(0.1, epoch, 5, milestones, 2, 0.1), want, 0, 1e-12);
     }
-    ck_assert(mislas_lr_multistep(0.1, 4, 5, milestones, 2, 0.1) == 0.1);
-    ck_assert(mislas_lr_multistep(0.1, 159, 5, milestones, 2, 0.1) == 0.1);
-    ck_assert_close(mislas_lr_multistep(0.1, 160, 5, milestones, 2, 0.1), 0.01, 0, 1e-12);
+    ck_assert(mislas_schedule_multistep(0.1, 4, 5, milestones, 2, 0.1) == 0.1);
+    ck_assert(mislas_schedule_multistep(0.1, 159, 5, milestones, 2, 0.1) == 0.1);
+    ck_assert_close(mislas_schedule_multistep(0.1, 160, 5, milestones, 2, 0.1), 0.01, 0, 1e-12);
     /* no warm-up, no milestones */
-    ck_assert(mislas_lr_multistep(0.2, 0, 0, NULL, 0, 0.1) == 0.2);
-    ck_assert(mislas_lr_multistep(0.2, 99, 0, milestones, 0, 0.1) == 0.2);
-    ck_assert_close(mislas_lr_multistep(0.2, 0, 1, milestones, 2, 0.5), 0.2, 0, 1e-15);
-    ck_assert_close(mislas_lr_multistep(0.2, 199, 1, milestones, 2, 0.5), 0.05, 0, 1e-15);
+    ck_assert(mislas_schedule_multistep(0.2, 0, 0, NULL, 0, 0.1) == 0.2);
+    ck_assert(mislas_schedule_multistep(0.2, 99, 0, milestones, 0, 0.1) == 0.2);
+    ck_assert_close(mislas_schedule_multistep(0.2, 0, 1, milestones, 2, 0.5), 0.2, 0, 1e-15);
+    ck_assert_close(mislas_schedule_multistep(0.2, 199, 1, milestones, 2, 0.5), 0.05, 0, 1e-15);
     for (int32_t epoch = 0; epoch < 10; epoch++)
-        ck_assert_close(mislas_lr_cosine(0.1, epoch, 10), 0.5 * 0.1 * (1 + cos(PI * epoch / 10.0)), 1e-16, 1e-14);
-    ck_assert(mislas_lr_cosine(0.1, 0, 10) == 0.1);
-    ck_assert_close(mislas_lr_cosine(0.1, 5, 10), 0.05, 1e-16, 1e-14);
-    ck_assert_close(mislas_lr_cosine(0.2, 179, 180), 0.1 * (1 + cos(PI * 179 / 180.0)), 1e-18, 1e-12);
+        ck_assert_close(mislas_schedule_cosine(0.1, epoch, 10), 0.5 * 0.1 * (1 + cos(PI * epoch / 10.0)), 1e-16, 1e-14);
+    ck_assert(mislas_schedule_cosine(0.1, 0, 10) == 0.1);
+    ck_assert_close(mislas_schedule_cosine(0.1, 5, 10), 0.05, 1e-16, 1e-14);
+    ck_assert_close(mislas_schedule_cosine(0.2, 179, 180), 0.1 * (1 + cos(PI * 179 / 180.0)), 1e-18, 1e-12);
 }
 END_TEST
 
@@ -2037,7 +2037,7 @@ START_TEST(non_finite_images_are_refused)
 END_TEST
 
 /* Changing the freezing (or the head, or shifted BN) after creating the
- * optimiser leaves it with the old groups (optim.h: set them first). It
+ * optimiser leaves it with the old groups (optimizer.h: set them first). It
  * must not then update a frozen backbone with the gradients of an earlier
  * backward. */
 START_TEST(optimizer_does_not_outlive_its_groups)

@@ -59,13 +59,13 @@ START_TEST(adaptive_ece_by_hand)
         two_class_logits(z + 2 * i, p[i]);
     const int32_t y[4] = { 1, 0, 0, 0 };
     double ece;
-    ck_assert_status(mislas_adaptive_ece(z, y, 4, 2, 2, &ece), MISLAS_OK);
+    ck_assert_status(mislas_calib_adaptive_ece(&ece, z, y, 4, 2, 2), MISLAS_OK);
     ck_assert_close(ece, 0.35, 1e-6, 0);
     /* one bin: |3 - 3| / 4 = 0 */
-    ck_assert_status(mislas_adaptive_ece(z, y, 4, 2, 1, &ece), MISLAS_OK);
+    ck_assert_status(mislas_calib_adaptive_ece(&ece, z, y, 4, 2, 1), MISLAS_OK);
     ck_assert_close(ece, 0.0, 1e-6, 0);
     /* 4 bins: every sample alone: (0.9 + 0.2 + 0.3 + 0.4) / 4 */
-    ck_assert_status(mislas_adaptive_ece(z, y, 4, 2, 4, &ece), MISLAS_OK);
+    ck_assert_status(mislas_calib_adaptive_ece(&ece, z, y, 4, 2, 4), MISLAS_OK);
     ck_assert_close(ece, 1.8 / 4, 1e-6, 0);
 }
 END_TEST
@@ -98,14 +98,14 @@ START_TEST(adaptive_ece_keeps_ties_together)
             y[i] = right[order[i]] ? 0 : 1;
         }
         double ece;
-        ck_assert_status(mislas_adaptive_ece(z, y, 4, 2, 2, &ece), MISLAS_OK);
+        ck_assert_status(mislas_calib_adaptive_ece(&ece, z, y, 4, 2, 2), MISLAS_OK);
         ck_assert_close(ece, (0.25 + 0.05) / 4, 1e-6, 0);
     }
     /* all tied: one bin whatever num_bins says */
     const float same[6] = { 1, 0, 1, 0, 1, 0 };
     const int32_t y3[3] = { 0, 0, 1 };
     double ece;
-    ck_assert_status(mislas_adaptive_ece(same, y3, 3, 2, 3, &ece), MISLAS_OK);
+    ck_assert_status(mislas_calib_adaptive_ece(&ece, same, y3, 3, 2, 3), MISLAS_OK);
     double conf = 1.0 / (1.0 + exp(-1.0));
     ck_assert_close(ece, fabs(2.0 - 3 * conf) / 3, 1e-6, 0);
 }
@@ -123,15 +123,15 @@ START_TEST(classwise_ece_by_hand)
     z[3] = (float)log(1.5);
     const int32_t y[2] = { 0, 0 };
     double ece;
-    ck_assert_status(mislas_classwise_ece(z, y, 2, 2, 2, &ece), MISLAS_OK);
+    ck_assert_status(mislas_calib_classwise_ece(&ece, z, y, 2, 2, 2), MISLAS_OK);
     ck_assert_close(ece, 0.4, 1e-6, 0);
     /* one bin: class 0 |2 - 1.2| / 2 = 0.4, class 1 |0 - 0.8| / 2 = 0.4 */
-    ck_assert_status(mislas_classwise_ece(z, y, 2, 2, 1, &ece), MISLAS_OK);
+    ck_assert_status(mislas_calib_classwise_ece(&ece, z, y, 2, 2, 1), MISLAS_OK);
     ck_assert_close(ece, 0.4, 1e-6, 0);
     /* three classes, perfectly calibrated one-hot-ish predictions: ~0 */
     const float sure[6] = { 60, 0, 0, 0, 0, 60 };
     const int32_t ys[2] = { 0, 2 };
-    ck_assert_status(mislas_classwise_ece(sure, ys, 2, 3, 10, &ece), MISLAS_OK);
+    ck_assert_status(mislas_calib_classwise_ece(&ece, sure, ys, 2, 3, 10), MISLAS_OK);
     ck_assert_close(ece, 0.0, 1e-12, 0);
 }
 END_TEST
@@ -208,7 +208,7 @@ START_TEST(temperature_scaling_recovers_a_known_temperature)
             a[j] = truths[t];
         synthetic(NS, KS, a, c, z, y);
         double temperature = 0;
-        ck_assert_status(mislas_fit_temperature(z, y, NS, KS, NULL, &temperature), MISLAS_OK);
+        ck_assert_status(mislas_calib_fit_temperature(&temperature, z, y, NS, KS, NULL), MISLAS_OK);
         /* sampling noise of 40,000 labels: a few tenths of a percent */
         ck_assert_close(temperature, truths[t], 0, 0.02);
         /* and it is the NLL's minimum: nudging it either way costs */
@@ -229,7 +229,7 @@ START_TEST(vector_scaling_recovers_known_scales_and_biases)
     const double a[KS] = { 2.0, 1.0, 0.5, 1.5 }, c[KS] = { 0.5, -0.3, 0.0, 1.0 };
     synthetic(NS, KS, a, c, z, y);
     float scale[KS], bias[KS];
-    ck_assert_status(mislas_fit_vector_scaling(z, y, NS, KS, NULL, scale, bias), MISLAS_OK);
+    ck_assert_status(mislas_calib_fit_vector_scaling(scale, bias, z, y, NS, KS, NULL), MISLAS_OK);
     /* z = a w + c, so w = z / a - c / a: scale 1 / a_j, bias -c_j / a_j,
      * up to one constant shared by every bias (softmax ignores it) */
     double shift = bias[0] - (-c[0] / a[0]);
@@ -239,11 +239,11 @@ START_TEST(vector_scaling_recovers_known_scales_and_biases)
     }
     /* a heavy l2 pins vector scaling to temperature scaling's 1/T, zero biases */
     double t;
-    ck_assert_status(mislas_fit_temperature(z, y, NS, KS, NULL, &t), MISLAS_OK);
-    mislas_fit_options o;
-    mislas_fit_options_init(&o);
+    ck_assert_status(mislas_calib_fit_temperature(&t, z, y, NS, KS, NULL), MISLAS_OK);
+    mislas_calib_fit_options o;
+    mislas_calib_fit_options_init(&o);
     o.l2 = 1e5;
-    ck_assert_status(mislas_fit_vector_scaling(z, y, NS, KS, &o, scale, bias), MISLAS_OK);
+    ck_assert_status(mislas_calib_fit_vector_scaling(scale, bias, z, y, NS, KS, &o), MISLAS_OK);
     for (int j = 0; j < KS; j++) {
         ck_assert_close(scale[j], 1.0 / t, 1e-4, 0);
         ck_assert_close(bias[j], 0.0, 1e-4, 0);
@@ -287,13 +287,13 @@ START_TEST(vector_scaling_copes_with_logits_in_the_hundreds)
     int32_t y[NS];
     for (int i = 0; i < NS; i++)
         y[i] = i / 2;
-    mislas_fit_options o;
-    mislas_fit_options_init(&o);
+    mislas_calib_fit_options o;
+    mislas_calib_fit_options_init(&o);
     o.l2 = 0.1;
     double t;
-    ck_assert_status(mislas_fit_temperature(z, y, NS, KS, NULL, &t), MISLAS_OK);
+    ck_assert_status(mislas_calib_fit_temperature(&t, z, y, NS, KS, NULL), MISLAS_OK);
     float scale[KS], bias[KS];
-    ck_assert_status(mislas_fit_vector_scaling(z, y, NS, KS, &o, scale, bias), MISLAS_OK);
+    ck_assert_status(mislas_calib_fit_vector_scaling(scale, bias, z, y, NS, KS, &o), MISLAS_OK);
     /* a minimum: a step along any one parameter, sized to what it does to
      * the logits, raises the objective */
     double a[KS], c[KS];
@@ -327,46 +327,46 @@ START_TEST(fits_refuse_what_they_cannot_fit)
     /* separable: the target always wins by a margin, the NLL falls as T -> 0 */
     const float sep[4] = { 2, 0, 0, 2 };
     const int32_t y[2] = { 0, 1 }, wrong[2] = { 1, 0 };
-    ck_assert_status(mislas_fit_temperature(sep, y, 2, 2, NULL, &t), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_fit_temperature(&t, sep, y, 2, 2, NULL), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "separate"));
     /* anti-informative: no positive T */
-    ck_assert_status(mislas_fit_temperature(sep, wrong, 2, 2, NULL, &t), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_fit_temperature(&t, sep, wrong, 2, 2, NULL), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert(t == -1);
     const float nan_z[4] = { NAN, 0, 0, 1 };
-    ck_assert_status(mislas_fit_temperature(nan_z, y, 2, 2, NULL, &t), MISLAS_ERR_NUMERIC);
+    ck_assert_status(mislas_calib_fit_temperature(&t, nan_z, y, 2, 2, NULL), MISLAS_ERR_NUMERIC);
     const int32_t bad[2] = { 0, 2 };
-    ck_assert_status(mislas_fit_temperature(sep, bad, 2, 2, NULL, &t), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_fit_temperature(sep, y, 0, 2, NULL, &t), MISLAS_ERR_INVALID_ARGUMENT);
-    mislas_fit_options o;
-    mislas_fit_options_init(&o);
+    ck_assert_status(mislas_calib_fit_temperature(&t, sep, bad, 2, 2, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_fit_temperature(&t, sep, y, 0, 2, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    mislas_calib_fit_options o;
+    mislas_calib_fit_options_init(&o);
     o.max_iterations = 0;
-    ck_assert_status(mislas_fit_temperature(sep, y, 2, 2, &o, &t), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_fit_vector_scaling(nan_z, y, 2, 2, NULL, s, b), MISLAS_ERR_NUMERIC);
-    mislas_fit_options_init(&o);
+    ck_assert_status(mislas_calib_fit_temperature(&t, sep, y, 2, 2, &o), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_fit_vector_scaling(s, b, sep, y, 2, 2, &o), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_fit_vector_scaling(s, b, nan_z, y, 2, 2, NULL), MISLAS_ERR_NUMERIC);
+    mislas_calib_fit_options_init(&o);
     o.l2 = -1;
-    ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_fit_vector_scaling(s, b, sep, y, 2, 2, &o), MISLAS_ERR_INVALID_ARGUMENT);
     /* the iteration limit reached first: an error, nothing written */
-    mislas_fit_options_init(&o);
+    mislas_calib_fit_options_init(&o);
     o.max_iterations = 1;
     s[0] = -7.0f;
-    ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_ERR_STATE);
+    ck_assert_status(mislas_calib_fit_vector_scaling(s, b, sep, y, 2, 2, &o), MISLAS_ERR_STATE);
     ck_assert(s[0] == -7.0f);
     const float mixed[6] = { 2, 0, 0, 1, 1, 0.5f };
     const int32_t y3[3] = { 0, 1, 1 };
     t = -1;
-    ck_assert_status(mislas_fit_temperature(mixed, y3, 3, 2, &o, &t), MISLAS_ERR_STATE);
+    ck_assert_status(mislas_calib_fit_temperature(&t, mixed, y3, 3, 2, &o), MISLAS_ERR_STATE);
     ck_assert(t == -1);
     /* separable data have no finite minimum; a little l2 gives one */
-    mislas_fit_options_init(&o);
+    mislas_calib_fit_options_init(&o);
     o.l2 = 0.1;
-    ck_assert_status(mislas_fit_vector_scaling(sep, y, 2, 2, &o, s, b), MISLAS_OK);
+    ck_assert_status(mislas_calib_fit_vector_scaling(s, b, sep, y, 2, 2, &o), MISLAS_OK);
     ck_assert(isfinite(s[0]) && isfinite(b[0]));
     double ece;
-    ck_assert_status(mislas_adaptive_ece(sep, y, 2, 2, 0, &ece), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_classwise_ece(sep, bad, 2, 2, 5, &ece), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_classwise_ece(nan_z, y, 2, 2, 5, &ece), MISLAS_ERR_NUMERIC);
-    ck_assert_status(mislas_adaptive_ece(NULL, y, 2, 2, 5, &ece), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_adaptive_ece(&ece, sep, y, 2, 2, 0), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_classwise_ece(&ece, sep, bad, 2, 2, 5), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_calib_classwise_ece(&ece, nan_z, y, 2, 2, 5), MISLAS_ERR_NUMERIC);
+    ck_assert_status(mislas_calib_adaptive_ece(&ece, NULL, y, 2, 2, 5), MISLAS_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -441,13 +441,13 @@ static int fit_everything(void *ctx)
     synthetic(6, 2, a, c, z, y);
     double ece, t;
     float s[2], b[2];
-    int rc = mislas_adaptive_ece(z, y, 6, 2, 3, &ece);
+    int rc = mislas_calib_adaptive_ece(&ece, z, y, 6, 2, 3);
     if (rc == MISLAS_OK)
-        rc = mislas_classwise_ece(z, y, 6, 2, 3, &ece);
+        rc = mislas_calib_classwise_ece(&ece, z, y, 6, 2, 3);
     if (rc == MISLAS_OK) {
-        int t_rc = mislas_fit_temperature(z, y, 6, 2, NULL, &t);
+        int t_rc = mislas_calib_fit_temperature(&t, z, y, 6, 2, NULL);
         ck_assert(t_rc == MISLAS_OK || t_rc == MISLAS_ERR_INVALID_ARGUMENT);
-        rc = mislas_fit_vector_scaling(z, y, 6, 2, NULL, s, b);
+        rc = mislas_calib_fit_vector_scaling(s, b, z, y, 6, 2, NULL);
         rc = rc == MISLAS_ERR_STATE ? MISLAS_OK : rc;
     }
     return rc;

@@ -95,9 +95,9 @@ static void remove_tmp_dir(void)
     test_remove_dir(tmp_dir);
 }
 
-static void stage1_defaults(mislas_stage1_options *o, int32_t epochs)
+static void stage1_defaults(mislas_train_stage1_options *o, int32_t epochs)
 {
-    mislas_stage1_options_init(o);
+    mislas_train_stage1_options_init(o);
     o->epochs = epochs;
     o->batch_size = 32;
     o->lr = 0.05;
@@ -107,9 +107,9 @@ static void stage1_defaults(mislas_stage1_options *o, int32_t epochs)
     o->seed = 7;
 }
 
-static void stage2_defaults(mislas_stage2_options *o, mislas_stage2_method method, int32_t epochs)
+static void stage2_defaults(mislas_train_stage2_options *o, mislas_stage2_method method, int32_t epochs)
 {
-    mislas_stage2_options_init(o);
+    mislas_train_stage2_options_init(o);
     o->method = method;
     o->epochs = epochs;
     o->batch_size = 32;
@@ -161,23 +161,23 @@ START_TEST(stage1_default_milestones_scale_the_reference_schedule)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int32_t m[MISLAS_DEFAULT_MILESTONES_MAX] = { 0, 0 }, count = -1;
-        ck_assert_status(mislas_stage1_default_milestones(m, &count, cases[i].epochs), MISLAS_OK);
+        ck_assert_status(mislas_train_stage1_milestones(m, &count, cases[i].epochs), MISLAS_OK);
         ck_assert_int_eq(count, cases[i].count);
         for (int32_t j = 0; j < count; j++)
             ck_assert_int_eq(m[j], cases[i].m[j]);
     }
     int32_t m[MISLAS_DEFAULT_MILESTONES_MAX], count;
-    ck_assert_status(mislas_stage1_default_milestones(m, &count, 0), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_train_stage1_milestones(m, &count, 0), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "epochs = 0"));
-    ck_assert_status(mislas_stage1_default_milestones(NULL, &count, 10), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_stage1_default_milestones(m, NULL, 10), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_train_stage1_milestones(NULL, &count, 10), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_train_stage1_milestones(m, NULL, 10), MISLAS_ERR_INVALID_ARGUMENT);
 
     /* and they are what a run without milestones decays at: 7 epochs, lr
      * 0.1 through epoch 5, x 0.1 after epochs 5 and 6 */
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);
     mislas_model *model = new_model(1);
     seen s = { .cancel_epoch = -1 };
-    mislas_stage1_options o;
+    mislas_train_stage1_options o;
     stage1_defaults(&o, 7);
     o.batch_size = 100;
     o.lr = 0.1;
@@ -203,7 +203,7 @@ START_TEST(stage1_accounting_schedule_and_checkpoint)
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);     /* 200 images */
     mislas_model *m = new_model(1);
     seen s = { .cancel_epoch = -1 };
-    mislas_stage1_options o;
+    mislas_train_stage1_options o;
     stage1_defaults(&o, 4);
     o.batch_size = 48;
     o.lr = 0.1;
@@ -230,7 +230,7 @@ START_TEST(stage1_accounting_schedule_and_checkpoint)
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq((int)(st.st_mode & 0777), 0640);
     int32_t stage, done, epochs;
-    ck_assert_status(mislas_checkpoint_training(path, &stage, &done, &epochs), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_training(&stage, &done, &epochs, path), MISLAS_OK);
     ck_assert_int_eq(stage, 1);
     ck_assert_int_eq(done, 4);
     ck_assert_int_eq(epochs, 4);
@@ -240,7 +240,7 @@ START_TEST(stage1_accounting_schedule_and_checkpoint)
         ck_assert_int_eq((int)counts[c], (int)TRAIN_COUNTS[c]);
     /* the checkpoint holds the trained model itself */
     mislas_model *loaded = NULL;
-    ck_assert_status(mislas_checkpoint_load(path, &loaded, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&loaded, NULL, path), MISLAS_OK);
     snapshot a = take(m), b = take(loaded);
     for (int32_t t = 0; t < a.count; t++)
         ck_assert_msg(same_tensor(&a, &b, t), "%s differs in the checkpoint", a.names[t]);
@@ -272,7 +272,7 @@ START_TEST(stage1_learns_the_classes)
     mislas_dataset *test = make_dataset(balanced);
     mislas_model *m = new_model(2);
     seen s = { .cancel_epoch = -1 };
-    mislas_stage1_options o;
+    mislas_train_stage1_options o;
     stage1_defaults(&o, 6);
     o.mixup_alpha = 0;
     o.augment = 0;      /* a 4-pixel shift would move the 4 x 4 quadrants themselves */
@@ -287,7 +287,7 @@ START_TEST(stage1_learns_the_classes)
     eo.std = STD;
     mislas_eval_report r;
     mislas_eval_report_init(&r);
-    ck_assert_status(mislas_evaluate(m, test, &eo, NULL, NULL, &r), MISLAS_OK);
+    ck_assert_status(mislas_eval_run(m, test, &eo, NULL, NULL, &r), MISLAS_OK);
     ck_assert_msg(r.top1 > 0.85, "test top-1 %.3f", r.top1);
     ck_assert_int_eq((int)r.count, 100);
     mislas_model_free(m);
@@ -305,7 +305,7 @@ START_TEST(stage1_is_deterministic_across_threads)
     for (int i = 0; i < 3; i++) {
         ck_assert_status(mislas_set_num_threads(threads[i]), MISLAS_OK);
         mislas_model *m = new_model(3);
-        mislas_stage1_options o;
+        mislas_train_stage1_options o;
         stage1_defaults(&o, 2);
         ck_assert_status(mislas_train_stage1(m, d, &o), MISLAS_OK);
         runs[i] = take(m);
@@ -386,12 +386,12 @@ START_TEST(a_communicator_of_one_rank_gives_the_same_bits)
     mislas_comm *c = solo_comm(&t);
     for (int i = 0; i < 2; i++) {
         mislas_model *m = new_model(5);
-        mislas_stage1_options o1;
+        mislas_train_stage1_options o1;
         stage1_defaults(&o1, 2);
         o1.comm = i == 0 ? NULL : c;
         ck_assert_status(mislas_train_stage1(m, d, &o1), MISLAS_OK);
-        mislas_stage2_options o2;
-        mislas_stage2_options_init(&o2);
+        mislas_train_stage2_options o2;
+        mislas_train_stage2_options_init(&o2);
         o2.epochs = 1;
         o2.batch_size = 16;
         o2.mean = MEAN;
@@ -405,7 +405,7 @@ START_TEST(a_communicator_of_one_rank_gives_the_same_bits)
         eo.batch_size = 7;
         eo.comm = o1.comm;
         mislas_eval_report_init(&reports[i]);
-        ck_assert_status(mislas_evaluate(m, d, &eo, NULL, NULL, &reports[i]), MISLAS_OK);
+        ck_assert_status(mislas_eval_run(m, d, &eo, NULL, NULL, &reports[i]), MISLAS_OK);
         runs[i] = take(m);
         mislas_model_free(m);
     }
@@ -420,7 +420,7 @@ START_TEST(a_communicator_of_one_rank_gives_the_same_bits)
     /* the transport fails at its third call: inside the first step */
     t = (solo){.fail_after = 2};
     mislas_model *m = new_model(5);
-    mislas_stage1_options o1;
+    mislas_train_stage1_options o1;
     stage1_defaults(&o1, 1);
     o1.comm = c;
     ck_assert_status(mislas_train_stage1(m, d, &o1), MISLAS_ERR_IO);
@@ -463,12 +463,12 @@ static void check_resume(int stage, mislas_stage2_method method, int shift_bn)
     tmp_path(b, sizeof b, "b.ck");
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);
     mislas_model *base = new_model(4);
-    mislas_stage1_options o1;
+    mislas_train_stage1_options o1;
     stage1_defaults(&o1, stage == 1 ? 3 : 1);
     if (stage == 2)
         ck_assert_status(mislas_train_stage1(base, d, &o1), MISLAS_OK);
     snapshot start = take(base);
-    mislas_stage2_options o2;
+    mislas_train_stage2_options o2;
     stage2_defaults(&o2, method, 3);
     o2.shift_bn = shift_bn;
 
@@ -487,7 +487,7 @@ static void check_resume(int stage, mislas_stage2_method method, int shift_bn)
         ck_assert_status(mislas_train_stage1(resumed, d, &o1), MISLAS_ERR_CANCELLED);
         ck_assert_ptr_nonnull(strstr(mislas_last_error(), "cancelled"));
         int32_t done;
-        ck_assert_status(mislas_checkpoint_training(b, NULL, &done, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_training(NULL, &done, NULL, b), MISLAS_OK);
         ck_assert_int_eq(done, 1);
         mislas_model_free(resumed);
         resumed = new_model(4);      /* as a fresh process would make it */
@@ -570,7 +570,7 @@ START_TEST(resume_refuses_another_run_or_a_broken_file)
     tmp_path(path, sizeof path, "c.ck");
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);
     mislas_model *m = new_model(5);
-    mislas_stage1_options o;
+    mislas_train_stage1_options o;
     stage1_defaults(&o, 2);
     o.checkpoint_path = path;
     ck_assert_status(mislas_train_stage1(m, d, &o), MISLAS_OK);
@@ -583,7 +583,7 @@ START_TEST(resume_refuses_another_run_or_a_broken_file)
     o.epochs = 3;                       /* a longer run is another run too */
     ck_assert_status(mislas_train_stage1(m, d, &o), MISLAS_ERR_STATE);
     o.epochs = 2;
-    mislas_stage2_options o2;           /* a stage-2 resume from a stage-1 file */
+    mislas_train_stage2_options o2;           /* a stage-2 resume from a stage-1 file */
     stage2_defaults(&o2, MISLAS_STAGE2_LWS, 1);
     o2.checkpoint_path = path;
     o2.resume = 1;
@@ -622,7 +622,7 @@ START_TEST(cancelling_stops_cleanly)
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);
     mislas_model *m = new_model(6);
     seen s = { .cancel_epoch = 0, .cancel_step = 2 };
-    mislas_stage1_options o;
+    mislas_train_stage1_options o;
     stage1_defaults(&o, 2);
     o.checkpoint_path = path;
     o.progress = watch;
@@ -651,11 +651,11 @@ static changes stage2_changes(mislas_stage2_method method, int shift_bn, int las
 {
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);
     mislas_model *m = new_model(8);
-    mislas_stage1_options o1;
+    mislas_train_stage1_options o1;
     stage1_defaults(&o1, 1);
     ck_assert_status(mislas_train_stage1(m, d, &o1), MISLAS_OK);
     snapshot before = take(m);
-    mislas_stage2_options o2;
+    mislas_train_stage2_options o2;
     stage2_defaults(&o2, method, 2);
     o2.shift_bn = shift_bn;
     o2.label_aware_smoothing = las;
@@ -721,7 +721,7 @@ START_TEST(stage2_epoch_length)
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);
     mislas_model *m = new_model(9);
     seen s = { .cancel_epoch = -1 };
-    mislas_stage2_options o;
+    mislas_train_stage2_options o;
     stage2_defaults(&o, MISLAS_STAGE2_MISLAS, 3);
     o.progress = watch;
     o.progress_data = &s;
@@ -767,12 +767,12 @@ START_TEST(evaluate_against_a_closed_form)
     ck_assert_status(mislas_calib_new(&calib, K, 15), MISLAS_OK);
 
     /* no training counts anywhere: no split */
-    ck_assert_status(mislas_evaluate(m, test, &o, calib, class_acc, &r), MISLAS_OK);
+    ck_assert_status(mislas_eval_run(m, test, &o, calib, class_acc, &r), MISLAS_OK);
     ck_assert(isnan(r.many) && isnan(r.medium) && isnan(r.few));
 
     mislas_calib_reset(calib);
     ck_assert_status(mislas_model_set_class_counts(m, TRAIN_COUNTS, K), MISLAS_OK);
-    ck_assert_status(mislas_evaluate(m, test, &o, calib, class_acc, &r), MISLAS_OK);
+    ck_assert_status(mislas_eval_run(m, test, &o, calib, class_acc, &r), MISLAS_OK);
     double e2 = exp(2.0), p = e2 / (e2 + 3.0);
     ck_assert_int_eq((int)r.count, 40);
     ck_assert_close(r.top1, 0.25, 1e-12, 0);
@@ -799,7 +799,7 @@ START_TEST(evaluate_against_a_closed_form)
     /* train_counts given override the model's: all four classes Few */
     const int64_t few_only[K] = { 5, 5, 5, 5 };
     o.train_counts = few_only;
-    ck_assert_status(mislas_evaluate(m, test, &o, NULL, NULL, &r), MISLAS_OK);
+    ck_assert_status(mislas_eval_run(m, test, &o, NULL, NULL, &r), MISLAS_OK);
     ck_assert(isnan(r.many) && isnan(r.medium));
     ck_assert_close(r.few, 1.0 / 3.0, 1e-12, 0);
     mislas_calib_free(calib);
@@ -815,18 +815,18 @@ START_TEST(bad_arguments_are_refused)
     mislas_dataset *d = make_dataset(TRAIN_COUNTS);
     mislas_model *m = new_model(12);
     mislas_model *rgb = test_new_model(MISLAS_RESNET20, 3, SIDE, SIDE, K, 1);
-    mislas_stage1_options o;
+    mislas_train_stage1_options o;
     stage1_defaults(&o, 1);
     ck_assert_status(mislas_train_stage1(NULL, d, &o), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_train_stage1(m, NULL, &o), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_train_stage1(rgb, d, &o), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "1x8x8"));
-    struct { const char *what; void (*change)(mislas_stage1_options *); } cases[] = {
+    struct { const char *what; void (*change)(mislas_train_stage1_options *); } cases[] = {
         { "epochs", NULL }, { "batch_size", NULL }, { "lr", NULL }, { "momentum", NULL }, { "milestones", NULL },
         { "std", NULL }, { "schedule", NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        mislas_stage1_options bad = o;
+        mislas_train_stage1_options bad = o;
         static const int32_t backwards[] = { 5, 3 };
         static const float zero_std[] = { 0.0f };
         switch (i) {
@@ -842,11 +842,11 @@ START_TEST(bad_arguments_are_refused)
         ck_assert_msg(strstr(mislas_last_error(), cases[i].what) != NULL, "case %s: %s", cases[i].what,
                 mislas_last_error());
     }
-    mislas_stage1_options garbage = o;
+    mislas_train_stage1_options garbage = o;
     garbage.struct_size = 3;
     ck_assert_status(mislas_train_stage1(m, d, &garbage), MISLAS_ERR_INVALID_ARGUMENT);
 
-    mislas_stage2_options o2;
+    mislas_train_stage2_options o2;
     stage2_defaults(&o2, (mislas_stage2_method)9, 1);
     ck_assert_status(mislas_train_stage2(m, d, &o2), MISLAS_ERR_INVALID_ARGUMENT);
     stage2_defaults(&o2, MISLAS_STAGE2_MISLAS, 1);
@@ -862,11 +862,11 @@ START_TEST(bad_arguments_are_refused)
 
     mislas_eval_report r;
     mislas_eval_report_init(&r);
-    ck_assert_status(mislas_evaluate(rgb, d, NULL, NULL, NULL, &r), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_evaluate(m, d, NULL, NULL, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_eval_run(rgb, d, NULL, NULL, NULL, &r), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_eval_run(m, d, NULL, NULL, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
     mislas_calib *wrong = NULL;
     ck_assert_status(mislas_calib_new(&wrong, K + 1, 15), MISLAS_OK);
-    ck_assert_status(mislas_evaluate(m, d, NULL, wrong, NULL, &r), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_eval_run(m, d, NULL, wrong, NULL, &r), MISLAS_ERR_INVALID_ARGUMENT);
     mislas_calib_free(wrong);
     mislas_model_free(rgb);
     mislas_model_free(m);
@@ -891,10 +891,10 @@ static int whole_method(void *ctx)
     mo.num_classes = K;
     mislas_model *m = NULL;
     int status = mislas_model_new(&m, &mo);
-    mislas_stage1_options o1;
+    mislas_train_stage1_options o1;
     stage1_defaults(&o1, 1);
     o1.batch_size = 128;
-    mislas_stage2_options o2;
+    mislas_train_stage2_options o2;
     stage2_defaults(&o2, MISLAS_STAGE2_MISLAS, 1);
     o2.epoch_steps = 1;
     mislas_eval_report r;
@@ -904,7 +904,7 @@ static int whole_method(void *ctx)
     if (status == MISLAS_OK)
         status = mislas_train_stage2(m, c->d, &o2);
     if (status == MISLAS_OK)
-        status = mislas_evaluate(m, c->d, NULL, NULL, NULL, &r);
+        status = mislas_eval_run(m, c->d, NULL, NULL, NULL, &r);
     mislas_model_free(m);
     return status;
 }

@@ -98,7 +98,7 @@ static void check_failing_save(fixture *f, fault x, int with_old)
         ck_assert_msg(test_file_equals(f->path, f->old_bytes, f->old_size),
                 "%s %s after %lld: the previous file changed", op_name(x.op), why, x.after);
         mislas_model *back = NULL;
-        ck_assert_status(mislas_checkpoint_load(f->path, &back, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_load(&back, NULL, f->path), MISLAS_OK);
         mislas_model_free(back);
     } else {
         ck_assert_msg(access(f->path, F_OK) != 0, "a failed save without a previous file left one");
@@ -179,9 +179,9 @@ static int arm_at_epoch_end(const mislas_progress *p, void *user)
     return 0;
 }
 
-static void stage1_options(mislas_stage1_options *o, const char *checkpoint)
+static void stage1_options(mislas_train_stage1_options *o, const char *checkpoint)
 {
-    mislas_stage1_options_init(o);
+    mislas_train_stage1_options_init(o);
     o->epochs = 2;
     o->batch_size = 32;
     o->lr = 0.05;
@@ -199,7 +199,7 @@ START_TEST(a_failed_epoch_checkpoint_stops_the_run_and_resumes_exactly)
     snprintf(straight, sizeof straight, "%s/straight.ck", dir);
     snprintf(failing, sizeof failing, "%s/failing.ck", dir);
     mislas_dataset *d = test_quadrant_dataset(TRAIN_COUNTS, K, SIDE);
-    mislas_stage1_options o;
+    mislas_train_stage1_options o;
 
     mislas_model *m = test_new_model(MISLAS_RESNET20, 1, SIDE, SIDE, K, 3);
     stage1_options(&o, straight);
@@ -222,7 +222,7 @@ START_TEST(a_failed_epoch_checkpoint_stops_the_run_and_resumes_exactly)
         ck_assert_ptr_nonnull(strstr(mislas_last_error(), failing));
         mislas_model_free(m);
         int32_t done = -1;
-        ck_assert_status(mislas_checkpoint_training(failing, NULL, &done, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_training(NULL, &done, NULL, failing), MISLAS_OK);
         ck_assert_int_eq(done, 1);
         ck_assert_int_eq(test_dir_entries(dir), 2);
 
@@ -285,7 +285,7 @@ START_TEST(a_link_stays_a_link_and_its_file_is_replaced)
     expect_file_bytes(made, f.new_bytes, f.new_size);
     /* the loader follows the link to the same model */
     mislas_model *loaded = NULL;
-    ck_assert_status(mislas_checkpoint_load(dangling, &loaded, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_load(&loaded, NULL, dangling), MISLAS_OK);
     mislas_model_free(loaded);
     fixture_close(&f);
 }

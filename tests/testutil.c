@@ -79,8 +79,8 @@ mislas_model *test_new_model(mislas_arch arch, int32_t c, int32_t h, int32_t w, 
 
 mislas_optimizer *test_new_sgd(mislas_model *m, double lr, double momentum, double wd, double lr_factor)
 {
-    mislas_sgd_options o;
-    mislas_sgd_options_init(&o);
+    mislas_optimizer_sgd_options o;
+    mislas_optimizer_sgd_options_init(&o);
     o.lr = lr;
     o.momentum = momentum;
     o.weight_decay = wd;

@@ -181,8 +181,8 @@ def main():
                 torch_value_and_grad(weighted_las, z, ya, yb, lam))
 
         ours = (ctypes.c_float * k)()
-        ok(lib.mislas_class_balanced_weights(ours, c64, ctypes.c_int32(k), ctypes.c_double(0.9999)),
-           "mislas_class_balanced_weights")
+        ok(lib.mislas_loss_class_balanced_weights(ours, c64, ctypes.c_int32(k), ctypes.c_double(0.9999)),
+           "mislas_loss_class_balanced_weights")
         err = float(np.max(np.abs(np.array(list(ours)) - cb_weights(counts, 0.9999))))
         check(err < 1e-5, f"class-balanced weights, K {k}: off by {err:.3g}")
 
@@ -195,9 +195,10 @@ def main():
         y = np.array([rng.choice(k, p=row) for row in p])
         logits = (2.0 * true).astype(np.float32)
         t = ctypes.c_double()
-        ok(lib.mislas_fit_temperature(logits.ctypes.data_as(f32p), arr([int(v) for v in y], ctypes.c_int32),
-                                      ctypes.c_size_t(n_fit), ctypes.c_int32(k), None, ctypes.byref(t)),
-           "mislas_fit_temperature")
+        ok(lib.mislas_calib_fit_temperature(ctypes.byref(t), logits.ctypes.data_as(f32p),
+                                      arr([int(v) for v in y], ctypes.c_int32),
+                                      ctypes.c_size_t(n_fit), ctypes.c_int32(k), None),
+           "mislas_calib_fit_temperature")
         log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
         zt, yt = torch.tensor(logits, dtype=torch.float64), torch.tensor(y)
         opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-15,

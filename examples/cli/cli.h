@@ -13,7 +13,7 @@
  *   progress.h         the progress line; SIGINT and SIGTERM stop a call cleanly
  *   parallel.h         the ranks of an MPI job (mpirun -np N): who prints and writes, MPI's start
  *   training.h         around mislas_train_stage1 and mislas_train_stage2
- *   evaluation.h       around mislas_evaluate, and --eval
+ *   evaluation.h       around mislas_eval_run, and --eval
  *   output.h           output files written atomically; "-", devices and FIFOs in place
  *   paths.h            the files a run reads and writes, checked before it starts
  *   reliability_svg.h  mislas-eval --svg

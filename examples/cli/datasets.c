@@ -234,8 +234,8 @@ static void on_check(size_t done, size_t total, void *user)
 static bool open_list(mislas_dataset **out, const cli_lists *l, const char *data_dir, const char *which,
         const char *path, const mislas_dataset *class_map_of, bool check_files, bool quiet)
 {
-    mislas_list_options o;
-    mislas_list_options_init(&o);
+    mislas_dataset_list_options o;
+    mislas_dataset_list_options_init(&o);
     o.num_classes = l->dataset.classes;
     o.height = o.width = l->dataset.size;
     o.resize = l->dataset.resize;

@@ -1,4 +1,4 @@
-/* What surrounds mislas_evaluate in the programs (evaluation.h). */
+/* What surrounds mislas_eval_run in the programs (evaluation.h). */
 #include "evaluation.h"
 
 #include "figures_json.h"
@@ -173,7 +173,7 @@ int cli_write_evaluation_files(const cli_evaluation *e, const char *checkpoint, 
     return written ? 0 : CLI_EXIT_FAILURE;
 }
 
-/* The test split opened and mislas_evaluate run on it, as mislas-eval does. */
+/* The test split opened and mislas_eval_run run on it, as mislas-eval does. */
 static int evaluate(mislas_model *model, const cli_eval_request *request, const cli_lists *lists,
         const char *data_dir, bool quiet, cli_evaluation *e)
 {
@@ -193,7 +193,7 @@ static int evaluate(mislas_model *model, const cli_eval_request *request, const 
     options.progress = cli_progress_callback;
     options.progress_data = &progress;
     cli_progress_start(&progress, quiet);
-    int status = mislas_evaluate(model, test, &options, e->calib, e->class_accuracy, &e->report);
+    int status = mislas_eval_run(model, test, &options, e->calib, e->class_accuracy, &e->report);
     cli_progress_stop(&progress);
     mislas_dataset_free(test);
     return cli_evaluation_outcome(status);

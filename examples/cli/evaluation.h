@@ -1,4 +1,4 @@
-/* What surrounds mislas_evaluate in the programs: the training counts that
+/* What surrounds mislas_eval_run in the programs: the training counts that
  * split Many / Medium / Few, the calibration state, the block of figures
  * printed afterwards, and --eval of the training programs. */
 #ifndef MISLAS_EXAMPLES_CLI_EVALUATION_H
@@ -39,17 +39,17 @@ typedef struct cli_eval_request {
                                        and the counts when the model has none */
 } cli_eval_request;
 
-/* Before mislas_evaluate: checks the model's classes against the data
+/* Before mislas_eval_run: checks the model's classes against the data
  * set's, and gives *e its arrays, the training counts and a calibration
  * state of request->bins bins (e->calib, e->class_accuracy and
- * e->report are mislas_evaluate's outputs). 0, or CLI_EXIT_FAILURE after
+ * e->report are mislas_eval_run's outputs). 0, or CLI_EXIT_FAILURE after
  * printing why. *e needs cli_evaluation_free either way. */
 int cli_evaluation_prepare(mislas_model *model, const cli_eval_request *request, cli_evaluation *e);
-/* The options mislas_evaluate takes from *e: the normalisation, the
+/* The options mislas_eval_run takes from *e: the normalisation, the
  * training counts, the class-index splits; and the ranks' communicator
  * (parallel.h; NULL alone). */
 void cli_evaluation_options(const cli_evaluation *e, mislas_eval_options *options);
-/* After mislas_evaluate returned `status`: 0, or the exit code after
+/* After mislas_eval_run returned `status`: 0, or the exit code after
  * printing why (CLI_EXIT_FAILURE, or 128 + the signal's number when a
  * signal stopped it). */
 int cli_evaluation_outcome(int status);

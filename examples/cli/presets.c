@@ -105,7 +105,7 @@ static void print_preset(FILE *out, const cli_preset *p)
         /* a preset gives no milestones: the library's for its epochs */
         int32_t milestones[MISLAS_DEFAULT_MILESTONES_MAX], count = 0;
         fprintf(out, " (warm-up %d", (int)p->stage1.warmup_epochs);
-        if (mislas_stage1_default_milestones(milestones, &count, p->stage1.epochs) == MISLAS_OK && count > 0) {
+        if (mislas_train_stage1_milestones(milestones, &count, p->stage1.epochs) == MISLAS_OK && count > 0) {
             fprintf(out, ", lr / 10 after ");
             cli_print_epochs(out, milestones, count);
         }

@@ -23,7 +23,7 @@ typedef struct cli_recipe {
 /* A row of the paper's Table 5 with the reference's stage-2 configuration
  * for it (docs/method.md, "Hyper-parameters"). Milestones are not part of
  * a preset: every multistep row decays at the library's default milestones
- * (mislas_stage1_default_milestones). */
+ * (mislas_train_stage1_milestones). */
 typedef struct cli_preset {
     const char *name;
     const char *summary;            /* one line for --help */

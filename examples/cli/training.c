@@ -25,7 +25,7 @@ bool cli_announce_checkpoint(const char *checkpoint, bool resume, bool quiet)
         return true;
     }
     int32_t stage, done, epochs;
-    if (mislas_checkpoint_training(checkpoint, &stage, &done, &epochs) != MISLAS_OK) {
+    if (mislas_checkpoint_training(&stage, &done, &epochs, checkpoint) != MISLAS_OK) {
         cli_report_library_failure("cannot resume %s", checkpoint);
         return false;
     }

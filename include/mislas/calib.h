@@ -89,21 +89,21 @@ MISLAS_API void mislas_calib_free(mislas_calib *c);
  * confidence moves up to the end of their run, so tied samples always share
  * a bin and the result does not depend on the samples' order; bins left
  * empty are dropped. ECE = sum_b |correct_b - confidence_b| / n. */
-MISLAS_API int mislas_adaptive_ece(const float *logits, const int32_t *targets, size_t n,
-        int32_t num_classes, int32_t num_bins, double *ece);
+MISLAS_API int mislas_calib_adaptive_ece(double *ece, const float *logits, const int32_t *targets,
+        size_t n, int32_t num_classes, int32_t num_bins);
 
 /* Classwise ECE (Kull et al.): for every class k, its probability p_k over
  * all samples in num_bins equal-width bins [b/B, (b+1)/B) (the last one
  * closed), ECE_k = sum_b n_b / n |freq_b(y == k) - mean_b p_k|; the result
  * is the mean of ECE_k over the K classes. */
-MISLAS_API int mislas_classwise_ece(const float *logits, const int32_t *targets, size_t n,
-        int32_t num_classes, int32_t num_bins, double *ece);
+MISLAS_API int mislas_calib_classwise_ece(double *ece, const float *logits, const int32_t *targets,
+        size_t n, int32_t num_classes, int32_t num_bins);
 
 /* ------------------------------------------------------- post-hoc scaling
  * Fitted on logits of a validation split (never the test split) by
  * minimising the mean NLL; apply the result to a model with
  * mislas_model_scale_logits, or to logits yourself. */
-typedef struct mislas_fit_options {
+typedef struct mislas_calib_fit_options {
     size_t struct_size;
     int32_t max_iterations;   /* default 500 */
     double tolerance;         /* stop when every partial derivative of the objective is
@@ -111,8 +111,8 @@ typedef struct mislas_fit_options {
                                  of its logit's RMS size); default 1e-7 */
     double l2;                /* vector scaling: adds l2 / 2 sum_j ((scale_j - 1/T)^2 + bias_j^2),
                                  pulling it toward temperature scaling's 1/T; default 0 */
-} mislas_fit_options;
-MISLAS_API void mislas_fit_options_init(mislas_fit_options *opts);
+} mislas_calib_fit_options;
+MISLAS_API void mislas_calib_fit_options_init(mislas_calib_fit_options *opts);
 
 /* Temperature scaling (Guo et al.): the T > 0 minimising the mean NLL of
  * softmax(z / T), by safeguarded Newton steps on 1 / T (the NLL is convex
@@ -121,8 +121,8 @@ MISLAS_API void mislas_fit_options_init(mislas_fit_options *opts);
  * MISLAS_ERR_INVALID_ARGUMENT with the reason; MISLAS_ERR_STATE if the
  * iteration limit comes first (nothing is written then). opts NULL =
  * defaults. */
-MISLAS_API int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n,
-        int32_t num_classes, const mislas_fit_options *opts, double *temperature);
+MISLAS_API int mislas_calib_fit_temperature(double *temperature, const float *logits,
+        const int32_t *targets, size_t n, int32_t num_classes, const mislas_calib_fit_options *opts);
 
 /* Vector scaling (Guo et al.): z_j -> scale_j z_j + bias_j (K scales and K
  * biases) minimising the mean NLL (plus the l2 term of the options), by
@@ -134,8 +134,8 @@ MISLAS_API int mislas_fit_temperature(const float *logits, const int32_t *target
  * scaling. MISLAS_ERR_STATE if the iteration limit is reached first,
  * MISLAS_ERR_NUMERIC if the parameters overflow float (nothing is written
  * in either case). */
-MISLAS_API int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_t n,
-        int32_t num_classes, const mislas_fit_options *opts, float *scale, float *bias);
+MISLAS_API int mislas_calib_fit_vector_scaling(float *scale, float *bias, const float *logits,
+        const int32_t *targets, size_t n, int32_t num_classes, const mislas_calib_fit_options *opts);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,7 @@
 
 #include <mislas/common.h>
 #include <mislas/model.h>
-#include <mislas/optim.h>
+#include <mislas/optimizer.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,16 +36,16 @@ MISLAS_API int mislas_checkpoint_save(const char *path, const mislas_model *mode
 /* A new model as saved. optimizer may be NULL; otherwise *optimizer
  * receives the saved optimiser bound to the new model, or NULL if the file
  * holds none. */
-MISLAS_API int mislas_checkpoint_load(const char *path, mislas_model **model,
-        mislas_optimizer **optimizer);
+MISLAS_API int mislas_checkpoint_load(mislas_model **model, mislas_optimizer **optimizer,
+        const char *path);
 
 /* The training run that wrote a checkpoint (mislas_train_stage1 and
  * mislas_train_stage2 write one after every epoch): *stage receives 1 or 2,
  * or 0 for a file written by mislas_checkpoint_save; *epochs_done the epochs
  * finished and *epochs the run's length (both 0 for stage 0). Any output may
  * be NULL. The whole file is checked as mislas_checkpoint_load checks it. */
-MISLAS_API int mislas_checkpoint_training(const char *path, int32_t *stage,
-        int32_t *epochs_done, int32_t *epochs);
+MISLAS_API int mislas_checkpoint_training(int32_t *stage, int32_t *epochs_done, int32_t *epochs,
+        const char *path);
 
 #ifdef __cplusplus
 }

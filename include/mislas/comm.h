@@ -1,5 +1,5 @@
 /* Processes that train one model together: the communicator handle that
- * mislas_train_stage1, mislas_train_stage2 and mislas_evaluate take in their
+ * mislas_train_stage1, mislas_train_stage2 and mislas_eval_run take in their
  * options (`comm`; NULL: one process, as without it).
  *
  * Every process of a communicator runs the same call with the same

@@ -9,7 +9,7 @@
 #define MISLAS_DATASET_H
 
 #include <mislas/common.h>
-#include <mislas/longtail.h>
+#include <mislas/long_tail.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,9 +65,9 @@ MISLAS_API int mislas_dataset_open(mislas_dataset **out, const char *name,
 
 /* Reports how far the check of the files has come (`done` of `total`); called
  * from the opening thread, at most about a hundred times. */
-typedef void (*mislas_list_progress_fn)(size_t done, size_t total, void *user_data);
+typedef void (*mislas_dataset_list_progress_fn)(size_t done, size_t total, void *user_data);
 
-typedef struct mislas_list_options {
+typedef struct mislas_dataset_list_options {
     size_t struct_size;
     int32_t num_classes;    /* K, at most 2^20 (as a model); 0: the largest label + 1 (the
                                reference fixes 1000 for ImageNet-LT, 8142 for iNaturalist
@@ -79,15 +79,15 @@ typedef struct mislas_list_options {
     int32_t check_files;    /* nonzero (default): read every file's header when opening */
     int32_t skip_bad;       /* nonzero: leave out files that fail the check, instead of
                                refusing the set; default 0 */
-    mislas_list_progress_fn progress;   /* NULL: none */
+    mislas_dataset_list_progress_fn progress;   /* NULL: none */
     void *progress_data;
-} mislas_list_options;
-MISLAS_API void mislas_list_options_init(mislas_list_options *o);
+} mislas_dataset_list_options;
+MISLAS_API void mislas_dataset_list_options_init(mislas_dataset_list_options *o);
 
 /* Opens the list file `list_path`, its paths relative to `root`.
  *
  * With class_map_of NULL it is a training list: classes are renumbered by
- * training count as the reference does (mislas_class_map_by_count: class 0
+ * training count as the reference does (mislas_long_tail_class_map: class 0
  * the most frequent, ties as NumPy orders them), so label l becomes
  * old_to_new[l]. With class_map_of a training set opened this way, it is an
  * evaluation list: its labels take that set's class map and class count.
@@ -99,7 +99,7 @@ MISLAS_API void mislas_list_options_init(mislas_list_options *o);
  * naming the first such file and the number of them, unless skip_bad is set,
  * which leaves them out (mislas_dataset_files_skipped says how many). */
 MISLAS_API int mislas_dataset_open_list(mislas_dataset **out, const char *root, const char *list_path,
-        const mislas_dataset *class_map_of, const mislas_list_options *opts);
+        const mislas_dataset *class_map_of, const mislas_dataset_list_options *opts);
 
 /* For a list-file set: the files its opening left out (0 for other sets). */
 MISLAS_API size_t mislas_dataset_files_skipped(const mislas_dataset *d);
@@ -169,7 +169,7 @@ MISLAS_API int mislas_dataset_long_tail(mislas_dataset **out, const mislas_datas
 #define MISLAS_MNIST_MEAN { 0.1307f }
 #define MISLAS_MNIST_STD { 0.3081f }
 
-typedef struct mislas_batch_options {
+typedef struct mislas_dataset_batch_options {
     size_t struct_size;
     int32_t augment;        /* nonzero: random crop after zero padding, and flips; default 0 */
     int32_t pad;            /* crop padding in pixels on each side; default 4 */
@@ -177,8 +177,8 @@ typedef struct mislas_batch_options {
     const float *mean;      /* C values; NULL: 0 */
     const float *std;       /* C values, > 0; NULL: 1 */
     uint64_t seed;          /* augmentation seed; default 0 */
-} mislas_batch_options;
-MISLAS_API void mislas_batch_options_init(mislas_batch_options *o);
+} mislas_dataset_batch_options;
+MISLAS_API void mislas_dataset_batch_options_init(mislas_dataset_batch_options *o);
 
 /* Fills images (n x C x H x W floats, NCHW) and labels (n, may be NULL)
  * with the data set's images at indices[0..n-1]: each pixel p becomes
@@ -194,18 +194,7 @@ MISLAS_API void mislas_batch_options_init(mislas_batch_options *o);
  * reproduced exactly from its batch_id (use the training step). Nothing is
  * written on failure. */
 MISLAS_API int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t n,
-        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels);
-
-/* mixup on an assembled batch, in place: lambda ~ Beta(alpha, alpha) and a
- * random permutation p of the batch, both from (seed, batch_id);
- * images[i] = lambda * images[i] + (1 - lambda) * images[p[i]] and
- * labels_b[i] = labels[p[i]], so that mislas_loss_compute_mixup(loss,
- * logits, labels, labels_b, lambda, ...) is the mixup criterion.
- * alpha <= 0 means lambda = 1: images unchanged, labels_b = labels.
- * image_size = C x H x W. *lambda_out receives lambda. labels_b must not
- * overlap labels. */
-MISLAS_API int mislas_mixup(float *images, const int32_t *labels, size_t n, size_t image_size,
-        float alpha, uint64_t seed, uint64_t batch_id, int32_t *labels_b, float *lambda_out);
+        const mislas_dataset_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels);
 
 #ifdef __cplusplus
 }

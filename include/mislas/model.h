@@ -86,6 +86,7 @@ MISLAS_API size_t mislas_model_num_parameters(const mislas_model *model);
  *   SHIFTED_BN  MiSLAS's shifted batch norm: batch statistics and running
  *               statistics move as in TRAIN, but gamma and beta stay frozen. */
 typedef enum mislas_mode {
+    MISLAS_MODE_INVALID = -1,   /* what mislas_model_mode(NULL) returns */
     MISLAS_MODE_TRAIN = 0,
     MISLAS_MODE_EVAL = 1,
     MISLAS_MODE_SHIFTED_BN = 2
@@ -95,8 +96,8 @@ MISLAS_API mislas_mode mislas_model_mode(const mislas_model *model);
 
 /* A frozen backbone gets no gradient (backward stops at the features, which
  * is also much faster) and is not among the optimiser's parameters. */
-MISLAS_API int mislas_model_freeze_backbone(mislas_model *model, int frozen);
-MISLAS_API int mislas_model_backbone_frozen(const mislas_model *model);
+MISLAS_API int mislas_model_freeze_backbone(mislas_model *model, int32_t frozen);
+MISLAS_API int32_t mislas_model_backbone_frozen(const mislas_model *model);
 
 /* The classifier head (docs/method.md, "Classifier heads").
  *   LINEAR  z = W f + b, W and b learn (stage 1).
@@ -106,6 +107,7 @@ MISLAS_API int mislas_model_backbone_frozen(const mislas_model *model);
  *           to 1 and learns at lr.
  * Choosing a head does not touch the backbone (freeze it separately). */
 typedef enum mislas_head {
+    MISLAS_HEAD_INVALID = -1,   /* what mislas_model_head(NULL) returns */
     MISLAS_HEAD_LINEAR = 0,
     MISLAS_HEAD_CRT = 1,
     MISLAS_HEAD_LWS = 2,
@@ -145,7 +147,7 @@ MISLAS_API int mislas_model_classifier_scales(const mislas_model *model, float *
  * Every logit z_j becomes scale_j z_j + bias_j (scale NULL: 1, bias NULL:
  * 0; scales finite and nonzero, since vector scaling may fit a negative
  * one). Temperature scaling is scale_j = 1 / T; vector scaling is the pair
- * mislas_fit_vector_scaling returns. Done through s and b, so the head keeps
+ * mislas_calib_fit_vector_scaling returns. Done through s and b, so the head keeps
  * its kind; choosing a head again (mislas_model_set_head) resets s. */
 MISLAS_API int mislas_model_scale_logits(mislas_model *model, const float *scale, const float *bias);
 /* tau-normalisation (Kang et al.): each row W_j becomes W_j / ||W_j||^tau,
@@ -186,13 +188,6 @@ MISLAS_API int mislas_model_set_class_counts(mislas_model *model, const int64_t 
         int32_t num_classes);
 MISLAS_API int mislas_model_class_counts(const mislas_model *model, int64_t *counts,
         int32_t num_classes);
-
-/* BLIS's kernel set in use for the matrix products ("skx", "haswell", ...).
- * The library picks the fastest set the CPU supports before BLIS starts
- * (BLIS's own detection may fall back to slower ones); MISLAS_BLIS_ARCH
- * (skx, haswell, zen, zen2, zen3, generic, or auto) overrides the choice and
- * a BLIS_ARCH_TYPE already in the environment wins over both. */
-MISLAS_API const char *mislas_blas_kernels(void);
 
 #ifdef __cplusplus
 }

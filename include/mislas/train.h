@@ -5,9 +5,8 @@
  * schedule. mislas_train_stage2 learns the classifier on the frozen backbone
  * with a class-aware sampler: cRT, LWS or MiSLAS, with label-aware smoothing
  * or cross-entropy and shifted batch norm on or off, which together produce
- * every row of the paper's ablation. mislas_evaluate fills a mislas_calib and
- * reports top-1 and Many / Medium / Few accuracy. docs/method.md is the recipe;
- * docs/training.md says what each option does.
+ * every row of the paper's ablation (mislas/eval.h evaluates the result).
+ * docs/method.md is the recipe; docs/training.md says what each option does.
  *
  * Each stage writes a checkpoint after every epoch when given a path (the
  * write is atomic: the file holds the last finished epoch, never a part of
@@ -31,46 +30,17 @@
 #include <mislas/dataset.h>
 #include <mislas/loss.h>
 #include <mislas/model.h>
+#include <mislas/progress.h>
 #include <mislas/sampler.h>
+#include <mislas/schedule.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* What a progress callback is told, after every step and once more at the
- * end of every epoch (epoch_done nonzero, after its checkpoint is written). */
-typedef struct mislas_progress {
-    size_t struct_size;
-    int32_t stage;              /* 1 or 2; 0 while evaluating */
-    int32_t epoch;              /* 0-based */
-    int32_t epochs;             /* in the run */
-    size_t step;                /* steps (batches) done in this epoch */
-    size_t steps;               /* steps in this epoch */
-    double loss;                /* mean loss per image over the epoch so far (0 evaluating) */
-    double accuracy;            /* top-1 over the epoch's images so far, fraction;
-                                   under mixup lambda * hit(y_a) + (1 - lambda) * hit(y_b) */
-    double images_per_second;   /* over the epoch so far */
-    double lr;                  /* the epoch's base learning rate (0 evaluating) */
-    int32_t epoch_done;         /* nonzero on the call that closes an epoch */
-    double data_wait_seconds;   /* of the epoch so far, spent waiting for batches to be
-                                   decoded and assembled (the next is made during each step) */
-    double comm_wait_seconds;   /* of the epoch so far, with a communicator: spent waiting for
-                                   the other ranks (communication not hidden behind compute) */
-} mislas_progress;
-
-/* Returning nonzero cancels: the running call stops after the current step
- * and returns MISLAS_ERR_CANCELLED. The model then holds that step's
- * weights; the checkpoint file (if any) holds the last finished epoch. */
-typedef int (*mislas_progress_fn)(const mislas_progress *progress, void *user);
-
-typedef enum mislas_schedule {
-    MISLAS_SCHEDULE_MULTISTEP = 0,  /* linear warm-up, then x gamma at each milestone */
-    MISLAS_SCHEDULE_COSINE = 1      /* per epoch (docs/method.md) */
-} mislas_schedule;
-
 /* ------------------------------------------------------------------ stage 1 */
 
-typedef struct mislas_stage1_options {
+typedef struct mislas_train_stage1_options {
     size_t struct_size;
     int32_t epochs;             /* default 200 */
     int32_t batch_size;         /* default 128; the last partial batch is used */
@@ -80,7 +50,7 @@ typedef struct mislas_stage1_options {
     mislas_schedule schedule;   /* default MISLAS_SCHEDULE_MULTISTEP */
     int32_t warmup_epochs;      /* multistep only; default 5 */
     const int32_t *milestones;  /* multistep: lr x gamma once epoch (1-based) passes each;
-                                   NULL: mislas_stage1_default_milestones(epochs) */
+                                   NULL: mislas_train_stage1_milestones(epochs) */
     int32_t num_milestones;
     double gamma;               /* default 0.1 */
     float mixup_alpha;          /* Beta(alpha, alpha); <= 0 turns mixup off; default 1 */
@@ -95,10 +65,10 @@ typedef struct mislas_stage1_options {
     int32_t bn_per_rank;        /* with comm: nonzero normalises each rank's share with its own
                                    statistics (PyTorch DataParallel's way; rank 0's running
                                    statistics are kept), zero with the whole batch's (default) */
-} mislas_stage1_options;
-MISLAS_API void mislas_stage1_options_init(mislas_stage1_options *opts);
+} mislas_train_stage1_options;
+MISLAS_API void mislas_train_stage1_options_init(mislas_train_stage1_options *opts);
 
-/* The most milestones mislas_stage1_default_milestones writes. */
+/* The most milestones mislas_train_stage1_milestones writes. */
 #define MISLAS_DEFAULT_MILESTONES_MAX 2
 
 /* The milestones mislas_train_stage1 uses for `epochs` when opts->milestones
@@ -107,7 +77,7 @@ MISLAS_API void mislas_stage1_options_init(mislas_stage1_options *opts);
  * any that come to 0 or repeat the one before (short runs). Writes them to
  * milestones, which has room for MISLAS_DEFAULT_MILESTONES_MAX, and their
  * number (0 to 2) to *count. epochs must be at least 1. */
-MISLAS_API int mislas_stage1_default_milestones(int32_t *milestones, int32_t *count, int32_t epochs);
+MISLAS_API int mislas_train_stage1_milestones(int32_t *milestones, int32_t *count, int32_t epochs);
 
 /* Trains `model` (head LINEAR, which a new model has) on `train` and records
  * the training set's class counts in it. The model's shape must match the
@@ -117,7 +87,7 @@ MISLAS_API int mislas_stage1_default_milestones(int32_t *milestones, int32_t *co
  * next epoch (a finished run returns at once); a checkpoint of another run
  * is MISLAS_ERR_STATE, and no file at all starts from epoch 0. */
 MISLAS_API int mislas_train_stage1(mislas_model *model, const mislas_dataset *train,
-        const mislas_stage1_options *opts);
+        const mislas_train_stage1_options *opts);
 
 /* ------------------------------------------------------------------ stage 2 */
 
@@ -127,7 +97,7 @@ typedef enum mislas_stage2_method {
     MISLAS_STAGE2_MISLAS = 2    /* W and b learn at lr * lr_factor, s at lr */
 } mislas_stage2_method;
 
-typedef struct mislas_stage2_options {
+typedef struct mislas_train_stage2_options {
     size_t struct_size;
     mislas_stage2_method method;    /* default MISLAS_STAGE2_MISLAS */
     int32_t epochs;             /* default 10; cosine schedule */
@@ -153,54 +123,15 @@ typedef struct mislas_stage2_options {
     void *progress_data;
     mislas_comm *comm;          /* as in stage 1 */
     int32_t bn_per_rank;
-} mislas_stage2_options;
-MISLAS_API void mislas_stage2_options_init(mislas_stage2_options *opts);
+} mislas_train_stage2_options;
+MISLAS_API void mislas_train_stage2_options_init(mislas_train_stage2_options *opts);
 
 /* Freezes the backbone of a stage-1 model, sets its head (cRT, LWS, MiSLAS)
  * and BN mode (SHIFTED_BN or EVAL), and trains the classifier on `train`
  * (whose class counts give LAS its smoothing and are recorded in the model).
  * Checkpointing and resume as in stage 1. */
 MISLAS_API int mislas_train_stage2(mislas_model *model, const mislas_dataset *train,
-        const mislas_stage2_options *opts);
-
-/* --------------------------------------------------------------- evaluation */
-
-typedef struct mislas_eval_options {
-    size_t struct_size;
-    int32_t batch_size;         /* default 256 */
-    const float *mean, *std;    /* as in training */
-    const int64_t *train_counts;    /* K training counts that split Many (> 100), Medium
-                                       (20..100), Few (< 20); NULL: the model's */
-    mislas_progress_fn progress;
-    void *progress_data;
-    int32_t medium_from, few_from;  /* nonzero: the splits by class index instead, Many
-                                       [0, medium_from), Medium [medium_from, few_from), Few
-                                       [few_from, K), as the large sets' papers count them on
-                                       classes numbered by training count (docs/data.md) */
-    mislas_comm *comm;          /* NULL: this process alone; else every rank predicts its share of
-                                   each batch and gets the whole report */
-} mislas_eval_options;
-MISLAS_API void mislas_eval_options_init(mislas_eval_options *opts);
-
-typedef struct mislas_eval_report {
-    size_t struct_size;
-    uint64_t count;             /* test images */
-    double top1;                /* fraction of all test images */
-    double many, medium, few;   /* mean per-class accuracy of each split; NaN when the split
-                                   has no class (or no training counts are known) */
-    int32_t many_classes, medium_classes, few_classes;
-    double ece, mce, nll, brier;    /* from the calibration state, as mislas_calib_summarize */
-} mislas_eval_report;
-MISLAS_API void mislas_eval_report_init(mislas_eval_report *report);
-
-/* Runs `model` (inference: BN's running statistics) over all of `test`.
- * calib (may be NULL: a 15-bin one is used inside) receives every logit, so
- * its bins give the reliability diagram; it is not reset first.
- * class_accuracy (K values, may be NULL) receives each class's accuracy,
- * NaN for a class with no test image. */
-MISLAS_API int mislas_evaluate(mislas_model *model, const mislas_dataset *test,
-        const mislas_eval_options *opts, mislas_calib *calib, double *class_accuracy,
-        mislas_eval_report *report);
+        const mislas_train_stage2_options *opts);
 
 #ifdef __cplusplus
 }

@@ -222,8 +222,6 @@ static void chunk_records(void *ctx, size_t begin, size_t end)
 static int add_batch(mislas_calib *c, const char *fn, const batch *in, size_t n)
 {
     const size_t k = (size_t)c->num_classes, b = (size_t)c->num_bins;
-    if (n == 0)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n = 0, the batch is empty", fn);
     if (in->rows != NULL && n > SIZE_MAX / sizeof(float) / k)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n = %zu rows of %zu values overflow size_t", fn, n, k);
     size_t bad = mislasi_find_bad_label(in->targets, n, c->num_classes);
@@ -288,6 +286,8 @@ int mislas_calib_add_logits(mislas_calib *c, const float *logits, const int32_t 
 {
     static const char fn[] = "mislas_calib_add_logits";
     MISLASI_CHECK_NOT_NULL(fn, c);
+    if (n == 0)
+        return MISLAS_OK;    /* an empty batch adds nothing (docs/api.md, "Rules") */
     MISLASI_CHECK_NOT_NULL(fn, logits);
     MISLASI_CHECK_NOT_NULL(fn, targets);
     batch in = { FROM_LOGITS, logits, NULL, NULL, targets };
@@ -298,6 +298,8 @@ int mislas_calib_add_probs(mislas_calib *c, const float *probs, const int32_t *t
 {
     static const char fn[] = "mislas_calib_add_probs";
     MISLASI_CHECK_NOT_NULL(fn, c);
+    if (n == 0)
+        return MISLAS_OK;
     MISLASI_CHECK_NOT_NULL(fn, probs);
     MISLASI_CHECK_NOT_NULL(fn, targets);
     batch in = { FROM_PROBS, probs, NULL, NULL, targets };
@@ -309,6 +311,8 @@ int mislas_calib_add_confidences(mislas_calib *c, const double *confidences,
 {
     static const char fn[] = "mislas_calib_add_confidences";
     MISLASI_CHECK_NOT_NULL(fn, c);
+    if (n == 0)
+        return MISLAS_OK;
     MISLASI_CHECK_NOT_NULL(fn, confidences);
     MISLASI_CHECK_NOT_NULL(fn, predictions);
     MISLASI_CHECK_NOT_NULL(fn, targets);

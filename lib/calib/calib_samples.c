@@ -27,10 +27,10 @@ static int by_confidence(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int mislas_adaptive_ece(const float *logits, const int32_t *targets, size_t n, int32_t num_classes,
-        int32_t num_bins, double *ece)
+int mislas_calib_adaptive_ece(double *ece, const float *logits, const int32_t *targets, size_t n,
+        int32_t num_classes, int32_t num_bins)
 {
-    static const char fn[] = "mislas_adaptive_ece";
+    static const char fn[] = "mislas_calib_adaptive_ece";
     MISLASI_CHECK_NOT_NULL(fn, ece);
     int rc = check_set(fn, logits, targets, n, num_classes, num_bins);
     if (rc != MISLAS_OK)
@@ -72,10 +72,10 @@ int mislas_adaptive_ece(const float *logits, const int32_t *targets, size_t n, i
     return MISLAS_OK;
 }
 
-int mislas_classwise_ece(const float *logits, const int32_t *targets, size_t n, int32_t num_classes,
-        int32_t num_bins, double *ece)
+int mislas_calib_classwise_ece(double *ece, const float *logits, const int32_t *targets, size_t n,
+        int32_t num_classes, int32_t num_bins)
 {
-    static const char fn[] = "mislas_classwise_ece";
+    static const char fn[] = "mislas_calib_classwise_ece";
     MISLASI_CHECK_NOT_NULL(fn, ece);
     int rc = check_set(fn, logits, targets, n, num_classes, num_bins);
     if (rc != MISLAS_OK)

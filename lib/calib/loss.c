@@ -42,7 +42,7 @@ struct mislas_loss {
 /* Fewer logits than this per thread are not worth waking a thread for. */
 enum { ELEMENTS_PER_THREAD = 1 << 14 };
 
-void mislas_las_options_init(mislas_las_options *opts)
+void mislas_loss_las_options_init(mislas_loss_las_options *opts)
 {
     if (opts == NULL)
         return;
@@ -108,7 +108,7 @@ int mislas_loss_new_cross_entropy(mislas_loss **out, int32_t num_classes)
 }
 
 /* eps for one class, in double, in the reference's order of operations. */
-static double las_factor(const mislas_las_options *o, double count, double n_min, double n_max)
+static double las_factor(const mislas_loss_las_options *o, double count, double n_min, double n_max)
 {
     double head = o->smooth_head, tail = o->smooth_tail;
     const double pi = 3.14159265358979323846;
@@ -128,14 +128,14 @@ static double las_factor(const mislas_las_options *o, double count, double n_min
 }
 
 int mislas_loss_new_label_aware_smoothing(mislas_loss **out, const int64_t *class_counts,
-        int32_t num_classes, const mislas_las_options *opts)
+        int32_t num_classes, const mislas_loss_las_options *opts)
 {
     static const char fn[] = "mislas_loss_new_label_aware_smoothing";
     MISLASI_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, class_counts);
-    mislas_las_options o;
-    mislas_las_options_init(&o);
+    mislas_loss_las_options o;
+    mislas_loss_las_options_init(&o);
     int rc;
     if (opts != NULL && (rc = mislasi_read_options(fn, &o, sizeof o, opts)) != MISLAS_OK)
         return rc;
@@ -192,7 +192,7 @@ int mislas_loss_new_focal(mislas_loss **out, int32_t num_classes, float gamma)
     return rc;
 }
 
-void mislas_ldam_options_init(mislas_ldam_options *opts)
+void mislas_loss_ldam_options_init(mislas_loss_ldam_options *opts)
 {
     if (opts == NULL)
         return;
@@ -203,14 +203,14 @@ void mislas_ldam_options_init(mislas_ldam_options *opts)
 }
 
 int mislas_loss_new_ldam(mislas_loss **out, const int64_t *class_counts, int32_t num_classes,
-        const mislas_ldam_options *opts)
+        const mislas_loss_ldam_options *opts)
 {
     static const char fn[] = "mislas_loss_new_ldam";
     MISLASI_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, class_counts);
-    mislas_ldam_options o;
-    mislas_ldam_options_init(&o);
+    mislas_loss_ldam_options o;
+    mislas_loss_ldam_options_init(&o);
     int rc;
     if (opts != NULL && (rc = mislasi_read_options(fn, &o, sizeof o, opts)) != MISLAS_OK)
         return rc;
@@ -314,9 +314,9 @@ static int check_beta(const char *fn, double beta)
     return MISLAS_OK;
 }
 
-int mislas_class_balanced_weights(float *weights, const int64_t *class_counts, int32_t num_classes, double beta)
+int mislas_loss_class_balanced_weights(float *weights, const int64_t *class_counts, int32_t num_classes, double beta)
 {
-    static const char fn[] = "mislas_class_balanced_weights";
+    static const char fn[] = "mislas_loss_class_balanced_weights";
     MISLASI_CHECK_NOT_NULL(fn, weights);
     MISLASI_CHECK_NOT_NULL(fn, class_counts);
     int rc;
@@ -331,10 +331,10 @@ int mislas_class_balanced_weights(float *weights, const int64_t *class_counts, i
     return MISLAS_OK;
 }
 
-int mislas_drw_weights(float *weights, const int64_t *class_counts, int32_t num_classes, double beta,
+int mislas_loss_drw_weights(float *weights, const int64_t *class_counts, int32_t num_classes, double beta,
         int32_t epoch, int32_t start_epoch)
 {
-    static const char fn[] = "mislas_drw_weights";
+    static const char fn[] = "mislas_loss_drw_weights";
     MISLASI_CHECK_NOT_NULL(fn, weights);
     MISLASI_CHECK_NOT_NULL(fn, class_counts);
     if (epoch < 0 || start_epoch < 0)
@@ -343,7 +343,7 @@ int mislas_drw_weights(float *weights, const int64_t *class_counts, int32_t num_
     int rc;
     if ((rc = check_beta(fn, beta)) != MISLAS_OK || (rc = mislasi_check_positive_counts(fn, class_counts, num_classes)) != MISLAS_OK)
         return rc;
-    return mislas_class_balanced_weights(weights, class_counts, num_classes, epoch < start_epoch ? 0.0 : beta);
+    return mislas_loss_class_balanced_weights(weights, class_counts, num_classes, epoch < start_epoch ? 0.0 : beta);
 }
 
 int mislas_loss_class_smoothing(const mislas_loss *loss, float *smoothing)

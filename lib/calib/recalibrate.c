@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-void mislas_fit_options_init(mislas_fit_options *opts)
+void mislas_calib_fit_options_init(mislas_calib_fit_options *opts)
 {
     if (opts == NULL)
         return;
@@ -23,10 +23,10 @@ void mislas_fit_options_init(mislas_fit_options *opts)
 }
 
 /* What both fits check first: the options (into *o, defaults filled in) and the set. */
-static int begin_fit(const char *fn, const mislas_fit_options *opts, mislas_fit_options *o, const float *logits,
+static int begin_fit(const char *fn, const mislas_calib_fit_options *opts, mislas_calib_fit_options *o, const float *logits,
         const int32_t *targets, size_t n, int32_t num_classes)
 {
-    mislas_fit_options_init(o);
+    mislas_calib_fit_options_init(o);
     int rc;
     if (opts != NULL && (rc = mislasi_read_options(fn, o, sizeof *o, opts)) != MISLAS_OK)
         return rc;
@@ -68,12 +68,12 @@ static void temperature_slope(const float *logits, const int32_t *targets, size_
     *curvature = d2 / (double)n;
 }
 
-int mislas_fit_temperature(const float *logits, const int32_t *targets, size_t n, int32_t num_classes,
-        const mislas_fit_options *opts, double *temperature)
+int mislas_calib_fit_temperature(double *temperature, const float *logits, const int32_t *targets,
+        size_t n, int32_t num_classes, const mislas_calib_fit_options *opts)
 {
-    static const char fn[] = "mislas_fit_temperature";
+    static const char fn[] = "mislas_calib_fit_temperature";
     MISLASI_CHECK_NOT_NULL(fn, temperature);
-    mislas_fit_options o;
+    mislas_calib_fit_options o;
     int rc = begin_fit(fn, opts, &o, logits, targets, n, num_classes);
     if (rc != MISLAS_OK)
         return rc;
@@ -187,13 +187,13 @@ static double vector_objective_at(void *ctx, const double *x, double *grad)
     return vector_nll(v->problem, x, x + k, grad, grad + k, v->a, v->p);
 }
 
-int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_t n, int32_t num_classes,
-        const mislas_fit_options *opts, float *scale, float *bias)
+int mislas_calib_fit_vector_scaling(float *scale, float *bias, const float *logits,
+        const int32_t *targets, size_t n, int32_t num_classes, const mislas_calib_fit_options *opts)
 {
-    static const char fn[] = "mislas_fit_vector_scaling";
+    static const char fn[] = "mislas_calib_fit_vector_scaling";
     MISLASI_CHECK_NOT_NULL(fn, scale);
     MISLASI_CHECK_NOT_NULL(fn, bias);
-    mislas_fit_options o;
+    mislas_calib_fit_options o;
     int rc = begin_fit(fn, opts, &o, logits, targets, n, num_classes);
     if (rc != MISLAS_OK)
         return rc;
@@ -210,8 +210,8 @@ int mislas_fit_vector_scaling(const float *logits, const int32_t *targets, size_
         rms[j] = rms[j] > 0.0 ? sqrt(rms[j] / (double)n) : 1.0;
     /* start from temperature scaling when it fits, else from the identity */
     double t = 1.0;
-    mislas_fit_options quick = o;
-    if (mislas_fit_temperature(logits, targets, n, num_classes, &quick, &t) != MISLAS_OK)
+    mislas_calib_fit_options quick = o;
+    if (mislas_calib_fit_temperature(&t, logits, targets, n, num_classes, &quick) != MISLAS_OK)
         t = 1.0;
     for (size_t j = 0; j < k; j++)
         x[j] = rms[j] / t;

@@ -13,7 +13,7 @@
 
 enum { TAG_AUGMENT = 21, MAX_PAD = 1 << 16, IMAGES_PER_THREAD = 16 };
 
-void mislas_batch_options_init(mislas_batch_options *o)
+void mislas_dataset_batch_options_init(mislas_dataset_batch_options *o)
 {
     if (o == NULL)
         return;
@@ -27,7 +27,7 @@ typedef struct batch_job {
     const mislas_dataset *d;
     const size_t *indices;
     const size_t *positions;    /* each image's place in the batch, or NULL: its index here */
-    const mislas_batch_options *o;
+    const mislas_dataset_batch_options *o;
     uint64_t stream;            /* per-batch seed for the augmentation draws */
     const float *table;         /* channels x 256 normalised pixel values */
     float *images;
@@ -81,13 +81,13 @@ static void assemble(void *ctx, size_t begin, size_t end)
 /* mislas_dataset_batch's work; `parallel` shares the images out over the
  * library's threads. */
 static int batch(const char *fn, const mislas_dataset *d, const size_t *indices, const size_t *positions, size_t n,
-        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels, bool parallel)
+        const mislas_dataset_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels, bool parallel)
 {
     MISLASI_CHECK_NOT_NULL(fn, d);
     MISLASI_CHECK_NOT_NULL(fn, indices);
     MISLASI_CHECK_NOT_NULL(fn, images);
-    mislas_batch_options o;
-    mislas_batch_options_init(&o);
+    mislas_dataset_batch_options o;
+    mislas_dataset_batch_options_init(&o);
     int rc;
     if (opts != NULL && (rc = mislasi_read_options(fn, &o, sizeof o, opts)) != MISLAS_OK)
         return rc;
@@ -133,13 +133,17 @@ static int batch(const char *fn, const mislas_dataset *d, const size_t *indices,
 }
 
 int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t n,
-        const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
+        const mislas_dataset_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
 {
+    if (n == 0) {    /* an empty batch fills nothing (docs/api.md, "Rules") */
+        MISLASI_CHECK_NOT_NULL("mislas_dataset_batch", d);
+        return MISLAS_OK;
+    }
     return batch("mislas_dataset_batch", d, indices, NULL, n, opts, batch_id, images, labels, true);
 }
 
 int mislasi_dataset_batch_serial(const mislas_dataset *d, const size_t *indices, const size_t *positions,
-        size_t n, const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
+        size_t n, const mislas_dataset_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels)
 {
     return batch("mislas_dataset_batch", d, indices, positions, n, opts, batch_id, images, labels, false);
 }

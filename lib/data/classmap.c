@@ -1,5 +1,5 @@
 /* The MiSLAS reference's renumbering of classes by training count
- * (mislas_class_map_by_count in <mislas/longtail.h>).
+ * (mislas_long_tail_class_map in <mislas/long_tail.h>).
  *
  * The reference takes np.argsort(-counts) with NumPy's default kind, and the
  * released models' classifier rows follow that order, ties included. NumPy
@@ -33,7 +33,7 @@
  * "Key" is -counts[c], compared as NumPy compares int64; since counts are
  * >= 0 the negation cannot overflow, and key(a) < key(b) is counts[a] >
  * counts[b], which is what the code compares. */
-#include <mislas/longtail.h>
+#include <mislas/long_tail.h>
 
 #include "util/util.h"
 
@@ -182,10 +182,10 @@ static void invert_in_place(int32_t *perm, int32_t n)
         perm[i] = ~perm[i];
 }
 
-int mislas_class_map_by_count(const int64_t *counts, int32_t num_classes,
-        int32_t *old_to_new, int32_t *new_to_old)
+int mislas_long_tail_class_map(int32_t *old_to_new, int32_t *new_to_old, const int64_t *counts,
+        int32_t num_classes)
 {
-    static const char fn[] = "mislas_class_map_by_count";
+    static const char fn[] = "mislas_long_tail_class_map";
     MISLASI_CHECK_NOT_NULL(fn, counts);
     if (old_to_new == NULL && new_to_old == NULL)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: old_to_new and new_to_old are both NULL", fn);

@@ -15,7 +15,7 @@ typedef struct mislasi_list {
     size_t *offsets;                /* n: where each path starts in `paths` */
     int32_t *old_to_new;            /* num_classes: the class map */
     size_t skipped;                 /* files the opening left out */
-    mislas_list_options o;          /* the transforms' settings */
+    mislas_dataset_list_options o;          /* the transforms' settings */
 } mislasi_list;
 
 struct mislas_dataset {
@@ -60,7 +60,7 @@ void mislasi_color_jitter_draw(mislasi_rng *r, double j, float factor[3], uint32
  * make its share of a batch and its mixup partners exactly as the whole
  * batch makes them. */
 int mislasi_dataset_batch_serial(const mislas_dataset *d, const size_t *indices, const size_t *positions,
-        size_t n, const mislas_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels);
+        size_t n, const mislas_dataset_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels);
 
 /* mixup's draws for a batch of n images (mislas_mixup): lambda (as the
  * float the images are mixed with) and the permutation, perm[i] the

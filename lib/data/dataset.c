@@ -370,7 +370,7 @@ void mislasi_dataset_digest(uint64_t *h, const mislas_dataset *d)
         }
     }
     if (d->list != NULL) {      /* the transforms' settings make the batches too */
-        const mislas_list_options *o = &d->list->o;
+        const mislas_dataset_list_options *o = &d->list->o;
         int32_t ints[3] = { o->resize, o->height, o->width };
         float floats[2] = { o->scale_min, o->jitter };
         mislasi_digest_bytes(h, ints, sizeof ints);

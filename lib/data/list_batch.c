@@ -92,7 +92,7 @@ static void color_jitter(mislasi_rng *r, uint8_t *rgb, size_t pixels, double j)
 
 /* The evaluation transform: Resize(resize) then CenterCrop(oh x ow), as
  * torchvision sizes and places them. */
-static int resize_center_crop(const mislasi_image *img, const mislas_list_options *o, uint8_t *out)
+static int resize_center_crop(const mislasi_image *img, const mislas_dataset_list_options *o, uint8_t *out)
 {
     const int32_t ih = img->height, iw = img->width;
     int32_t short_side = ih < iw ? ih : iw, long_side = ih < iw ? iw : ih;
@@ -131,7 +131,7 @@ static void draw_crop(void *ctx, int32_t height, int32_t width, int32_t box[4])
 static int make_image(const mislas_dataset *d, size_t index, int32_t augment, int32_t flip, mislasi_rng *r,
         uint8_t *out)
 {
-    const mislas_list_options *o = &d->list->o;
+    const mislas_dataset_list_options *o = &d->list->o;
     const char *path = d->list->paths + d->list->offsets[index];
     mislasi_image img = { 0 };
     int rc;

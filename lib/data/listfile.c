@@ -18,7 +18,7 @@
  * make a set no model can train on, after a class map of gigabytes. */
 enum { PROBE_CHUNK_MIN = 256, PROBE_PROGRESS_CALLS = 100, MAX_CLASSES = 1 << 20 };
 
-void mislas_list_options_init(mislas_list_options *o)
+void mislas_dataset_list_options_init(mislas_dataset_list_options *o)
 {
     if (o == NULL)
         return;
@@ -42,7 +42,7 @@ void mislasi_list_free(mislasi_list *l)
     mislasi_free(l);
 }
 
-static int check_options(const char *fn, const mislas_list_options *o)
+static int check_options(const char *fn, const mislas_dataset_list_options *o)
 {
     if (o->num_classes < 0 || o->num_classes > MAX_CLASSES)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: opts->num_classes = %d is not in [0, %d]", fn,
@@ -226,7 +226,7 @@ static void probe_range(void *ctx, size_t begin, size_t end)
  * progress callback runs on this thread between chunks; returns how many
  * failed, their statuses in bad[]. Running out of memory is not the file's
  * fault: it fails the opening (*status). */
-static size_t probe_all(const char *fn, const parsed *p, const mislas_list_options *o, int8_t *bad, int *status)
+static size_t probe_all(const char *fn, const parsed *p, const mislas_dataset_list_options *o, int8_t *bad, int *status)
 {
     size_t chunk = p->n / PROBE_PROGRESS_CALLS;
     chunk = chunk < PROBE_CHUNK_MIN ? PROBE_CHUNK_MIN : chunk;
@@ -304,7 +304,7 @@ static int adopt_list(mislas_dataset **out, const char *fn, mislasi_list *l, int
 }
 
 /* The class count, and labels mapped into the new numbering. */
-static int map_classes(const char *fn, const char *list_path, const mislas_dataset *train, const mislas_list_options *o,
+static int map_classes(const char *fn, const char *list_path, const mislas_dataset *train, const mislas_dataset_list_options *o,
         parsed *p, int32_t **old_to_new, int32_t *num_classes)
 {
     int32_t k = train != NULL ? train->num_classes : o->num_classes;
@@ -330,7 +330,7 @@ static int map_classes(const char *fn, const char *list_path, const mislas_datas
         }
         for (size_t i = 0; i < p->n; i++)
             counts[p->labels[i]]++;
-        mislas_class_map_by_count(counts, k, map, NULL);
+        mislas_long_tail_class_map(map, NULL, counts, k);
         mislasi_free(counts);
     }
     for (size_t i = 0; i < p->n; i++)
@@ -341,15 +341,15 @@ static int map_classes(const char *fn, const char *list_path, const mislas_datas
 }
 
 int mislas_dataset_open_list(mislas_dataset **out, const char *root, const char *list_path,
-        const mislas_dataset *class_map_of, const mislas_list_options *opts)
+        const mislas_dataset *class_map_of, const mislas_dataset_list_options *opts)
 {
     static const char fn[] = "mislas_dataset_open_list";
     MISLASI_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, root);
     MISLASI_CHECK_NOT_NULL(fn, list_path);
-    mislas_list_options o;
-    mislas_list_options_init(&o);
+    mislas_dataset_list_options o;
+    mislas_dataset_list_options_init(&o);
     int rc;
     if (opts != NULL && (rc = mislasi_read_options(fn, &o, sizeof o, opts)) != MISLAS_OK)
         return rc;

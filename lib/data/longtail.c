@@ -1,7 +1,7 @@
 /* Class counts of the long-tailed training sets (docs/method.md, "Long-tailed
  * training set"), computed exactly as the reference does in double and
  * truncated toward zero. */
-#include <mislas/longtail.h>
+#include <mislas/long_tail.h>
 
 #include "util/util.h"
 
@@ -35,9 +35,9 @@ int mislas_long_tail_counts(int64_t *counts, int32_t num_classes,
     return MISLAS_OK;
 }
 
-int mislas_class_shots(const int64_t *counts, int32_t num_classes, mislas_shot *shots)
+int mislas_long_tail_shots(mislas_shot *shots, const int64_t *counts, int32_t num_classes)
 {
-    static const char fn[] = "mislas_class_shots";
+    static const char fn[] = "mislas_long_tail_shots";
     MISLASI_CHECK_NOT_NULL(fn, counts);
     MISLASI_CHECK_NOT_NULL(fn, shots);
     int status = mislasi_check_counts(fn, counts, num_classes);

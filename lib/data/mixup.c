@@ -3,7 +3,7 @@
  * (seed, batch_id) with the library's own generator. The images are mixed in
  * place by walking the permutation's cycles, which needs one spare image
  * rather than a copy of the batch. */
-#include <mislas/dataset.h>
+#include <mislas/mixup.h>
 
 #include "data.h"
 #include "util/util.h"
@@ -32,16 +32,16 @@ void mislasi_mixup_pair(float *x, const float *other, size_t size, float lambda)
         x[e] = a * x[e] + b * other[e];
 }
 
-int mislas_mixup(float *images, const int32_t *labels, size_t n, size_t image_size,
-        float alpha, uint64_t seed, uint64_t batch_id, int32_t *labels_b, float *lambda_out)
+int mislas_mixup(float *images, int32_t *labels_b, float *lambda_out, const int32_t *labels,
+        size_t n, size_t image_size, float alpha, uint64_t seed, uint64_t batch_id)
 {
     static const char fn[] = "mislas_mixup";
+    if (n == 0)
+        return MISLAS_OK;    /* an empty batch mixes nothing (docs/api.md, "Rules") */
     MISLASI_CHECK_NOT_NULL(fn, images);
     MISLASI_CHECK_NOT_NULL(fn, labels);
     MISLASI_CHECK_NOT_NULL(fn, labels_b);
     MISLASI_CHECK_NOT_NULL(fn, lambda_out);
-    if (n == 0)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: n = 0, the batch is empty", fn);
     if (n > UINT32_MAX)
         return mislasi_fail(MISLAS_ERR_UNSUPPORTED, "%s: n = %zu, at most %u images per batch", fn, n, UINT32_MAX);
     if (image_size == 0 || image_size > SIZE_MAX / sizeof(float) / n)

@@ -322,9 +322,9 @@ int mislas_sampler_next(mislas_sampler *s, size_t *indices, size_t count)
 {
     static const char fn[] = "mislas_sampler_next";
     MISLASI_CHECK_NOT_NULL(fn, s);
-    MISLASI_CHECK_NOT_NULL(fn, indices);
     if (count == 0)
-        return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: count = 0", fn);
+        return MISLAS_OK;    /* an empty request draws nothing (docs/api.md, "Rules") */
+    MISLASI_CHECK_NOT_NULL(fn, indices);
     for (size_t i = 0; i < count; i++) {
         uint64_t pos = s->position++;
         uint32_t index;

@@ -434,8 +434,8 @@ static int read_run_section(in_buf *sec, mislasi_run_record *run)
 
 static int read_optimizer_section(in_buf *sec, mislas_model *m, mislas_optimizer **out)
 {
-    mislas_sgd_options o;
-    mislas_sgd_options_init(&o);
+    mislas_optimizer_sgd_options o;
+    mislas_optimizer_sgd_options_init(&o);
     double lr;
     uint64_t steps;
     uint32_t groups;
@@ -618,7 +618,7 @@ static int parse(const char *path, const uint8_t *content, size_t size, mislas_m
     return status;
 }
 
-int mislas_checkpoint_load(const char *path, mislas_model **model, mislas_optimizer **optimizer)
+int mislas_checkpoint_load(mislas_model **model, mislas_optimizer **optimizer, const char *path)
 {
     MISLASI_CHECK_NOT_NULL(LOAD_FN, model);
     *model = NULL;
@@ -628,7 +628,7 @@ int mislas_checkpoint_load(const char *path, mislas_model **model, mislas_optimi
     return mislasi_checkpoint_read(path, model, optimizer, &run);
 }
 
-int mislas_checkpoint_training(const char *path, int32_t *stage, int32_t *epochs_done, int32_t *epochs)
+int mislas_checkpoint_training(int32_t *stage, int32_t *epochs_done, int32_t *epochs, const char *path)
 {
     static const char fn[] = "mislas_checkpoint_training";
     MISLASI_CHECK_NOT_NULL(fn, path);

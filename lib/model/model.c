@@ -143,10 +143,11 @@ int mislas_model_set_mode(mislas_model *m, mislas_mode mode)
 
 mislas_mode mislas_model_mode(const mislas_model *m)
 {
-    return m == NULL ? MISLAS_MODE_EVAL : m->mode;
+    return m == NULL ? (mislas_mode)mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "mislas_model_mode: m is NULL")
+                     : m->mode;
 }
 
-int mislas_model_freeze_backbone(mislas_model *m, int frozen)
+int mislas_model_freeze_backbone(mislas_model *m, int32_t frozen)
 {
     MISLASI_CHECK_NOT_NULL("mislas_model_freeze_backbone", m);
     m->frozen = frozen != 0;
@@ -154,9 +155,10 @@ int mislas_model_freeze_backbone(mislas_model *m, int frozen)
     return MISLAS_OK;
 }
 
-int mislas_model_backbone_frozen(const mislas_model *m)
+int32_t mislas_model_backbone_frozen(const mislas_model *m)
 {
-    return m != NULL && m->frozen;
+    return m == NULL ? mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "mislas_model_backbone_frozen: m is NULL")
+                     : m->frozen;
 }
 
 int mislas_model_set_head(mislas_model *m, mislas_head head, uint64_t seed)
@@ -177,7 +179,8 @@ int mislas_model_set_head(mislas_model *m, mislas_head head, uint64_t seed)
 
 mislas_head mislas_model_head(const mislas_model *m)
 {
-    return m == NULL ? MISLAS_HEAD_LINEAR : m->head;
+    return m == NULL ? (mislas_head)mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "mislas_model_head: m is NULL")
+                     : m->head;
 }
 
 bool mislasi_tensor_learns(const mislas_model *m, const mislasi_tensor *t)

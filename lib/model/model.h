@@ -10,7 +10,7 @@
 #include <mislas/comm.h>
 #include <mislas/dataset.h>
 #include <mislas/model.h>
-#include <mislas/optim.h>
+#include <mislas/optimizer.h>
 
 #include <stdbool.h>
 #include <stddef.h>

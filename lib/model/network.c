@@ -485,6 +485,10 @@ int mislas_model_forward(mislas_model *m, const float *images, size_t n, float *
 
 int mislas_model_predict(mislas_model *m, const float *images, size_t n, float *logits)
 {
+    if (n == 0) {    /* an empty batch predicts nothing (docs/api.md, "Rules") */
+        MISLASI_CHECK_NOT_NULL("mislas_model_predict", m);
+        return MISLAS_OK;
+    }
     mislasi_share one = {.whole = n, .n = n};
     return run_forward(m, images, &one, logits, false, "mislas_model_predict");
 }

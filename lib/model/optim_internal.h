@@ -3,7 +3,7 @@
 #ifndef MISLAS_OPTIM_INTERNAL_H
 #define MISLAS_OPTIM_INTERNAL_H
 
-#include <mislas/optim.h>
+#include <mislas/optimizer.h>
 
 #include "model_internal.h"
 
@@ -18,7 +18,7 @@ typedef struct mislasi_group {
 
 struct mislas_optimizer {
     mislas_model *model;
-    mislas_sgd_options opts;
+    mislas_optimizer_sgd_options opts;
     double lr;
     uint64_t steps;
     mislasi_group groups[MISLASI_GROUPS];

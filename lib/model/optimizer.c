@@ -1,5 +1,5 @@
 /* SGD with momentum and weight decay over a model's parameter groups
- * (optim.h), computed in float exactly as PyTorch's torch.optim.SGD does,
+ * (optimizer.h), computed in float exactly as PyTorch's torch.optim.SGD does,
  * so that a run can be compared with the reference step by step. */
 #include "optim_internal.h"
 
@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-void mislas_sgd_options_init(mislas_sgd_options *o)
+void mislas_optimizer_sgd_options_init(mislas_optimizer_sgd_options *o)
 {
     if (o == NULL)
         return;
@@ -58,14 +58,14 @@ static bool finite_nonnegative(double v)
     return isfinite(v) && v >= 0.0;
 }
 
-int mislas_optimizer_new_sgd(mislas_optimizer **out, mislas_model *model, const mislas_sgd_options *opts)
+int mislas_optimizer_new_sgd(mislas_optimizer **out, mislas_model *model, const mislas_optimizer_sgd_options *opts)
 {
     const char *fn = "mislas_optimizer_new_sgd";
     MISLASI_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, model);
-    mislas_sgd_options o;
-    mislas_sgd_options_init(&o);
+    mislas_optimizer_sgd_options o;
+    mislas_optimizer_sgd_options_init(&o);
     int status = opts == NULL ? MISLAS_OK : mislasi_read_options(fn, &o, sizeof o, opts);
     if (status != MISLAS_OK)
         return status;
@@ -194,7 +194,7 @@ int mislas_optimizer_set_lr(mislas_optimizer *o, double lr)
 
 double mislas_optimizer_lr(const mislas_optimizer *o)
 {
-    return o == NULL ? 0.0 : o->lr;
+    return o == NULL ? NAN : o->lr;
 }
 
 uint64_t mislas_optimizer_steps(const mislas_optimizer *o)
@@ -211,7 +211,9 @@ size_t mislas_optimizer_group_size(const mislas_optimizer *o, mislas_param_group
 
 double mislas_optimizer_group_lr(const mislas_optimizer *o, mislas_param_group group)
 {
-    if (o == NULL || (unsigned)group >= MISLASI_GROUPS || o->groups[group].num_tensors == 0)
+    if (o == NULL || (unsigned)group >= MISLASI_GROUPS)
+        return NAN;
+    if (o->groups[group].num_tensors == 0)
         return 0.0;
     return o->lr * mislasi_group_factor(o, (int)group);
 }

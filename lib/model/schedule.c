@@ -1,10 +1,10 @@
-/* The learning-rate schedules (optim.h; docs/method.md, "Learning-rate
+/* The learning-rate schedules (schedule.h; docs/method.md, "Learning-rate
  * schedules"). */
-#include <mislas/optim.h>
+#include <mislas/schedule.h>
 
 #include <math.h>
 
-double mislas_lr_multistep(double base_lr, int32_t epoch, int32_t warmup_epochs,
+double mislas_schedule_multistep(double base_lr, int32_t epoch, int32_t warmup_epochs,
         const int32_t *milestones, int32_t num_milestones, double gamma)
 {
     int64_t e = (int64_t)epoch + 1;
@@ -17,7 +17,7 @@ double mislas_lr_multistep(double base_lr, int32_t epoch, int32_t warmup_epochs,
     return lr;
 }
 
-double mislas_lr_cosine(double base_lr, int32_t epoch, int32_t total_epochs)
+double mislas_schedule_cosine(double base_lr, int32_t epoch, int32_t total_epochs)
 {
     if (total_epochs <= 0)
         return base_lr;

@@ -1,7 +1,7 @@
 /* Evaluation of a model on a test set (train.h): calibration state, top-1,
  * per-class accuracy and the Many / Medium / Few splits (docs/method.md, "Class splits"). */
-#include <mislas/longtail.h>
-#include <mislas/train.h>
+#include <mislas/long_tail.h>
+#include <mislas/eval.h>
 
 #include "prefetch.h"
 
@@ -45,7 +45,7 @@ static void tally_batch(tally *t, const float *logits, const int32_t *labels, si
     t->count += n;
 }
 
-/* Many / Medium / Few (mislas_class_shots, or by index with the options'
+/* Many / Medium / Few (mislas_long_tail_shots, or by index with the options'
  * medium_from and few_from): the mean class accuracy over each group's
  * classes that have test images, NaN for a group with none. */
 static int split_accuracies(const char *fn, const tally *t, const int64_t *counts, const mislas_eval_options *o,
@@ -58,7 +58,7 @@ static int split_accuracies(const char *fn, const tally *t, const int64_t *count
         for (int32_t c = 0; c < k; c++)
             shots[c] = c < o->medium_from ? MISLAS_SHOT_MANY : c < o->few_from ? MISLAS_SHOT_MEDIUM : MISLAS_SHOT_FEW;
     } else {
-        mislas_class_shots(counts, k, shots);   /* counts were checked: cannot fail */
+        mislas_long_tail_shots(shots, counts, k);   /* counts were checked: cannot fail */
     }
     double sum[3] = {0, 0, 0};
     int32_t used[3] = {0, 0, 0};
@@ -115,8 +115,8 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
     size_t quantum = mislasi_model_quantum(model);
     if (batch > n)
         batch = n;
-    mislas_batch_options bo;
-    mislas_batch_options_init(&bo);
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
     bo.mean = o->mean;
     bo.std = o->std;
     size_t *indices = mislasi_calloc(batch, sizeof *indices);
@@ -244,10 +244,10 @@ static int make_report(const char *fn, const mislas_model *model, const mislas_e
     return status;
 }
 
-int mislas_evaluate(mislas_model *model, const mislas_dataset *test, const mislas_eval_options *opts,
+int mislas_eval_run(mislas_model *model, const mislas_dataset *test, const mislas_eval_options *opts,
         mislas_calib *calib, double *class_accuracy, mislas_eval_report *report)
 {
-    static const char fn[] = "mislas_evaluate";
+    static const char fn[] = "mislas_eval_run";
     MISLASI_CHECK_NOT_NULL(fn, model);
     MISLASI_CHECK_NOT_NULL(fn, test);
     MISLASI_CHECK_NOT_NULL(fn, report);

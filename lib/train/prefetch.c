@@ -8,7 +8,7 @@
 #include <string.h>
 
 int mislasi_prefetch_init(mislasi_prefetch *p, const char *fn, const mislas_dataset *d,
-        const mislas_batch_options *opts, size_t capacity)
+        const mislas_dataset_batch_options *opts, size_t capacity)
 {
     memset(p, 0, sizeof *p);
     p->d = d;

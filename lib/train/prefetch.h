@@ -17,7 +17,7 @@
 
 typedef struct mislasi_prefetch {
     const mislas_dataset *d;
-    mislas_batch_options opts;
+    mislas_dataset_batch_options opts;
     float *images[2];           /* the capacity's images each */
     int32_t *labels[2];
     size_t *indices;            /* the batch being made */
@@ -35,7 +35,7 @@ typedef struct mislasi_prefetch {
 
 /* Allocates the buffers; `fn` names the public call in messages. */
 int mislasi_prefetch_init(mislasi_prefetch *p, const char *fn, const mislas_dataset *d,
-        const mislas_batch_options *opts, size_t capacity);
+        const mislas_dataset_batch_options *opts, size_t capacity);
 
 /* Starts making batch `batch_id` of the n <= capacity images at indices
  * (copied), image i drawn as place positions[i] of the batch (positions

@@ -16,6 +16,8 @@
  * (mislasi_model_forward_shared): the loss, the step and the checkpoint are
  * the whole batch's on every rank, so a run may resume on another number of
  * ranks. Rank 0 alone writes the checkpoint. */
+#include <mislas/mixup.h>
+#include <mislas/schedule.h>
 #include <mislas/train.h>
 
 #include "prefetch.h"
@@ -70,7 +72,7 @@ typedef struct run {
     mislas_optimizer *opt;
     mislas_loss *loss;
     mislas_sampler *sampler;
-    mislas_batch_options batch_opts;
+    mislas_dataset_batch_options batch_opts;
     float mixup_alpha;
     uint64_t seed;
     int32_t epochs;
@@ -243,8 +245,8 @@ static int train_step(run *r, int32_t epoch, size_t step, size_t n, double *loss
     if (status == MISLAS_OK && step + 1 < r->steps)
         status = start_batch(r, epoch, step + 1);
     if (status == MISLAS_OK && r->comm == NULL && r->mixup_alpha > 0)
-        status = mislas_mixup(images, labels, n, r->image_size, r->mixup_alpha, r->seed ^ MIXUP_SEED_SALT,
-                batch_id, r->labels_b, &lambda);
+        status = mislas_mixup(images, r->labels_b, &lambda, labels, n, r->image_size,
+                r->mixup_alpha, r->seed ^ MIXUP_SEED_SALT, batch_id);
     status = agree(r, status);  /* a rank's files may fail it alone */
     if (status == MISLAS_OK) {
         mislasi_share sh = share_of(r, n);
@@ -432,10 +434,10 @@ static int check_sgd(const char *fn, int32_t epochs, int32_t batch, double lr, d
     return MISLAS_OK;
 }
 
-static void batch_options(mislas_batch_options *b, int32_t augment, const float *mean, const float *std,
+static void batch_options(mislas_dataset_batch_options *b, int32_t augment, const float *mean, const float *std,
         uint64_t seed)
 {
-    mislas_batch_options_init(b);
+    mislas_dataset_batch_options_init(b);
     b->augment = augment != 0;
     b->mean = mean;
     b->std = std;
@@ -469,8 +471,8 @@ static int make_sampler(run *r, mislas_sampler_kind kind, size_t epoch_length)
  * model's head, mode and freezing first). */
 static int make_optimizer(run *r, double lr, double momentum, double weight_decay, double lr_factor)
 {
-    mislas_sgd_options so;
-    mislas_sgd_options_init(&so);
+    mislas_optimizer_sgd_options so;
+    mislas_optimizer_sgd_options_init(&so);
     so.lr = lr;
     so.momentum = momentum;
     so.weight_decay = weight_decay;
@@ -481,7 +483,7 @@ static int make_optimizer(run *r, double lr, double momentum, double weight_deca
 
 /* ---- stage 1 ------------------------------------------------------------- */
 
-void mislas_stage1_options_init(mislas_stage1_options *o)
+void mislas_train_stage1_options_init(mislas_train_stage1_options *o)
 {
     if (o == NULL)
         return;
@@ -501,7 +503,7 @@ void mislas_stage1_options_init(mislas_stage1_options *o)
 
 static int check_stage1(const char *fn, const void *options, int32_t channels)
 {
-    const mislas_stage1_options *o = options;
+    const mislas_train_stage1_options *o = options;
     int status = check_sgd(fn, o->epochs, o->batch_size, o->lr, o->momentum, o->weight_decay);
     if (status != MISLAS_OK)
         return status;
@@ -556,9 +558,9 @@ static int check_stage_input(const char *fn, const mislas_model *model, const mi
     return MISLAS_OK;
 }
 
-int mislas_stage1_default_milestones(int32_t *milestones, int32_t *count, int32_t epochs)
+int mislas_train_stage1_milestones(int32_t *milestones, int32_t *count, int32_t epochs)
 {
-    static const char fn[] = "mislas_stage1_default_milestones";
+    static const char fn[] = "mislas_train_stage1_milestones";
     MISLASI_CHECK_NOT_NULL(fn, milestones);
     MISLASI_CHECK_NOT_NULL(fn, count);
     if (epochs < 1)
@@ -574,7 +576,7 @@ int mislas_stage1_default_milestones(int32_t *milestones, int32_t *count, int32_
     return MISLAS_OK;
 }
 
-static uint64_t stage1_digest(const mislas_stage1_options *o, const int32_t *milestones, int32_t num_milestones,
+static uint64_t stage1_digest(const mislas_train_stage1_options *o, const int32_t *milestones, int32_t num_milestones,
         int32_t channels, const mislas_dataset *d)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -593,13 +595,13 @@ static uint64_t stage1_digest(const mislas_stage1_options *o, const int32_t *mil
     return h;
 }
 
-int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const mislas_stage1_options *opts)
+int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const mislas_train_stage1_options *opts)
 {
     static const char fn[] = "mislas_train_stage1";
     MISLASI_CHECK_NOT_NULL(fn, model);
     MISLASI_CHECK_NOT_NULL(fn, train);
-    mislas_stage1_options o;
-    mislas_stage1_options_init(&o);
+    mislas_train_stage1_options o;
+    mislas_train_stage1_options_init(&o);
     int status = check_stage_input(fn, model, train, &o, sizeof o, opts, check_stage1);
     if (status != MISLAS_OK)
         return status;
@@ -609,7 +611,7 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
     size_t n = mislas_dataset_size(train);
 
     int32_t default_milestones[MISLAS_DEFAULT_MILESTONES_MAX], num_milestones;
-    mislas_stage1_default_milestones(default_milestones, &num_milestones, o.epochs);
+    mislas_train_stage1_milestones(default_milestones, &num_milestones, o.epochs);
     const int32_t *milestones = default_milestones;
     if (o.milestones != NULL) {
         milestones = o.milestones;
@@ -634,8 +636,8 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
     batch_options(&r.batch_opts, o.augment, o.mean, o.std, o.seed);
     status = run_alloc(&r);
     for (int32_t e = 0; status == MISLAS_OK && e < o.epochs; e++)
-        r.lr[e] = o.schedule == MISLAS_SCHEDULE_COSINE ? mislas_lr_cosine(o.lr, e, o.epochs)
-                : mislas_lr_multistep(o.lr, e, o.warmup_epochs, milestones, num_milestones, o.gamma);
+        r.lr[e] = o.schedule == MISLAS_SCHEDULE_COSINE ? mislas_schedule_cosine(o.lr, e, o.epochs)
+                : mislas_schedule_multistep(o.lr, e, o.warmup_epochs, milestones, num_milestones, o.gamma);
     int64_t *counts = NULL;
     if (status == MISLAS_OK)
         status = dataset_counts(fn, train, &counts);
@@ -665,7 +667,7 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
 
 /* ---- stage 2 ------------------------------------------------------------- */
 
-void mislas_stage2_options_init(mislas_stage2_options *o)
+void mislas_train_stage2_options_init(mislas_train_stage2_options *o)
 {
     if (o == NULL)
         return;
@@ -690,7 +692,7 @@ void mislas_stage2_options_init(mislas_stage2_options *o)
 
 static int check_stage2(const char *fn, const void *options, int32_t channels)
 {
-    const mislas_stage2_options *o = options;
+    const mislas_train_stage2_options *o = options;
     int status = check_sgd(fn, o->epochs, o->batch_size, o->lr, o->momentum, o->weight_decay);
     if (status != MISLAS_OK)
         return status;
@@ -708,7 +710,7 @@ static int check_stage2(const char *fn, const void *options, int32_t channels)
     return check_normalisation(fn, o->mean, o->std, channels);
 }
 
-static uint64_t stage2_digest(const mislas_stage2_options *o, size_t steps, int32_t channels,
+static uint64_t stage2_digest(const mislas_train_stage2_options *o, size_t steps, int32_t channels,
         const mislas_dataset *d)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -732,14 +734,14 @@ static uint64_t stage2_digest(const mislas_stage2_options *o, size_t steps, int3
     return h;
 }
 
-static int make_stage2_loss(run *r, const mislas_stage2_options *o, const int64_t *counts)
+static int make_stage2_loss(run *r, const mislas_train_stage2_options *o, const int64_t *counts)
 {
     int status;
     if (!o->label_aware_smoothing) {
         status = mislas_loss_new_cross_entropy(&r->loss, r->k);
     } else {
-        mislas_las_options lo;
-        mislas_las_options_init(&lo);
+        mislas_loss_las_options lo;
+        mislas_loss_las_options_init(&lo);
         lo.smooth_head = o->smooth_head;
         lo.smooth_tail = o->smooth_tail;
         lo.shape = o->las_shape;
@@ -749,13 +751,13 @@ static int make_stage2_loss(run *r, const mislas_stage2_options *o, const int64_
     return status == MISLAS_OK ? MISLAS_OK : mislasi_fail_within(status, r->fn);
 }
 
-int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const mislas_stage2_options *opts)
+int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const mislas_train_stage2_options *opts)
 {
     static const char fn[] = "mislas_train_stage2";
     MISLASI_CHECK_NOT_NULL(fn, model);
     MISLASI_CHECK_NOT_NULL(fn, train);
-    mislas_stage2_options o;
-    mislas_stage2_options_init(&o);
+    mislas_train_stage2_options o;
+    mislas_train_stage2_options_init(&o);
     int status = check_stage_input(fn, model, train, &o, sizeof o, opts, check_stage2);
     if (status != MISLAS_OK)
         return status;
@@ -771,7 +773,7 @@ int mislas_train_stage2(mislas_model *model, const mislas_dataset *train, const 
     batch_options(&r.batch_opts, o.augment, o.mean, o.std, o.seed);
     status = run_alloc(&r);
     for (int32_t e = 0; status == MISLAS_OK && e < o.epochs; e++)
-        r.lr[e] = mislas_lr_cosine(o.lr, e, o.epochs);
+        r.lr[e] = mislas_schedule_cosine(o.lr, e, o.epochs);
     int64_t *counts = NULL;
     if (status == MISLAS_OK)
         status = dataset_counts(fn, train, &counts);

@@ -1,7 +1,7 @@
 /* Class counts of a long-tailed subset of a balanced training set, the
  * paper's shot groups, and the reference's renumbering of classes by count. */
-#ifndef MISLAS_LONGTAIL_H
-#define MISLAS_LONGTAIL_H
+#ifndef MISLAS_LONG_TAIL_H
+#define MISLAS_LONG_TAIL_H
 
 #include <mislas/common.h>
 
@@ -29,7 +29,7 @@ typedef enum mislas_shot {
     MISLAS_SHOT_MANY = 0, MISLAS_SHOT_MEDIUM = 1, MISLAS_SHOT_FEW = 2
 } mislas_shot;
 /* shots[c] = the group of class c given its training count counts[c] >= 0. */
-MISLAS_API int mislas_class_shots(const int64_t *counts, int32_t num_classes, mislas_shot *shots);
+MISLAS_API int mislas_long_tail_shots(mislas_shot *shots, const int64_t *counts, int32_t num_classes);
 
 /* The relabelling the MiSLAS reference applies to its list-file data sets
  * (ImageNet-LT, iNaturalist 2018, Places-LT): classes renumbered by training
@@ -53,8 +53,8 @@ MISLAS_API int mislas_class_shots(const int64_t *counts, int32_t num_classes, mi
  * old_to_new = {2, 0, 3, 1, 5, 4}; for 17 equal counts new_to_old =
  * {0, 14, 13, 12, 11, 10, 9, 15, 8, 6, 5, 4, 3, 2, 1, 7, 16}.
  * Allocates nothing; a failing call writes nothing. num_classes >= 1. */
-MISLAS_API int mislas_class_map_by_count(const int64_t *counts, int32_t num_classes,
-        int32_t *old_to_new, int32_t *new_to_old);
+MISLAS_API int mislas_long_tail_class_map(int32_t *old_to_new, int32_t *new_to_old,
+        const int64_t *counts, int32_t num_classes);
 
 #ifdef __cplusplus
 }

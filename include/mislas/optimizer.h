@@ -1,5 +1,5 @@
-/* SGD for a mislas_model, and the learning-rate schedules
- * (docs/method.md, "Optimiser" and "Learning-rate schedules").
+/* SGD for a mislas_model (docs/method.md, "Optimiser"; the learning-rate
+ * schedules are in mislas/schedule.h).
  *
  * The update is PyTorch's (torch.optim.SGD, dampening 0, no Nesterov), per
  * parameter w with gradient g:
@@ -18,8 +18,8 @@
  * under LWS) is in no group: no update, no weight decay, no momentum. So set
  * the model's head, mode and freezing first, then create the optimiser (as
  * the reference builds a new one for stage 2). */
-#ifndef MISLAS_OPTIM_H
-#define MISLAS_OPTIM_H
+#ifndef MISLAS_OPTIMIZER_H
+#define MISLAS_OPTIMIZER_H
 
 #include <mislas/common.h>
 #include <mislas/model.h>
@@ -36,18 +36,18 @@ typedef enum mislas_param_group {
     MISLAS_GROUP_SCALES = 2
 } mislas_param_group;
 
-typedef struct mislas_sgd_options {
+typedef struct mislas_optimizer_sgd_options {
     size_t struct_size;
     double lr;              /* default 0.1 */
     double momentum;        /* default 0.9 */
     double weight_decay;    /* default 2e-4 (CIFAR) */
     double lr_factor;       /* the classifier's factor under MISLAS_HEAD_MISLAS; default 1 */
-} mislas_sgd_options;
-MISLAS_API void mislas_sgd_options_init(mislas_sgd_options *opts);
+} mislas_optimizer_sgd_options;
+MISLAS_API void mislas_optimizer_sgd_options_init(mislas_optimizer_sgd_options *opts);
 
 /* The model must outlive the optimiser. opts NULL = defaults. */
 MISLAS_API int mislas_optimizer_new_sgd(mislas_optimizer **out, mislas_model *model,
-        const mislas_sgd_options *opts);
+        const mislas_optimizer_sgd_options *opts);
 MISLAS_API void mislas_optimizer_free(mislas_optimizer *opt);
 
 /* One update from the gradients of the model's last backward.
@@ -57,25 +57,17 @@ MISLAS_API void mislas_optimizer_free(mislas_optimizer *opt);
  * (nothing updated) when a gradient is not finite. */
 MISLAS_API int mislas_optimizer_step(mislas_optimizer *opt);
 
-/* The base learning rate (set it each epoch from a schedule below). */
+/* The base learning rate (set it each epoch from a schedule of
+ * mislas/schedule.h); mislas_optimizer_lr(NULL) is NaN. */
 MISLAS_API int mislas_optimizer_set_lr(mislas_optimizer *opt, double lr);
 MISLAS_API double mislas_optimizer_lr(const mislas_optimizer *opt);
 /* Steps taken so far. */
 MISLAS_API uint64_t mislas_optimizer_steps(const mislas_optimizer *opt);
 /* Parameter values in a group (0 if the group is absent) and the learning
- * rate it is updated with now (lr times its factor; 0 if absent). */
+ * rate it is updated with now (lr times its factor; 0 if absent, NaN for a
+ * NULL optimiser or a group that does not exist). */
 MISLAS_API size_t mislas_optimizer_group_size(const mislas_optimizer *opt, mislas_param_group group);
 MISLAS_API double mislas_optimizer_group_lr(const mislas_optimizer *opt, mislas_param_group group);
-
-/* Multistep with linear warm-up, for 0-based epoch `epoch` (e = epoch + 1):
- * base_lr * e / warmup_epochs while e <= warmup_epochs, then base_lr times
- * gamma for every milestone m with e > m (CIFAR: warm-up 5, milestones
- * 160 and 180, gamma 0.1). */
-MISLAS_API double mislas_lr_multistep(double base_lr, int32_t epoch, int32_t warmup_epochs,
-        const int32_t *milestones, int32_t num_milestones, double gamma);
-/* Per-epoch cosine: 0.5 * base_lr * (1 + cos(pi * epoch / total_epochs)),
- * epoch = 0 .. total_epochs - 1. */
-MISLAS_API double mislas_lr_cosine(double base_lr, int32_t epoch, int32_t total_epochs);
 
 #ifdef __cplusplus
 }
