@@ -3,7 +3,7 @@
 MISLAS_PACKAGES=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev
                  libblis-openmp-dev zlib1g-dev check abigail-tools valgrind dataset-fashion-mnist
                  python3-torch python3-numpy libjpeg62-turbo-dev libpng-dev python3-pil
-                 python3-torchvision libopenmpi-dev openmpi-bin)
+                 python3-torchvision libopenmpi-dev openmpi-bin man-db groff-base cmake)
 
 mislas_missing_packages() {
     local missing=() p
