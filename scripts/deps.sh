@@ -3,7 +3,8 @@
 MISLAS_PACKAGES=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev
                  libblis-openmp-dev zlib1g-dev check abigail-tools valgrind dataset-fashion-mnist
                  python3-torch python3-numpy libjpeg62-turbo-dev libpng-dev python3-pil
-                 python3-torchvision libopenmpi-dev openmpi-bin man-db groff-base cmake)
+                 python3-torchvision libopenmpi-dev openmpi-bin man-db groff-base cmake
+                 dpkg-dev debhelper lintian libjpeg-dev)
 
 mislas_missing_packages() {
     local missing=() p
