@@ -290,7 +290,9 @@ static void parse_command_line(calibrate_settings *s, int argc, char **argv)
          .help = "write the calibrated model here", .default_text = "none: only report"},
         {.name = "preset", .kind = CLI_PRESET, .target = &s->preset, .value_name = "NAME", .early = true,
          .help = "take the data set, imbalance, hold-out and method of a preset, before the other flags"},
-        CLI_HOLDOUT_FLAG(&s->holdout),
+        {.name = "holdout", .kind = CLI_INT32, .target = &s->holdout, .value_name = "N", .min = 0, .max = 1 << 30,
+         .help = "images of every class kept out of training as the validation split: the N stage 1 and 2 "
+                 "were given", .default_text = "none, required"},
         {.name = "method", .kind = CLI_CHOICE, .target = &s->method, .choices = method_choices,
          .help = "what to fit on the held-out images"},
         {.name = "l2", .kind = CLI_DOUBLE, .target = &s->l2, .value_name = "X", .min = 0, .max = 1e6,

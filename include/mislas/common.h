@@ -71,8 +71,10 @@ MISLAS_API int32_t mislas_num_threads(void);
 /* BLIS's kernel set in use for the matrix products ("skx", "haswell", ...).
  * The library picks the fastest set the CPU supports before BLIS starts
  * (BLIS's own detection may fall back to slower ones); MISLAS_BLIS_ARCH
- * (skx, haswell, zen, zen2, zen3, generic, or auto) overrides the choice and
- * a BLIS_ARCH_TYPE already in the environment wins over both. */
+ * (skx, haswell, zen, zen2, zen3, generic, blis for BLIS's own choice, or
+ * auto, the default, which an unknown name also means) overrides the choice,
+ * a set the CPU cannot run falls back to BLIS's choice, and a BLIS_ARCH_TYPE
+ * already in the environment wins over both. */
 MISLAS_API const char *mislas_blas_kernels(void);
 
 #ifdef __cplusplus
