@@ -13,7 +13,8 @@
  * any batch split gives bit-identical results. One object may be read from
  * several threads at once but written (add, merge, reset) by one thread at a
  * time; to spread evaluation over threads, give each its own object and
- * merge them (mislas_calib_merge). */
+ * merge them (mislas_calib_merge). An empty batch (n = 0, the arrays may then
+ * be NULL) adds nothing and succeeds. */
 #ifndef MISLAS_CALIB_H
 #define MISLAS_CALIB_H
 

@@ -192,7 +192,7 @@ MISLAS_API void mislas_dataset_batch_options_init(mislas_dataset_batch_options *
  * decode is MISLAS_ERR_IO or MISLAS_ERR_FORMAT naming it. The random
  * choices of image i depend only on (seed, batch_id, i), so a batch is
  * reproduced exactly from its batch_id (use the training step). Nothing is
- * written on failure. */
+ * written on failure; n = 0 writes nothing and succeeds. */
 MISLAS_API int mislas_dataset_batch(const mislas_dataset *d, const size_t *indices, size_t n,
         const mislas_dataset_batch_options *opts, uint64_t batch_id, float *images, int32_t *labels);
 

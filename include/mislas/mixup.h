@@ -14,7 +14,8 @@ extern "C" {
  * images[i] = lambda * images[i] + (1 - lambda) * images[p[i]] and
  * labels_b[i] = labels[p[i]], so that mislas_loss_compute_mixup(loss,
  * logits, labels, labels_b, lambda, ...) is the mixup criterion.
- * alpha <= 0 means lambda = 1: images unchanged, labels_b = labels.
+ * alpha <= 0 means lambda = 1: images unchanged, labels_b = labels. n = 0
+ * does nothing (not even *lambda_out) and succeeds.
  * image_size = C x H x W. *lambda_out receives lambda. labels_b must not
  * overlap labels. */
 MISLAS_API int mislas_mixup(float *images, int32_t *labels_b, float *lambda_out,

@@ -125,7 +125,8 @@ MISLAS_API int mislas_model_forward(mislas_model *model, const float *images, si
 /* Inference: logits (n x K) with BN's running statistics, as in
  * MISLAS_MODE_EVAL whatever the mode, keeping nothing for a backward pass
  * (which makes it faster than an EVAL forward). The running statistics do
- * not move; mislas_model_features still reads the batch's features. */
+ * not move; mislas_model_features still reads the batch's features. n = 0
+ * writes nothing and succeeds (forward refuses it: no batch statistics). */
 MISLAS_API int mislas_model_predict(mislas_model *model, const float *images, size_t n,
         float *logits);
 /* Gradients of every learnable parameter for the last forward's batch, from

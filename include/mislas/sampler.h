@@ -70,7 +70,8 @@ MISLAS_API size_t mislas_sampler_epoch_length(const mislas_sampler *s);
 MISLAS_API int mislas_sampler_set_epoch(mislas_sampler *s, int32_t epoch);
 /* The epoch the next index belongs to (-1 for NULL). */
 MISLAS_API int32_t mislas_sampler_epoch(const mislas_sampler *s);
-/* the next `count` dataset indices of the stream; crosses epoch boundaries on its own */
+/* the next `count` dataset indices of the stream; crosses epoch boundaries on its own.
+ * count = 0 draws nothing (indices may then be NULL). */
 MISLAS_API int mislas_sampler_next(mislas_sampler *s, size_t *indices, size_t count);
 MISLAS_API void mislas_sampler_free(mislas_sampler *s);
 
