@@ -84,7 +84,7 @@ static int run_calibration(calibrate_settings *s)
             /* in-sample when something was fitted: the fit saw these images */
             && cli_parallel_agree(print_figures("after", model, val, dataset, s->bins));
     if (ok && s->out != NULL && cli_parallel_leader()) {
-        ok = cli_succeeded(mislas_checkpoint_save(s->out, model, NULL), "cannot write %s", s->out);
+        ok = cli_succeeded(mislas_checkpoint_save(model, NULL, s->out), "cannot write %s", s->out);
         if (ok)
             printf("calibrated model: %s\n", s->out);
     }

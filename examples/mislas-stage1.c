@@ -137,11 +137,12 @@ static void parse_command_line(stage1_settings *s, int argc, char **argv)
     s->schedule = (int)s->train.schedule;
     const cli_flag flags[] = {
         {.name = "out", .kind = CLI_TEXT, .target = &s->out, .value_name = "FILE",
-         .help = "the checkpoint, written after every epoch (required)"},
+         .help = "the checkpoint, written after every epoch (required, except with --print-schedule)"},
         {.name = "resume", .kind = CLI_SWITCH, .target = &s->resume, .switch_value = 1,
          .help = "continue the run --out holds, exactly as if never interrupted"},
         {.name = "preset", .kind = CLI_PRESET, .target = &s->preset, .value_name = "NAME", .early = true,
-         .help = "a row of the paper's Table 5 (below), applied before the other flags"},
+         .help = "a row of the paper's Table 5 or one of the project's recipes (below), applied before the "
+                 "other flags"},
         {.name = "dataset", .kind = CLI_DATASET, .target = &s->dataset,
          .help = "the data set; list: --train-list's images under --data-dir"},
         CLI_DATA_DIR_FLAG(&s->data_dir),
@@ -273,7 +274,7 @@ static void print_schedule(const stage1_settings *s)
         printf("cosine decay from lr %g", t->lr);
     } else {
         /* with no milestones given, the library's for these epochs */
-        _Static_assert(CLI_LIST_MAX >= MISLAS_DEFAULT_MILESTONES_MAX, "room for the library's milestones");
+        _Static_assert(CLI_LIST_MAX >= MISLAS_TRAIN_STAGE1_MILESTONES_MAX, "room for the library's milestones");
         cli_int_list decays = s->milestones;
         if (decays.count == 0 && mislas_train_stage1_milestones(decays.values, &decays.count, t->epochs)
                 != MISLAS_OK)

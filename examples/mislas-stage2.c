@@ -211,7 +211,8 @@ static void parse_command_line(stage2_settings *s, int argc, char **argv)
         {.name = "resume", .kind = CLI_SWITCH, .target = &s->resume, .switch_value = 1,
          .help = "continue the run --out holds, exactly as if never interrupted"},
         {.name = "preset", .kind = CLI_PRESET, .target = &s->preset, .value_name = "NAME", .early = true,
-         .help = "a row of the paper's Table 5 (below), applied before the other flags"},
+         .help = "a row of the paper's Table 5 or one of the project's recipes (below), applied before the "
+                 "other flags"},
         {.name = "method", .kind = CLI_CHOICE, .target = &s->method, .choices = cli_stage2_method_choices,
          .help = "crt: new classifier; lws: learned scales only; mislas: classifier at lr * lr-factor and scales"},
         {.name = "loss", .kind = CLI_CHOICE, .target = &s->loss, .choices = cli_stage2_loss_choices,

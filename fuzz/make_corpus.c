@@ -101,7 +101,7 @@ static void checkpoint_seeds(const char *root)
     mislas_model *m;
     CHECK(mislas_model_new(&m, &mo));
     snprintf(path, sizeof path, "%s/model.ck", dir);
-    CHECK(mislas_checkpoint_save(path, m, NULL));
+    CHECK(mislas_checkpoint_save(m, NULL, path));
     /* The same model with every value 0 compresses to a few kilobytes: a
      * seed small enough for the fuzzer to mutate quickly. */
     mislas_model *zeros;
@@ -115,7 +115,7 @@ static void checkpoint_seeds(const char *root)
         free(v);
     }
     snprintf(path, sizeof path, "%s/zeros.ck", dir);
-    CHECK(mislas_checkpoint_save(path, zeros, NULL));
+    CHECK(mislas_checkpoint_save(zeros, NULL, path));
     mislas_model_free(zeros);
 
     uint8_t pixels[8 * 16];

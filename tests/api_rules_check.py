@@ -6,7 +6,8 @@ Usage: api_rules_check.py INCLUDE_DIR   (the folder holding mislas/*.h)
 Each rule a reader can see in a declaration is checked on every one:
   1. a function starts with its header's prefix (common.h: plain mislas_);
      an options struct's _init is named after the struct;
-  2. a function without a handle puts its outputs first: none of its
+  2. a call that takes a handle (and is not a constructor) takes it first;
+     a function without a handle puts its outputs first: none of its
      pointer-to-non-const parameters follows a const or value input
      (a constructor's `**out` counts as an output; a callback's user pointer
      `void *` does not);
@@ -76,6 +77,10 @@ def main():
             # rule 1
             if not name.startswith(prefix):
                 failures.append(f"{header}: {name} does not start with {prefix}")
+            # rule 2: a call that takes a handle (and makes none) takes it first
+            constructor = bool(params) and re.match(r"^mislas_\w+\s*\*\*", params[0])
+            if not constructor and any(HANDLE.match(p) for p in params) and not HANDLE.match(params[0]):
+                failures.append(f"{header}: {name}: takes a handle, but not first")
             # rule 2, for functions without a handle (constructors included:
             # their `**out` is first by the same rule)
             if not params or not HANDLE.match(params[0]):

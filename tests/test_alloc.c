@@ -656,7 +656,7 @@ static int call_loaders(void *o, digest *d)
 static int call_checkpoints(void *o, digest *d)
 {
     trained *t = o;
-    int rc = mislas_checkpoint_save(ck_path, t->m, t->o);
+    int rc = mislas_checkpoint_save(t->m, t->o, ck_path);
     mislas_model *m = (mislas_model *)d;
     mislas_optimizer *opt = (mislas_optimizer *)d;
     if (rc == MISLAS_OK) {
@@ -822,7 +822,7 @@ static void probe_no_alloc(void)
     const int32_t milestones[2] = { 3, 5 };
     ck_assert(mislas_schedule_multistep(0.1, 4, 1, milestones, 2, 0.1) > 0);
     ck_assert(mislas_schedule_cosine(0.1, 2, 10) > 0);
-    int32_t default_milestones[MISLAS_DEFAULT_MILESTONES_MAX], num_default_milestones;
+    int32_t default_milestones[MISLAS_TRAIN_STAGE1_MILESTONES_MAX], num_default_milestones;
     ck_assert_status(mislas_train_stage1_milestones(default_milestones, &num_default_milestones, 200), MISLAS_OK);
     /* data sets */
     int32_t ch, h, w;

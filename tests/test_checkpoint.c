@@ -480,7 +480,7 @@ START_TEST(round_trip_stage1)
     fixture f;
     fixture_make(&f, 0);
     const char *path = in_scratch("stage1.ckpt");
-    ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, path), MISLAS_OK);
     mislas_model *m = NULL;
     mislas_optimizer *o = NULL;
     ck_assert_status(mislas_checkpoint_load(&m, &o, path), MISLAS_OK);
@@ -504,7 +504,7 @@ START_TEST(round_trip_stage1)
     mislas_model_free(m);
 
     /* a file without one: *optimizer is NULL */
-    ck_assert_status(mislas_checkpoint_save(path, f.m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, NULL, path), MISLAS_OK);
     o = (mislas_optimizer *)(uintptr_t)1;
     ck_assert_status(mislas_checkpoint_load(&m, &o, path), MISLAS_OK);
     ck_assert_ptr_null(o);
@@ -520,7 +520,7 @@ START_TEST(round_trip_stage2)
     fixture f;
     fixture_make(&f, 1);
     const char *path = in_scratch("stage2.ckpt");
-    ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, path), MISLAS_OK);
     mislas_model *m = NULL;
     mislas_optimizer *o = NULL;
     ck_assert_status(mislas_checkpoint_load(&m, &o, path), MISLAS_OK);
@@ -546,10 +546,10 @@ START_TEST(round_trip_stage2)
     mislas_model_free(m);
 
     /* saving the loaded pair again gives the same content */
-    ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, path), MISLAS_OK);
     ck_assert_status(mislas_checkpoint_load(&m, &o, path), MISLAS_OK);
     const char *again = in_scratch("again.ckpt");
-    ck_assert_status(mislas_checkpoint_save(again, m, o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(m, o, again), MISLAS_OK);
     bytes a = read_all(path), b = read_all(again);
     ck_assert_uint_eq(a.size, b.size);
     ck_assert_int_eq(memcmp(a.data, b.data, a.size), 0);
@@ -572,7 +572,7 @@ START_TEST(round_trip_imagenet_and_heads)
         ck_assert_status(mislas_model_freeze_backbone(a, h >= 2), MISLAS_OK);
         mislas_optimizer *oa = test_new_sgd(a, 0.01 * (h + 1), 0.5, 1e-3, 0.5);
         const char *path = in_scratch("heads.ckpt");
-        ck_assert_status(mislas_checkpoint_save(path, a, oa), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_save(a, oa, path), MISLAS_OK);
         mislas_model *b = NULL;
         mislas_optimizer *ob = NULL;
         ck_assert_status(mislas_checkpoint_load(&b, &ob, path), MISLAS_OK);
@@ -616,7 +616,7 @@ START_TEST(resume_is_bit_identical)
         train_step(b, ob, x + (size_t)(s % 2) * (N / 2) * C * S * S, N / 2, y + (s % 2) * (N / 2));
     }
     const char *path = in_scratch("resume.ckpt");
-    ck_assert_status(mislas_checkpoint_save(path, b, ob), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(b, ob, path), MISLAS_OK);
     mislas_optimizer_free(ob);
     mislas_model_free(b);
     b = NULL;
@@ -658,7 +658,7 @@ START_TEST(file_follows_the_document)
     fixture f;
     fixture_make(&f, 1);
     const char *path = in_scratch("doc.ckpt");
-    ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, path), MISLAS_OK);
     bytes file = read_all(path);
     static content c;
     parse_file(&file, &c, NULL, NULL);
@@ -758,7 +758,7 @@ static bytes valid_file(content *c)
     fixture f;
     fixture_make(&f, 1);
     const char *path = in_scratch("valid.ckpt");
-    ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, path), MISLAS_OK);
     fixture_free(&f);
     bytes b = read_all(path);
     if (c != NULL)
@@ -1356,17 +1356,17 @@ START_TEST(save_arguments_and_refusals)
     fixture f;
     fixture_make(&f, 0);
     const char *path = in_scratch("args.ckpt");
-    ck_assert_status(mislas_checkpoint_save(NULL, f.m, NULL), MISLAS_ERR_INVALID_ARGUMENT);
-    ck_assert_status(mislas_checkpoint_save(path, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_checkpoint_save(f.m, NULL, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_checkpoint_save(NULL, NULL, path), MISLAS_ERR_INVALID_ARGUMENT);
     mislas_model *other = test_new_model(MISLAS_RESNET20, FX_C, FX_S, FX_S, FX_K, 1234);
-    ck_assert_status(mislas_checkpoint_save(path, other, f.o), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_checkpoint_save(other, f.o, path), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(access(path, F_OK), -1);
     mislas_model_free(other);
 
     /* an optimiser whose groups the model's settings no longer give (the
      * backbone frozen after it was made): its file could not be loaded */
     ck_assert_status(mislas_model_freeze_backbone(f.m, 1), MISLAS_OK);
-    int rc = mislas_checkpoint_save(path, f.m, f.o);
+    int rc = mislas_checkpoint_save(f.m, f.o, path);
     if (rc == MISLAS_OK) {
         mislas_model *m = NULL;
         mislas_optimizer *o = NULL;
@@ -1378,7 +1378,7 @@ START_TEST(save_arguments_and_refusals)
         ck_assert_int_eq(rc, MISLAS_ERR_STATE);
         ck_assert_int_eq(access(path, F_OK), -1);
     }
-    ck_assert_status(mislas_checkpoint_save(path, f.m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, NULL, path), MISLAS_OK);
     ck_assert_status(mislas_model_freeze_backbone(f.m, 0), MISLAS_OK);
 
     /* weights that diverged to infinity: such a file could not be loaded */
@@ -1393,7 +1393,7 @@ START_TEST(save_arguments_and_refusals)
     ck_assert_status(mislas_model_get_tensor(f.m, "fc.bias", b, FX_K), MISLAS_OK);
     ck_assert(!isfinite(b[0]));
     const char *inf_path = in_scratch("inf.ckpt");
-    rc = mislas_checkpoint_save(inf_path, f.m, NULL);
+    rc = mislas_checkpoint_save(f.m, NULL, inf_path);
     if (rc == MISLAS_OK) {
         mislas_model *m = NULL;
         int lrc = mislas_checkpoint_load(&m, NULL, inf_path);
@@ -1421,27 +1421,27 @@ START_TEST(atomic_replacement)
     fixture f;
     fixture_make(&f, 0);
     const char *path = in_scratch("model.ckpt");
-    ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, path), MISLAS_OK);
     bytes old = read_all(path);
     char before[2048], after[2048];
     listing(scratch, before, sizeof before);
     ck_assert_str_eq(before, "model.ckpt/");
 
     /* a folder that does not exist */
-    ck_assert_status(mislas_checkpoint_save(in_scratch("missing/model.ckpt"), f.m, f.o), MISLAS_ERR_IO);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, in_scratch("missing/model.ckpt")), MISLAS_ERR_IO);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "missing"));
     listing(scratch, after, sizeof after);
     ck_assert_str_eq(after, before);
     /* an existing file used as a folder */
     char as_dir[600];
     snprintf(as_dir, sizeof as_dir, "%s/inner.ckpt", path);
-    ck_assert_status(mislas_checkpoint_save(as_dir, f.m, NULL), MISLAS_ERR_IO);
+    ck_assert_status(mislas_checkpoint_save(f.m, NULL, as_dir), MISLAS_ERR_IO);
     listing(scratch, after, sizeof after);
     ck_assert_str_eq(after, before);
     /* a folder as the target: the rename fails, the temporary file goes */
     ck_assert_int_eq(mkdir(in_scratch("folder"), 0700), 0);
     listing(scratch, before, sizeof before);
-    ck_assert_status(mislas_checkpoint_save(in_scratch("folder"), f.m, f.o), MISLAS_ERR_IO);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, in_scratch("folder")), MISLAS_ERR_IO);
     listing(scratch, after, sizeof after);
     ck_assert_str_eq(after, before);
     struct stat st;
@@ -1459,7 +1459,7 @@ START_TEST(atomic_replacement)
         struct rlimit lim = { 4096, 4096 };
         if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
             _exit(3);
-        int rc = mislas_checkpoint_save(path, f.m, f.o);
+        int rc = mislas_checkpoint_save(f.m, f.o, path);
         _exit(rc == MISLAS_ERR_IO ? 0 : rc == MISLAS_OK ? 1 : 2);
     }
     int status = 0;
@@ -1477,7 +1477,7 @@ START_TEST(atomic_replacement)
     mislas_model_free(m);
 
     /* a save that succeeds replaces the file, nothing else appears */
-    ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, path), MISLAS_OK);
     listing(scratch, after, sizeof after);
     ck_assert_str_eq(after, before);
     ck_assert_status(mislas_checkpoint_load(&m, NULL, path), MISLAS_OK);
@@ -1487,7 +1487,7 @@ START_TEST(atomic_replacement)
     char cwd[1024];
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
     ck_assert_int_eq(chdir(scratch), 0);
-    ck_assert_status(mislas_checkpoint_save("relative.ckpt", f.m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, NULL, "relative.ckpt"), MISLAS_OK);
     ck_assert_status(mislas_checkpoint_load(&m, NULL, "relative.ckpt"), MISLAS_OK);
     mislas_model_free(m);
     ck_assert_int_eq(chdir(cwd), 0);
@@ -1525,7 +1525,7 @@ static int sweep_load(void *p)
 static int sweep_save(void *p)
 {
     sweep_ctx *c = p;
-    int rc = mislas_checkpoint_save(c->path, c->f->m, c->with_optimizer ? c->f->o : NULL);
+    int rc = mislas_checkpoint_save(c->f->m, c->with_optimizer ? c->f->o : NULL, c->path);
     if (rc != MISLAS_OK) {
         /* the old file untouched */
         bytes now = read_all(c->path);
@@ -1540,7 +1540,7 @@ START_TEST(allocation_failures_are_clean)
     fixture f;
     fixture_make(&f, 1);
     const char *path = in_scratch("oom.ckpt");
-    ck_assert_status(mislas_checkpoint_save(path, f.m, f.o), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.m, f.o, path), MISLAS_OK);
     sweep_ctx c = { path, &f, 1, NULL };
     ck_assert_int_gt(test_allocation_sweep(sweep_load, &c), 5);
     c.with_optimizer = 0;

@@ -81,7 +81,7 @@ static int run_work(work *w)
     char path[160];
     snprintf(path, sizeof path, "%s/worker-%d.ck", dir, w->id);
     if (rc == MISLAS_OK)
-        rc = mislas_checkpoint_save(path, m, opt);
+        rc = mislas_checkpoint_save(m, opt, path);
     mislas_eval_report_init(&w->report);
     if (rc == MISLAS_OK)
         rc = mislas_eval_run(m, shared_data, NULL, NULL, NULL, &w->report);
@@ -111,7 +111,7 @@ static void setup(void)
     snprintf(shared_checkpoint, sizeof shared_checkpoint, "%s/shared.ck", dir);
     shared_data = test_quadrant_dataset(COUNTS, K, SIDE);
     mislas_model *m = test_new_model(MISLAS_RESNET20, 1, SIDE, SIDE, K, 5);
-    ck_assert_status(mislas_checkpoint_save(shared_checkpoint, m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(m, NULL, shared_checkpoint), MISLAS_OK);
     mislas_model_free(m);
 }
 

@@ -78,7 +78,7 @@ static void save_forever(void *arg)
 {
     const saver *s = arg;
     for (unsigned i = 1;; i++)
-        if (mislas_checkpoint_save(s->path, s->models[i & 1], NULL) != MISLAS_OK)
+        if (mislas_checkpoint_save(s->models[i & 1], NULL, s->path) != MISLAS_OK)
             _exit(3);
 }
 
@@ -93,7 +93,7 @@ START_TEST(a_kill_during_a_save_leaves_the_old_or_the_new_file)
     size_t sizes[2];
     double start = now();
     for (int i = 0; i < 2; i++) {
-        ck_assert_status(mislas_checkpoint_save(path, s.models[i], NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_save(s.models[i], NULL, path), MISLAS_OK);
         bytes[i] = test_read_file(path, &sizes[i]);
         ck_assert_ptr_nonnull(bytes[i]);
     }

@@ -1730,6 +1730,13 @@ START_TEST(schedules_follow_method_md)
     ck_assert(mislas_schedule_cosine(0.1, 0, 10) == 0.1);
     ck_assert_close(mislas_schedule_cosine(0.1, 5, 10), 0.05, 1e-16, 1e-14);
     ck_assert_close(mislas_schedule_cosine(0.2, 179, 180), 0.1 * (1 + cos(PI * 179 / 180.0)), 1e-18, 1e-12);
+    /* arguments no schedule has: NaN (docs/api.md, rule 4) */
+    ck_assert(isnan(mislas_schedule_multistep(0.1, -1, 5, milestones, 2, 0.1)));
+    ck_assert(isnan(mislas_schedule_multistep(0.1, 0, -1, milestones, 2, 0.1)));
+    ck_assert(isnan(mislas_schedule_multistep(0.1, 0, 5, milestones, -1, 0.1)));
+    ck_assert(isnan(mislas_schedule_multistep(0.1, 0, 5, NULL, 2, 0.1)));
+    ck_assert(isnan(mislas_schedule_cosine(0.1, -1, 10)));
+    ck_assert(isnan(mislas_schedule_cosine(0.1, 0, 0)));
 }
 END_TEST
 

@@ -160,13 +160,13 @@ START_TEST(stage1_default_milestones_scale_the_reference_schedule)
         { 5, 1, { 4, 0 } }, { 2, 1, { 1, 0 } }, { 1, 0, { 0, 0 } },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int32_t m[MISLAS_DEFAULT_MILESTONES_MAX] = { 0, 0 }, count = -1;
+        int32_t m[MISLAS_TRAIN_STAGE1_MILESTONES_MAX] = { 0, 0 }, count = -1;
         ck_assert_status(mislas_train_stage1_milestones(m, &count, cases[i].epochs), MISLAS_OK);
         ck_assert_int_eq(count, cases[i].count);
         for (int32_t j = 0; j < count; j++)
             ck_assert_int_eq(m[j], cases[i].m[j]);
     }
-    int32_t m[MISLAS_DEFAULT_MILESTONES_MAX], count;
+    int32_t m[MISLAS_TRAIN_STAGE1_MILESTONES_MAX], count;
     ck_assert_status(mislas_train_stage1_milestones(m, &count, 0), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "epochs = 0"));
     ck_assert_status(mislas_train_stage1_milestones(NULL, &count, 10), MISLAS_ERR_INVALID_ARGUMENT);

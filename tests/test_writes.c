@@ -39,7 +39,7 @@ static unsigned char *saved_bytes(const char *dir, const mislas_model *m, size_t
 {
     char path[128];
     snprintf(path, sizeof path, "%s/reference.ck", dir);
-    ck_assert_status(mislas_checkpoint_save(path, m, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(m, NULL, path), MISLAS_OK);
     unsigned char *bytes = test_read_file(path, size);
     ck_assert_ptr_nonnull(bytes);
     unlink(path);
@@ -84,9 +84,9 @@ static void check_failing_save(fixture *f, fault x, int with_old)
 {
     unlink(f->path);
     if (with_old)
-        ck_assert_status(mislas_checkpoint_save(f->path, f->old_model, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_save(f->old_model, NULL, f->path), MISLAS_OK);
     faultyio_arm(x.op, x.error, x.after);
-    int rc = mislas_checkpoint_save(f->path, f->new_model, NULL);
+    int rc = mislas_checkpoint_save(f->new_model, NULL, f->path);
     long long injected = faultyio_disarm();
     const char *why = x.op == FAULTYIO_SHORT ? strerror(ENOSPC) : strerror(x.error);
     ck_assert_msg(injected > 0, "%s fault after %lld was never reached", op_name(x.op), x.after);
@@ -148,16 +148,16 @@ START_TEST(short_writes_lose_nothing)
     fixture_open(&f);
     const long long chunks[] = { 1 << 16, 4093, 7 };
     for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
-        ck_assert_status(mislas_checkpoint_save(f.path, f.old_model, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_save(f.old_model, NULL, f.path), MISLAS_OK);
         faultyio_arm(FAULTYIO_CHUNK, 0, chunks[i]);
-        ck_assert_status(mislas_checkpoint_save(f.path, f.new_model, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_save(f.new_model, NULL, f.path), MISLAS_OK);
         faultyio_disarm();
         ck_assert_msg(test_file_equals(f.path, f.new_bytes, f.new_size),
                 "writes of %lld bytes at most gave another file", chunks[i]);
     }
     /* and a disk that fills exactly at the end is not full */
     faultyio_arm(FAULTYIO_WRITE, ENOSPC, (long long)f.new_size);
-    ck_assert_status(mislas_checkpoint_save(f.path, f.new_model, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.new_model, NULL, f.path), MISLAS_OK);
     ck_assert_int_eq((int)faultyio_disarm(), 0);
     ck_assert(test_file_equals(f.path, f.new_bytes, f.new_size));
     fixture_close(&f);
@@ -270,17 +270,17 @@ START_TEST(a_link_stays_a_link_and_its_file_is_replaced)
     snprintf(chain, sizeof chain, "%s/chain.ck", f.dir);
     snprintf(dangling, sizeof dangling, "%s/dangling.ck", f.dir);
     snprintf(made, sizeof made, "%s/made.ck", f.dir);
-    ck_assert_status(mislas_checkpoint_save(real, f.old_model, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.old_model, NULL, real), MISLAS_OK);
     ck_assert_int_eq(symlink(real, link), 0);           /* absolute */
     ck_assert_int_eq(symlink("link.ck", chain), 0);     /* relative, to a link */
     ck_assert_int_eq(symlink("made.ck", dangling), 0);  /* to nothing yet */
-    ck_assert_status(mislas_checkpoint_save(chain, f.new_model, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.new_model, NULL, chain), MISLAS_OK);
     ck_assert(is_link(link) && is_link(chain));
     expect_file_bytes(real, f.new_bytes, f.new_size);
-    ck_assert_status(mislas_checkpoint_save(link, f.old_model, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.old_model, NULL, link), MISLAS_OK);
     ck_assert(is_link(link));
     expect_file_bytes(real, f.old_bytes, f.old_size);
-    ck_assert_status(mislas_checkpoint_save(dangling, f.new_model, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.new_model, NULL, dangling), MISLAS_OK);
     ck_assert(is_link(dangling));
     expect_file_bytes(made, f.new_bytes, f.new_size);
     /* the loader follows the link to the same model */
@@ -315,7 +315,7 @@ START_TEST(devices_and_fifos_are_written_not_replaced)
                 _exit(1);
         _exit(in >= 0 && out >= 0 && close(out) == 0 ? 0 : 1);
     }
-    ck_assert_status(mislas_checkpoint_save(fifo, f.new_model, NULL), MISLAS_OK);
+    ck_assert_status(mislas_checkpoint_save(f.new_model, NULL, fifo), MISLAS_OK);
     int status = -1;
     ck_assert_int_eq(waitpid(reader, &status, 0), reader);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -325,7 +325,7 @@ START_TEST(devices_and_fifos_are_written_not_replaced)
 
     if (stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode)) {
         ck_assert_int_eq(symlink("/dev/null", null_link), 0);
-        ck_assert_status(mislas_checkpoint_save(null_link, f.new_model, NULL), MISLAS_OK);
+        ck_assert_status(mislas_checkpoint_save(f.new_model, NULL, null_link), MISLAS_OK);
         ck_assert(is_link(null_link));
         ck_assert(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
     }

@@ -103,7 +103,7 @@ static void print_preset(FILE *out, const cli_preset *p)
             cli_choice_name(cli_schedule_choices, (int)p->stage1.schedule));
     if (p->stage1.schedule == MISLAS_SCHEDULE_MULTISTEP) {
         /* a preset gives no milestones: the library's for its epochs */
-        int32_t milestones[MISLAS_DEFAULT_MILESTONES_MAX], count = 0;
+        int32_t milestones[MISLAS_TRAIN_STAGE1_MILESTONES_MAX], count = 0;
         fprintf(out, " (warm-up %d", (int)p->stage1.warmup_epochs);
         if (mislas_train_stage1_milestones(milestones, &count, p->stage1.epochs) == MISLAS_OK && count > 0) {
             fprintf(out, ", lr / 10 after ");

@@ -30,8 +30,8 @@ extern "C" {
  * beside it, renamed over it); a symbolic link at path stays a link and the
  * file it leads to is replaced; a device, FIFO or socket is written in
  * place, never replaced by a file. */
-MISLAS_API int mislas_checkpoint_save(const char *path, const mislas_model *model,
-        const mislas_optimizer *optimizer);
+MISLAS_API int mislas_checkpoint_save(const mislas_model *model, const mislas_optimizer *optimizer,
+        const char *path);
 
 /* A new model as saved. optimizer may be NULL; otherwise *optimizer
  * receives the saved optimiser bound to the new model, or NULL if the file

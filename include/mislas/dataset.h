@@ -1,6 +1,6 @@
 /* Image data sets for long-tailed training: readers, long-tailed subsets,
- * augmentation, batch assembly and mixup (docs/method.md, "Long-tailed
- * training set", "Augmentation and normalisation" and "Mixup").
+ * augmentation and batch assembly (docs/method.md, "Long-tailed training
+ * set" and "Augmentation and normalisation"; mixup is in mislas/mixup.h).
  *
  * A mislas_dataset holds n images of C x H x W uint8 pixels (planar, as
  * CIFAR's binary files store them) and their int32 labels in [0, K). It is

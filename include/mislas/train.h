@@ -69,13 +69,13 @@ typedef struct mislas_train_stage1_options {
 MISLAS_API void mislas_train_stage1_options_init(mislas_train_stage1_options *opts);
 
 /* The most milestones mislas_train_stage1_milestones writes. */
-#define MISLAS_DEFAULT_MILESTONES_MAX 2
+#define MISLAS_TRAIN_STAGE1_MILESTONES_MAX 2
 
 /* The milestones mislas_train_stage1 uses for `epochs` when opts->milestones
  * is NULL: the reference's CIFAR decays after epochs 160 and 180 of 200,
  * scaled (epochs * 160 / 200 and epochs * 180 / 200, integer division), less
  * any that come to 0 or repeat the one before (short runs). Writes them to
- * milestones, which has room for MISLAS_DEFAULT_MILESTONES_MAX, and their
+ * milestones, which has room for MISLAS_TRAIN_STAGE1_MILESTONES_MAX, and their
  * number (0 to 2) to *count. epochs must be at least 1. */
 MISLAS_API int mislas_train_stage1_milestones(int32_t *milestones, int32_t *count, int32_t epochs);
 

@@ -156,7 +156,7 @@ static void write_content(out_buf *b, const mislas_model *m, const mislas_optimi
     }
 }
 
-int mislas_checkpoint_save(const char *path, const mislas_model *m, const mislas_optimizer *o)
+int mislas_checkpoint_save(const mislas_model *m, const mislas_optimizer *o, const char *path)
 {
     return mislasi_checkpoint_write("mislas_checkpoint_save", path, m, o, NULL);
 }

@@ -565,9 +565,9 @@ int mislas_train_stage1_milestones(int32_t *milestones, int32_t *count, int32_t 
     MISLASI_CHECK_NOT_NULL(fn, count);
     if (epochs < 1)
         return mislasi_fail(MISLAS_ERR_INVALID_ARGUMENT, "%s: epochs = %d; at least 1 is needed", fn, (int)epochs);
-    static const int32_t reference[MISLAS_DEFAULT_MILESTONES_MAX] = {160, 180}, reference_epochs = 200;
+    static const int32_t reference[MISLAS_TRAIN_STAGE1_MILESTONES_MAX] = {160, 180}, reference_epochs = 200;
     int32_t n = 0;
-    for (int32_t i = 0; i < MISLAS_DEFAULT_MILESTONES_MAX; i++) {
+    for (int32_t i = 0; i < MISLAS_TRAIN_STAGE1_MILESTONES_MAX; i++) {
         int32_t m = (int32_t)((int64_t)epochs * reference[i] / reference_epochs);
         if (m >= 1 && (n == 0 || m > milestones[n - 1]))
             milestones[n++] = m;
@@ -610,7 +610,7 @@ int mislas_train_stage1(mislas_model *model, const mislas_dataset *train, const 
                 "plain classifier; stage 2 sets the others)", fn);
     size_t n = mislas_dataset_size(train);
 
-    int32_t default_milestones[MISLAS_DEFAULT_MILESTONES_MAX], num_milestones;
+    int32_t default_milestones[MISLAS_TRAIN_STAGE1_MILESTONES_MAX], num_milestones;
     mislas_train_stage1_milestones(default_milestones, &num_milestones, o.epochs);
     const int32_t *milestones = default_milestones;
     if (o.milestones != NULL) {
