@@ -97,49 +97,27 @@ static int run_calibration(calibrate_settings *s)
 /* ------------------------------------------------------------- the measuring */
 
 /* The model's logits on every image of d (n x K, malloc'ed), or NULL after
- * saying why. In batches of 256 images; under mpirun each rank runs its
- * share of the batches and the ranks exchange their logits, so that every
- * rank holds them all, the same bits as one process running every batch. */
+ * saying why: mislas_eval_logits in batches of 256 images; under mpirun
+ * each rank predicts its share of every batch and every rank receives all
+ * the logits, the same bits as one process. */
 static float *logits_of(mislas_model *model, const mislas_dataset *d, const cli_dataset *dataset)
 {
-    enum { BATCH = 256 };
     const size_t n = mislas_dataset_size(d), k = (size_t)mislas_model_num_classes(model);
-    const size_t image = (size_t)dataset->channels * (size_t)dataset->size * (size_t)dataset->size;
-    const size_t batches = (n + BATCH - 1) / BATCH;
-    const int32_t ranks = cli_parallel_size();
-    float *logits = malloc(n * k * sizeof *logits), *images = malloc(BATCH * image * sizeof *images);
-    size_t *indices = malloc(BATCH * sizeof *indices), *offsets = malloc(((size_t)ranks + 1) * sizeof *offsets);
-    bool ok = logits != NULL && images != NULL && indices != NULL && offsets != NULL;
-    if (!ok)
+    float *logits = malloc(n * k * sizeof *logits);
+    if (logits == NULL)
         cli_report_failure("out of memory");
-    for (int32_t r = 0; ok && r <= ranks; r++) {
-        size_t first = batches, count = 0;
-        if (r < ranks)
-            cli_parallel_share(batches, r, &first, &count);
-        offsets[r] = (first * BATCH < n ? first * BATCH : n) * k;   /* rank r's logits start there */
+    if (!cli_parallel_agree(logits != NULL)) {
+        free(logits);
+        return NULL;
     }
-    mislas_dataset_batch_options bo;
-    mislas_dataset_batch_options_init(&bo);
-    bo.mean = dataset->mean;
-    bo.std = dataset->std;
-    size_t mine, count;
-    cli_parallel_share(batches, cli_parallel_rank(), &mine, &count);
-    for (size_t b = mine; ok && b < mine + count; b++) {
-        size_t start = b * BATCH, len = n - start < BATCH ? n - start : BATCH;
-        for (size_t i = 0; i < len; i++)
-            indices[i] = start + i;
-        if (mislas_dataset_batch(d, indices, len, &bo, 0, images, NULL) != MISLAS_OK
-                || mislas_model_predict(model, images, len, logits + start * k) != MISLAS_OK) {
-            cli_report_library_failure("cannot run the model on the held-out images");
-            ok = false;
-        }
-    }
-    /* every rank's share to every rank, once all have theirs */
-    ok = cli_parallel_agree(ok) && cli_parallel_gather_floats(logits, offsets);
-    free(images);
-    free(indices);
-    free(offsets);
-    if (!ok) {
+    mislas_eval_options eo;
+    mislas_eval_options_init(&eo);
+    eo.batch_size = 256;
+    eo.mean = dataset->mean;
+    eo.std = dataset->std;
+    eo.comm = cli_parallel_comm();
+    /* a collective call: it fails on every rank together */
+    if (!cli_succeeded(mislas_eval_logits(model, d, &eo, logits), "cannot run the model on the held-out images")) {
         free(logits);
         return NULL;
     }

@@ -755,6 +755,18 @@ static int call_evaluate(void *o, digest *d)
     return rc;
 }
 
+static int call_eval_logits(void *o, digest *d)
+{
+    size_t n = mislas_dataset_size(data);
+    float *logits = malloc(n * K * sizeof *logits);
+    ck_assert_ptr_nonnull(logits);
+    int rc = mislas_eval_logits(o, data, NULL, logits);
+    if (rc == MISLAS_OK)
+        mix(d, logits, n * K * sizeof *logits);
+    free(logits);
+    return rc;
+}
+
 /* ------------------------------------------------------------ no-alloc probes */
 
 /* Every call here must succeed with the first allocation failing. */
@@ -1021,6 +1033,7 @@ static const entry INVENTORY[] = {
     SWEEP(mislas_train_stage1, make_model, call_stage1, release_model, true),
     SWEEP(mislas_train_stage2, make_stage1_model, call_stage2, release_model, true),
     SWEEP(mislas_eval_run, make_stage1_model, call_evaluate, release_model, false),
+    SWEEP(mislas_eval_logits, make_stage1_model, call_eval_logits, release_model, false),
     /* communicators */
     SWEEP(mislas_comm_new, nothing, call_comm_new, release_nothing, false),
     PROBED(mislas_comm_free), PROBED(mislas_comm_rank), PROBED(mislas_comm_size), PROBED(mislas_comm_fail),

@@ -808,6 +808,68 @@ START_TEST(evaluate_against_a_closed_form)
 }
 END_TEST
 
+/* mislas_eval_logits gives, in the data set's order, the logits that
+ * mislas_model_predict gives batch by batch on the normalised images, the
+ * same bits through a communicator of one rank; it checks its arguments
+ * first. */
+START_TEST(eval_logits_are_the_predictions_in_order)
+{
+    const int64_t counts[K] = { 10, 10, 20, 3 };
+    mislas_dataset *d = make_dataset(counts);
+    mislas_model *m = new_model(3);
+    const size_t n = mislas_dataset_size(d), image = SIDE * SIDE, batch = 7;
+    float *want = malloc(n * K * sizeof *want), *got = malloc(n * K * sizeof *got), *images = malloc(batch * image
+            * sizeof *images);
+    size_t idx[7];
+    mislas_dataset_batch_options bo;
+    mislas_dataset_batch_options_init(&bo);
+    bo.mean = MEAN;
+    bo.std = STD;
+    for (size_t first = 0; first < n; first += batch) {
+        size_t len = n - first < batch ? n - first : batch;
+        for (size_t i = 0; i < len; i++)
+            idx[i] = first + i;
+        ck_assert_status(mislas_dataset_batch(d, idx, len, &bo, 0, images, NULL), MISLAS_OK);
+        ck_assert_status(mislas_model_predict(m, images, len, want + first * K), MISLAS_OK);
+    }
+    mislas_eval_options eo;
+    mislas_eval_options_init(&eo);
+    eo.batch_size = (int32_t)batch;     /* 43 images: a last batch of 1 */
+    eo.mean = MEAN;
+    eo.std = STD;
+    solo t = {0};
+    mislas_comm *c = solo_comm(&t);
+    for (int through = 0; through < 2; through++) {
+        eo.comm = through ? c : NULL;
+        memset(got, 0xff, n * K * sizeof *got);
+        ck_assert_status(mislas_eval_logits(m, d, &eo, got), MISLAS_OK);
+        ck_assert_msg(memcmp(got, want, n * K * sizeof *got) == 0, "logits differ from predict's (comm: %d)",
+                through);
+    }
+    ck_assert_int_gt(t.calls, 0);
+    /* refusals, nothing written */
+    memset(got, 0, n * K * sizeof *got);
+    eo.comm = NULL;
+    ck_assert_status(mislas_eval_logits(NULL, d, &eo, got), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_eval_logits(m, NULL, &eo, got), MISLAS_ERR_INVALID_ARGUMENT);
+    ck_assert_status(mislas_eval_logits(m, d, &eo, NULL), MISLAS_ERR_INVALID_ARGUMENT);
+    eo.batch_size = 0;
+    ck_assert_status(mislas_eval_logits(m, d, &eo, got), MISLAS_ERR_INVALID_ARGUMENT);
+    mislas_model *rgb = test_new_model(MISLAS_RESNET20, 3, SIDE, SIDE, K, 1);
+    eo.batch_size = 7;
+    ck_assert_status(mislas_eval_logits(rgb, d, &eo, got), MISLAS_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < n * K; i++)
+        ck_assert(got[i] == 0.0f);
+    mislas_model_free(rgb);
+    mislas_comm_free(c);
+    free(want);
+    free(got);
+    free(images);
+    mislas_model_free(m);
+    mislas_dataset_free(d);
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad input */
 
 START_TEST(bad_arguments_are_refused)
@@ -939,6 +1001,7 @@ int main(void)
     tcase_add_test(tc, crt_retrains_the_classifier_alone);
     tcase_add_test(tc, stage2_epoch_length);
     tcase_add_test(tc, evaluate_against_a_closed_form);
+    tcase_add_test(tc, eval_logits_are_the_predictions_in_order);
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_test(tc, allocation_failures_leave_nothing_behind);
     tcase_add_test(tc, a_communicator_of_one_rank_gives_the_same_bits);

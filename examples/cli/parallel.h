@@ -66,14 +66,4 @@ bool cli_parallel_leader(void);
  * Alone: ok. */
 bool cli_parallel_agree(bool ok);
 
-/* Of `count` equal items (batches), the ones rank `rank` takes once MPI
- * has started: [*first, *first + *n), contiguous shares in rank order
- * (before, or alone, rank 0 takes them all). */
-void cli_parallel_share(size_t count, int32_t rank, size_t *first, size_t *n);
-/* Collective: every rank has filled its own share [offsets[rank],
- * offsets[rank + 1]) of buffer's floats; afterwards every rank holds all
- * of [0, offsets[size]). offsets has size + 1 entries. Alone: true. False
- * after saying why (on every rank). */
-bool cli_parallel_gather_floats(float *buffer, const size_t *offsets);
-
 #endif

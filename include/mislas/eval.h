@@ -51,6 +51,16 @@ MISLAS_API int mislas_eval_run(mislas_model *model, const mislas_dataset *test,
         const mislas_eval_options *opts, mislas_calib *calib, double *class_accuracy,
         mislas_eval_report *report);
 
+/* Every image's logits: `model` run as mislas_eval_run runs it (inference,
+ * in batches of opts->batch_size, normalised by opts->mean and std; the
+ * split options are not used) over all of `data`, written to logits
+ * (size x K floats, the data set's order): the validation logits a fit of
+ * mislas_calib_fit_temperature or _vector_scaling takes. With opts->comm
+ * every rank predicts its share of each batch and every rank receives all
+ * the logits, the same bits as one process. */
+MISLAS_API int mislas_eval_logits(mislas_model *model, const mislas_dataset *data,
+        const mislas_eval_options *opts, float *logits);
+
 #ifdef __cplusplus
 }
 #endif

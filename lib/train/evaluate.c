@@ -34,6 +34,20 @@ typedef struct tally {
     uint64_t correct, count;
 } tally;
 
+static int tally_new(const char *fn, tally *t, int32_t k)
+{
+    *t = (tally){.hits = mislasi_calloc((size_t)k, sizeof *t->hits),
+                 .totals = mislasi_calloc((size_t)k, sizeof *t->totals)};
+    return t->hits != NULL && t->totals != NULL ? MISLAS_OK
+            : mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+}
+
+static void tally_free(tally *t)
+{
+    mislasi_free(t->hits);
+    mislasi_free(t->totals);
+}
+
 static void tally_batch(tally *t, const float *logits, const int32_t *labels, size_t n, int32_t k)
 {
     for (size_t i = 0; i < n; i++) {
@@ -105,9 +119,10 @@ static int agree(const char *fn, mislas_comm *comm, int status)
 
 /* With a communicator each rank makes and predicts its share of every
  * batch; the whole batch's logits come back to every rank, which adds them
- * to its calibration state in the same order as one process. */
+ * to its calibration state (calib, may be NULL) in the same order as one
+ * process, and copies them to all_logits (n x K, may be NULL). */
 static int run_batches(const char *fn, mislas_model *model, const mislas_dataset *test, const mislas_eval_options *o,
-        mislas_calib *calib, tally *t)
+        mislas_calib *calib, tally *t, float *all_logits)
 {
     size_t n = mislas_dataset_size(test), batch = (size_t)o->batch_size;
     int32_t k = mislas_model_num_classes(model);
@@ -159,8 +174,10 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
             }
             status = mislasi_model_forward_shared(model, images, &sh, logits, false);
         }
-        if (status == MISLAS_OK)
+        if (status == MISLAS_OK && calib != NULL)
             status = mislas_calib_add_logits(calib, logits, labels, m);
+        if (status == MISLAS_OK && all_logits != NULL)
+            memcpy(all_logits + first * (size_t)k, logits, m * (size_t)k * sizeof *logits);
         if (status != MISLAS_OK) {
             char prefix[96];
             snprintf(prefix, sizeof prefix, "%s: test images %zu..%zu", fn, first, first + m - 1);
@@ -187,12 +204,14 @@ static int run_batches(const char *fn, mislas_model *model, const mislas_dataset
     return status;
 }
 
-/* The checks made before any image is run: options, the report's size, the
- * test set against the model, and a caller's calib against its classes. */
-static int check_eval(const char *fn, const mislas_model *model, const mislas_dataset *test,
-        const mislas_eval_options *o, const mislas_calib *calib, const mislas_eval_report *report)
+/* The caller's options read into *o (opts NULL: the defaults), and the
+ * checks made before any image is run: the options, the test set against
+ * the model, and a caller's calib (may be NULL) against its classes. */
+static int read_eval_options(const char *fn, const mislas_model *model, const mislas_dataset *test,
+        const mislas_eval_options *opts, const mislas_calib *calib, mislas_eval_options *o)
 {
-    int status = mislasi_check_output(fn, "report", report->struct_size);
+    mislas_eval_options_init(o);
+    int status = opts != NULL ? mislasi_read_options(fn, o, sizeof *o, opts) : MISLAS_OK;
     if (status == MISLAS_OK)
         status = mislasi_model_fits_data(fn, model, test);
     if (status != MISLAS_OK)
@@ -252,10 +271,9 @@ int mislas_eval_run(mislas_model *model, const mislas_dataset *test, const misla
     MISLASI_CHECK_NOT_NULL(fn, test);
     MISLASI_CHECK_NOT_NULL(fn, report);
     mislas_eval_options o;
-    mislas_eval_options_init(&o);
-    int status = opts != NULL ? mislasi_read_options(fn, &o, sizeof o, opts) : MISLAS_OK;
+    int status = read_eval_options(fn, model, test, opts, calib, &o);
     if (status == MISLAS_OK)
-        status = check_eval(fn, model, test, &o, calib, report);
+        status = mislasi_check_output(fn, "report", report->struct_size);
     if (status != MISLAS_OK)
         return status;
     int32_t k = mislas_model_num_classes(model);
@@ -266,11 +284,10 @@ int mislas_eval_run(mislas_model *model, const mislas_dataset *test, const misla
             return mislasi_fail_within(status, fn);
         calib = own;
     }
-    tally t = {.hits = mislasi_calloc((size_t)k, sizeof *t.hits), .totals = mislasi_calloc((size_t)k, sizeof *t.totals)};
-    if (t.hits == NULL || t.totals == NULL)
-        status = mislasi_fail(MISLAS_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    tally t;
+    status = tally_new(fn, &t, k);
     if (status == MISLAS_OK)
-        status = run_batches(fn, model, test, &o, calib, &t);
+        status = run_batches(fn, model, test, &o, calib, &t, NULL);
     mislas_calib_summary s;
     mislas_calib_summary_init(&s);
     if (status == MISLAS_OK)
@@ -284,8 +301,26 @@ int mislas_eval_run(mislas_model *model, const mislas_dataset *test, const misla
             class_accuracy[i] = t.totals[i] > 0 ? (double)t.hits[i] / (double)t.totals[i] : NAN;
         mislasi_write_output(report, &out, sizeof out);
     }
-    mislasi_free(t.hits);
-    mislasi_free(t.totals);
+    tally_free(&t);
     mislas_calib_free(own);
+    return status;
+}
+
+int mislas_eval_logits(mislas_model *model, const mislas_dataset *data, const mislas_eval_options *opts,
+        float *logits)
+{
+    static const char fn[] = "mislas_eval_logits";
+    MISLASI_CHECK_NOT_NULL(fn, model);
+    MISLASI_CHECK_NOT_NULL(fn, data);
+    MISLASI_CHECK_NOT_NULL(fn, logits);
+    mislas_eval_options o;
+    int status = read_eval_options(fn, model, data, opts, NULL, &o);
+    if (status != MISLAS_OK)
+        return status;
+    tally t;    /* feeds the progress callback's running accuracy */
+    status = tally_new(fn, &t, mislas_model_num_classes(model));
+    if (status == MISLAS_OK)
+        status = run_batches(fn, model, data, &o, NULL, &t, logits);
+    tally_free(&t);
     return status;
 }
