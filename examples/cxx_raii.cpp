@@ -60,8 +60,8 @@ int main()
         const int32_t K = 4;
         const std::vector<int64_t> counts = {400, 120, 30, 6};   // head ... tail
 
-        mislas_loss_las_options opts;
-        mislas_loss_las_options_init(&opts);            // concave, 0.4 at the head, 0.1 at the tail
+        mislas_las_options opts;
+        mislas_las_options_init(&opts);            // concave, 0.4 at the head, 0.1 at the tail
         mislas::loss las = mislas::make<mislas::loss>([&](mislas_loss **out) {
             return mislas_loss_new_label_aware_smoothing(out, counts.data(), K, &opts);
         });

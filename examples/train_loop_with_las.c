@@ -90,8 +90,8 @@ int main(void)
     so.seed = 7;
     mislas_sampler *sampler = NULL;
     CHECK(mislas_sampler_new(&sampler, train.y, train.n, K, &so));
-    mislas_loss_las_options lo;
-    mislas_loss_las_options_init(&lo);          /* concave shape */
+    mislas_las_options lo;
+    mislas_las_options_init(&lo);          /* concave shape */
     /* Less smoothing than the paper's CIFAR values (0.3 / 0.0): these classes
      * are easy to tell apart, and over-smoothing makes a model underconfident. */
     lo.smooth_head = 0.1f;

@@ -30,8 +30,8 @@ int main()
     if (mislas_long_tail_counts(counts.data(), k, 100, 0.1, MISLAS_IMBALANCE_EXP) != MISLAS_OK)
         return fail("long_tail_counts");
 
-    mislas_loss_las_options opts;
-    mislas_loss_las_options_init(&opts);
+    mislas_las_options opts;
+    mislas_las_options_init(&opts);
     mislas_loss *raw_loss = nullptr;
     if (mislas_loss_new_label_aware_smoothing(&raw_loss, counts.data(), k, &opts) != MISLAS_OK)
         return fail("loss");

@@ -59,8 +59,8 @@ int main(int argc, char **argv)
     read_exact(in, tb, sizeof *tb, n);
     fclose(in);
 
-    mislas_loss_las_options o;
-    mislas_loss_las_options_init(&o);
+    mislas_las_options o;
+    mislas_las_options_init(&o);
     o.shape = (mislas_las_shape)head[3];
     o.smooth_head = params[0];
     o.smooth_tail = params[1];

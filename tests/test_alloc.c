@@ -807,8 +807,8 @@ static void probe_no_alloc(void)
     mislas_sampler_options_init(&sa);
     mislas_dataset_batch_options bo;
     mislas_dataset_batch_options_init(&bo);
-    mislas_loss_las_options lo;
-    mislas_loss_las_options_init(&lo);
+    mislas_las_options lo;
+    mislas_las_options_init(&lo);
     mislas_train_stage1_options s1;
     mislas_train_stage1_options_init(&s1);
     mislas_train_stage2_options s2;
@@ -819,8 +819,8 @@ static void probe_no_alloc(void)
     mislas_eval_report_init(&er);
     mislas_calib_summary cs;
     mislas_calib_summary_init(&cs);
-    mislas_loss_ldam_options ldo;
-    mislas_loss_ldam_options_init(&ldo);
+    mislas_ldam_options ldo;
+    mislas_ldam_options_init(&ldo);
     mislas_calib_fit_options fo;
     mislas_calib_fit_options_init(&fo);
     /* long tails and schedules */
@@ -949,7 +949,7 @@ static const entry INVENTORY[] = {
     PROBED(mislas_blas_kernels), PROBED(mislas_num_threads), PROBED(mislas_set_allocator),
     PROBED(mislas_set_num_threads),
     PROBED(mislas_model_options_init), PROBED(mislas_optimizer_sgd_options_init), PROBED(mislas_sampler_options_init),
-    PROBED(mislas_dataset_batch_options_init), PROBED(mislas_loss_las_options_init), PROBED(mislas_train_stage1_options_init),
+    PROBED(mislas_dataset_batch_options_init), PROBED(mislas_las_options_init), PROBED(mislas_train_stage1_options_init),
     PROBED(mislas_train_stage2_options_init), PROBED(mislas_eval_options_init), PROBED(mislas_eval_report_init),
     PROBED(mislas_calib_summary_init),
     PROBED(mislas_long_tail_counts), PROBED(mislas_long_tail_shots), PROBED(mislas_long_tail_class_map),
@@ -982,7 +982,7 @@ static const entry INVENTORY[] = {
     SWEEP(mislas_loss_new_ldam, nothing, call_lt_loss_new, release_nothing, false),
     SWEEP(mislas_loss_new_logit_adjusted, nothing, call_lt_loss_new, release_nothing, false),
     SWEEP(mislas_loss_set_class_weights, make_las, call_weighted_loss, release_loss, false),
-    PROBED(mislas_loss_ldam_options_init), PROBED(mislas_loss_class_balanced_weights), PROBED(mislas_loss_drw_weights),
+    PROBED(mislas_ldam_options_init), PROBED(mislas_loss_class_balanced_weights), PROBED(mislas_loss_drw_weights),
     /* models */
     SWEEP(mislas_model_new, nothing, call_model_new, release_nothing, false),
     SWEEP(mislas_model_forward, make_model, call_forward, release_model, false),

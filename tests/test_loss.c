@@ -16,8 +16,8 @@ static double t_of(int64_t n) { return (double)(n - 50) / (5000.0 - 50.0); }
 
 static void check_shape(mislas_las_shape shape, float power, double (*formula)(double t, double h, double tl, double p))
 {
-    mislas_loss_las_options o;
-    mislas_loss_las_options_init(&o);
+    mislas_las_options o;
+    mislas_las_options_init(&o);
     o.shape = shape;
     o.power = power;
     o.smooth_head = 0.4f;
@@ -54,8 +54,8 @@ START_TEST(las_factors_at_worked_points)
     /* counts 0, 50, 100: t = 0, 1/2, 1 */
     const int64_t counts[3] = { 100, 50, 0 };
     float eps[3];
-    mislas_loss_las_options o;
-    mislas_loss_las_options_init(&o);
+    mislas_las_options o;
+    mislas_las_options_init(&o);
     o.smooth_head = 0.3f;
     o.smooth_tail = 0.0f;
     struct { mislas_las_shape shape; float power; double middle; } cases[] = {
@@ -83,8 +83,8 @@ START_TEST(las_with_equal_counts_is_all_head)
 {
     const int64_t counts[4] = { 7, 7, 7, 7 };
     for (int shape = 0; shape <= 3; shape++) {
-        mislas_loss_las_options o;
-        mislas_loss_las_options_init(&o);
+        mislas_las_options o;
+        mislas_las_options_init(&o);
         o.shape = (mislas_las_shape)shape;
         o.smooth_head = 0.25f;
         o.smooth_tail = 0.05f;
@@ -253,8 +253,8 @@ START_TEST(gradients_match_finite_differences)
     ck_assert_status(mislas_loss_new_cross_entropy(&losses[0], K), MISLAS_OK);
     ck_assert_status(mislas_loss_new_label_smoothing(&losses[1], K, 0.2f), MISLAS_OK);
     for (int shape = 0; shape <= 3; shape++) {
-        mislas_loss_las_options o;
-        mislas_loss_las_options_init(&o);
+        mislas_las_options o;
+        mislas_las_options_init(&o);
         o.shape = (mislas_las_shape)shape;
         o.power = 2.0f;
         ck_assert_status(mislas_loss_new_label_aware_smoothing(&losses[2 + shape], counts, K, &o), MISLAS_OK);
@@ -304,8 +304,8 @@ START_TEST(ce_and_ls_are_las_special_cases)
     random_batch(z, y, N, K, 6.0);
     for (int c = 0; c < K; c++)
         counts[c] = 1000 / (c + 1);
-    mislas_loss_las_options o;
-    mislas_loss_las_options_init(&o);
+    mislas_las_options o;
+    mislas_las_options_init(&o);
     float l1, l2;
     const float eps[3] = { 0.0f, 0.1f, 0.35f };
     for (int i = 0; i < 3; i++) {
@@ -485,18 +485,18 @@ START_TEST(bad_constructor_arguments)
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "epsilon"));
 
     int64_t counts[3] = { 10, 5, 1 };
-    mislas_loss_las_options o;
-    mislas_loss_las_options_init(&o);
+    mislas_las_options o;
+    mislas_las_options_init(&o);
     ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, NULL, 3, &o), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, counts, 0, &o), MISLAS_ERR_INVALID_ARGUMENT);
     o.smooth_head = 2.0f;
     ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, counts, 3, &o), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "smooth_head"));
-    mislas_loss_las_options_init(&o);
+    mislas_las_options_init(&o);
     o.smooth_tail = NAN;
     ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, counts, 3, &o), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "smooth_tail"));
-    mislas_loss_las_options_init(&o);
+    mislas_las_options_init(&o);
     o.shape = (mislas_las_shape)7;
     ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, counts, 3, &o), MISLAS_ERR_INVALID_ARGUMENT);
     o.shape = MISLAS_LAS_POWER;

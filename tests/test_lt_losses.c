@@ -198,8 +198,8 @@ START_TEST(ldam_margins_follow_counts)
 {
     /* the rarest class (1 image) gets max_margin 0.5; 16 images 0.5/2, 81 images 0.5/3 */
     const int64_t counts[3] = { 16, 1, 81 };
-    mislas_loss_ldam_options o;
-    mislas_loss_ldam_options_init(&o);
+    mislas_ldam_options o;
+    mislas_ldam_options_init(&o);
     ck_assert_float_eq(o.max_margin, 0.5f);
     ck_assert_float_eq(o.scale, 30.0f);
     o.scale = 1.0f;
@@ -232,8 +232,8 @@ START_TEST(ldam_matches_the_formula)
 {
     const float scales[] = { 1.0f, 30.0f };
     for (int i = 0; i < 2; i++) {
-        mislas_loss_ldam_options o;
-        mislas_loss_ldam_options_init(&o);
+        mislas_ldam_options o;
+        mislas_ldam_options_init(&o);
         o.scale = scales[i];
         mislas_loss *l = NULL;
         ck_assert_status(mislas_loss_new_ldam(&l, COUNTS, K, &o), MISLAS_OK);
@@ -461,8 +461,8 @@ START_TEST(bad_arguments_are_refused)
     ck_assert_status(mislas_loss_new_ldam(&l, zero, 2, NULL), MISLAS_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mislas_last_error(), "class_counts[1] = 0"));
     ck_assert_status(mislas_loss_new_ldam(&l, NULL, 2, NULL), MISLAS_ERR_INVALID_ARGUMENT);
-    mislas_loss_ldam_options o;
-    mislas_loss_ldam_options_init(&o);
+    mislas_ldam_options o;
+    mislas_ldam_options_init(&o);
     o.scale = 0.0f;
     ck_assert_status(mislas_loss_new_ldam(&l, ok, 2, &o), MISLAS_ERR_INVALID_ARGUMENT);
     o.struct_size = 3;
@@ -504,8 +504,8 @@ START_TEST(bad_arguments_are_refused)
 
     /* one class and a margin that underflows its exponential: p_y is still 1 */
     const int64_t one[1] = { 4 };
-    mislas_loss_ldam_options big;
-    mislas_loss_ldam_options_init(&big);
+    mislas_ldam_options big;
+    mislas_ldam_options_init(&big);
     big.max_margin = 1000.0f;
     big.scale = 1e6f;
     ck_assert_status(mislas_loss_new_ldam(&l, one, 1, &big), MISLAS_OK);

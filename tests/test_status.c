@@ -112,7 +112,7 @@ END_TEST
 
 /* An options struct from a newer caller: longer, its extra bytes zero. */
 typedef struct newer_las_options {
-    mislas_loss_las_options known;
+    mislas_las_options known;
     double future_field;
 } newer_las_options;
 
@@ -123,7 +123,7 @@ START_TEST(options_structs_grow)
     float eps[3];
     newer_las_options newer;
     memset(&newer, 0, sizeof newer);
-    mislas_loss_las_options_init(&newer.known);
+    mislas_las_options_init(&newer.known);
     newer.known.struct_size = sizeof newer;
     newer.known.shape = MISLAS_LAS_LINEAR;
     ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, counts, 3, &newer.known), MISLAS_OK);
@@ -138,11 +138,11 @@ START_TEST(options_structs_grow)
     ck_assert_ptr_null(l);
 
     /* an older caller whose struct ends before `shape`: defaults fill the rest */
-    mislas_loss_las_options older;
-    mislas_loss_las_options_init(&older);
+    mislas_las_options older;
+    mislas_las_options_init(&older);
     older.shape = MISLAS_LAS_LINEAR;         /* not covered by struct_size, so ignored */
     older.smooth_head = 0.5f;
-    older.struct_size = offsetof(mislas_loss_las_options, shape);
+    older.struct_size = offsetof(mislas_las_options, shape);
     ck_assert_status(mislas_loss_new_label_aware_smoothing(&l, counts, 3, &older), MISLAS_OK);
     ck_assert_status(mislas_loss_class_smoothing(l, eps), MISLAS_OK);
     ck_assert_float_eq(eps[0], 0.5f);          /* smooth_head was covered */

@@ -10,7 +10,7 @@
  *   L(z, y) = w_y [ (1 - eps_y) (1 - p_y)^gamma (-log p_y) + eps_y mean_i(-log p_i) ]
  * Each constructor sets some of these: cross-entropy has none (s = 1,
  * o = Delta = eps = gamma = 0, w = 1); label smoothing eps_c = epsilon, LAS
- * eps_c from the class counts (mislas_loss_las_options); focal gamma; LDAM Delta
+ * eps_c from the class counts (mislas_las_options); focal gamma; LDAM Delta
  * and s; logit adjustment o. Class weights w (mislas_loss_set_class_weights)
  * apply to any of them. The batch loss is the mean over the batch's n
  * samples, or their w_y-weighted mean (MISLAS_REDUCE_WEIGHTED_MEAN, what
@@ -40,14 +40,14 @@ typedef enum mislas_las_shape {
  *   power:   tail + (head - tail) * t^power
  * When every class has the same count, t = 1 for all classes, so every shape
  * gives smooth_head. Smoothing factors must lie in [0, 1]. */
-typedef struct mislas_loss_las_options {
+typedef struct mislas_las_options {
     size_t struct_size;
     float smooth_head;        /* default 0.4 */
     float smooth_tail;        /* default 0.1 */
     mislas_las_shape shape;   /* default MISLAS_LAS_CONCAVE */
     float power;              /* used by MISLAS_LAS_POWER; > 0, default 1 */
-} mislas_loss_las_options;
-MISLAS_API void mislas_loss_las_options_init(mislas_loss_las_options *opts);
+} mislas_las_options;
+MISLAS_API void mislas_las_options_init(mislas_las_options *opts);
 
 MISLAS_API int mislas_loss_new_cross_entropy(mislas_loss **out, int32_t num_classes);
 /* epsilon in [0, 1] */
@@ -55,7 +55,7 @@ MISLAS_API int mislas_loss_new_label_smoothing(mislas_loss **out, int32_t num_cl
 /* class_counts: num_classes non-negative counts, at least one positive;
  * opts NULL = defaults. */
 MISLAS_API int mislas_loss_new_label_aware_smoothing(mislas_loss **out, const int64_t *class_counts,
-        int32_t num_classes, const mislas_loss_las_options *opts);
+        int32_t num_classes, const mislas_las_options *opts);
 /* Copies the per-class smoothing factors eps_c into smoothing[num_classes]. */
 MISLAS_API int mislas_loss_class_smoothing(const mislas_loss *loss, float *smoothing);
 /* The class count K the loss was made for, or -1 for NULL. */
@@ -67,15 +67,15 @@ MISLAS_API int mislas_loss_new_focal(mislas_loss **out, int32_t num_classes, flo
 
 /* LDAM (Cao et al.): Delta_c proportional to N_c^(-1/4), the largest (the
  * rarest class's) equal to max_margin, and the logits scaled by `scale`. */
-typedef struct mislas_loss_ldam_options {
+typedef struct mislas_ldam_options {
     size_t struct_size;
     float max_margin;         /* default 0.5 */
     float scale;              /* s, default 30 */
-} mislas_loss_ldam_options;
-MISLAS_API void mislas_loss_ldam_options_init(mislas_loss_ldam_options *opts);
+} mislas_ldam_options;
+MISLAS_API void mislas_ldam_options_init(mislas_ldam_options *opts);
 /* class_counts: num_classes positive counts; opts NULL = defaults. */
 MISLAS_API int mislas_loss_new_ldam(mislas_loss **out, const int64_t *class_counts,
-        int32_t num_classes, const mislas_loss_ldam_options *opts);
+        int32_t num_classes, const mislas_ldam_options *opts);
 
 /* Logit-adjusted cross-entropy (Menon et al.): o_c = tau log(pi_c), pi_c =
  * N_c / sum N, so the softmax sees z_c + tau log pi_c. tau = 1 is Balanced

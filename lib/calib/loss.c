@@ -42,7 +42,7 @@ struct mislas_loss {
 /* Fewer logits than this per thread are not worth waking a thread for. */
 enum { ELEMENTS_PER_THREAD = 1 << 14 };
 
-void mislas_loss_las_options_init(mislas_loss_las_options *opts)
+void mislas_las_options_init(mislas_las_options *opts)
 {
     if (opts == NULL)
         return;
@@ -108,7 +108,7 @@ int mislas_loss_new_cross_entropy(mislas_loss **out, int32_t num_classes)
 }
 
 /* eps for one class, in double, in the reference's order of operations. */
-static double las_factor(const mislas_loss_las_options *o, double count, double n_min, double n_max)
+static double las_factor(const mislas_las_options *o, double count, double n_min, double n_max)
 {
     double head = o->smooth_head, tail = o->smooth_tail;
     const double pi = 3.14159265358979323846;
@@ -128,14 +128,14 @@ static double las_factor(const mislas_loss_las_options *o, double count, double 
 }
 
 int mislas_loss_new_label_aware_smoothing(mislas_loss **out, const int64_t *class_counts,
-        int32_t num_classes, const mislas_loss_las_options *opts)
+        int32_t num_classes, const mislas_las_options *opts)
 {
     static const char fn[] = "mislas_loss_new_label_aware_smoothing";
     MISLASI_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, class_counts);
-    mislas_loss_las_options o;
-    mislas_loss_las_options_init(&o);
+    mislas_las_options o;
+    mislas_las_options_init(&o);
     int rc;
     if (opts != NULL && (rc = mislasi_read_options(fn, &o, sizeof o, opts)) != MISLAS_OK)
         return rc;
@@ -192,7 +192,7 @@ int mislas_loss_new_focal(mislas_loss **out, int32_t num_classes, float gamma)
     return rc;
 }
 
-void mislas_loss_ldam_options_init(mislas_loss_ldam_options *opts)
+void mislas_ldam_options_init(mislas_ldam_options *opts)
 {
     if (opts == NULL)
         return;
@@ -203,14 +203,14 @@ void mislas_loss_ldam_options_init(mislas_loss_ldam_options *opts)
 }
 
 int mislas_loss_new_ldam(mislas_loss **out, const int64_t *class_counts, int32_t num_classes,
-        const mislas_loss_ldam_options *opts)
+        const mislas_ldam_options *opts)
 {
     static const char fn[] = "mislas_loss_new_ldam";
     MISLASI_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     MISLASI_CHECK_NOT_NULL(fn, class_counts);
-    mislas_loss_ldam_options o;
-    mislas_loss_ldam_options_init(&o);
+    mislas_ldam_options o;
+    mislas_ldam_options_init(&o);
     int rc;
     if (opts != NULL && (rc = mislasi_read_options(fn, &o, sizeof o, opts)) != MISLAS_OK)
         return rc;

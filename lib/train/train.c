@@ -740,8 +740,8 @@ static int make_stage2_loss(run *r, const mislas_train_stage2_options *o, const 
     if (!o->label_aware_smoothing) {
         status = mislas_loss_new_cross_entropy(&r->loss, r->k);
     } else {
-        mislas_loss_las_options lo;
-        mislas_loss_las_options_init(&lo);
+        mislas_las_options lo;
+        mislas_las_options_init(&lo);
         lo.smooth_head = o->smooth_head;
         lo.smooth_tail = o->smooth_tail;
         lo.shape = o->las_shape;
