@@ -144,7 +144,8 @@ typedef struct conv_case {
  * row, one to five blocks, one and several groups with a short last one,
  * every stride / padding / kernel the ResNets use, on odd sizes, and
  * layers whose weights are summed in chunks of channels (k k c > 113 x 9,
- * conv.c's depth_chunk). */
+ * conv.c's depth_chunk). 1x1 layers run all a thread's images as one row of
+ * pixels, cut into stretches of conv.c's STRETCH_FLOATS / c_in pixels. */
 static const conv_case CONV_CASES[] = {
     { 1, 16, 1, 1, 16, 1, 1, 0 },   /* the smallest */
     { 3, 16, 5, 7, 16, 3, 1, 1 },   /* odd sizes, one group */
@@ -174,6 +175,10 @@ static const conv_case CONV_CASES[] = {
     { 2, 160, 5, 6, 32, 3, 1, 1 },  /* large weights: input channels summed in chunks of 64 */
     { 2, 32, 5, 5, 144, 3, 2, 1 },  /* the input gradient in chunks of output channels, stride 2 */
     { 1, 1040, 3, 3, 16, 1, 1, 0 }, /* 1x1 with chunks */
+    /* 1x1 layers run a part's pixels as one run, in stretches of 126
+     * pixels at 1040 channels: stretches that end inside an image */
+    { 11, 1040, 4, 5, 16, 1, 1, 0 },
+    { 13, 1040, 7, 9, 32, 1, 2, 0 }, /* the same through the strided gather */
     { 2, 3, 32, 32, 16, 3, 1, 1 },  /* the CIFAR stem */
     { 3, 1, 28, 28, 16, 3, 1, 1 },  /* the (Fashion-)MNIST stem */
 };

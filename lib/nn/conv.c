@@ -22,10 +22,13 @@
  *                 those whose tap falls inside the image (a rectangle), so
  *                 nothing is padded.
  *
- * Two refinements, each chosen by the layer's shape: 3x3 stride-1 layers
- * with 16 output (or, for dx, input) channels use the row-tap kernels, which
+ * Refinements, each chosen by the layer's shape: 3x3 stride-1 layers with
+ * 16 output (or, for dx, input) channels use the row-tap kernels, which
  * broadcast an input value once for its three horizontal taps; layers whose
- * weights outgrow the cache sum their channels in chunks (depth_chunk).
+ * weights outgrow the cache sum their channels in chunks (depth_chunk); the
+ * forward of a 1x1 layer runs a thread's images as one row of pixels
+ * (forward_flat); and a row's tiles take the width in blocks a small cost
+ * model finds fastest (row_cut).
  *
  * Every output is one chain of fused multiply-adds in an order fixed by the
  * shape, so the result does not depend on the tiles, the instruction set or
@@ -154,21 +157,44 @@ void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *pr
             }
 }
 
-/* Work: per thread, a padded input or output-gradient image; then one
+/* A 1x1 convolution without padding sees no neighbours, so a part's output
+ * pixels form one run across rows and images (forward_flat). */
+static bool flat(const mislasi_conv_shape *s)
+{
+    return s->k == 1 && s->pad == 0;
+}
+
+/* The images part p of `parts` takes: a contiguous run. */
+static size_t part_first(const mislasi_conv_shape *s, size_t parts, size_t p)
+{
+    return s->n * p / parts;
+}
+
+static size_t parts_of(const mislasi_conv_shape *s, size_t threads)
+{
+    size_t parts = threads < s->n ? threads : s->n;
+    return parts > 0 ? parts : 1;
+}
+
+/* Work: per part, a padded input or output-gradient image, or the pixels a
+ * strided 1x1 convolution reads from all the part's images; then one
  * weight-gradient slot per group. */
-static size_t per_thread_floats(const mislasi_conv_shape *s, const geometry *g)
+static size_t area_floats(const mislasi_conv_shape *s, const geometry *g, size_t parts)
 {
     size_t in = s->h * g->padded_w * s->c_in, out = g->oh * g->dy_w * s->c_out;
-    return mislasi_align_floats(in > out ? in : out);
+    size_t area = in > out ? in : out;
+    if (flat(s) && s->stride > 1) {
+        size_t images = (s->n + parts - 1) / parts, gathered = images * g->oh * g->ow * s->c_in;
+        area = gathered > area ? gathered : area;
+    }
+    return mislasi_align_floats(area);
 }
 
 size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads)
 {
     geometry g = geometry_of(s);
-    size_t parts = threads < s->n ? threads : s->n;
-    if (parts == 0)
-        parts = 1;
-    return parts * per_thread_floats(s, &g) + g.groups * mislasi_align_floats(g.taps_floats);
+    size_t parts = parts_of(s, threads);
+    return parts * area_floats(s, &g, parts) + g.groups * mislasi_align_floats(g.taps_floats);
 }
 
 /* How a tile row of `count` outputs in blocks of 16 lanes is cut: the most
@@ -207,6 +233,60 @@ static cut cut_of(const mislasi_conv_kernels *kn, size_t blocks, size_t count)
     return c;
 }
 
+/* Cycles a tile of b blocks x p pixels takes per step of its sum (one tap's
+ * channel), as modelled: the most of its multiply-adds (two a cycle), its
+ * loads (two a cycle: b blocks of weights, p broadcasts), the latency of a
+ * multiply-add (each sum is one chain, about four cycles) and, when the
+ * weights come from the second-level cache (`far`), their 64 bytes a block
+ * at about 32 bytes a cycle. */
+static double tile_cycles(const mislasi_conv_kernels *kn, size_t b, size_t p, bool far)
+{
+    double vectors = (double)(MISLASI_LANES / kn->width);
+    double fma = (double)(b * p) * vectors / 2, loads = ((double)b * vectors + (double)p) / 2;
+    double cycles = fma > loads ? fma : loads;
+    if (cycles < 4)
+        cycles = 4;
+    if (far && cycles < 2.0 * (double)b)
+        cycles = 2.0 * (double)b;
+    return cycles;
+}
+
+static double row_cycles(const mislasi_conv_kernels *kn, size_t b, size_t count, bool far)
+{
+    cut c = even_cut(count, kn->max_rows[b]);
+    double cycles = 0;
+    for (size_t tile = 0; tile < c.tiles; tile++)
+        cycles += tile_cycles(kn, b, tile_start(&c, tile + 1) - tile_start(&c, tile), far);
+    return cycles;
+}
+
+/* How a row of `count` output pixels of `blocks` blocks is cut for the
+ * forward and input-gradient tiles, each summing over `steps` (taps x
+ * channels) panels: the tile width in blocks that the model above finds
+ * cheapest for the whole row (the 7-pixel rows of ImageNet ResNets' last
+ * stage fit one tile of three blocks, not two tiles of four), ties to the
+ * wider. Only the speed depends on it: every output's sum is the same. */
+enum { NEAR_BYTES = 32 << 10 };
+
+static cut row_cut(const mislasi_conv_kernels *kn, size_t blocks, size_t count, size_t steps)
+{
+    size_t best = 1;
+    double best_cycles = 0;
+    for (size_t b = 1; b <= blocks && b <= MISLASI_TILE_BLOCKS; b++) {
+        bool far = steps * b * MISLASI_LANES * sizeof(float) > NEAR_BYTES;
+        double cycles = (double)(blocks / b) * row_cycles(kn, b, count, far);
+        if (blocks % b != 0)
+            cycles += row_cycles(kn, blocks % b, count, far);
+        if (b == 1 || cycles <= best_cycles) {
+            best = b;
+            best_cycles = cycles;
+        }
+    }
+    cut c = even_cut(count, kn->max_rows[best]);
+    c.blocks = best;
+    return c;
+}
+
 /* Runs the tiles of one output row: `count` pixels, blocks [first, end) of
  * their channels, pixel p at out + p * t->out_step, reading from in_shift +
  * p * in_step. */
@@ -217,7 +297,7 @@ static void tile_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, size_
     const float *scale = t->scale, *shift = t->shift, *residual = t->residual;
     size_t in_shift = t->in_shift;
     for (size_t b0 = first; b0 < end;) {
-        cut c = cut_of(kn, end - b0, count);
+        cut c = row_cut(kn, end - b0, count, t->taps * t->depth);
         size_t lane = b0 * MISLASI_LANES;
         t->blocks = c.blocks;
         t->w_shift = lane;
@@ -291,10 +371,25 @@ typedef struct job {
     float *y, *dw, *dx;
     float *scratch, *slots;
     size_t parts;
+    size_t area;            /* floats of each part's area in scratch */
     mislasi_image_fn then, before;
     void *ctx;
     const mislasi_conv_affine *affine;
 } job;
+
+/* The tile's last step when the call has one (jb->affine), for outputs from
+ * y + at on. */
+static void set_epilogue(const job *jb, mislasi_conv_tile *t, size_t at)
+{
+    const mislasi_conv_affine *af = jb->affine;
+    if (af == NULL)
+        return;
+    t->scale = af->scale;
+    t->shift = af->shift;
+    t->residual = af->residual == NULL ? NULL : af->residual + at;
+    t->residual_step = jb->s->c_out;
+    t->relu = af->relu;
+}
 
 /* The image's rows with pad zero columns either side (the image itself
  * when there is no padding). */
@@ -356,7 +451,7 @@ static void forward_image(const job *jb, float *area, size_t i)
     /* unchunked: one pass over the rows, every block of a row at once;
      * chunked: per group of blocks, per chunk, all the rows */
     for (size_t b0 = 0; b0 < blocks;) {
-        size_t b1 = chunk == s->c_in ? blocks : b0 + cut_of(jb->kn, blocks - b0, g->ow).blocks;
+        size_t b1 = chunk == s->c_in ? blocks : b0 + row_cut(jb->kn, blocks - b0, g->ow, g->taps * chunk).blocks;
         for (size_t c0 = 0; c0 < s->c_in; c0 += chunk) {
             bool last = c0 + chunk >= s->c_in;
             for (size_t oh = 0; oh < g->oh; oh++) {
@@ -364,14 +459,8 @@ static void forward_image(const job *jb, float *area, size_t i)
                 mislasi_conv_tile t = {.depth = last ? s->c_in - c0 : chunk, .in = in, .w = w,
                                        .in_step = s->stride * s->c_in, .w_step = s->c_out, .out = y + row,
                                        .out_step = s->c_out, .accumulate = c0 > 0};
-                const mislasi_conv_affine *af = jb->affine;
-                if (af != NULL && last) {
-                    t.scale = af->scale;
-                    t.shift = af->shift;
-                    t.residual = af->residual == NULL ? NULL : af->residual + i * out_size + row;
-                    t.residual_step = s->c_out;
-                    t.relu = af->relu;
-                }
+                if (last)
+                    set_epilogue(jb, &t, i * out_size + row);
                 t.taps = forward_taps(jb, src, src_w, oh, c0, rows, in, w);
                 /* A row whose taps all fall in the padding (pad >= k) sums
                  * one tap of zeros instead, so that the epilogue stays in
@@ -395,15 +484,69 @@ static void forward_image(const job *jb, float *area, size_t i)
         jb->then(jb->ctx, i, y);
 }
 
+/* Pixels of input a stretch of a 1x1 convolution's run holds: it stays in
+ * the core's cache while every block of weights passes over it, and each
+ * block of weights is read once per stretch (rather than once per output
+ * row, which for the 7x7 layers of ImageNet ResNets is once per 7 pixels). */
+enum { STRETCH_FLOATS = 32 << 10, STRETCH_MIN = 64 };
+
+/* Images [i0, i1) of a 1x1 convolution without padding as one run of
+ * pixels, cut into stretches; a stride's skipped pixels are left out by
+ * gathering those it reads into the area first. Each output is the same
+ * chain as forward_image's (channels in order, chunk after chunk). */
+static void forward_flat(const job *jb, float *area, size_t i0, size_t i1)
+{
+    const mislasi_conv_shape *s = jb->s;
+    const geometry *g = &jb->g;
+    size_t hw = g->oh * g->ow, ci = s->c_in, co = s->c_out;
+    const float *src = jb->x + i0 * s->h * s->w * ci;
+    if (s->stride > 1) {
+        for (size_t i = i0; i < i1; i++)
+            for (size_t oh = 0; oh < g->oh; oh++)
+                for (size_t ow = 0; ow < g->ow; ow++)
+                    memcpy(area + (((i - i0) * g->oh + oh) * g->ow + ow) * ci,
+                            jb->x + ((i * s->h + oh * s->stride) * s->w + ow * s->stride) * ci, ci * sizeof *area);
+        src = area;
+    }
+    float *y = jb->y + i0 * hw * co;
+    size_t pixels = (i1 - i0) * hw, stretch = STRETCH_FLOATS / ci, finished = i0;
+    if (stretch < STRETCH_MIN)
+        stretch = STRETCH_MIN;
+    size_t blocks = co / MISLASI_LANES, chunk = depth_chunk(s, ci);
+    for (size_t p0 = 0; p0 < pixels; p0 += stretch) {
+        size_t count = pixels - p0 < stretch ? pixels - p0 : stretch;
+        for (size_t b0 = 0; b0 < blocks;) {
+            size_t b1 = chunk == ci ? blocks : b0 + row_cut(jb->kn, blocks - b0, count, chunk).blocks;
+            for (size_t c0 = 0; c0 < ci; c0 += chunk) {
+                const float *in[1] = {src + p0 * ci + c0}, *w[1] = {jb->forward + c0 * co};
+                mislasi_conv_tile t = {.taps = 1, .depth = ci - c0 < chunk ? ci - c0 : chunk, .in = in, .w = w,
+                                       .in_step = ci, .w_step = co, .out = y + p0 * co, .out_step = co,
+                                       .accumulate = c0 > 0};
+                if (c0 + chunk >= ci)
+                    set_epilogue(jb, &t, (i0 * hw + p0) * co);
+                tile_row(jb->kn, &t, count, b0, b1);
+            }
+            b0 = b1;
+        }
+        /* the images this stretch completed, while they are in cache */
+        if (jb->then != NULL)
+            for (; (finished + 1 - i0) * hw <= p0 + count; finished++)
+                jb->then(jb->ctx, finished, jb->y + finished * hw * co);
+    }
+}
+
 /* Part p of jb->parts takes a contiguous run of images with its own area. */
 static void forward_parts(void *ctx, size_t begin, size_t end)
 {
     const job *jb = ctx;
     for (size_t p = begin; p < end; p++) {
-        float *area = jb->scratch + p * per_thread_floats(jb->s, &jb->g);
-        size_t i0 = jb->s->n * p / jb->parts, i1 = jb->s->n * (p + 1) / jb->parts;
-        for (size_t i = i0; i < i1; i++)
-            forward_image(jb, area, i);
+        float *area = jb->scratch + p * jb->area;
+        size_t i0 = part_first(jb->s, jb->parts, p), i1 = part_first(jb->s, jb->parts, p + 1);
+        if (flat(jb->s))
+            forward_flat(jb, area, i0, i1);
+        else
+            for (size_t i = i0; i < i1; i++)
+                forward_image(jb, area, i);
     }
 }
 
@@ -412,10 +555,9 @@ static job make_job(const mislasi_conv_shape *s, const float *prepared, float *w
     job jb = {.s = s, .g = geometry_of(s), .kn = mislasi_conv_kernels_get(), .forward = prepared,
               .scratch = work};
     jb.backward = prepared + mislasi_align_floats(jb.g.taps_floats);
-    jb.parts = threads < s->n ? threads : s->n;
-    if (jb.parts == 0)
-        jb.parts = 1;
-    jb.slots = work + jb.parts * per_thread_floats(s, &jb.g);
+    jb.parts = parts_of(s, threads);
+    jb.area = area_floats(s, &jb.g, jb.parts);
+    jb.slots = work + jb.parts * jb.area;
     return jb;
 }
 
@@ -602,7 +744,8 @@ static void input_gradient(const job *jb, const float *area, size_t i)
     bool rows = row_taps(s, ci_n);
     size_t blocks = ci_n / MISLASI_LANES, chunk = depth_chunk(s, co_n);
     for (size_t b0 = 0; b0 < blocks;) {
-        size_t b1 = chunk == co_n ? blocks : b0 + cut_of(jb->kn, blocks - b0, (s->w + st - 1) / st).blocks;
+        size_t b1 = chunk == co_n ? blocks
+                                  : b0 + row_cut(jb->kn, blocks - b0, (s->w + st - 1) / st, jb->g.taps * chunk).blocks;
         for (size_t c0 = 0; c0 < co_n; c0 += chunk)
             for (size_t ih = 0; ih < s->h; ih++)
                 for (size_t pw = 0; pw < st && pw < s->w; pw++) {
@@ -657,7 +800,7 @@ static void prepare_parts(void *ctx, size_t begin, size_t end)
 {
     const job *jb = ctx;
     for (size_t p = begin; p < end; p++) {
-        size_t i0 = jb->s->n * p / jb->parts, i1 = jb->s->n * (p + 1) / jb->parts;
+        size_t i0 = part_first(jb->s, jb->parts, p), i1 = part_first(jb->s, jb->parts, p + 1);
         prepare_output_gradients(jb, i0, i1 - i0);
     }
 }
@@ -666,8 +809,8 @@ static void input_gradient_parts(void *ctx, size_t begin, size_t end)
 {
     const job *jb = ctx;
     for (size_t p = begin; p < end; p++) {
-        float *area = jb->scratch + p * per_thread_floats(jb->s, &jb->g);
-        size_t i0 = jb->s->n * p / jb->parts, i1 = jb->s->n * (p + 1) / jb->parts;
+        float *area = jb->scratch + p * jb->area;
+        size_t i0 = part_first(jb->s, jb->parts, p), i1 = part_first(jb->s, jb->parts, p + 1);
         for (size_t i = i0; i < i1; i++) {
             pad_output_gradient(jb, area, i);
             input_gradient(jb, area, i);
@@ -679,7 +822,7 @@ static void backward_parts(void *ctx, size_t begin, size_t end)
 {
     const job *jb = ctx;
     for (size_t p = begin; p < end; p++) {
-        float *area = jb->scratch + p * per_thread_floats(jb->s, &jb->g);
+        float *area = jb->scratch + p * jb->area;
         size_t g0 = jb->g.groups * p / jb->parts, g1 = jb->g.groups * (p + 1) / jb->parts;
         for (size_t group = g0; group < g1; group++) {
             size_t first = group * jb->g.group;

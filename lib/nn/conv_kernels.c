@@ -336,6 +336,7 @@ static void row_wgrad(const mislasi_conv_wgrad *g)
 
 const mislasi_conv_kernels CONCAT(mislasi_conv_kernels_, CONV_ISA) = {
     .max_rows = {0, ROWS_1, ROWS_2, ROWS_3, ROWS_4},
+    .width = CONV_WIDTH,
     .tile = tile,
     .max_row_pixels = ROW_PIXELS,
     .row_tile = row_tile,
