@@ -28,7 +28,7 @@
  * weights outgrow the cache sum their channels in chunks (depth_chunk); the
  * forward of a 1x1 layer runs a thread's images as one row of pixels
  * (forward_flat); and a row's tiles take the width in blocks a small cost
- * model finds fastest (row_cut).
+ * model finds fastest (row_blocks).
  *
  * Every output is one chain of fused multiply-adds in an order fixed by the
  * shape, so the result does not depend on the tiles, the instruction set or
@@ -260,16 +260,24 @@ static double row_cycles(const mislasi_conv_kernels *kn, size_t b, size_t count,
     return cycles;
 }
 
-/* How a row of `count` output pixels of `blocks` blocks is cut for the
- * forward and input-gradient tiles, each summing over `steps` (taps x
- * channels) panels: the tile width in blocks that the model above finds
- * cheapest for the whole row (the 7-pixel rows of ImageNet ResNets' last
- * stage fit one tile of three blocks, not two tiles of four), ties to the
- * wider. Only the speed depends on it: every output's sum is the same. */
+/* The tile width in blocks for a row of `count` output pixels of `blocks`
+ * blocks, in forward and input-gradient tiles each summing over `steps`
+ * (taps x channels) panels: the width the model above finds cheapest for
+ * the whole row, its groups of that width and the remainder (the 7-pixel
+ * rows of ImageNet ResNets' last stage fit one tile of three blocks, not
+ * two tiles of four), ties to the wider. Only the speed depends on it:
+ * every output's sum is the same. Rows of a layer ask the same question
+ * again and again, so each thread keeps its last answer. */
 enum { NEAR_BYTES = 32 << 10 };
 
-static cut row_cut(const mislasi_conv_kernels *kn, size_t blocks, size_t count, size_t steps)
+static size_t row_blocks(const mislasi_conv_kernels *kn, size_t blocks, size_t count, size_t steps)
 {
+    static _Thread_local struct {
+        const mislasi_conv_kernels *kn;
+        size_t blocks, count, steps, answer;
+    } last;
+    if (last.kn == kn && last.blocks == blocks && last.count == count && last.steps == steps)
+        return last.answer;
     size_t best = 1;
     double best_cycles = 0;
     for (size_t b = 1; b <= blocks && b <= MISLASI_TILE_BLOCKS; b++) {
@@ -282,9 +290,12 @@ static cut row_cut(const mislasi_conv_kernels *kn, size_t blocks, size_t count, 
             best_cycles = cycles;
         }
     }
-    cut c = even_cut(count, kn->max_rows[best]);
-    c.blocks = best;
-    return c;
+    last.kn = kn;
+    last.blocks = blocks;
+    last.count = count;
+    last.steps = steps;
+    last.answer = best;
+    return best;
 }
 
 /* Runs the tiles of one output row: `count` pixels, blocks [first, end) of
@@ -296,8 +307,11 @@ static void tile_row(const mislasi_conv_kernels *kn, mislasi_conv_tile *t, size_
     float *out = t->out;
     const float *scale = t->scale, *shift = t->shift, *residual = t->residual;
     size_t in_shift = t->in_shift;
+    size_t width = row_blocks(kn, end - first, count, t->taps * t->depth);
     for (size_t b0 = first; b0 < end;) {
-        cut c = row_cut(kn, end - b0, count, t->taps * t->depth);
+        size_t group = end - b0 < width ? end - b0 : width;
+        cut c = even_cut(count, kn->max_rows[group]);
+        c.blocks = group;
         size_t lane = b0 * MISLASI_LANES;
         t->blocks = c.blocks;
         t->w_shift = lane;
@@ -451,7 +465,7 @@ static void forward_image(const job *jb, float *area, size_t i)
     /* unchunked: one pass over the rows, every block of a row at once;
      * chunked: per group of blocks, per chunk, all the rows */
     for (size_t b0 = 0; b0 < blocks;) {
-        size_t b1 = chunk == s->c_in ? blocks : b0 + row_cut(jb->kn, blocks - b0, g->ow, g->taps * chunk).blocks;
+        size_t b1 = chunk == s->c_in ? blocks : b0 + row_blocks(jb->kn, blocks - b0, g->ow, g->taps * chunk);
         for (size_t c0 = 0; c0 < s->c_in; c0 += chunk) {
             bool last = c0 + chunk >= s->c_in;
             for (size_t oh = 0; oh < g->oh; oh++) {
@@ -516,7 +530,7 @@ static void forward_flat(const job *jb, float *area, size_t i0, size_t i1)
     for (size_t p0 = 0; p0 < pixels; p0 += stretch) {
         size_t count = pixels - p0 < stretch ? pixels - p0 : stretch;
         for (size_t b0 = 0; b0 < blocks;) {
-            size_t b1 = chunk == ci ? blocks : b0 + row_cut(jb->kn, blocks - b0, count, chunk).blocks;
+            size_t b1 = chunk == ci ? blocks : b0 + row_blocks(jb->kn, blocks - b0, count, chunk);
             for (size_t c0 = 0; c0 < ci; c0 += chunk) {
                 const float *in[1] = {src + p0 * ci + c0}, *w[1] = {jb->forward + c0 * co};
                 mislasi_conv_tile t = {.taps = 1, .depth = ci - c0 < chunk ? ci - c0 : chunk, .in = in, .w = w,
@@ -745,7 +759,7 @@ static void input_gradient(const job *jb, const float *area, size_t i)
     size_t blocks = ci_n / MISLASI_LANES, chunk = depth_chunk(s, co_n);
     for (size_t b0 = 0; b0 < blocks;) {
         size_t b1 = chunk == co_n ? blocks
-                                  : b0 + row_cut(jb->kn, blocks - b0, (s->w + st - 1) / st, jb->g.taps * chunk).blocks;
+                                  : b0 + row_blocks(jb->kn, blocks - b0, (s->w + st - 1) / st, jb->g.taps * chunk);
         for (size_t c0 = 0; c0 < co_n; c0 += chunk)
             for (size_t ih = 0; ih < s->h; ih++)
                 for (size_t pw = 0; pw < st && pw < s->w; pw++) {
