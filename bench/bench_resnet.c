@@ -10,7 +10,9 @@
  *
  * With MISLAS_BENCH_BASELINE_FILE naming the file bench/pytorch_resnet.py
  * wrote (keys like resnet32_train_3x32x32_t2 <images/s>), the PyTorch
- * figures and the ratios are printed beside ours.
+ * figures and the ratios are printed beside ours, with PyTorch's share of
+ * the same peak and the ceiling: the ratio any implementation would reach
+ * doing the same FLOPs at the peak.
  *
  * Usage: bench_resnet [--quick] [--no-resnet50] */
 #define _POSIX_C_SOURCE 200809L
@@ -182,8 +184,11 @@ static void report(const char *net, const char *what, const char *shape, int thr
     double gflops = ours * gflop_per_image;
     printf("  %-9s %-9s %d thr  %7.1f img/s  conv %4.0f GFLOP/s (%3.0f%% of peak)", what, shape, threads, ours,
             gflops, 100.0 * gflops / peak);
+    /* the ceiling: the ratio an implementation running the same FLOPs at
+     * the FMA peak would reach over PyTorch here */
     if (isfinite(theirs))
-        printf("  PyTorch %7.1f img/s  ratio %.2fx", theirs, ours / theirs);
+        printf("  PyTorch %7.1f img/s (%3.0f%% of peak)  ratio %.2fx  ceiling %.2fx", theirs,
+                100.0 * theirs * gflop_per_image / peak, ours / theirs, peak / (theirs * gflop_per_image));
     printf("\n");
 }
 

@@ -145,7 +145,8 @@ typedef struct conv_case {
  * every stride / padding / kernel the ResNets use, on odd sizes, and
  * layers whose weights are summed in chunks of channels (k k c > 113 x 9,
  * conv.c's depth_chunk). 1x1 layers run all a thread's images as one row of
- * pixels, cut into stretches of conv.c's STRETCH_FLOATS / c_in pixels. */
+ * pixels, cut into stretches of conv.c's STRETCH_FLOATS / depth pixels (at
+ * least 64; depth: c_in forward, c_out for the input gradient). */
 static const conv_case CONV_CASES[] = {
     { 1, 16, 1, 1, 16, 1, 1, 0 },   /* the smallest */
     { 3, 16, 5, 7, 16, 3, 1, 1 },   /* odd sizes, one group */
@@ -179,6 +180,7 @@ static const conv_case CONV_CASES[] = {
      * pixels at 1040 channels: stretches that end inside an image */
     { 11, 1040, 4, 5, 16, 1, 1, 0 },
     { 13, 1040, 7, 9, 32, 1, 2, 0 }, /* the same through the strided gather */
+    { 3, 32, 7, 9, 528, 1, 1, 0 },  /* the input gradient's run: stretches of 64 pixels at 528 */
     { 2, 3, 32, 32, 16, 3, 1, 1 },  /* the CIFAR stem */
     { 3, 1, 28, 28, 16, 3, 1, 1 },  /* the (Fashion-)MNIST stem */
 };

@@ -170,6 +170,13 @@ static size_t part_first(const mislasi_conv_shape *s, size_t parts, size_t p)
     return s->n * p / parts;
 }
 
+/* A 1x1 convolution of stride 1: input and output pixels pair one to one,
+ * so both gradients also run an image (or several) as one row. */
+static bool pointwise(const mislasi_conv_shape *s)
+{
+    return flat(s) && s->stride == 1;
+}
+
 static size_t parts_of(const mislasi_conv_shape *s, size_t threads)
 {
     size_t parts = threads < s->n ? threads : s->n;
@@ -235,14 +242,16 @@ static cut cut_of(const mislasi_conv_kernels *kn, size_t blocks, size_t count)
 
 /* Cycles a tile of b blocks x p pixels takes per step of its sum (one tap's
  * channel), as modelled: the most of its multiply-adds (two a cycle), its
- * loads (two a cycle: b blocks of weights, p broadcasts), the latency of a
- * multiply-add (each sum is one chain, about four cycles) and, when the
- * weights come from the second-level cache (`far`), their 64 bytes a block
- * at about 32 bytes a cycle. */
+ * loads (two a cycle: b blocks of weights, p broadcasts; the weights again
+ * for every pixel when they do not fit in the registers the sums leave),
+ * the latency of a multiply-add (each sum is one chain, about four cycles)
+ * and, when the weights come from the second-level cache (`far`), their 64
+ * bytes a block at about 32 bytes a cycle. */
 static double tile_cycles(const mislasi_conv_kernels *kn, size_t b, size_t p, bool far)
 {
-    double vectors = (double)(MISLASI_LANES / kn->width);
-    double fma = (double)(b * p) * vectors / 2, loads = ((double)b * vectors + (double)p) / 2;
+    size_t nv = MISLASI_LANES / kn->width;
+    bool held = b * p * nv + b * nv + 1 <= kn->registers;
+    double fma = (double)(b * p * nv) / 2, loads = (double)(b * nv * (held ? 1 : p) + p) / 2;
     double cycles = fma > loads ? fma : loads;
     if (cycles < 4)
         cycles = 4;
@@ -504,6 +513,35 @@ static void forward_image(const job *jb, float *area, size_t i)
  * row, which for the 7x7 layers of ImageNet ResNets is once per 7 pixels). */
 enum { STRETCH_FLOATS = 32 << 10, STRETCH_MIN = 64 };
 
+static size_t stretch_pixels(size_t depth)
+{
+    size_t pixels = STRETCH_FLOATS / depth;
+    return pixels > STRETCH_MIN ? pixels : STRETCH_MIN;
+}
+
+/* One stretch of a 1x1 product, forward or input gradient: out[p][o] for
+ * p < count, o < out_c, the chain over in[p][d] x panels[d][o], d < depth in
+ * order (in chunks as depth_chunk says); `at` is out's offset in the call's
+ * whole output, for the forward's epilogue (jb->affine). */
+static void flat_stretch(const job *jb, const float *in, size_t depth, const float *panels, float *out,
+        size_t out_c, size_t count, size_t at)
+{
+    size_t blocks = out_c / MISLASI_LANES, chunk = depth_chunk(jb->s, depth);
+    for (size_t b0 = 0; b0 < blocks;) {
+        size_t b1 = chunk == depth ? blocks : b0 + row_blocks(jb->kn, blocks - b0, count, chunk);
+        for (size_t c0 = 0; c0 < depth; c0 += chunk) {
+            const float *ins[1] = {in + c0}, *w[1] = {panels + c0 * out_c};
+            mislasi_conv_tile t = {.taps = 1, .depth = depth - c0 < chunk ? depth - c0 : chunk, .in = ins, .w = w,
+                                   .in_step = depth, .w_step = out_c, .out = out, .out_step = out_c,
+                                   .accumulate = c0 > 0};
+            if (c0 + chunk >= depth)
+                set_epilogue(jb, &t, at);
+            tile_row(jb->kn, &t, count, b0, b1);
+        }
+        b0 = b1;
+    }
+}
+
 /* Images [i0, i1) of a 1x1 convolution without padding as one run of
  * pixels, cut into stretches; a stride's skipped pixels are left out by
  * gathering those it reads into the area first. Each output is the same
@@ -523,25 +561,10 @@ static void forward_flat(const job *jb, float *area, size_t i0, size_t i1)
         src = area;
     }
     float *y = jb->y + i0 * hw * co;
-    size_t pixels = (i1 - i0) * hw, stretch = STRETCH_FLOATS / ci, finished = i0;
-    if (stretch < STRETCH_MIN)
-        stretch = STRETCH_MIN;
-    size_t blocks = co / MISLASI_LANES, chunk = depth_chunk(s, ci);
+    size_t pixels = (i1 - i0) * hw, stretch = stretch_pixels(ci), finished = i0;
     for (size_t p0 = 0; p0 < pixels; p0 += stretch) {
         size_t count = pixels - p0 < stretch ? pixels - p0 : stretch;
-        for (size_t b0 = 0; b0 < blocks;) {
-            size_t b1 = chunk == ci ? blocks : b0 + row_blocks(jb->kn, blocks - b0, count, chunk);
-            for (size_t c0 = 0; c0 < ci; c0 += chunk) {
-                const float *in[1] = {src + p0 * ci + c0}, *w[1] = {jb->forward + c0 * co};
-                mislasi_conv_tile t = {.taps = 1, .depth = ci - c0 < chunk ? ci - c0 : chunk, .in = in, .w = w,
-                                       .in_step = ci, .w_step = co, .out = y + p0 * co, .out_step = co,
-                                       .accumulate = c0 > 0};
-                if (c0 + chunk >= ci)
-                    set_epilogue(jb, &t, (i0 * hw + p0) * co);
-                tile_row(jb->kn, &t, count, b0, b1);
-            }
-            b0 = b1;
-        }
+        flat_stretch(jb, src + p0 * ci, ci, jb->forward, y + p0 * co, co, count, (i0 * hw + p0) * co);
         /* the images this stretch completed, while they are in cache */
         if (jb->then != NULL)
             for (; (finished + 1 - i0) * hw <= p0 + count; finished++)
@@ -610,6 +633,39 @@ static bool tap_range(size_t tap, size_t pad, size_t stride, size_t size, size_t
     return *lo < *hi;
 }
 
+/* Pixels of a piece of a pointwise layer's weight gradient: a piece's dy
+ * for one block of 64 output channels (32 KB) stays in the first-level
+ * cache while every tile of input channels passes over it. */
+enum { WGRAD_PIECE = 128 };
+
+/* A pointwise layer's weight gradient: the group's pixels are one run, x
+ * and dy alike, taken piece by piece for each block of output channels;
+ * each tile's chain goes on from piece to piece, so every sum is still over
+ * the pixels in order (images, rows, columns), as weight_gradient's. */
+static void weight_gradient_pointwise(const job *jb, size_t first, size_t count, float *slot)
+{
+    const mislasi_conv_shape *s = jb->s;
+    size_t ci_n = s->c_in, co_n = s->c_out, hw = s->h * s->w, pixels = count * hw;
+    size_t blocks = co_n / MISLASI_LANES;
+    for (size_t b0 = 0; b0 < blocks;) {
+        cut c = cut_of(jb->kn, blocks - b0, ci_n);
+        for (size_t p0 = 0; p0 < pixels; p0 += WGRAD_PIECE) {
+            const float *xs[1] = {jb->x + (first * hw + p0) * ci_n}, *dys[1] = {jb->dy + (first * hw + p0) * co_n};
+            mislasi_conv_wgrad wg = {.runs = 1, .length = pixels - p0 < WGRAD_PIECE ? pixels - p0 : WGRAD_PIECE,
+                                     .x = xs, .dy = dys, .x_step = ci_n, .dy_step = co_n, .out_step = co_n,
+                                     .blocks = c.blocks, .dy_shift = b0 * MISLASI_LANES, .accumulate = p0 > 0};
+            for (size_t tile = 0; tile < c.tiles; tile++) {
+                size_t ci0 = tile_start(&c, tile);
+                wg.rows = tile_start(&c, tile + 1) - ci0;
+                wg.x_shift = ci0;
+                wg.out = slot + ci0 * co_n + b0 * MISLASI_LANES;
+                jb->kn->wgrad(&wg);
+            }
+        }
+        b0 += c.blocks;
+    }
+}
+
 /* The group's slot = its images' weight gradient, tap by tap c_in x c_out,
  * for taps [tap0, tap1). */
 static void weight_gradient(const job *jb, size_t first, size_t count, float *slot, size_t tap0, size_t tap1)
@@ -618,6 +674,10 @@ static void weight_gradient(const job *jb, size_t first, size_t count, float *sl
     const geometry *g = &jb->g;
     size_t ci_n = s->c_in, co_n = s->c_out;
     const float *xs[RUNS_PER_CALL], *dys[RUNS_PER_CALL];
+    if (pointwise(s)) {
+        weight_gradient_pointwise(jb, first, count, slot);
+        return;
+    }
     for (size_t tap = tap0; tap < tap1; tap++) {
         size_t kh = tap / s->k, kw = tap % s->k;
         float *out = slot + (kh * s->k + kw) * ci_n * co_n;
@@ -786,6 +846,22 @@ static void input_gradient(const job *jb, const float *area, size_t i)
     }
 }
 
+/* A pointwise layer's input gradient, dx[p] = the chain over the output
+ * channels of dy[p] against the transposed weights, is a forward product of
+ * its own: images [first, first + count) as one run, with no padded copy of
+ * dy (no tap reaches outside). Same chains as input_gradient. */
+static void input_gradient_flat(const job *jb, size_t first, size_t count)
+{
+    const mislasi_conv_shape *s = jb->s;
+    size_t hw = s->h * s->w, ci = s->c_in, co = s->c_out;
+    const float *dy = jb->dy + first * hw * co;
+    float *dx = jb->dx + first * hw * ci;
+    size_t pixels = count * hw, stretch = stretch_pixels(co);
+    for (size_t p0 = 0; p0 < pixels; p0 += stretch)
+        flat_stretch(jb, dy + p0 * co, co, jb->backward, dx + p0 * ci, ci,
+                pixels - p0 < stretch ? pixels - p0 : stretch, 0);
+}
+
 /* With fewer groups than threads (large images, small batches) the
  * weight gradient is shared out by (group, tap) and the input gradient by
  * image, in two passes; each slot entry is still one chain, so the bits are
@@ -825,6 +901,10 @@ static void input_gradient_parts(void *ctx, size_t begin, size_t end)
     for (size_t p = begin; p < end; p++) {
         float *area = jb->scratch + p * jb->area;
         size_t i0 = part_first(jb->s, jb->parts, p), i1 = part_first(jb->s, jb->parts, p + 1);
+        if (pointwise(jb->s)) {
+            input_gradient_flat(jb, i0, i1 - i0);
+            continue;
+        }
         for (size_t i = i0; i < i1; i++) {
             pad_output_gradient(jb, area, i);
             input_gradient(jb, area, i);
@@ -848,6 +928,11 @@ static void backward_parts(void *ctx, size_t begin, size_t end)
                 memset(slot, 0, jb->g.taps_floats * sizeof *slot);
             else
                 weight_gradient(jb, first, count, slot, 0, jb->g.taps);
+            if (pointwise(jb->s)) {
+                if (jb->dx != NULL)
+                    input_gradient_flat(jb, first, count);
+                continue;
+            }
             for (size_t i = first; i < first + count; i++) {
                 if (!rows && jb->dx == NULL)
                     break;

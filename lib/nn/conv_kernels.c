@@ -31,6 +31,7 @@ INLINE vn vfma(vn a, vn b, vn c) { return _mm512_fmadd_ps(a, b, c); }
 INLINE vn vmul(vn a, vn b) { return _mm512_mul_ps(a, b); }
 INLINE vn vadd(vn a, vn b) { return _mm512_add_ps(a, b); }
 INLINE vn vrelu(vn v) { return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vzero(), _CMP_LE_OQ), vzero()); }
+#define REGISTERS 32
 /* accumulators a tile of b blocks may hold: 28 of 32 registers */
 #define ROWS_1 28
 #define ROWS_2 14
@@ -50,6 +51,7 @@ INLINE vn vfma(vn a, vn b, vn c) { return _mm256_fmadd_ps(a, b, c); }
 INLINE vn vmul(vn a, vn b) { return _mm256_mul_ps(a, b); }
 INLINE vn vadd(vn a, vn b) { return _mm256_add_ps(a, b); }
 INLINE vn vrelu(vn v) { return _mm256_blendv_ps(v, vzero(), _mm256_cmp_ps(v, vzero(), _CMP_LE_OQ)); }
+#define REGISTERS 16
 /* 12 of 16 registers (a block is two) */
 #define ROWS_1 6
 #define ROWS_2 3
@@ -81,6 +83,7 @@ INLINE vn vrelu(vn v)
         v[l] = v[l] <= 0.0f ? 0.0f : v[l];
     return v;
 }
+#define REGISTERS 16     /* the compiler's SSE registers */
 #define ROWS_1 6
 #define ROWS_2 3
 #define ROWS_3 2
@@ -337,6 +340,7 @@ static void row_wgrad(const mislasi_conv_wgrad *g)
 const mislasi_conv_kernels CONCAT(mislasi_conv_kernels_, CONV_ISA) = {
     .max_rows = {0, ROWS_1, ROWS_2, ROWS_3, ROWS_4},
     .width = CONV_WIDTH,
+    .registers = REGISTERS,
     .tile = tile,
     .max_row_pixels = ROW_PIXELS,
     .row_tile = row_tile,

@@ -85,7 +85,9 @@ typedef struct mislasi_conv_kernels {
     /* The widest tile of b blocks (b = 1 .. MISLASI_TILE_BLOCKS): pixels
      * (or rows) from 1 to max_rows[b]. */
     size_t max_rows[MISLASI_TILE_BLOCKS + 1];
-    size_t width;               /* floats per vector register (conv.c's model of a tile's cost) */
+    /* for conv.c's model of a tile's cost: floats per vector register, and
+     * vector registers */
+    size_t width, registers;
     void (*tile)(const mislasi_conv_tile *t);
     size_t max_row_pixels;      /* the widest row-tap tile */
     void (*row_tile)(const mislasi_conv_tile *t);
