@@ -143,18 +143,42 @@ size_t mislasi_conv_prepared_floats(const mislasi_conv_shape *s)
     return 2 * mislasi_align_floats(g.taps_floats);
 }
 
+typedef struct prepare_job {
+    const mislasi_conv_shape *s;
+    size_t taps;
+    const float *w;
+    float *forward, *backward;
+} prepare_job;
+
+/* Blocks [begin, end) of 16 output channels: a block writes whole cache
+ * lines of the forward panels (its 16 lanes of each row) and whole rows of
+ * the input gradient's, so that blocks can go to different threads; a
+ * training step prepares every layer's weights anew. */
+static void prepare_blocks(void *ctx, size_t begin, size_t end)
+{
+    const prepare_job *pj = ctx;
+    size_t ci_n = pj->s->c_in, co_n = pj->s->c_out, taps = pj->taps;
+    for (size_t co0 = begin * MISLASI_LANES; co0 < end * MISLASI_LANES; co0 += MISLASI_LANES)
+        for (size_t t = 0; t < taps; t++)
+            for (size_t ci = 0; ci < ci_n; ci++)
+                for (size_t co = co0; co < co0 + MISLASI_LANES; co++) {
+                    float v = pj->w[(co * ci_n + ci) * taps + t];
+                    pj->forward[(t * ci_n + ci) * co_n + co] = v;
+                    pj->backward[(t * co_n + co) * ci_n + ci] = v;
+                }
+}
+
+/* Blocks of output channels a thread takes at least: 64K weights. */
+enum { PREPARE_FLOATS = 64 << 10 };
+
 void mislasi_conv_prepare(const mislasi_conv_shape *s, const float *w, float *prepared)
 {
     geometry g = geometry_of(s);
-    float *forward = prepared, *backward = prepared + mislasi_align_floats(g.taps_floats);
-    size_t ci_n = s->c_in, co_n = s->c_out;
-    for (size_t co = 0; co < co_n; co++)
-        for (size_t ci = 0; ci < ci_n; ci++)
-            for (size_t t = 0; t < g.taps; t++) {
-                float v = w[(co * ci_n + ci) * g.taps + t];
-                forward[(t * ci_n + ci) * co_n + co] = v;
-                backward[(t * co_n + co) * ci_n + ci] = v;
-            }
+    prepare_job pj = {.s = s, .taps = g.taps, .w = w, .forward = prepared,
+                      .backward = prepared + mislasi_align_floats(g.taps_floats)};
+    size_t block_floats = MISLASI_LANES * s->c_in * g.taps;
+    size_t grain = PREPARE_FLOATS / block_floats > 1 ? PREPARE_FLOATS / block_floats : 1;
+    mislasi_parallel_for(s->c_out / MISLASI_LANES, grain, prepare_blocks, &pj);
 }
 
 /* A 1x1 convolution without padding sees no neighbours, so a part's output
