@@ -2009,6 +2009,30 @@ START_TEST(predict_is_an_eval_forward_without_backward)
 }
 END_TEST
 
+/* Evaluation runs the early layers of large images a few images at a time
+ * (network.c's pieces: about 1M floats of a layer's output each) and the
+ * rest on the whole slice: each image's logits must still be the bits it
+ * gets alone, and an EVAL forward's. ResNet-10 at 256x256: the stem's
+ * output (128x128x64) goes one image at a time, the first stage's (64x64x64)
+ * four at a time, the rest whole; n = 5 leaves short pieces. */
+START_TEST(predict_in_pieces_is_each_image_alone)
+{
+    enum { N = 5, C = 3, H = 256, K = 7 };
+    mislas_model *m = test_new_model(MISLAS_RESNET10, C, H, H, K, 41);
+    float *x = random_images((size_t)N * C * H * H, 0.0), p[N * K], z[N * K], one[K];
+    ck_assert_status(mislas_model_predict(m, x, N, p), MISLAS_OK);
+    for (int i = 0; i < N; i++) {
+        ck_assert_status(mislas_model_predict(m, x + (size_t)i * C * H * H, 1, one), MISLAS_OK);
+        ck_assert_msg(memcmp(one, p + i * K, sizeof one) == 0, "image %d: its logits in the batch differ from alone", i);
+    }
+    ck_assert_status(mislas_model_set_mode(m, MISLAS_MODE_EVAL), MISLAS_OK);
+    ck_assert_status(mislas_model_forward(m, x, N, z), MISLAS_OK);
+    ck_assert_msg(memcmp(z, p, sizeof z) == 0, "predict's logits differ from an EVAL forward's");
+    free(x);
+    mislas_model_free(m);
+}
+END_TEST
+
 /* NaN or infinity in the images is MISLAS_ERR_NUMERIC (model.h: "A
  * non-finite logit is MISLAS_ERR_NUMERIC"; a NaN pixel makes the whole
  * channel's batch statistics NaN, so it must not vanish on the way), and
@@ -2247,6 +2271,7 @@ int main(void)
     tcase_add_test(tc, calls_in_the_wrong_state_or_with_bad_input);
     tcase_add_test(tc, non_finite_images_are_refused);
     tcase_add_test(tc, predict_is_an_eval_forward_without_backward);
+    tcase_add_test(tc, predict_in_pieces_is_each_image_alone);
     tcase_add_test(tc, optimizer_does_not_outlive_its_groups);
     tcase_add_test(tc, allocation_failures_are_clean);
     tcase_add_test(tc, out_of_memory_forward_then_recovery);

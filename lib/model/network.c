@@ -308,22 +308,89 @@ static int block_forward(mislas_model *m, mislasi_block *blk, const float *x, co
     return status;
 }
 
-/* The network over one slice, up to the classifier's linear output. */
-static int network_forward(mislas_model *m, const slice *sl)
+/* Floats of an image at the stem's end (after the ImageNet stem's pool). */
+static size_t stem_out_floats(const mislas_model *m)
 {
-    size_t k = (size_t)m->opts.num_classes;
+    if (!m->imagenet)
+        return unit_out_floats(&m->stem);
+    return m->pool.c * mislasi_pool_out_h(&m->pool) * mislasi_pool_out_w(&m->pool);
+}
+
+/* The stem (and the ImageNet stem's max pool) over a slice; *out: its
+ * output, from the slice's first image. */
+static int stem_forward(mislas_model *m, const slice *sl, const float **out)
+{
     size_t in_per_image = (size_t)m->opts.in_channels * (size_t)m->opts.height * (size_t)m->opts.width;
     int status = unit_forward(m, &m->stem, m->input + sl->first * in_per_image, sl, NULL);
     const float *x = m->stem.out + sl->first * unit_out_floats(&m->stem);
     if (m->imagenet) {
         mislasi_pool_shape p = m->pool;
         p.n = sl->n;
-        size_t pooled = p.c * mislasi_pool_out_h(&p) * mislasi_pool_out_w(&p);
+        size_t pooled = stem_out_floats(m);
         mislasi_maxpool_forward(&p, x, m->pool_out + sl->first * pooled, m->pool_arg + sl->first * pooled);
         x = m->pool_out + sl->first * pooled;
     }
-    for (int32_t b = 0; status == MISLAS_OK && b < m->num_blocks; b++)
-        status = block_forward(m, &m->blocks[b], x, sl, &x);
+    *out = x;
+    return status;
+}
+
+/* In evaluation every image is computed alone, so a slice may go through
+ * the network in pieces: the early layers, whose activations are large (an
+ * ImageNet ResNet's 56x56x256), a few images at a time, so that a piece's
+ * activations stay in the caches from one layer to the next instead of the
+ * whole slice's going through memory at every layer; the later layers,
+ * whose weights are large, on the whole slice, which reads them once. A
+ * piece holds about PIECE_FLOATS of a layer's output. */
+enum { PIECE_FLOATS = 1 << 20 };
+
+static size_t piece_images(const slice *sl, size_t per_image)
+{
+    size_t images = sl->eval ? PIECE_FLOATS / per_image : sl->n;
+    return images < 1 ? 1 : images < sl->n ? images : sl->n;
+}
+
+static size_t block_out_floats(const mislasi_block *blk)
+{
+    return blk->out_c * blk->out_h * blk->out_w;
+}
+
+/* The network over one slice, up to the classifier's linear output: the
+ * stem, then runs of blocks that take the same piece size, piece by piece. */
+static int network_forward(mislas_model *m, const slice *sl)
+{
+    size_t k = (size_t)m->opts.num_classes;
+    int32_t b = 0;
+    const float *x = NULL;
+    size_t x_per_image = 0;     /* floats of an image at x */
+    int status = MISLAS_OK;
+    for (bool stem = true; status == MISLAS_OK && (stem || b < m->num_blocks); stem = false) {
+        size_t piece = piece_images(sl, stem ? unit_out_floats(&m->stem) : block_out_floats(&m->blocks[b]));
+        int32_t end = b;
+        while (end < m->num_blocks && piece_images(sl, block_out_floats(&m->blocks[end])) == piece)
+            end++;
+        /* once with no images when there are none: a rank of a shared
+         * batch without images still takes part in batch norm's exchanges */
+        const float *out = NULL;
+        size_t j = 0;
+        do {
+            slice part = *sl;
+            part.first = sl->first + j;
+            part.n = sl->n - j < piece ? sl->n - j : piece;
+            const float *y = NULL;
+            if (stem)
+                status = stem_forward(m, &part, &y);
+            else
+                y = x + j * x_per_image;
+            for (int32_t i = b; status == MISLAS_OK && i < end; i++)
+                status = block_forward(m, &m->blocks[i], y, &part, &y);
+            if (j == 0)
+                out = y;
+            j += piece;
+        } while (status == MISLAS_OK && j < sl->n);
+        x = out;
+        x_per_image = end > b ? block_out_floats(&m->blocks[end - 1]) : stem_out_floats(m);
+        b = end;
+    }
     if (status != MISLAS_OK || sl->n == 0)
         return status;
     size_t row = (sl->share != NULL ? sl->share->first : 0) + sl->first;
