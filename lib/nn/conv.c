@@ -228,10 +228,11 @@ size_t mislasi_conv_work_floats(const mislasi_conv_shape *s, size_t threads)
     return parts * area_floats(s, &g, parts) + g.groups * mislasi_align_floats(g.taps_floats);
 }
 
-/* How a tile row of `count` outputs in blocks of 16 lanes is cut: the most
- * blocks a tile takes and as few tiles as the widest tile of that many
- * blocks allows; the tiles share the row evenly (their sizes differ by one
- * at most), so that none is left with a short, latency-bound remainder. */
+/* How a tile row of `count` outputs (pixels, or the weight gradient's
+ * input channels) is cut: tiles of `blocks` blocks of 16 lanes, as few as
+ * the widest tile of that many blocks allows, sharing the row evenly (their
+ * sizes differ by one at most) so that none is left with a short,
+ * latency-bound remainder. */
 typedef struct cut {
     size_t blocks, tiles, count;
 } cut;
@@ -248,17 +249,14 @@ static cut even_cut(size_t count, size_t most)
     return c;
 }
 
-static size_t widest_blocks(const mislasi_conv_kernels *kn, size_t blocks)
+/* The weight gradient's cut: the most blocks a tile takes that still leaves
+ * it three rows or more (the forward and input-gradient tiles choose their
+ * width by row_blocks below). */
+static cut cut_of(const mislasi_conv_kernels *kn, size_t blocks, size_t count)
 {
     size_t b = blocks < MISLASI_TILE_BLOCKS ? blocks : MISLASI_TILE_BLOCKS;
     while (b > 1 && kn->max_rows[b] < 3)
         b--;
-    return b;
-}
-
-static cut cut_of(const mislasi_conv_kernels *kn, size_t blocks, size_t count)
-{
-    size_t b = widest_blocks(kn, blocks);
     cut c = even_cut(count, kn->max_rows[b]);
     c.blocks = b;
     return c;
